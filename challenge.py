@@ -1,0 +1,186 @@
+"""Score next-token strategies: how often does a strategy, given only the smaller models'
+distributions after a prefix, guess the token that the target (largest) model ranks first?
+
+    python challenge.py                                  # every strategy, every dataset in data/
+    python challenge.py --strategy mine.py:my_strategy   # your function, from your own file
+    python challenge.py --list                           # the registered strategies
+
+Needs numpy (and tqdm); no torch, transformers or network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness import InputError
+from harness.dataset_io import atomic_write, load_dataset
+from harness.scoring import StrategyError, bootstrap_ci, check_guesses, input_model_reach, top1
+from strategies import REGISTRY, load_builtin, load_from_file, register
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_DATASETS = ("wikipedia.pkl", "glue-rte.pkl")
+
+##############################################
+# Define strategies (add your own here!)
+# A function registered here is scored with the built-in ones, for example:
+#
+# @register("geometric", "argmax of the geometric mean of the input models")
+# def geometric(sentences, model_names, target_model_name, probs_per_sentences):
+#     return np.log(probs_per_sentences.astype(np.float32) + 1e-9).sum(axis=1).argmax(axis=1)
+##############################################
+
+
+def score_dataset(path: Path, strategies: list, target: str | None, num_samples: int | None,
+                  seed: int, predictions: list | None) -> dict:
+    """Every strategy's top-1 agreement with the target on one dataset."""
+    dataset = load_dataset(path)
+    names = dataset.model_names
+    target = target or names[-1]
+    if target not in names:
+        raise InputError(f"{path}: no model {target!r} (models: {', '.join(names)})")
+    t = names.index(target)
+    input_names = names[:t] + names[t + 1:]
+    n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
+    sentences = dataset.sentences[:n]
+    # A view when the target is last (as in every dataset the project writes), so no copy.
+    inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
+    target_top1 = top1(dataset.probs[:n, t])
+    reach = input_model_reach(top1(inputs), target_top1)
+
+    rows = []
+    for strategy in strategies:
+        random.seed(seed)
+        np.random.seed(seed)
+        start = time.perf_counter()
+        try:
+            guesses = check_guesses(strategy.fn(sentences, input_names, target, inputs), n, dataset.vocab_size)
+        except StrategyError as e:
+            rows.append({"name": strategy.name, "error": str(e)})
+            continue
+        except Exception as e:  # a researcher's strategy may fail in any way: report it, score the rest
+            message = str(e).splitlines()[0] if str(e) else ""
+            rows.append({"name": strategy.name, "error": f"raised {type(e).__name__}: {message}"})
+            continue
+        seconds = time.perf_counter() - start
+        correct = guesses == target_top1
+        low, high = bootstrap_ci(correct, seed=seed)
+        rows.append({"name": strategy.name, "accuracy": float(correct.mean()), "correct": int(correct.sum()),
+                     "n": n, "ci95": [low, high], "seconds": seconds})
+        if predictions is not None:
+            predictions += [{"dataset": str(path), "strategy": strategy.name, "index": i, "sentence": sentences[i],
+                             "guess": int(guesses[i]), "target_top1": int(target_top1[i]),
+                             "correct": bool(correct[i])} for i in range(n)]
+    return {"path": str(path), "target": target, "inputs": input_names, "n": n,
+            "vocab_size": dataset.vocab_size, "input_model_reach": reach, "strategies": rows}
+
+
+def print_leaderboard(result: dict) -> None:
+    reach = result["input_model_reach"]
+    print(f"\n{result['path']}: {result['n']} prefixes, {len(result['inputs'])} input models, "
+          f"target {result['target']}, vocabulary {result['vocab_size']}")
+    width = max(24, *(len(row["name"]) for row in result["strategies"]))
+    print(f"  {'strategy':<{width}} {'top-1':>7}  {'95% CI':<17} {'n':>6} {'seconds':>8}")
+    ranked = sorted(result["strategies"], key=lambda r: -r.get("accuracy", -1))
+    for row in ranked:
+        if "error" in row:
+            print(f"  {row['name']:<{width}} error: {row['error']}")
+        else:
+            low, high = row["ci95"]
+            print(f"  {row['name']:<{width}} {row['accuracy']:>7.3f}  [{low:.3f}, {high:.3f}]   "
+                  f"{row['n']:>6} {row['seconds']:>8.3f}")
+    print(f"  the target's top-1 is the top-1 of some input model for {reach['some_input_model']:.1%} "
+          f"of prefixes (the best picking one model per prefix can reach), of none for {reach['no_input_model']:.1%}")
+
+
+def resolve_strategies(requested: list[str] | None) -> list:
+    load_builtin()
+    if not requested:
+        return list(REGISTRY.values())
+    chosen = []
+    for name in requested:
+        if name.endswith(".py") or ".py:" in name:
+            chosen.append(load_from_file(name))
+        elif name in REGISTRY:
+            chosen.append(REGISTRY[name])
+        else:
+            raise ValueError(f"unknown strategy {name!r} (registered: {', '.join(REGISTRY)}; "
+                             "or give path/to/file.py:function)")
+    return chosen
+
+
+def default_datasets() -> list[Path]:
+    found = sorted(DATA_DIR.glob("*.pkl"))
+    if not found:
+        missing = " and ".join(str(DATA_DIR / name) for name in DEFAULT_DATASETS)
+        raise InputError(f"no dataset: {missing} are missing. Build one with `python preprocess_train.py "
+                         "--dataset wikipedia --out data/wikipedia.pkl` (see README.md), or copy the original "
+                         "challenge's wikipedia.pkl / glue-rte.pkl into data/")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", action="append", type=Path, help="dataset pickle (repeatable; default: data/*.pkl)")
+    parser.add_argument("--strategy", action="append", help="registered name or path/to/file.py:function (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the registered strategies and exit")
+    parser.add_argument("--num-samples", type=int, help="score on the first N prefixes only")
+    parser.add_argument("--seed", type=int, default=0, help="seeds random/numpy before each strategy and the bootstrap")
+    parser.add_argument("--target", help="model whose top-1 is predicted (default: the last); the others are inputs")
+    parser.add_argument("--json", type=Path, help="write the results as JSON")
+    parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV")
+    args = parser.parse_args(argv)
+
+    try:
+        strategies = resolve_strategies(args.strategy)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.list:
+        for strategy in strategies:
+            print(f"{strategy.name:<24} {strategy.description}")
+        return 0
+    if args.num_samples is not None and args.num_samples < 1:
+        parser.error("--num-samples must be at least 1")
+
+    failed = False
+    results, predictions = [], [] if args.predictions else None
+    try:
+        datasets = args.dataset or default_datasets()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in datasets:
+        try:
+            result = score_dataset(path, strategies, args.target, args.num_samples, args.seed, predictions)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            results.append({"path": str(path), "error": str(e)})
+            failed = True
+            continue
+        print_leaderboard(result)
+        results.append(result)
+        failed |= any("error" in row for row in result["strategies"])
+
+    if args.json:
+        atomic_write(args.json, lambda f: json.dump({"seed": args.seed, "datasets": results}, f, indent=2), mode="w")
+    if args.predictions:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, ["dataset", "strategy", "index", "sentence", "guess", "target_top1", "correct"])
+        writer.writeheader()
+        writer.writerows(predictions)
+        atomic_write(args.predictions, lambda f: f.write(buffer.getvalue()), mode="w")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

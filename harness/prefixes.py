@@ -1,0 +1,144 @@
+"""Prefix sets: Wikipedia openings, GLUE RTE prompts, or a user's own .txt / .jsonl file.
+
+Named builders read from the Hugging Face hub (streamed, never the whole dump) or, with
+`dataset_path`, from a local copy in the same columns, through the same `datasets` pipeline, so
+both behave alike and run offline. The same seed always gives the same prefixes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from harness import InputError
+
+WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
+GLUE_RTE_HUB = ("nyu-mll/glue", "rte")
+WIKIPEDIA_WORDS = (10, 20)  # a prefix is an article's first 10-20 words, drawn per article
+SHUFFLE_BUFFER = 10_000  # streamed shuffling: reads at most this many rows ahead
+DEFAULT_NUM_PREFIXES = 100
+NAMED = ("wikipedia", "glue-rte")
+
+
+def rte_prompt(premise: str, hypothesis: str) -> str:
+    return premise + "\nQuestion: " + hypothesis + " True or False?\nAnswer:"
+
+
+def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
+                   dataset_path: str | None = None) -> tuple[list[str], dict]:
+    """The prefixes for `dataset` (a builder name or a .txt/.jsonl path) and a record of the rule."""
+    if num_prefixes is not None and num_prefixes < 1:
+        raise InputError(f"--num-prefixes must be at least 1, got {num_prefixes}")
+    if dataset == "wikipedia":
+        rows = _stream(*WIKIPEDIA_HUB, dataset_path, seed)
+        rng = np.random.default_rng(seed)
+        prefixes = _take_unique(_wikipedia_openings(rows, rng), num_prefixes or DEFAULT_NUM_PREFIXES)
+        rule = f"first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of an article, count drawn per article"
+        source = dataset_path or "/".join(WIKIPEDIA_HUB)
+    elif dataset == "glue-rte":
+        rows = _stream(*GLUE_RTE_HUB, dataset_path, seed)
+        prompts = (rte_prompt(_column(r, "sentence1", dataset_path), _column(r, "sentence2", dataset_path)) for r in rows)
+        prefixes = _take_unique(prompts, num_prefixes or DEFAULT_NUM_PREFIXES)
+        rule = 'sentence1 + "\\nQuestion: " + sentence2 + " True or False?\\nAnswer:"'
+        source = dataset_path or "/".join(GLUE_RTE_HUB) + " (train)"
+    elif dataset.endswith((".txt", ".jsonl")):
+        if dataset_path:
+            raise InputError(f"--dataset-path is for the named builders {NAMED}, not for a file like {dataset}")
+        prefixes = dedupe(read_prefix_file(dataset), dataset)[:num_prefixes]
+        rule = "one prefix per line" if dataset.endswith(".txt") else 'one {"text": ...} per line'
+        source = dataset
+    else:
+        raise InputError(f"unknown dataset {dataset!r}: use one of {', '.join(NAMED)}, or a .txt or .jsonl file")
+    if num_prefixes is not None and len(prefixes) < num_prefixes:
+        warnings.warn(f"{source}: only {len(prefixes)} prefixes available, fewer than the {num_prefixes} asked for")
+    return prefixes, {"dataset": dataset, "source": str(source), "rule": rule, "seed": seed,
+                      "num_prefixes": len(prefixes)}
+
+
+def read_prefix_file(path: str | Path) -> list[str]:
+    """A .txt (one prefix per line) or .jsonl ({"text": ...} per line) file; empty prefixes are errors."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e})") from None
+    prefixes = []
+    for number, line in enumerate(lines, start=1):
+        if path.suffix == ".jsonl":
+            try:
+                text = json.loads(line)["text"] if line.strip() else ""
+            except (json.JSONDecodeError, TypeError, KeyError):
+                raise InputError(f'{path}:{number}: not a JSON object with a "text" field') from None
+            if not isinstance(text, str):
+                raise InputError(f'{path}:{number}: "text" must be a string')
+        else:
+            text = line
+        if not text.strip():
+            raise InputError(f"{path}:{number}: empty prefix")
+        prefixes.append(text)
+    if not prefixes:
+        raise InputError(f"{path}: no prefixes in the file")
+    return prefixes
+
+
+def dedupe(prefixes: list[str], source: str) -> list[str]:
+    """Keep each prefix once, in first-seen order (the original overwrote rows silently)."""
+    unique = list(dict.fromkeys(prefixes))
+    if len(unique) < len(prefixes):
+        warnings.warn(f"{source}: {len(prefixes) - len(unique)} duplicate prefixes dropped, each kept once")
+    return unique
+
+
+def _take_unique(prefixes: Iterable[str], n: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for prefix in prefixes:
+        if prefix.strip():
+            seen.setdefault(prefix)
+            if len(seen) == n:
+                break
+    return list(seen)
+
+
+def _wikipedia_openings(rows: Iterable[dict], rng: np.random.Generator) -> Iterator[str]:
+    for row in rows:
+        words = _column(row, "text", None).split()
+        if words:
+            yield " ".join(words[: int(rng.integers(WIKIPEDIA_WORDS[0], WIKIPEDIA_WORDS[1] + 1))])
+
+
+def _column(row: dict, name: str, path: str | None) -> str:
+    try:
+        return row[name] or ""
+    except KeyError:
+        raise InputError(f"{path or 'dataset'}: no column {name!r} (columns: {', '.join(row)})") from None
+
+
+def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int) -> Iterable[dict]:
+    """Rows of the hub dataset, or of a local jsonl/parquet/tsv copy, in a seeded streamed order."""
+    import datasets  # only preprocessing needs it
+
+    if local_path is None:
+        rows = datasets.load_dataset(hub_name, hub_config, split="train", streaming=True)
+    else:
+        path = Path(local_path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            rows = datasets.load_dataset("json", data_files=str(path), split="train", streaming=True)
+        elif suffix == ".parquet":
+            rows = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
+        elif suffix in (".tsv", ".csv"):
+            # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
+            rows = datasets.load_dataset("csv", data_files=str(path), split="train", streaming=True,
+                                         delimiter="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_NONE)
+        else:
+            raise InputError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .parquet or .tsv)")
+    return rows.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)

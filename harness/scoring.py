@@ -1,0 +1,67 @@
+"""Scoring: top-1 agreement with the target model, bootstrap intervals, checks on strategy output.
+
+numpy only: scoring needs neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StrategyError(Exception):
+    """A strategy's output that cannot be scored; the message is one line."""
+
+
+def top1(probs: np.ndarray) -> np.ndarray:
+    """argmax over the last axis (the vocabulary)."""
+    if probs.dtype == np.float16:
+        # Non-negative float16 values order like their bit patterns, and numpy's integer argmax
+        # is ~20x faster than its float16 one; ties resolve to the first index in both.
+        return probs.view(np.uint16).argmax(axis=-1)
+    return probs.argmax(axis=-1)
+
+
+def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.ndarray:
+    """The guesses as an int64 array, or a StrategyError saying what is wrong with them."""
+    try:
+        guesses = np.asarray(guesses)
+    except ValueError as e:
+        raise StrategyError(f"returned something that is not a list of token ids ({e})") from None
+    if guesses.ndim != 1:
+        raise StrategyError(f"returned an array of shape {guesses.shape}, expected one token id per sentence")
+    if len(guesses) != num_sentences:
+        raise StrategyError(f"returned {len(guesses)} guesses for {num_sentences} sentences")
+    if guesses.dtype.kind not in "iu":
+        raise StrategyError(f"returned {guesses.dtype} values, expected integer token ids")
+    out_of_range = (guesses < 0) | (guesses >= vocab_size)
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise StrategyError(f"returned token id {guesses[i]} for sentence {i}, outside [0, {vocab_size})")
+    return guesses.astype(np.int64)
+
+
+def bootstrap_ci(correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the accuracy.
+
+    Resampling n outcomes with replacement draws Binomial(n, accuracy) correct ones, so the
+    bootstrap distribution is sampled exactly without materialising (resamples x n) indices.
+    """
+    n = len(correct)
+    if n == 0:
+        return float("nan"), float("nan")
+    resampled = np.random.default_rng(seed).binomial(n, correct.mean(), size=num_resamples) / n
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[str, float]:
+    """How often the target's top-1 is the top-1 of some input model, and of none of them.
+
+    `input_top1` is (sentences, input models). The first is the best any strategy that picks
+    one input model's top-1 per sentence can reach.
+    """
+    matches = input_top1 == target_top1[:, None]
+    some = float(matches.any(axis=1).mean())
+    return {"some_input_model": some, "no_input_model": 1.0 - some,
+            "per_input_model": [float(m) for m in matches.mean(axis=0)]}

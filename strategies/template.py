@@ -1,0 +1,29 @@
+"""Template for your own strategy: copy this file, rename the function, and run
+
+    python challenge.py --strategy path/to/your_file.py:my_strategy
+
+or put the copy in strategies/ with `@register("my-name")` above the function so that it joins
+the leaderboard of `python challenge.py` and `--list`.
+
+The API is the original challenge's, so functions written for it run unchanged:
+
+    sentences            list of N prefixes (str)
+    model_names          names of the M-1 input models, smallest to largest
+    target_model_name    name of the model whose top-1 token you predict (its probabilities are hidden)
+    probs_per_sentences  numpy float16 array (N, M-1, V): probs_per_sentences[i, j, k] is input
+                         model j's probability of token k after prefix i; V is the tokenizer size
+
+Return one integer token id in [0, V) per sentence (a list or a 1-D integer array).
+Work on the whole array at once with numpy: it is far faster than a loop per sentence.
+Randomness: challenge.py seeds `random` and `numpy.random` with --seed before each strategy.
+Token strings: `from strategies import load_tokenizer; load_tokenizer(target_model_name).decode([k])`.
+"""
+
+import numpy as np
+
+
+def my_strategy(sentences, model_names, target_model_name, probs_per_sentences):
+    """Extrapolate each token's log-probability linearly from the two largest input models."""
+    log_probs = np.log(probs_per_sentences[:, -2:].astype(np.float32) + 1e-9)
+    extrapolated = 2 * log_probs[:, 1] - log_probs[:, 0]
+    return extrapolated.argmax(axis=1)

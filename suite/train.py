@@ -1,0 +1,602 @@
+"""Train a small Pythia-style scaling suite on CPU.
+
+The challenge asks: given the next-token distributions of the smaller models of
+a family (same data, same recipe, only the size changes), predict the top-1
+token of the largest one. To run it offline with a real signal we need such a
+family of our own. This file builds it from scratch, nanoGPT style:
+
+1. read a text corpus (jsonl / txt / GLUE tsv files, or a hub dataset) and hold
+   out every 50th document for validation;
+2. train a 4,000-id byte-level BPE tokenizer on the training split, with
+   Pythia's special tokens (`<|endoftext|>` = 0, `<|padding|>` = 1);
+3. train a grid of `GPTNeoXForCausalLM` models (Pythia-like config) that differ
+   only in width/depth, on identical batches in identical order, with the same
+   token budget, the same seed and the same learning-rate rule;
+4. save every model + tokenizer with `save_pretrained` under
+   `<out>/models/<name>` and write a loss-vs-size table, plot and a JSON record
+   into this folder.
+
+Run from the repository root:
+
+    python -m suite.train --corpus ../shared/data/corpus --out build/suite
+
+`--bench-steps N` only measures tokens/s of every size (to pick `--tokens`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SUITE_DIR = Path(__file__).resolve().parent
+EOS = "<|endoftext|>"
+PAD = "<|padding|>"
+VAL_EVERY = 50  # document i is held out iff i % VAL_EVERY == 0 (2%)
+TEXT_SUFFIXES = (".jsonl", ".txt", ".tsv")
+
+# hidden x layers x heads. Head size is 32 except for the narrowest model;
+# non-embedding params go from ~25K to ~4.7M (~190x).
+DEFAULT_SIZES = "32x2x2,64x2x2,96x3x3,128x4x4,160x5x5,192x6x6,256x6x8"
+
+
+# --------------------------------------------------------------------------
+# Corpus
+# --------------------------------------------------------------------------
+
+def corpus_files(paths: Sequence[str]) -> list[Path]:
+    """Expand directories into their text files; sorted by name so the corpus
+    (and therefore the hash, split and token stream) does not depend on the
+    order in which the file system lists them."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += [f for f in p.iterdir() if f.is_file() and f.name.endswith(TEXT_SUFFIXES)]
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(p)
+    return sorted(files, key=lambda f: (f.name, str(f)))
+
+
+def read_documents(path: Path) -> Iterator[str]:
+    """Yield the documents of one file."""
+    if path.name.endswith(".jsonl"):
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    text = json.loads(line).get("text") or ""
+                    if text.strip():
+                        yield text
+    elif path.name.endswith(".tsv"):
+        # GLUE TSVs contain unbalanced quotes, hence QUOTE_NONE.
+        csv.field_size_limit(sys.maxsize)
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                parts = [row.get(k) or "" for k in ("sentence1", "sentence2")]
+                text = " ".join(p.strip() for p in parts if p.strip())
+                if text:
+                    yield text
+    elif path.name.endswith(".txt"):
+        # Blank lines separate documents, so that a single big .txt file still
+        # gets a validation split.
+        for text in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
+            if text.strip():
+                yield text.strip()
+    else:
+        raise ValueError(f"unsupported corpus file: {path}")
+
+
+def read_hub_documents(name: str, config: str | None, split: str, field: str,
+                       max_docs: int) -> list[str]:
+    """Stream documents from a Hugging Face dataset (needs network)."""
+    import datasets  # lazy: heavy, and only needed for this path
+
+    stream = datasets.load_dataset(name, config, split=split, streaming=True)
+    docs: list[str] = []
+    for row in stream:
+        text = row.get(field) or ""
+        if text.strip():
+            docs.append(text)
+            if len(docs) >= max_docs:
+                break
+    return docs
+
+
+def sha256_files(files: Sequence[Path]) -> tuple[str, dict[str, str]]:
+    """Per-file sha256 and a combined hash over `sha256sum`-style lines."""
+    per_file = {}
+    for f in files:
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        per_file[f.name] = h.hexdigest()
+    listing = "".join(f"{d}  {n}\n" for n, d in per_file.items())
+    return hashlib.sha256(listing.encode()).hexdigest(), per_file
+
+
+def split_documents(docs: Sequence[str]) -> tuple[list[str], list[str]]:
+    train = [d for i, d in enumerate(docs) if i % VAL_EVERY != 0]
+    val = [d for i, d in enumerate(docs) if i % VAL_EVERY == 0]
+    return train, val
+
+
+# --------------------------------------------------------------------------
+# Tokenizer and token arrays
+# --------------------------------------------------------------------------
+
+def train_tokenizer(train_docs: Sequence[str], vocab_size: int):
+    """Byte-level BPE like Pythia's (NFC, GPT-2 regex, no prefix space)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    # Same post-processor as Pythia: fixes offsets, adds no special tokens.
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],  # listed first -> ids 0 and 1, as in Pythia
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
+        show_progress=False,
+    )
+    tok.train_from_iterator(train_docs, trainer=trainer, length=len(train_docs))
+    assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
+    assert tok.token_to_id(EOS) == 0 and tok.token_to_id(PAD) == 1
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD,
+        model_max_length=512,
+    )
+
+
+def encode(tokenizer, docs: Sequence[str], eos_id: int) -> np.ndarray:
+    """Flat uint16 stream: doc, <|endoftext|>, doc, <|endoftext|>, ..."""
+    backend = tokenizer.backend_tokenizer
+    out: list[np.ndarray] = []
+    eos = np.array([eos_id], dtype=np.uint16)
+    for start in range(0, len(docs), 256):
+        for enc in backend.encode_batch(list(docs[start:start + 256]), add_special_tokens=False):
+            out += [np.asarray(enc.ids, dtype=np.uint16), eos]
+    return np.concatenate(out)
+
+
+def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: Path):
+    """Train tokenizer + encode once; reuse the cache when the corpus matches."""
+    from transformers import PreTrainedTokenizerFast
+
+    meta_path = data_dir / "meta.json"
+    key = {"corpus_sha256": corpus_meta["sha256"], "vocab_size": vocab_size,
+           "val_rule": corpus_meta["validation_rule"]}
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        print(f"[data] reusing cached tokenizer and tokens in {data_dir}")
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(data_dir / "tokenizer")
+        return (tokenizer, np.fromfile(data_dir / "train.bin", dtype=np.uint16),
+                np.fromfile(data_dir / "val.bin", dtype=np.uint16))
+
+    train_docs, val_docs = split_documents(docs)
+    t0 = time.time()
+    tokenizer = train_tokenizer(train_docs, vocab_size)
+    print(f"[data] tokenizer trained in {time.time() - t0:.0f}s")
+    t0 = time.time()
+    train = encode(tokenizer, train_docs, tokenizer.eos_token_id)
+    val = encode(tokenizer, val_docs, tokenizer.eos_token_id)
+    print(f"[data] encoded {len(train):,} train + {len(val):,} val tokens in {time.time() - t0:.0f}s")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(data_dir / "tokenizer")
+    train.tofile(data_dir / "train.bin")
+    val.tofile(data_dir / "val.bin")
+    meta_path.write_text(json.dumps({"key": key, "train_docs": len(train_docs),
+                                     "val_docs": len(val_docs)}, indent=1))
+    return tokenizer, train, val
+
+
+# --------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Size:
+    hidden: int
+    layers: int
+    heads: int
+
+
+def parse_sizes(spec: str) -> list[Size]:
+    return [Size(*map(int, s.lower().split("x"))) for s in spec.split(",") if s.strip()]
+
+
+def lr_for(size: Size, args: argparse.Namespace) -> float:
+    """One rule for every size: Pythia-70M's lr (1e-3 at width 512) scaled by
+    (512 / width) ** 0.5, so narrower models get a larger step, as in Pythia
+    where lr falls with width."""
+    return args.lr_ref * (args.lr_ref_width / size.hidden) ** args.lr_exponent
+
+
+def make_config(size: Size, vocab_size: int, seq_len: int):
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        vocab_size=vocab_size,
+        hidden_size=size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=4 * size.hidden,
+        hidden_act="gelu",
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+        max_position_embeddings=max(512, seq_len),
+        initializer_range=0.02,
+        layer_norm_eps=1e-5,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+        hidden_dropout=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+    )
+
+
+def build_model(size: Size, vocab_size: int, seq_len: int, seed: int):
+    from transformers import GPTNeoXForCausalLM
+
+    # Same seed before every init: reproducible, and the only difference
+    # between runs is the size.
+    torch.manual_seed(seed)
+    model = GPTNeoXForCausalLM(make_config(size, vocab_size, seq_len))
+    return model.float()
+
+
+def param_counts(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    emb = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
+    return total, total - emb
+
+
+def model_name(non_embedding: int) -> str:
+    return f"suite-{non_embedding / 1e6:.2g}m"
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+def batch_schedule(n_tokens: int, seq_len: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """Start offsets [steps, batch_size] of non-overlapping windows, shuffled
+    once; identical for every size so all models see the same batches."""
+    n_windows = n_tokens // seq_len
+    rng = np.random.default_rng(seed)
+    need = steps * batch_size
+    order = np.concatenate([rng.permutation(n_windows) for _ in range(math.ceil(need / n_windows))])
+    return (order[:need] * seq_len).reshape(steps, batch_size)
+
+
+def get_batch(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> torch.Tensor:
+    idx = starts[:, None] + np.arange(seq_len)[None, :]
+    return torch.from_numpy(tokens[idx].astype(np.int64))
+
+
+def lm_loss(model, x: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=x).logits
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1))
+
+
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    # GPT-NeoX convention: no decay on biases and LayerNorm gains.
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95), eps=1e-8,
+    )
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int, min_ratio: float) -> float:
+    """Linear warmup, then cosine decay to min_ratio * peak (Pythia: 0.1)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(model, val_batches: list[torch.Tensor]) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for x in val_batches:
+        n = x[:, 1:].numel()
+        total += lm_loss(model, x).item() * n
+        count += n
+    model.train()
+    return total / count
+
+
+def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: argparse.Namespace,
+              peak_lr: float) -> dict:
+    from tqdm import tqdm
+
+    steps = len(schedule)
+    warmup = max(1, int(args.warmup_frac * steps))
+    opt = make_optimizer(model, peak_lr, args.weight_decay)
+    model.train()
+    tokens_per_step = args.batch_size * args.seq_len
+    curve: list[tuple[int, float]] = []
+    ema = None
+    bar = tqdm(total=steps, desc=name, unit="step", mininterval=2.0, dynamic_ncols=False, ncols=110)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, peak_lr, warmup, args.min_lr_ratio)
+        x = get_batch(train, schedule[step], args.seq_len)
+        loss = lm_loss(model, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        opt.step()
+        value = loss.item()
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if step % 10 == 0 or step == steps - 1:
+            curve.append((step, round(value, 4)))
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{ema:.3f}", tok_s=f"{(step + 1) * tokens_per_step / elapsed:,.0f}", refresh=False)
+        bar.update(1)
+    wall = time.perf_counter() - t0
+    bar.close()
+    return {"train_wall_s": wall, "tokens": steps * tokens_per_step, "tokens_per_s": steps * tokens_per_step / wall,
+            "final_train_loss_ema": ema, "steps": steps, "warmup_steps": warmup, "curve": curve}
+
+
+def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> None:
+    """Tokens/s of every size over a few steps, and the projected time."""
+    schedule = batch_schedule(len(train), args.seq_len, args.batch_size, args.bench_steps + 1, args.seed)
+    total_s = 0.0
+    for size in sizes:
+        model = build_model(size, args.model_vocab, args.seq_len, args.seed)
+        _, non_emb = param_counts(model)
+        opt = make_optimizer(model, lr_for(size, args), args.weight_decay)
+        for step in range(args.bench_steps + 1):
+            if step == 1:  # first step pays one-off allocation costs
+                t0 = time.perf_counter()
+            loss = lm_loss(model, get_batch(train, schedule[step], args.seq_len))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        tps = args.bench_steps * args.batch_size * args.seq_len / (time.perf_counter() - t0)
+        total_s += args.tokens / tps
+        print(f"{model_name(non_emb):>14} {size.hidden}x{size.layers}x{size.heads} non-emb {non_emb:>10,} "
+              f"{tps:>9,.0f} tok/s -> {args.tokens / tps / 60:6.1f} min for {args.tokens:,} tokens", flush=True)
+    print(f"projected total: {total_s / 60:.1f} min")
+
+
+# --------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------
+
+def write_table(rows: list[dict], path: Path, header: str) -> None:
+    lines = [header, "",
+             "| name | hidden | layers | heads | non-embedding params | total params | tokens trained "
+             "| train wall s | tokens/s | final val loss |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['hidden']} | {r['layers']} | {r['heads']} | {r['non_embedding_params']:,} "
+                     f"| {r['total_params']:,} | {r['tokens']:,} | {r['train_wall_s']:.0f} "
+                     f"| {r['tokens_per_s']:,.0f} | {r['val_loss']:.4f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["non_embedding_params"] for r in rows]
+    y = [r["val_loss"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.plot(x, y, "o-", color="tab:blue")
+    for r in rows:
+        ax.annotate(r["name"], (r["non_embedding_params"], r["val_loss"]), textcoords="offset points",
+                    xytext=(5, 6), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters (log scale)")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", nargs="*", default=[], help="directories and/or .jsonl/.txt/.tsv files")
+    p.add_argument("--hub-dataset", help="Hugging Face dataset name (streamed; needs network)")
+    p.add_argument("--hub-config", default=None)
+    p.add_argument("--hub-split", default="train")
+    p.add_argument("--hub-text-field", default="text")
+    p.add_argument("--hub-max-docs", type=int, default=20_000)
+    p.add_argument("--out", default="build/suite", help="weights, token cache and log (git-ignored)")
+    p.add_argument("--results-dir", default=str(SUITE_DIR), help="where the table, plot and suite.json go")
+    p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
+    p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer ids incl. special tokens")
+    p.add_argument("--model-vocab", type=int, default=4096, help="embedding rows (tokenizer vocab padded)")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--tokens", type=int, default=2_621_440, help="training tokens per model")
+    p.add_argument("--lr-ref", type=float, default=1e-3, help="peak lr at --lr-ref-width")
+    p.add_argument("--lr-ref-width", type=int, default=512)
+    p.add_argument("--lr-exponent", type=float, default=0.5)
+    p.add_argument("--warmup-frac", type=float, default=0.05)
+    p.add_argument("--min-lr-ratio", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--eval-seqs", type=int, default=128, help="held-out sequences for the final loss")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = parse_sizes(args.sizes)
+
+    # ---- corpus
+    val_rule = f"document index i (over all documents, files sorted by name) is validation iff i % {VAL_EVERY} == 0"
+    if args.hub_dataset:
+        docs = read_hub_documents(args.hub_dataset, args.hub_config, args.hub_split, args.hub_text_field,
+                                  args.hub_max_docs)
+        h = hashlib.sha256()
+        for d in docs:
+            h.update(d.encode("utf-8") + b"\0")
+        corpus_meta = {"source": "hub", "dataset": args.hub_dataset, "config": args.hub_config,
+                       "split": args.hub_split, "max_docs": args.hub_max_docs, "sha256": h.hexdigest(),
+                       "sha256_rule": "sha256 over each document's utf-8 text followed by a NUL byte"}
+    else:
+        if not args.corpus:
+            raise SystemExit("give --corpus PATH... or --hub-dataset NAME")
+        files = corpus_files(args.corpus)
+        digest, per_file = sha256_files(files)
+        docs = [d for f in files for d in read_documents(f)]
+        corpus_meta = {"source": "files", "files": [f.name for f in files], "file_sha256": per_file,
+                       "sha256": digest,
+                       "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name"}
+    corpus_meta["validation_rule"] = val_rule
+    corpus_meta["documents"] = len(docs)
+    print(f"[data] {len(docs):,} documents, corpus sha256 {corpus_meta['sha256'][:16]}...")
+
+    tokenizer, train, val = prepare_data(docs, corpus_meta, args.vocab_size, out / "data")
+    del docs
+    assert len(tokenizer) == args.vocab_size <= args.model_vocab
+
+    # ---- fixed validation set: the first eval_seqs non-overlapping windows
+    n_eval = min(args.eval_seqs, len(val) // args.seq_len)
+    val_x = get_batch(val, np.arange(n_eval) * args.seq_len, args.seq_len)
+    val_batches = list(val_x.split(args.batch_size))
+
+    if args.bench_steps:
+        bench(sizes, train, args)
+        return
+
+    steps = args.tokens // (args.batch_size * args.seq_len)
+    schedule = batch_schedule(len(train), args.seq_len, args.batch_size, steps, args.seed)
+    print(f"[train] {len(sizes)} sizes, {steps} steps x {args.batch_size} x {args.seq_len} = "
+          f"{steps * args.batch_size * args.seq_len:,} tokens each ({len(train):,} train tokens available)")
+
+    rows, records = [], []
+    for size in sizes:
+        model = build_model(size, args.model_vocab, args.seq_len, args.seed)
+        total, non_emb = param_counts(model)
+        name = model_name(non_emb)
+        peak_lr = lr_for(size, args)
+        print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
+              f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
+        stats = train_one(model, name, train, schedule, args, peak_lr)
+        t0 = time.perf_counter()
+        val_loss = evaluate(model, val_batches)
+        eval_s = time.perf_counter() - t0
+        print(f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
+              f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)", flush=True)
+        model_dir = out / "models" / name
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        (model_dir / "train_curve.json").write_text(json.dumps(stats["curve"]))
+        row = {"name": name, "hidden": size.hidden, "layers": size.layers, "heads": size.heads,
+               "non_embedding_params": non_emb, "total_params": total, "tokens": stats["tokens"],
+               "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss}
+        rows.append(row)
+        records.append({**row, "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
+                        "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s,
+                        "final_train_loss_ema": stats["final_train_loss_ema"],
+                        "config": model.config.to_dict()})
+        del model
+
+    names = [r["name"] for r in rows]
+    assert len(set(names)) == len(names), f"model names collide: {names}"
+    losses = [r["val_loss"] for r in rows]
+    monotone = all(b < a for a, b in zip(losses, losses[1:]))
+
+    # ---- reports
+    import transformers
+
+    total_train = sum(r["train_wall_s"] for r in rows)
+    total_wall = time.perf_counter() - t_start
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    tok_sha = hashlib.sha256((out / "data" / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
+    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `suite/train.py` on CPU: "
+              f"{steps * args.batch_size * args.seq_len:,} tokens per model (batch {args.batch_size} x seq "
+              f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
+              f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
+              f"Validation loss (nats/token) on {n_eval} fixed held-out sequences of {args.seq_len} tokens. "
+              f"Strictly decreasing with size: {'yes' if monotone else 'NO'}. "
+              f"Total training wall time {total_train / 60:.1f} min.")
+    write_table(rows, results / "loss_vs_size.md", header)
+    write_plot(rows, results / "loss_vs_size.png",
+               f"Suite: validation loss vs size ({steps * args.batch_size * args.seq_len / 1e6:.1f}M tokens each)")
+    suite = {
+        "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
+        "corpus": corpus_meta,
+        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False",
+                      "vocab_size": len(tokenizer), "model_vocab_size": args.model_vocab,
+                      "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS),
+                                         PAD: tokenizer.convert_tokens_to_ids(PAD)},
+                      "bos_token": EOS, "eos_token": EOS, "unk_token": EOS, "pad_token": PAD,
+                      "document_separator": EOS + " appended after every document",
+                      "tokenizer_json_sha256": tok_sha},
+        "seed": args.seed, "seq_len": args.seq_len, "batch_size": args.batch_size,
+        "tokens_per_model": steps * args.batch_size * args.seq_len, "steps": steps,
+        "train_tokens_available": int(len(train)), "val_tokens_available": int(len(val)),
+        "eval": {"sequences": n_eval, "seq_len": args.seq_len,
+                 "rule": "first N non-overlapping windows of the validation token stream"},
+        "data_order": "non-overlapping seq_len windows of the train stream, shuffled once with numpy "
+                      "default_rng(seed); identical for every size",
+        "lr_rule": {"peak_lr": f"{args.lr_ref:g} * ({args.lr_ref_width} / hidden) ** {args.lr_exponent:g}",
+                    "schedule": f"linear warmup {args.warmup_frac:g} of steps, cosine decay to "
+                                f"{args.min_lr_ratio:g} x peak"},
+        "optimizer": {"name": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": args.weight_decay,
+                      "weight_decay_on": "matrices only (no biases / LayerNorm)", "grad_clip": args.grad_clip},
+        "dtype": "float32", "device": "cpu", "threads": args.threads,
+        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "val_loss_strictly_decreasing": monotone,
+        "models": records,
+        "total_train_wall_s": total_train, "total_wall_s": total_wall,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(suite, indent=1, default=str)
+    (results / "suite.json").write_text(text)
+    (out / "suite.json").write_text(text)
+    print(f"[done] total train {total_train / 60:.1f} min, wall {total_wall / 60:.1f} min, "
+          f"val loss strictly decreasing: {monotone}")
+    for r in records:
+        print(os.path.abspath(r["dir"]))
+
+
+if __name__ == "__main__":
+    main()
