@@ -39,12 +39,16 @@ ROW_SUM_TOLERANCE = 0.02  # float16 rounding and underflow lose far less than th
 _CHUNK_ELEMENTS = 1 << 24  # validate ~32 MB of float16 at a time
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _SAFE_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise _Refused(
                 f"it refers to {module}.{name}, which a dataset never holds "
                 "(refused: no code from the file was run)"
             ) from None
@@ -76,9 +80,9 @@ def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a dataset pickle") from None
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise InputError(f"{path}: not a loadable dataset pickle: {e}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
         raise InputError(f"{path}: truncated or malformed pickle ({type(e).__name__}: {e})") from None
     dataset = _check_structure(path, obj)
     if check_values:

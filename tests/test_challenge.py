@@ -1,0 +1,310 @@
+"""challenge.py: original-format compatibility, scoring, strategy errors and every bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, run_script
+
+from harness import InputError
+from harness.dataset_io import load_dataset, save_dataset
+from harness.scoring import bootstrap_ci, check_guesses, StrategyError
+
+PYTHIA = [f"EleutherAI/pythia-{s}" for s in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
+V = 50277
+
+ORIGINAL_STRATEGIES = '''
+import random
+import numpy as np
+
+NUM_TOKENS = 50277
+
+def dummy_strategy(sentences, model_names, target_model_name, probs_per_sentences):
+    guesses_per_sentence = []
+    for sentence in sentences:
+        guesses_per_sentence.append(0)
+    return guesses_per_sentence
+
+def random_strategy(sentences, model_names, target_model_name, probs_per_sentences):
+    guesses_per_sentence = []
+    for sentence in sentences:
+        guesses_per_sentence.append(random.randint(0, NUM_TOKENS - 1))
+    return guesses_per_sentence
+
+def average_strategy(sentences, model_names, target_model_name, probs_per_sentences):
+    guesses_per_sentence = []
+    for sentence_num, sentence in enumerate(sentences):
+        average_probs = np.mean(probs_per_sentences[sentence_num], axis=0)
+        guesses_per_sentence.append(np.argmax(average_probs))
+    return guesses_per_sentence
+'''
+
+
+def synthetic_probs(num_sentences: int = 40, num_models: int = 7, vocab: int = V, seed: int = 0) -> np.ndarray:
+    """Peaked distributions whose top-1 drifts with model size, like a real suite's."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(num_sentences, 1, vocab)).astype(np.float32) * 2
+    logits = logits + rng.normal(size=(num_sentences, num_models, vocab)).astype(np.float32) * 0.8
+    logits[:, :, :5] += 6  # a few tokens every model likes: top-1s often agree
+    probs = np.exp(logits - logits.max(axis=2, keepdims=True))
+    return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+
+
+@pytest.fixture(scope="module")
+def original_pickle(tmp_path_factory):
+    """A dataset exactly as the original challenge wrote it: pickle.dump of the tuple, default protocol."""
+    path = tmp_path_factory.mktemp("orig") / "wikipedia.pkl"
+    sentences = [f"Sentence number {i} about a topic" for i in range(40)]
+    with open(path, "wb") as f:
+        pickle.dump((PYTHIA, sentences, synthetic_probs()), f)
+    return path
+
+
+def expected_accuracies(path):
+    names, sentences, probs = pickle.load(open(path, "rb"))
+    target = probs[:, -1].astype(np.float32).argmax(1)
+    inputs = probs[:, :-1].astype(np.float32)
+    return {"dummy": np.mean(target == 0), "average": np.mean(inputs.mean(1).argmax(1) == target),
+            "largest": np.mean(inputs[:, -1].argmax(1) == target)}
+
+
+def test_original_pickle_and_strategies_score_unchanged(tmp_path, original_pickle):
+    strategy_file = tmp_path / "original_strategies.py"
+    strategy_file.write_text(ORIGINAL_STRATEGIES)
+    out = tmp_path / "results.json"
+    run_script("challenge.py", "--dataset", original_pickle, "--json", out,
+               *[arg for f in ("dummy_strategy", "random_strategy", "average_strategy")
+                 for arg in ("--strategy", f"{strategy_file}:{f}")], "--strategy", "average", "--strategy", "largest")
+    result = json.loads(out.read_text())["datasets"][0]
+    scores = {row["name"].split(":")[-1]: row for row in result["strategies"]}
+    expected = expected_accuracies(original_pickle)
+    assert result["target"] == "EleutherAI/pythia-12b" and result["inputs"] == PYTHIA[:-1]
+    assert scores["dummy_strategy"]["accuracy"] == expected["dummy"]
+    assert scores["average_strategy"]["accuracy"] == pytest.approx(expected["average"], abs=1 / 40)
+    assert scores["average"]["accuracy"] == expected["average"]
+    assert scores["largest"]["accuracy"] == expected["largest"]
+    assert 0 < expected["largest"] < 1 and scores["random_strategy"]["n"] == 40
+
+
+def test_numpy1_pickle_loads(tmp_path, original_pickle):
+    # numpy 1.x wrote "numpy.core.multiarray"; protocol 2's GLOBAL opcode spells it out as text.
+    names, sentences, probs = pickle.load(open(original_pickle, "rb"))
+    data = pickle.dumps((names, sentences, probs), protocol=2)
+    assert b"numpy._core.multiarray" in data
+    path = tmp_path / "numpy1.pkl"
+    path.write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert np.array_equal(load_dataset(path).probs, probs)
+
+
+def test_leaderboard_lists_every_strategy_with_ci(original_pickle):
+    result = run_script("challenge.py", "--dataset", original_pickle)
+    for name in ("dummy", "random", "average", "largest"):
+        assert f"\n  {name} " in result.stdout
+    assert "95% CI" in result.stdout and "of none for" in result.stdout
+
+
+def test_reach_statistics(tmp_path):
+    probs = np.zeros((4, 3, 10), dtype=np.float16)
+    top = [[1, 2, 1], [3, 3, 4], [5, 6, 6], [7, 7, 7]]  # target = last: reached by an input in rows 0, 2, 3
+    for i, row in enumerate(top):
+        for j, token in enumerate(row):
+            probs[i, j, token] = 1
+    path = tmp_path / "reach.pkl"
+    save_dataset(path, ["a", "b", "t"], ["w", "x", "y", "z"], probs)
+    run_script("challenge.py", "--dataset", path, "--json", tmp_path / "r.json", "--strategy", "largest",
+               "--predictions", tmp_path / "p.csv")
+    result = json.loads((tmp_path / "r.json").read_text())["datasets"][0]
+    assert result["input_model_reach"]["some_input_model"] == 0.75
+    assert result["input_model_reach"]["no_input_model"] == 0.25
+    assert result["strategies"][0]["accuracy"] == 0.5 and result["strategies"][0]["correct"] == 2
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "dataset,strategy,index,sentence,guess,target_top1,correct"
+    assert lines[1].endswith(",w,2,1,False") and lines[3].endswith(",y,6,6,True")
+
+
+def test_target_and_num_samples(tmp_path, original_pickle):
+    out = tmp_path / "r.json"
+    run_script("challenge.py", "--dataset", original_pickle, "--target", "EleutherAI/pythia-1b",
+               "--num-samples", 10, "--strategy", "largest", "--json", out)
+    result = json.loads(out.read_text())["datasets"][0]
+    assert result["n"] == 10 and "EleutherAI/pythia-1b" not in result["inputs"] and len(result["inputs"]) == 6
+    _, _, probs = pickle.load(open(original_pickle, "rb"))
+    expected = np.mean(probs[:10, 6].astype(np.float32).argmax(1) == probs[:10, 3].astype(np.float32).argmax(1))
+    assert result["strategies"][0]["accuracy"] == expected
+
+
+def test_seed_makes_random_reproducible(tmp_path, original_pickle):
+    def random_guesses(seed):
+        out = tmp_path / f"p{seed}.csv"
+        run_script("challenge.py", "--dataset", original_pickle, "--strategy", "random", "--seed", seed,
+                   "--predictions", out)
+        return [line.split(",")[-3] for line in out.read_text().splitlines()[1:]]
+    assert random_guesses(1) == random_guesses(1) != random_guesses(2)
+
+
+def test_list_shows_names_and_descriptions():
+    result = run_script("challenge.py", "--list")
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert set(lines) >= {"dummy", "random", "average", "largest"} and all(lines.values())
+
+
+def test_scoring_needs_neither_torch_nor_transformers(original_pickle):
+    code = ("import sys, challenge; rc = challenge.main(['--dataset', sys.argv[1]]); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, str(original_pickle)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_strategy_defined_in_the_marked_spot_is_scored(tmp_path, original_pickle):
+    source = (ROOT / "challenge.py").read_text()
+    marker = "##############################################\n\n\ndef score_dataset"
+    assert marker in source
+    edited = source.replace(marker, marker.replace("\n\n\ndef", '''
+@register("mine", "token 1 every time")
+def mine(sentences, model_names, target_model_name, probs_per_sentences):
+    return [1] * len(sentences)
+
+
+def'''))
+    script = tmp_path / "challenge.py"
+    script.write_text(edited)
+    result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
+                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert "\n  mine " in result.stdout and "\n  average " in result.stdout
+
+
+BROKEN_STRATEGIES = '''
+import numpy as np
+def raises(s, m, t, p): raise RuntimeError("boom")
+def short(s, m, t, p): return [0] * (len(s) - 1)
+def floats(s, m, t, p): return np.full(len(s), 0.5)
+def out_of_range(s, m, t, p): return [p.shape[2]] * len(s)
+def negative(s, m, t, p): return [-1] * len(s)
+def ragged(s, m, t, p): return [[1, 2], [3]] + [0] * (len(s) - 2)
+'''
+
+
+def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, original_pickle):
+    path = tmp_path / "broken.py"
+    path.write_text(BROKEN_STRATEGIES)
+    names = ["raises", "short", "floats", "out_of_range", "negative", "ragged"]
+    result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--json",
+                        tmp_path / "r.json", *[a for n in names for a in ("--strategy", f"{path}:{n}")], check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    rows = {r["name"].split(":")[-1]: r for r in json.loads((tmp_path / "r.json").read_text())["datasets"][0]["strategies"]}
+    assert "accuracy" in rows["dummy"]
+    assert rows["raises"]["error"] == "raised RuntimeError: boom"
+    assert rows["short"]["error"] == "returned 39 guesses for 40 sentences"
+    assert "float64" in rows["floats"]["error"]
+    assert "outside [0, 50277)" in rows["out_of_range"]["error"] and "token id -1" in rows["negative"]["error"]
+    assert "not a list of token ids" in rows["ragged"]["error"]
+    for name in names:
+        assert f"{path}:{name}" in result.stdout and "error:" in result.stdout
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED",))
+
+
+class EvalEvil:
+    def __reduce__(self):
+        return (eval, ("__import__('pathlib').Path('PWNED').touch()",))
+
+
+def bad_files(tmp_path, original_pickle):
+    good = original_pickle.read_bytes()
+    names, sentences, probs = pickle.loads(good)
+    def dump(obj):
+        return pickle.dumps(obj, protocol=5)
+    nan, inf, negative, unnormalised = (probs.copy() for _ in range(4))
+    nan[3, 2, 7] = np.nan
+    inf[5, 0, 1] = np.inf
+    negative[1, 1, 0] = -0.5
+    unnormalised[2, 4] *= 3
+    return {
+        "os_system": (dump((names, sentences, Evil())), "refers to posix.system"),
+        "builtins_eval": (dump(EvalEvil()), "refers to builtins.eval"),
+        "truncated": (good[: len(good) // 2], "truncated or malformed pickle"),
+        "garbage": (b"this is not a pickle at all", "truncated or malformed pickle"),
+        "empty": (b"", "truncated or malformed pickle"),
+        "not_a_tuple": (dump([names, sentences, probs]), "expected a tuple"),
+        "two_elements": (dump((names, probs)), "of length 2"),
+        "wrong_shape": (dump((names, sentences[:-1], probs)), "expected (39 sentences, 7 models"),
+        "names_not_str": (dump(([1, 2, 3, 4, 5, 6, 7], sentences, probs)), "model_names must be a list of str"),
+        "not_array": (dump((names, sentences, probs.tolist()[:1])), "probs must be a numpy array"),
+        "integer_probs": (dump((names, sentences, probs.astype(np.int32))), "must be floating point"),
+        "nan": (dump((names, sentences, nan)), "NaN, inf or negative values (sentence 3, model 'EleutherAI/pythia-410m')"),
+        "inf": (dump((names, sentences, inf)), "NaN, inf or negative values (sentence 5"),
+        "negative": (dump((names, sentences, negative)), "NaN, inf or negative values (sentence 1"),
+        "unnormalised": (dump((names, sentences, unnormalised)), "sentence 2, model 'EleutherAI/pythia-1.4b' sum to 3"),
+    }
+
+
+@pytest.mark.parametrize("case", ["os_system", "builtins_eval", "truncated", "garbage", "empty", "not_a_tuple",
+                                  "two_elements", "wrong_shape", "names_not_str", "not_array", "integer_probs",
+                                  "nan", "inf", "negative", "unnormalised"])
+def test_bad_dataset_is_a_one_line_error_and_runs_no_code(tmp_path, original_pickle, case):
+    content, message = bad_files(tmp_path, original_pickle)[case]
+    path = tmp_path / f"{case}.pkl"
+    path.write_bytes(content)
+    result = subprocess.run([sys.executable, str(ROOT / "challenge.py"), "--dataset", str(path)], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    error_lines = result.stderr.strip().splitlines()
+    assert len(error_lines) == 1 and error_lines[0].startswith(f"error: {path}: ") and message in error_lines[0], result.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_missing_dataset_and_bad_files_in_a_list(tmp_path, original_pickle):
+    result = run_script("challenge.py", "--dataset", tmp_path / "nope.pkl", "--dataset", original_pickle,
+                        "--strategy", "dummy", check=False)
+    assert result.returncode == 1 and "nope.pkl: no such file" in result.stderr
+    assert f"{original_pickle}: 40 prefixes" in result.stdout  # the good dataset is still scored
+
+
+def test_no_dataset_says_which_files_are_missing(monkeypatch, tmp_path, capsys):
+    import challenge
+
+    monkeypatch.setattr(challenge, "DATA_DIR", tmp_path)
+    assert challenge.main([]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'wikipedia.pkl'} and {tmp_path / 'glue-rte.pkl'} are missing" in err
+    assert "preprocess_train.py" in err
+
+
+def test_unknown_strategy_is_an_error():
+    result = run_script("challenge.py", "--strategy", "nonexistent", check=False)
+    assert result.returncode == 2 and "unknown strategy 'nonexistent'" in result.stderr
+
+
+def test_check_guesses_accepts_lists_of_numpy_ints():
+    assert check_guesses([np.int64(3), 4], 2, 10).tolist() == [3, 4]
+    with pytest.raises(StrategyError):
+        check_guesses([True, False], 2, 10)
+
+
+def test_bootstrap_interval_covers_the_accuracy_and_narrows_with_n():
+    small = bootstrap_ci(np.arange(100) % 2 == 0)
+    large = bootstrap_ci(np.arange(10_000) % 2 == 0)
+    assert small[0] < 0.5 < small[1] and large[0] < 0.5 < large[1]
+    assert (large[1] - large[0]) < (small[1] - small[0]) / 5
+    assert small == bootstrap_ci(np.arange(100) % 2 == 0)  # seeded
+
+
+def test_save_is_atomic_on_failure(tmp_path):
+    path = tmp_path / "d.pkl"
+    save_dataset(path, ["a", "b"], ["x"], np.full((1, 2, 4), 0.25, dtype=np.float16))
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        save_dataset(path, ["a", "b"], ["x", "y"], np.full((1, 2, 4), 0.25, dtype=np.float16))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["d.pkl"]
+    with pytest.raises(InputError):
+        load_dataset(tmp_path)
