@@ -37,7 +37,7 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
     if dataset == "wikipedia":
         rows = _stream(*WIKIPEDIA_HUB, dataset_path, seed)
         rng = np.random.default_rng(seed)
-        prefixes = _take_unique(_wikipedia_openings(rows, rng), num_prefixes or DEFAULT_NUM_PREFIXES)
+        prefixes = _take_unique(_wikipedia_openings(rows, rng, dataset_path), num_prefixes or DEFAULT_NUM_PREFIXES)
         rule = f"first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of an article, count drawn per article"
         source = dataset_path or "/".join(WIKIPEDIA_HUB)
     elif dataset == "glue-rte":
@@ -106,9 +106,9 @@ def _take_unique(prefixes: Iterable[str], n: int) -> list[str]:
     return list(seen)
 
 
-def _wikipedia_openings(rows: Iterable[dict], rng: np.random.Generator) -> Iterator[str]:
+def _wikipedia_openings(rows: Iterable[dict], rng: np.random.Generator, path: str | None) -> Iterator[str]:
     for row in rows:
-        words = _column(row, "text", None).split()
+        words = _column(row, "text", path).split()
         if words:
             yield " ".join(words[: int(rng.integers(WIKIPEDIA_WORDS[0], WIKIPEDIA_WORDS[1] + 1))])
 
