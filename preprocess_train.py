@@ -6,7 +6,7 @@ next-token distribution as a (prefixes x models x vocabulary) float16 tensor.
     python preprocess_train.py --models small/ medium/ large/ --dataset my_prefixes.txt
 
 The last model is the target. Each finished model's slice is cached, so an interrupted run
-resumes where it stopped; `accelerate launch preprocess_train.py ...` shards the prefixes over
+resumes where it stopped; `accelerate launch preprocess_train.py ...` shards the batches over
 processes (GPUs) and gathers one dataset identical to a single-process run.
 """
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness import inference
 
-    # Under `accelerate launch`, each process takes every num_processes-th prefix; a plain run is one process.
+    # Under `accelerate launch`, each process runs its share of the batches; a plain run is one process.
     state = PartialState(cpu=args.device == "cpu")
     device = args.device or str(state.device)
     specs = model_specs(args.models, args.revision)
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     vocab_size = len(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     token_ids = inference.tokenize(tokenizer, prefixes)
-    shard = np.arange(state.process_index, len(prefixes), state.num_processes)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     quiet = args.no_progress or not state.is_local_main_process
     if quiet:
@@ -118,22 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         model = inference.load_model(spec, device, dtype)
         load_seconds = time.perf_counter() - start
-        model_ids = inference.left_truncate([token_ids[i] for i in shard], inference.context_length(model), spec.name)
-        shard_probs = np.empty((len(shard), vocab_size), dtype=np.float16)
-        stats = inference.next_token_probs(model, model_ids, shard_probs, pad_id=pad_id, max_tokens=args.max_tokens,
-                                           batch_size=args.batch_size, desc=Path(spec.name).name, progress=not quiet)
+        model_ids = inference.left_truncate(token_ids, inference.context_length(model), spec.name)
+        stats = inference.next_token_probs(model, model_ids, probs[:, j], pad_id=pad_id, max_tokens=args.max_tokens,
+                                           batch_size=args.batch_size, rank=state.process_index,
+                                           world_size=state.num_processes, desc=Path(spec.name).name,
+                                           progress=not quiet)
         summary.append({"name": spec.name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch."),
                         "parameters": model.num_parameters(), "load_seconds": round(load_seconds, 3),
                         "seconds": round(stats["seconds"], 3), "tokens": stats["tokens"],
                         "tokens_per_second": round(stats["tokens_per_second"], 1), "from_cache": False})
-        inference.release(model)
+        del model
+        inference.free_memory()
         if state.num_processes > 1:
             from accelerate.utils import gather_object
-            shards = gather_object([(shard, shard_probs)])
-            for indices, values in shards:
-                probs[indices, j] = values
-        else:
-            probs[:, j] = shard_probs
+            for rows, values in gather_object([(stats["rows"], probs[stats["rows"], j])]):
+                probs[rows, j] = values
         if state.is_main_process:
             inference.write_cached_slice(cache_dir, key, probs[:, j])
 

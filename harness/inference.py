@@ -143,23 +143,26 @@ def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_s
 
 def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np.ndarray, *,
                      pad_id: int = 0, max_tokens: int | None = None, batch_size: int | None = None,
-                     desc: str = "", progress: bool = True) -> dict:
+                     rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
     """Fill `out[i]` (one row per prefix, any float dtype) with the model's next-token distribution.
 
-    Batches halve on out-of-memory instead of dying. Returns timing stats.
+    Sharded (`world_size` > 1), a process fills only the rows of its batches: the batches are
+    formed over all prefixes and dealt out round-robin, so every row is computed in the same batch
+    as in a single-process run and the gathered result is identical. Batches halve on
+    out-of-memory instead of dying. Returns the rows filled and timing stats.
     """
     device = model.get_input_embeddings().weight.device
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
     lengths = np.array([len(ids) for ids in token_ids])
     max_tokens = max(max_tokens, int(lengths.max()))
-    done = np.zeros(len(token_ids), dtype=bool)
+    batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
+    rows = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     start_time = time.perf_counter()
-    with tqdm(total=int(lengths.sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
+    with tqdm(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
               disable=not progress) as bar:
-        while not done.all():
-            todo = np.flatnonzero(~done)
-            batch = todo[length_sorted_batches(lengths[todo], max_tokens, batch_size)[0]]
+        while batches:
+            batch = batches.pop(0)
             try:
                 probs = last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], pad_id)
             except torch.OutOfMemoryError:
@@ -170,17 +173,18 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
                 max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
                 batch_size = max(1, (batch_size or len(batch)) // 2)
                 bar.write(f"{desc}: out of GPU memory, batches halved to {max_tokens} tokens")
+                remaining = np.concatenate([batch, *batches])
+                batches = [remaining[b] for b in length_sorted_batches(lengths[remaining], max_tokens, batch_size)]
                 continue
             out[batch] = probs.cpu().numpy()
-            done[batch] = True
             bar.update(int(lengths[batch].sum()))
     seconds = time.perf_counter() - start_time
-    return {"seconds": seconds, "tokens": int(lengths.sum()), "tokens_per_second": lengths.sum() / seconds}
+    tokens = int(lengths[rows].sum())
+    return {"rows": rows, "seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)}
 
 
-def release(model: torch.nn.Module) -> None:
-    """Free the model before the next one loads: one model in memory at a time."""
-    del model
+def free_memory() -> None:
+    """After `del model`: return its memory before the next model loads (one model at a time)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

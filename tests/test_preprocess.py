@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import CONTEXT, SHARED, make_model, make_tokenizer, run_script
+from conftest import CONTEXT, ROOT, SHARED, make_model, make_tokenizer, run_script
 from transformers import AutoModelForCausalLM
 
 from harness import inference
@@ -167,3 +170,23 @@ def test_tiny_suite_helper_builds_loadable_models(tmp_path):
     model_dir = make_model(tmp_path / "m", 32, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.vocab_size > len(tokenizer)  # padded past the tokenizer, as Pythia's are
+
+
+def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefix_file):
+    out = tmp_path / "two.pkl"
+    # On a machine without GPUs, --multi_gpu starts torch.distributed CPU (gloo) processes.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(29500 + os.getpid() % 1000), str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
+               "--dataset", str(prefix_file), "--out", str(out), "--device", "cpu", "--dtype", "float32",
+               "--max-tokens", "64", "--no-progress"]
+    single = tmp_path / "single.pkl"
+    # The launcher runs each process with one thread; CPU reductions depend on the thread count, so
+    # the single-process reference uses one thread too (same batches + same kernels = same bytes).
+    run_script("preprocess_train.py", "--models", *suite, "--dataset", prefix_file, "--out", single,
+               "--device", "cpu", "--dtype", "float32", "--max-tokens", 64, "--no-progress",
+               env={"OMP_NUM_THREADS": "1"})
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(out.with_suffix(".json").read_text())["num_processes"] == 2
+    assert out.read_bytes() == single.read_bytes()
