@@ -53,8 +53,9 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
     sentences = dataset.sentences[:n]
     # A view when the target is last (as in every dataset the project writes), so no copy.
     inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
-    target_top1 = top1(dataset.probs[:n, t])
-    reach = input_model_reach(top1(inputs), target_top1)
+    top1_per_model = top1(dataset.probs[:n])  # one pass over the contiguous array: no copy
+    target_top1 = top1_per_model[:, t]
+    reach = input_model_reach(np.delete(top1_per_model, t, axis=1), target_top1)
 
     rows = []
     for strategy in strategies:

@@ -1,0 +1,310 @@
+"""Benchmark (not a test): the original challenge's preprocessing loop against the project's, side
+by side in one process on the same random-weight models and prefixes; model loading; and the
+overhead of challenge.py on a large dataset.
+
+    python3 benchmarks/bench.py --mode cpu    # small models on the CPU: anyone can run it
+    python3 benchmarks/bench.py --mode gpu    # random-weight models of the real Pythia shapes on a GPU
+
+Prints markdown tables (and writes them with --out). The original-style loop is the original
+challenge's: one prefix at a time, float32 weights, logits at every position, a float64 host
+array; its checkpoints were loaded in float32 on the CPU, then moved to the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import pickle
+import platform
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from harness import inference  # noqa: E402
+from harness.dataset_io import load_dataset, save_dataset  # noqa: E402
+from harness.prefixes import build_prefixes  # noqa: E402
+from harness.scoring import input_model_reach, top1  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+# hidden, layers, heads, padded vocabulary: the published Pythia configurations.
+PYTHIA_SHAPES = {"70m": (512, 6, 8, 50304), "160m": (768, 12, 12, 50304), "410m": (1024, 24, 16, 50304),
+                 "1b": (2048, 16, 8, 50304), "1.4b": (2048, 24, 16, 50304), "2.8b": (2560, 32, 32, 50304),
+                 "6.9b": (4096, 32, 32, 50432), "12b": (5120, 36, 40, 50688)}
+CPU_SIZES = ["70m", "160m"]
+GPU_SIZES = ["70m", "410m", "1.4b", "2.8b", "12b"]
+
+
+def neox(shape: tuple, device: str) -> GPTNeoXForCausalLM:
+    hidden, layers, heads, vocab = shape
+    config = GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                           intermediate_size=4 * hidden, rotary_pct=0.25, use_parallel_residual=True,
+                           tie_word_embeddings=False, max_position_embeddings=2048)
+    torch.manual_seed(0)
+    with torch.device(device):
+        return GPTNeoXForCausalLM(config).eval()
+
+
+def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
+    """The real Pythia tokenizer and real prefixes where ../shared/data has them, else the bundled ones."""
+    path = SHARED / "pythia-tokenizer" / "tokenizer.json"
+    if path.exists():
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), pad_token="<|padding|>")
+        wiki = SHARED / "corpus" / "wikipedia-en-0.jsonl"
+        rte = SHARED / "corpus" / "rte-train.tsv"
+        sets = {"short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki))[0],
+                "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte))[0]}
+        source = "Pythia tokenizer; Wikipedia openings and RTE prompts from ../shared/data"
+    else:
+        suite = ROOT / "build" / "suite" / "models"
+        models = sorted(suite.iterdir()) if suite.exists() else []
+        if not models:
+            sys.exit("needs ../shared/data/pythia-tokenizer or a trained suite in build/suite/models")
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(models[0])
+        sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes)[0],
+                "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes)[0]}
+        source = "the suite's tokenizer; the bundled prefix files"
+    return tokenizer, {name: inference.tokenize(tokenizer, p) for name, p in sets.items()}, source
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def original_loop(model: torch.nn.Module, token_ids: list, vocab_size: int, device: str) -> np.ndarray:
+    out = np.zeros((len(token_ids), vocab_size), dtype=np.float64)
+    for i, ids in enumerate(token_ids):
+        logits = model(torch.tensor([ids], device=device)).logits  # every position, full padded vocabulary
+        out[i] = torch.softmax(logits[0, -1, :vocab_size], dim=-1).cpu().numpy()
+    return out
+
+
+def timed(fn, device: str, repeats: int = 2):
+    """Best of `repeats` wall-clock runs (after the first, which also warms up)."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        result = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def matmul_tflops(device: str, dtype: torch.dtype) -> float:
+    n = 8192 if device.startswith("cuda") else 2048
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    seconds, _ = timed(lambda: a @ b, device, repeats=5)
+    return 2 * n ** 3 / seconds / 1e12
+
+
+def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype: torch.dtype, peak: float) -> list:
+    rows = []
+    for size in sizes:
+        model = neox(PYTHIA_SHAPES[size], device)  # float32, as the original ran
+        params = model.num_parameters()
+        results = {}
+        for name, token_ids in sets.items():
+            results[name] = {"original": timed(lambda: original_loop(model, token_ids, vocab_size, device), device)}
+        model.to(dtype)
+        for name, token_ids in sets.items():
+            out = np.empty((len(token_ids), vocab_size), dtype=np.float16)
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            seconds, _ = timed(lambda: inference.next_token_probs(model, token_ids, out, pad_id=1, progress=False), device)
+            gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+            original_seconds, original = results[name]["original"]
+            tokens = sum(map(len, token_ids))
+            floor = 2 * params * tokens / (peak * 1e12)
+            rows.append({"size": size, "set": name, "prefixes": len(token_ids), "tokens": tokens,
+                         "original_s": original_seconds, "project_s": seconds, "speedup": original_seconds / seconds,
+                         "tokens_per_s": tokens / seconds, "floor_s": floor, "vs_floor": seconds / floor,
+                         "gpu_peak_gib": gpu_peak,
+                         "top1_agreement": float((original.argmax(1) == top1(out)).mean())})
+        del model
+        inference.free_memory()
+    return rows
+
+
+def bench_output_memory(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype) -> dict:
+    """Host memory the output takes while the project's path runs all sizes: vs its float16 size."""
+    models = {size: neox(PYTHIA_SHAPES[size], device).to(dtype) for size in sizes}
+    tracemalloc.start()
+    probs = np.empty((len(token_ids), len(sizes), vocab_size), dtype=np.float16)
+    for j, size in enumerate(sizes):
+        inference.next_token_probs(models[size], token_ids, probs[:, j], pad_id=1, progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"float16_bytes": probs.nbytes, "peak_bytes": peak, "ratio": peak / probs.nbytes,
+            "original_float64_bytes": probs.size * 8}
+
+
+def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -> list:
+    rows = []
+    for size in sizes:
+        path = workdir / f"neox-{size}"
+        neox(PYTHIA_SHAPES[size], "cpu").to(torch.float16).save_pretrained(path)  # float16 safetensors, as Pythia ships
+        weights = sorted(path.glob("*.safetensors"))
+        nbytes = sum(w.stat().st_size for w in weights)
+        raw, _ = timed(lambda: [w.read_bytes() for w in weights], "cpu", repeats=3)
+
+        def original_load():
+            model = GPTNeoXForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+            sync(device)
+            return model
+
+        def project_load():
+            model = inference.load_model(inference.ModelSpec(str(path)), device, dtype)
+            sync(device)
+            return model
+
+        original, model = timed(original_load, device)
+        del model
+        inference.free_memory()
+        project, model = timed(project_load, device)
+        del model
+        inference.free_memory()
+        rows.append({"size": size, "gb": nbytes / 1e9, "raw_s": raw, "original_s": original, "project_s": project,
+                     "speedup": original / project, "vs_raw": project / raw})
+        for w in path.iterdir():
+            w.unlink()
+        path.rmdir()
+    return rows
+
+
+def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab_size: int = 50277) -> dict:
+    """challenge.py's load + validate + score against a bare pickle.load of the same file."""
+    import challenge
+    from strategies import REGISTRY, load_builtin
+
+    rng = np.random.default_rng(0)
+    probs = np.empty((num_prefixes, num_models, vocab_size), dtype=np.float16)
+    for start in range(0, num_prefixes, 50):  # peaked rows, built in chunks to keep memory low
+        x = rng.random((min(50, num_prefixes - start), num_models, vocab_size), dtype=np.float32) ** 16
+        probs[start:start + 50] = x / x.sum(axis=2, keepdims=True)
+    path = workdir / "big.pkl"
+    save_dataset(path, [f"model-{j}" for j in range(num_models)], [f"prefix {i}" for i in range(num_prefixes)], probs)
+    nbytes = probs.nbytes
+    del probs, x
+    gc.collect()
+    load_builtin()
+
+    def bare():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    def project():
+        return challenge.score_dataset(path, [REGISTRY["dummy"]], None, None, 0, None)
+
+    def project_parts():
+        start = time.perf_counter()
+        dataset = load_dataset(path, check_values=False)
+        loaded = time.perf_counter()
+        from harness.dataset_io import check_probabilities
+        check_probabilities(dataset)
+        checked = time.perf_counter()
+        top1_per_model = top1(dataset.probs)
+        input_model_reach(top1_per_model[:, :-1], top1_per_model[:, -1])
+        return {"load": loaded - start, "validate": checked - loaded, "score": time.perf_counter() - checked}
+
+    times = {"bare": [], "project": []}
+    for _ in range(3):  # alternate, so the page cache and the allocator treat both alike
+        for name, fn in (("bare", bare), ("project", project)):
+            start = time.perf_counter()
+            result = fn()
+            times[name].append(time.perf_counter() - start)
+            del result
+            gc.collect()
+    parts = project_parts()
+    memory = {}
+    for name, fn in (("bare", bare), ("project", project)):
+        tracemalloc.start()
+        result = fn()
+        memory[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del result
+        gc.collect()
+    path.unlink()
+    bare_s, project_s = min(times["bare"]), min(times["project"])
+    return {"shape": (num_prefixes, num_models, vocab_size), "array_bytes": nbytes, "bare_s": bare_s,
+            "project_s": project_s, "ratio": project_s / bare_s, "parts": parts, "bare_peak": memory["bare"],
+            "project_peak": memory["project"], "peak_vs_array": memory["project"] / nbytes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--sizes", nargs="+", help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})")
+    parser.add_argument("--load-sizes", nargs="*", help="shapes for the load benchmark (default: the smallest and largest)")
+    parser.add_argument("--device", help="default: cuda in gpu mode, cpu in cpu mode")
+    parser.add_argument("--num-prefixes", type=int, default=100)
+    parser.add_argument("--challenge-prefixes", type=int, default=1000, help="rows of the challenge.py dataset (0: skip)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "memory", "loading", "challenge"])
+    parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    args = parser.parse_args()
+    device = args.device or ("cuda" if args.mode == "gpu" else "cpu")
+    sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)
+    load_sizes = args.load_sizes if args.load_sizes is not None else sorted({sizes[0], sizes[-1]}, key=sizes.index)
+    dtype = inference.resolve_dtype("auto", device)
+
+    lines = []
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    tokenizer, sets, source = tokenizer_and_prefixes(args.num_prefixes)
+    vocab_size = len(tokenizer)
+    peak = matmul_tflops(device, dtype)
+    emit(f"Device: {device_name}; torch {torch.__version__}, transformers {transformers.__version__}, "
+         f"numpy {np.__version__}; {date.today()}; project dtype {str(dtype).removeprefix('torch.')}, "
+         f"measured matmul peak {peak:.2f} TFLOP/s")
+    emit(f"Prefixes: {source}; " + "; ".join(
+        f"{k}: {len(v)} prefixes, {min(map(len, v))}-{max(map(len, v))} tokens, {sum(map(len, v))} in all"
+        for k, v in sets.items()))
+
+    if "inference" not in args.skip:
+        emit("\n| model | set | original loop s | project s | speedup | project tok/s | compute floor s | vs floor | GPU peak GiB | top-1 agreement |")
+        emit("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in bench_inference(sizes, sets, vocab_size, device, dtype, peak):
+            emit(f"| {r['size']} | {r['set']} | {r['original_s']:.3f} | {r['project_s']:.3f} | {r['speedup']:.1f}x | "
+                 f"{r['tokens_per_s']:,.0f} | {r['floor_s']:.4f} | {r['vs_floor']:.1f}x | {r['gpu_peak_gib']:.2f} | "
+                 f"{r['top1_agreement']:.2f} |")
+    if "memory" not in args.skip:
+        m = bench_output_memory(sizes, sets["long"], vocab_size, device, dtype)
+        emit(f"\nOutput host memory ({len(sizes)} models x {args.num_prefixes} prefixes): peak {m['peak_bytes'] / 1e6:.1f} MB "
+             f"= {m['ratio']:.3f}x its float16 size ({m['float16_bytes'] / 1e6:.1f} MB); the original's float64 array: "
+             f"{m['original_float64_bytes'] / 1e6:.1f} MB")
+    if "loading" not in args.skip and load_sizes:
+        emit("\n| model | float16 safetensors GB | raw read s | original load s (float32 CPU, then .to) | project load s | speedup | project vs raw read |")
+        emit("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        with tempfile.TemporaryDirectory() as workdir:
+            for r in bench_loading(load_sizes, device, dtype, Path(workdir)):
+                emit(f"| {r['size']} | {r['gb']:.2f} | {r['raw_s']:.2f} | {r['original_s']:.2f} | {r['project_s']:.2f} | "
+                     f"{r['speedup']:.1f}x | {r['vs_raw']:.2f}x |")
+    if "challenge" not in args.skip and args.challenge_prefixes:
+        with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").exists() else None) as workdir:
+            c = bench_challenge(Path(workdir), args.challenge_prefixes)
+        p = c["parts"]
+        emit(f"\nchallenge.py on a {'x'.join(map(str, c['shape']))} float16 dataset ({c['array_bytes'] / 1e6:.0f} MB): "
+             f"bare pickle.load {c['bare_s']:.2f} s; load + validate + score {c['project_s']:.2f} s = {c['ratio']:.2f}x "
+             f"(load {p['load']:.2f}, validate {p['validate']:.2f}, score {p['score']:.2f}); peak traced memory "
+             f"{c['project_peak'] / 1e6:.0f} MB = {c['peak_vs_array']:.2f}x the array (bare: {c['bare_peak'] / 1e6:.0f} MB)")
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
