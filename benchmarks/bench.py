@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import transformers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+from transformers.utils import logging as transformers_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -254,6 +255,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "memory", "loading", "challenge"])
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args()
+    transformers_logging.disable_progress_bar()
     device = args.device or ("cuda" if args.mode == "gpu" else "cpu")
     sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)
     load_sizes = args.load_sizes if args.load_sizes is not None else sorted({sizes[0], sizes[-1]}, key=sizes.index)
