@@ -190,3 +190,40 @@ def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefi
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["num_processes"] == 2
     assert out.read_bytes() == single.read_bytes()
+
+
+def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, suite, tokenizer, prefix_file):
+    token_ids = inference.tokenize(tokenizer, prefix_file.read_text().splitlines())
+    model = inference.load_model(inference.ModelSpec(str(suite[0])), "cpu", torch.float32)
+    real_forward = inference.last_token_probs
+    seen_sizes = []
+
+    def forward_with_small_memory(model, batch, vocab_size, pad_id):
+        seen_sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real_forward(model, batch, vocab_size, pad_id)
+
+    monkeypatch.setattr(inference, "last_token_probs", forward_with_small_memory)
+    out = np.full((len(token_ids), len(tokenizer)), np.nan, dtype=np.float32)
+    stats = inference.next_token_probs(model, token_ids, out, pad_id=1, batch_size=8, progress=False)
+    assert seen_sizes[0] == 8 and max(seen_sizes[1:]) <= 4 and seen_sizes[-1] <= 2
+    assert sorted(stats["rows"]) == list(range(len(token_ids)))
+    np.testing.assert_allclose(out, reference_probs(suite[0], token_ids, len(tokenizer)), atol=1e-5)
+
+
+def test_revision_for_all_models_or_one():
+    import preprocess_train
+
+    specs = preprocess_train.model_specs(["a", "b", "c"], ["step1000", "b=step143000"])
+    assert [(s.name, s.revision) for s in specs] == [("a", "step1000"), ("b", "step143000"), ("c", "step1000")]
+    with pytest.raises(Exception, match="not one of --models"):
+        preprocess_train.model_specs(["a"], ["z=step1"])
+
+
+def test_strategies_can_load_the_suite_tokenizer_lazily(suite, tokenizer):
+    import strategies
+
+    loaded = strategies.load_tokenizer(str(suite[-1]))
+    token = tokenizer(" the")["input_ids"][0]
+    assert loaded.decode([token]) == " the" and strategies.load_tokenizer(str(suite[-1])) is loaded
