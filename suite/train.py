@@ -43,15 +43,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.prefixes import rte_prompt
+
 SUITE_DIR = Path(__file__).resolve().parent
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
 VAL_EVERY = 50  # document i is held out iff i % VAL_EVERY == 0 (2%)
 TEXT_SUFFIXES = (".jsonl", ".txt", ".tsv")
 
-# hidden x layers x heads. Head size is 32 except for the narrowest model;
-# non-embedding params go from ~25K to ~4.7M (~190x).
-DEFAULT_SIZES = "32x2x2,64x2x2,96x3x3,128x4x4,160x5x5,192x6x6,256x6x8"
+# hidden x layers x heads: non-embedding params from ~6.6K to ~1.5M (~235x),
+# about 2.3x per step. Why so small: the CPU budget buys only a few million
+# tokens per model, and in that regime models above a few 100K non-embedding
+# params all learn at the same per-token speed (a first run with widths up to
+# 256 and 1.3M tokens had 0.34M..2.7M within 0.03 nats, 2.7M worse than 1.5M,
+# all worse than a bigram count model on the same tokens). Capacity must bind
+# within the budget for the loss to fall with every step up in size.
+DEFAULT_SIZES = "16x2x1,32x2x2,48x2x2,64x3x2,96x3x3,128x4x4,160x5x5"
 
 
 # --------------------------------------------------------------------------
@@ -73,8 +80,13 @@ def corpus_files(paths: Sequence[str]) -> list[Path]:
     return sorted(files, key=lambda f: (f.name, str(f)))
 
 
-def read_documents(path: Path) -> Iterator[str]:
-    """Yield the documents of one file."""
+def read_documents(path: Path, rte_prompts: bool = False) -> Iterator[str]:
+    """Yield the documents of one file.
+
+    With `rte_prompts`, a labelled GLUE RTE TSV's rows become the challenge's glue-rte prompt
+    followed by the answer (" True" for entailment, else " False"): at this size the models learn
+    the task only from examples in its format, which the bundled glue-rte prefixes then ask.
+    """
     if path.name.endswith(".jsonl"):
         with path.open(encoding="utf-8") as fh:
             for line in fh:
@@ -87,6 +99,10 @@ def read_documents(path: Path) -> Iterator[str]:
         csv.field_size_limit(sys.maxsize)
         with path.open(encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if rte_prompts:
+                    answer = " True" if row["label"] == "entailment" else " False"
+                    yield rte_prompt(row["sentence1"].strip(), row["sentence2"].strip()) + answer
+                    continue
                 parts = [row.get(k) or "" for k in ("sentence1", "sentence2")]
                 text = " ".join(p.strip() for p in parts if p.strip())
                 if text:
@@ -184,6 +200,7 @@ def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: 
 
     meta_path = data_dir / "meta.json"
     key = {"corpus_sha256": corpus_meta["sha256"], "vocab_size": vocab_size,
+           "rte_prompt_files": corpus_meta.get("rte_prompt_files", []),
            "val_rule": corpus_meta["validation_rule"]}
     if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
         print(f"[data] reusing cached tokenizer and tokens in {data_dir}")
@@ -417,6 +434,7 @@ def write_plot(rows: list[dict], path: Path, title: str) -> None:
         ax.annotate(r["name"], (r["non_embedding_params"], r["val_loss"]), textcoords="offset points",
                     xytext=(5, 6), fontsize=8)
     ax.set_xscale("log")
+    ax.set_xlim(min(x) / 1.6, max(x) * 2.5)  # room for the point labels
     ax.set_xlabel("non-embedding parameters (log scale)")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title(title)
@@ -433,6 +451,8 @@ def write_plot(rows: list[dict], path: Path, title: str) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", nargs="*", default=[], help="directories and/or .jsonl/.txt/.tsv files")
+    p.add_argument("--rte-prompts", nargs="*", default=[],
+                   help="labelled GLUE RTE TSVs (among --corpus) trained as glue-rte prompts + ' True'/' False'")
     p.add_argument("--hub-dataset", help="Hugging Face dataset name (streamed; needs network)")
     p.add_argument("--hub-config", default=None)
     p.add_argument("--hub-split", default="train")
@@ -445,7 +465,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-vocab", type=int, default=4096, help="embedding rows (tokenizer vocab padded)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--tokens", type=int, default=1_310_720, help="training tokens per model")
+    p.add_argument("--tokens", type=int, default=2_621_440, help="training tokens per model")
     p.add_argument("--lr-ref", type=float, default=1e-3, help="peak lr at --lr-ref-width")
     p.add_argument("--lr-ref-width", type=int, default=512)
     p.add_argument("--lr-exponent", type=float, default=1.0)
@@ -486,8 +506,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("give --corpus PATH... or --hub-dataset NAME")
         files = corpus_files(args.corpus)
         digest, per_file = sha256_files(files)
-        docs = [d for f in files for d in read_documents(f)]
+        prompt_files = {p.resolve() for p in map(Path, args.rte_prompts)}
+        if not prompt_files <= {f.resolve() for f in files}:
+            raise SystemExit(f"--rte-prompts must name files of --corpus: {args.rte_prompts}")
+        docs = [d for f in files for d in read_documents(f, f.resolve() in prompt_files)]
         corpus_meta = {"source": "files", "files": [f.name for f in files], "file_sha256": per_file,
+                       "rte_prompt_files": sorted(Path(p).name for p in args.rte_prompts),
                        "sha256": digest,
                        "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name"}
     corpus_meta["validation_rule"] = val_rule
