@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 if [ "$#" -eq 0 ]; then set -- ../shared/data/corpus; fi
 python3 -m suite.train --corpus "$@" --rte-prompts ../shared/data/corpus/rte-train.tsv --out build/suite
+# The tokenizer is small and committed, so strategies can decode token ids without the weights.
+rm -rf suite/tokenizer && cp -r build/suite/data/tokenizer suite/tokenizer
 models=$(python3 -c 'import json; print(" ".join(m["dir"] for m in json.load(open("build/suite/suite.json"))["models"]))')
 for set in wikipedia:txt glue-rte:jsonl; do
   name=${set%%:*}
