@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -116,32 +117,33 @@ def _check_structure(path: Path, obj: Any) -> Dataset:
 
 
 def check_probabilities(dataset: Dataset) -> None:
-    """Every row finite, non-negative and summing to about 1 (chunked: little extra memory)."""
+    """Every row finite, non-negative and summing to about 1, checked chunk by chunk on all cores
+    (numpy releases the GIL in these loops) with little memory beyond the array itself."""
     probs, path = dataset.probs, dataset.path
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (probs.shape[1] * probs.shape[2]))
-    buffer = np.empty((rows_per_chunk, *probs.shape[1:]), dtype=np.float32) if probs.dtype == np.float16 else None
-    for start in range(0, probs.shape[0], rows_per_chunk):
-        chunk = probs[start:start + rows_per_chunk]
-        if chunk.dtype == np.float16:
-            # As uint16, a float16 is >= 0x7C00 exactly when it is negative, inf or NaN: one
-            # integer pass instead of numpy's slow float16 arithmetic.
-            bits = chunk.view(np.uint16)
-            bad = bits.max(axis=2) >= 0x7C00
-        else:
-            bad = ~(np.isfinite(chunk) & (chunk >= 0)).all(axis=2)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
+    starts = range(0, probs.shape[0], rows_per_chunk)
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda start: _check_chunk(probs[start:start + rows_per_chunk]), starts))
+    for start, (bad_values, sums) in zip(starts, results):
+        if bad_values.any():
+            i, j = np.argwhere(bad_values)[0]
             raise InputError(f"{path}: probs has NaN, inf or negative values "
                              f"(sentence {start + i}, model {dataset.model_names[j]!r})")
-        if chunk.dtype == np.float16:
-            sums = np.take(_FLOAT16_VALUES, bits, out=buffer[:len(chunk)]).sum(axis=2)
-        else:
-            sums = chunk.sum(axis=2, dtype=np.float64)
-        bad = np.abs(sums - 1) > ROW_SUM_TOLERANCE
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
+        bad_sums = np.abs(sums - 1) > ROW_SUM_TOLERANCE
+        if bad_sums.any():
+            i, j = np.argwhere(bad_sums)[0]
             raise InputError(f"{path}: probabilities of sentence {start + i}, model {dataset.model_names[j]!r} "
-                               f"sum to {sums[i, j]:.4g}, not 1")
+                             f"sum to {sums[i, j]:.4g}, not 1")
+
+
+def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows with NaN/inf/negative values, row sums) of a (sentences, models, vocab) chunk."""
+    if chunk.dtype != np.float16:
+        return ~(np.isfinite(chunk) & (chunk >= 0)).all(axis=2), chunk.sum(axis=2, dtype=np.float64)
+    # As uint16, a float16 is >= 0x7C00 exactly when it is negative, inf or NaN: one integer pass
+    # instead of numpy's slow float16 arithmetic; the sums go through the float32 table.
+    bits = chunk.view(np.uint16)
+    return bits.max(axis=2) >= 0x7C00, np.take(_FLOAT16_VALUES, bits).sum(axis=2)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
