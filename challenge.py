@@ -51,11 +51,14 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
     input_names = names[:t] + names[t + 1:]
     n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
     sentences = dataset.sentences[:n]
-    # A view when the target is last (as in every dataset the project writes), so no copy.
-    inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
     top1_per_model = top1(dataset.probs[:n])  # one pass over the contiguous array: no copy
     target_top1 = top1_per_model[:, t]
     reach = input_model_reach(np.delete(top1_per_model, t, axis=1), target_top1)
+    # Strategies get a view of the input models (no copy when the target is last, as in every
+    # dataset the project writes). The target's probabilities are blanked first, so no strategy
+    # can reach them through the view's base array.
+    dataset.probs[:, t] = 0
+    inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
 
     rows = []
     for strategy in strategies:

@@ -179,6 +179,25 @@ def'''))
     assert "\n  mine " in result.stdout and "\n  average " in result.stdout
 
 
+def test_target_probabilities_never_reach_a_strategy(tmp_path, original_pickle):
+    path = tmp_path / "peek.py"
+    path.write_text("""
+import numpy as np
+def peek(sentences, model_names, target_model_name, probs):
+    assert probs.shape[1] == 6 and target_model_name not in model_names
+    full = probs
+    while isinstance(full.base, np.ndarray):
+        full = full.base
+    if isinstance(full.base, (bytes, bytearray)):  # the buffer the pickle was read into
+        full = np.frombuffer(full.base, dtype=np.float16)[-full.size:].reshape(full.shape)
+    return full[:, -1].view(np.uint16).argmax(axis=1) if full.shape[1] == 7 else np.zeros(len(sentences), int)
+""")
+    out = tmp_path / "r.json"
+    run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:peek", "--json", out)
+    row = json.loads(out.read_text())["datasets"][0]["strategies"][0]
+    assert row["accuracy"] < 0.5  # reading the target's slice would score 1.0
+
+
 BROKEN_STRATEGIES = '''
 import numpy as np
 def raises(s, m, t, p): raise RuntimeError("boom")
