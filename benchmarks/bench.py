@@ -5,6 +5,10 @@ overhead of challenge.py on a large dataset.
     python3 benchmarks/bench.py --mode cpu    # small models on the CPU: anyone can run it
     python3 benchmarks/bench.py --mode gpu    # random-weight models of the real Pythia shapes on a GPU
 
+On a GPU with a 10-minute limit per command, run it in parts (e.g. `--skip loading challenge`,
+then `--skip inference memory challenge --load-sizes 1.4b 12b`): saving and loading 12b's 24 GB
+twice takes minutes.
+
 Prints markdown tables (and writes them with --out). The original-style loop is the original
 challenge's: one prefix at a time, float32 weights, logits at every position, a float64 host
 array; its checkpoints were loaded in float32 on the CPU, then moved to the GPU.
@@ -144,11 +148,13 @@ def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype
 
 def bench_output_memory(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype) -> dict:
     """Host memory the output takes while the project's path runs all sizes: vs its float16 size."""
-    models = {size: neox(PYTHIA_SHAPES[size], device).to(dtype) for size in sizes}
     tracemalloc.start()
     probs = np.empty((len(token_ids), len(sizes), vocab_size), dtype=np.float16)
-    for j, size in enumerate(sizes):
-        inference.next_token_probs(models[size], token_ids, probs[:, j], pad_id=1, progress=False)
+    for j, size in enumerate(sizes):  # one model at a time, as preprocess_train.py runs them
+        model = neox(PYTHIA_SHAPES[size], device).to(dtype)
+        inference.next_token_probs(model, token_ids, probs[:, j], pad_id=1, progress=False)
+        del model
+        inference.free_memory()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"float16_bytes": probs.nbytes, "peak_bytes": peak, "ratio": peak / probs.nbytes,
