@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -187,4 +188,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `challenge.py | head` ends quietly
     sys.exit(main())
