@@ -58,6 +58,8 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
     # Strategies get a view of the input models (no copy when the target is last, as in every
     # dataset the project writes). The target's probabilities are blanked first, so no strategy
     # can reach them through the view's base array.
+    if not dataset.probs.flags.writeable:  # a read-only array pickled with protocol 5 loads read-only
+        dataset.probs = dataset.probs.copy()
     dataset.probs[:, t] = 0
     inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
 

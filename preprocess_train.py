@@ -76,11 +76,21 @@ def model_specs(models: list[str], revisions: list[str]) -> list:
     return [ModelSpec(name, per_model.get(name, default)) for name in models]
 
 
+def read_meta_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (--meta-json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON (--meta-json): {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
     # Prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
     prefixes, prefix_rule = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path)
+    extra = read_meta_json(args.meta_json) if args.meta_json else None
 
     import torch
     import transformers
@@ -107,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=quiet)):
         dtype = inference.resolve_dtype(args.dtype, device, spec)
+        row = {"name": spec.name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch.")}
+        summary.append(row)
         key = inference.cache_key(spec, prefixes, dtype, vocab_size)
         cached = inference.read_cached_slice(cache_dir, key)
         if cached is not None and cached.shape == (len(prefixes), vocab_size):
             probs[:, j] = cached
-            summary.append({"name": spec.name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch."),
-                            "from_cache": True})
+            row["from_cache"] = True
             continue
         start = time.perf_counter()
         model = inference.load_model(spec, device, dtype)
@@ -122,10 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                                            batch_size=args.batch_size, rank=state.process_index,
                                            world_size=state.num_processes, desc=Path(spec.name).name,
                                            progress=not quiet)
-        summary.append({"name": spec.name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch."),
-                        "parameters": model.num_parameters(), "load_seconds": round(load_seconds, 3),
-                        "seconds": round(stats["seconds"], 3), "tokens": stats["tokens"],
-                        "tokens_per_second": round(stats["tokens_per_second"], 1), "from_cache": False})
+        row.update(parameters=model.num_parameters(), load_seconds=round(load_seconds, 3),
+                   seconds=round(stats["seconds"], 3), tokens=stats["tokens"],
+                   tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
         del model
         inference.free_memory()
         if state.num_processes > 1:
@@ -152,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
     }
-    if args.meta_json:
-        metadata["extra"] = json.loads(args.meta_json.read_text())
+    if extra is not None:
+        metadata["extra"] = extra
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(args.out, [spec.name for spec in specs], prefixes, probs, metadata)
     if args.cache_dir is None:

@@ -12,6 +12,7 @@ leaves a half-written dataset.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import pickle
@@ -29,7 +30,7 @@ from harness import InputError
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("codecs").encode,  # protocol 2 stores bytes this way
+    ("_codecs", "encode"): codecs.encode,  # protocol 2 stores bytes this way
 }
 for _core in ("numpy.core", "numpy._core"):
     _SAFE_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = np._core.multiarray._reconstruct

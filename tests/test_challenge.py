@@ -91,6 +91,17 @@ def test_original_pickle_and_strategies_score_unchanged(tmp_path, original_pickl
     assert 0 < expected["largest"] < 1 and scores["random_strategy"]["n"] == 40
 
 
+def test_read_only_array_scores(tmp_path, original_pickle):
+    names, sentences, probs = pickle.load(open(original_pickle, "rb"))
+    probs.setflags(write=False)  # protocol 5 then stores bytes, and the array loads read-only
+    path = tmp_path / "readonly.pkl"
+    path.write_bytes(pickle.dumps((names, sentences, probs), protocol=5))
+    assert not load_dataset(path).probs.flags.writeable
+    result = run_script("challenge.py", "--dataset", path, "--strategy", "largest", "--json", tmp_path / "r.json")
+    row = json.loads((tmp_path / "r.json").read_text())["datasets"][0]["strategies"][0]
+    assert row["accuracy"] == expected_accuracies(original_pickle)["largest"] and "Traceback" not in result.stderr
+
+
 def test_numpy1_pickle_loads(tmp_path, original_pickle):
     # numpy 1.x wrote "numpy.core.multiarray"; protocol 2's GLOBAL opcode spells it out as text.
     names, sentences, probs = pickle.load(open(original_pickle, "rb"))

@@ -144,12 +144,17 @@ def test_empty_prefix_is_an_error(tmp_path, suite, content, message):
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite):
-    for dataset, message in [(tmp_path / "missing.txt", "missing.txt: no such file"),
-                             ("imagenet", "unknown dataset 'imagenet'")]:
-        result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", dataset,
+def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    for args, message in [(["--dataset", tmp_path / "missing.txt"], "missing.txt: no such file"),
+                          (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+                          (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
+                          (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file")]:
+        result = run_script("preprocess_train.py", "--models", *suite[:2], *args,
                             "--device", "cpu", "--out", tmp_path / "x.pkl", check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        assert "Loading weights" not in result.stderr  # it fails before any model loads
 
 
 @pytest.mark.skipif(not (SHARED / "corpus" / "rte-train.tsv").exists(), reason="needs ../shared/data")
