@@ -29,6 +29,12 @@ def rte_prompt(premise: str, hypothesis: str) -> str:
     return premise + "\nQuestion: " + hypothesis + " True or False?\nAnswer:"
 
 
+def wikipedia_opening(text: str, num_words: int) -> str:
+    """An article's first `num_words` words of `text.split(" ")`, the original rule: runs of spaces,
+    non-breaking spaces and newlines stay as they are in the article."""
+    return " ".join(text.split(" ")[:num_words])
+
+
 def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
                    dataset_path: str | None = None) -> tuple[list[str], dict]:
     """The prefixes for `dataset` (a builder name or a .txt/.jsonl path) and a record of the rule."""
@@ -108,9 +114,9 @@ def _take_unique(prefixes: Iterable[str], n: int) -> list[str]:
 
 def _wikipedia_openings(rows: Iterable[dict], rng: np.random.Generator, path: str | None) -> Iterator[str]:
     for row in rows:
-        words = _column(row, "text", path).split()
-        if words:
-            yield " ".join(words[: int(rng.integers(WIKIPEDIA_WORDS[0], WIKIPEDIA_WORDS[1] + 1))])
+        text = _column(row, "text", path)
+        if text.strip():
+            yield wikipedia_opening(text, int(rng.integers(WIKIPEDIA_WORDS[0], WIKIPEDIA_WORDS[1] + 1)))
 
 
 def _column(row: dict, name: str, path: str | None) -> str:
@@ -142,3 +148,41 @@ def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int) -
         else:
             raise InputError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .parquet or .tsv)")
     return rows.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
+
+
+# ---- Train/test splits of the bundled suite's prefix sources (suite/prefix_splits.py writes them)
+
+def split_wikipedia_openings(articles: list[dict], num_train: int, num_test: int,
+                             seed: int) -> tuple[list[dict], list[dict]]:
+    """Openings of distinct articles, in a seeded order: the first `num_train` for training, the
+    next `num_test` for testing (disjoint by article, and by text). Rows: {"text", "id", "title"}."""
+    rng = np.random.default_rng(seed)
+    rows, seen = [], set()
+    for index in rng.permutation(len(articles)):
+        article = articles[index]
+        text = article.get("text") or ""
+        opening = wikipedia_opening(text, int(rng.integers(WIKIPEDIA_WORDS[0], WIKIPEDIA_WORDS[1] + 1)))
+        if opening.strip() and opening not in seen:
+            seen.add(opening)
+            rows.append({"text": opening, "id": str(article.get("id", index)), "title": article.get("title", "")})
+            if len(rows) == num_train + num_test:
+                break
+    if len(rows) < num_train + num_test:
+        raise InputError(f"only {len(rows)} distinct openings, fewer than {num_train} + {num_test}")
+    return rows[:num_train], rows[num_train:]
+
+
+def split_rte_prompts(pairs: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """GLUE RTE prompts split in half by premise: premises in a seeded order fill the training half,
+    the rest is the test half, so no premise is in both. Rows: {"text", "index"}."""
+    by_premise: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_premise.setdefault(pair["sentence1"], []).append(pair)
+    premises = list(by_premise)
+    train, test = [], []
+    for index in np.random.default_rng(seed).permutation(len(premises)):
+        half = train if len(train) < len(pairs) / 2 else test
+        half += by_premise[premises[index]]
+    to_rows = lambda half: [{"text": rte_prompt(p["sentence1"], p["sentence2"]), "index": p.get("index")}
+                            for p in half]
+    return to_rows(train), to_rows(test)

@@ -26,18 +26,22 @@ StrategyFn = Callable[[Sequence[str], Sequence[str], str, np.ndarray], Sequence[
 @dataclass(frozen=True)
 class Strategy:
     name: str
-    fn: StrategyFn
+    fn: StrategyFn  # for a learned strategy, its fit function: fit(TrainingSplit) -> StrategyFn
     description: str
+    learned: bool = False
 
 
 REGISTRY: dict[str, Strategy] = {}
 
 
-def register(name: str, description: str | None = None) -> Callable[[StrategyFn], StrategyFn]:
-    """Decorator adding a strategy to the registry; the description defaults to its docstring's first line."""
+def register(name: str, description: str | None = None, learned: bool = False) -> Callable[[StrategyFn], StrategyFn]:
+    """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
+
+    `learned=True` marks a fit function, `fit(train: harness.learned.TrainingSplit) -> strategy`.
+    """
     def decorate(fn: StrategyFn) -> StrategyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""))
+        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""), learned)
         return fn
     return decorate
 

@@ -476,6 +476,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-seqs", type=int, default=128, help="held-out sequences for the final loss")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
     p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
     return p.parse_args(argv)
 
@@ -530,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.bench_steps:
         bench(sizes, train, args)
         return
+    if args.report_only:
+        sizes = []
 
     steps = args.tokens // (args.batch_size * args.seq_len)
     schedule = batch_schedule(len(train), args.seq_len, args.batch_size, steps, args.seed)
@@ -562,8 +565,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s,
                         "final_train_loss_ema": stats["final_train_loss_ema"],
                         "config": model.config.to_dict()})
+        (model_dir / "record.json").write_text(json.dumps(records[-1], default=str))
         del model
 
+    # Sizes may be trained by several processes into one --out (one thread each runs steadier on a
+    # busy machine than one process with two): the report covers every model trained there.
+    records = sorted((json.loads(f.read_text()) for f in (out / "models").glob("*/record.json")),
+                     key=lambda r: r["non_embedding_params"])
+    for r in records:  # the weights' hash goes into every dataset's sidecar, via suite.json
+        r["weights_sha256"] = sha256_files([Path(r["dir"]) / "model.safetensors"])[1]["model.safetensors"]
+    rows = [{k: r[k] for k in ("name", "hidden", "layers", "heads", "non_embedding_params", "total_params",
+                               "tokens", "train_wall_s", "tokens_per_s", "val_loss")} for r in records]
     names = [r["name"] for r in rows]
     assert len(set(names)) == len(names), f"model names collide: {names}"
     losses = [r["val_loss"] for r in rows]

@@ -1,0 +1,84 @@
+"""Learned strategies: K-fold cross-validation, train/test disjointness and the log-linear pool.
+
+numpy only (no torch): these run in the numpy-1.x CI job too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import InputError
+from harness.learned import check_disjoint, cross_validated_guesses, fold_indices, training_split
+from strategies.loglinear import fit_weights, pooled_logits, log_probs
+
+
+def synthetic(n: int, models: int = 3, vocab: int = 40, seed: int = 0, weights=(-1.0, 0.5, 2.0)):
+    """Random distributions, and a target whose top-1 is the argmax of a known log-linear pool."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, models, vocab)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    probs = probs.astype(np.float16)
+    target_top1 = pooled_logits(log_probs(probs), np.array(weights)).argmax(axis=1)
+    target_probs = np.eye(vocab, dtype=np.float16)[target_top1]
+    sentences = [f"prefix {i}" for i in range(n)]
+    return sentences, probs, target_probs, target_top1
+
+
+def test_folds_partition_the_prefixes_and_depend_on_the_seed():
+    folds = fold_indices(103, 5, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(103))
+    assert sorted(len(f) for f in folds) == [20, 20, 21, 21, 21]
+    assert [f.tolist() for f in fold_indices(103, 5, seed=1)] == [f.tolist() for f in folds]
+    assert [f.tolist() for f in fold_indices(103, 5, seed=2)] != [f.tolist() for f in folds]
+    with pytest.raises(InputError, match="--folds"):
+        fold_indices(10, 1, seed=0)
+
+
+def test_cross_validation_never_fits_on_the_fold_it_scores():
+    sentences, probs, target_probs, target_top1 = synthetic(50)
+    seen_by_fit: list[set] = []
+
+    def fit(train):
+        seen_by_fit.append(set(train.sentences))
+        memory = dict(zip(train.sentences, train.target_top1.tolist()))
+
+        def predict(sentences, model_names, target_model_name, probs_per_sentences):
+            predicted = set(sentences)
+            assert not predicted & seen_by_fit[-1], "predicting a prefix the fit saw"
+            assert target_model_name == "target" and list(model_names) == ["a", "b", "c"]
+            return [memory.get(s, 0) for s in sentences]
+        return predict
+
+    guesses = cross_validated_guesses(fit, sentences, ["a", "b", "c"], "target", probs, target_probs,
+                                      target_top1, folds=5, seed=0)
+    assert len(seen_by_fit) == 5
+    # A memorizer gains nothing from cross-validation: it only ever predicts unseen prefixes.
+    assert (guesses == 0).all()
+
+
+def test_a_strategy_cannot_write_into_what_it_is_given():
+    sentences, probs, target_probs, target_top1 = synthetic(20)
+    train = training_split(sentences, ["a", "b", "c"], "target", probs, target_probs, target_top1)
+    for array in (train.probs_per_sentences, train.target_probs, train.target_top1):
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+    assert probs.flags.writeable  # the caller's own array stays as it was
+
+
+def test_a_train_file_sharing_prefixes_with_the_test_file_is_refused():
+    check_disjoint("train.pkl", ["a", "b"], "test.pkl", ["c"])
+    with pytest.raises(InputError, match=r"train\.pkl: shares 1 prefixes with test\.pkl"):
+        check_disjoint("train.pkl", ["a", "b"], "test.pkl", ["b", "c"])
+
+
+def test_loglinear_recovers_a_known_pool():
+    sentences, probs, _, target_top1 = synthetic(600, seed=3)
+    weights = fit_weights(probs[:400], target_top1[:400])
+    # The pool's argmax does not change with the weights' scale: compare directions.
+    true = np.array([-1.0, 0.5, 2.0])
+    cosine = weights @ true / np.linalg.norm(weights) / np.linalg.norm(true)
+    assert cosine > 0.95, weights
+    held_out = pooled_logits(log_probs(probs[400:]), weights).argmax(axis=1) == target_top1[400:]
+    largest = probs[400:, -1].argmax(axis=1) == target_top1[400:]
+    assert held_out.mean() > 0.9 > largest.mean()
