@@ -128,6 +128,24 @@ class _NdarrayClass:
 _NDARRAY = _NdarrayClass()
 
 
+def _plain(dtype: Any) -> bool:
+    """A numeric dtype as np.dtype makes it: the pickle's dtype state can set other sizes, or flags
+    that claim object references (numpy then misreads the data and cannot even free the array)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype:
+        return False
+    canonical = np.dtype(dtype.str)
+    return (dtype.flags, dtype.itemsize, dtype.alignment) == (canonical.flags, canonical.itemsize, canonical.alignment)
+
+
+class _CheckedArray(np.ndarray):
+    """What _reconstruct builds: numpy's BUILD state then goes through a check of its dtype first."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5 and _plain(state[2])):
+            raise _Refused("its array state has a dtype that a dataset never holds")
+        super().__setstate__(state)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only numpy's pickling globals, each checked, and charges what they build to a
     budget of the file's size."""
@@ -146,8 +164,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             module = "multiarray"  # numpy 1.x and 2.x writers
         found = {("_codecs", "encode"): self._encode, ("numpy", "ndarray"): _NDARRAY,
                  ("numpy", "dtype"): self._dtype, ("multiarray", "_reconstruct"): self._reconstruct,
-                 ("multiarray", "scalar"): self._scalar, ("numpy.core.numeric", "_frombuffer"): _frombuffer,
-                 ("numpy._core.numeric", "_frombuffer"): _frombuffer}.get((module, name))
+                 ("multiarray", "scalar"): self._scalar, ("numpy.core.numeric", "_frombuffer"): self._frombuffer,
+                 ("numpy._core.numeric", "_frombuffer"): self._frombuffer}.get((module, name))
         if found is None:
             raise _Refused(f"it refers to {module}.{name}, which a dataset never holds "
                            "(refused: no code from the file was run)")
@@ -169,10 +187,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if cls is not _NDARRAY or not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
             raise _Refused("it calls numpy's _reconstruct other than as numpy's pickles do")
         self._spend(int(np.prod(shape, dtype=object)))  # typecode is one byte
-        return _reconstruct(np.ndarray, shape, typecode)
+        return _reconstruct(_CheckedArray, shape, typecode)
+
+    def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        if not (isinstance(buffer, (bytes, bytearray)) and _plain(dtype)):  # reshape checks the size
+            raise _Refused("it calls numpy's _frombuffer other than as numpy's pickles do")
+        return _frombuffer(buffer, dtype, shape, order)
 
     def _scalar(self, dtype: Any, data: Any = None) -> Any:
-        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        if not _plain(dtype):
             raise _Refused("it calls numpy's scalar other than as numpy's pickles do")
         self._spend(dtype.itemsize)
         return _scalar(dtype, data)
@@ -235,10 +258,8 @@ def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
         raise InputError(f"{path}: sentences must be a list of str")
     if not isinstance(probs, np.ndarray):
         raise InputError(f"{path}: probs must be a numpy array, got {type(probs).__name__}")
-    # A plain float dtype: the pickle's dtype state can claim other sizes or object references.
-    plain = np.dtype(probs.dtype.str)
-    if probs.dtype.kind != "f" or (probs.dtype.flags, probs.dtype.itemsize, probs.dtype.alignment) != (
-            plain.flags, plain.itemsize, plain.alignment) or probs.dtype.hasobject:
+    probs = probs.view(np.ndarray)  # _reconstruct built a _CheckedArray
+    if probs.dtype.kind != "f" or not _plain(probs.dtype):
         raise InputError(f"{path}: probs must be floating point (float16), got dtype {probs.dtype}")
     expected = (len(sentences), len(model_names))
     if probs.ndim != 3 or probs.shape[:2] != expected or probs.shape[2] < 2:
