@@ -119,6 +119,19 @@ def test_float_dtype_claiming_object_references_is_refused(tmp_path, protocol):
         load_dataset(path)
 
 
+@pytest.mark.parametrize("module", [b"numpy.core.multiarray", b"numpy._core.multiarray"])
+def test_numpy1_and_numpy2_pickles_load(tmp_path, module):
+    """numpy 1.x writes "numpy.core.multiarray", 2.x "numpy._core.multiarray" (protocol 2 spells it
+    out as text); either loads under either numpy."""
+    probs = small_probs()
+    data = pickle.dumps((NAMES, SENTENCES, probs), protocol=2)
+    data = data.replace(b"numpy._core.multiarray", module).replace(b"numpy.core.multiarray", module)
+    assert module + b"\n_reconstruct" in data
+    path = tmp_path / "np.pkl"
+    path.write_bytes(data)
+    assert np.array_equal(load_dataset(path).probs, probs)
+
+
 def test_negative_zero_is_accepted_and_negatives_are_not(tmp_path):
     probs = small_probs()
     probs[1, 2, 4] += probs[1, 2, 3]  # keep the row's sum
