@@ -50,6 +50,9 @@ _ALLOWED_OPCODES = frozenset("""
     TUPLE1 TUPLE2 TUPLE3 GET BINGET LONG_BINGET PUT BINPUT LONG_BINPUT MEMOIZE GLOBAL STACK_GLOBAL
     REDUCE BUILD""".split())
 _MAX_CALLS = {"REDUCE": 8, "BUILD": 4, "GLOBAL": 8, "STACK_GLOBAL": 8}
+# A prefix costs 2 opcodes (a string and its memo entry): this allows 1.2 million prefixes and keeps
+# the scan, ~1 us an opcode, to a few seconds whatever the file.
+_MAX_OPCODES = 2_500_000
 # How pickletools' counted arguments store their length (the data follows it).
 _LENGTH_FORMATS = {pickletools.TAKEN_FROM_ARGUMENT1: "<B", pickletools.TAKEN_FROM_ARGUMENT4: "<i",
                    pickletools.TAKEN_FROM_ARGUMENT4U: "<I", pickletools.TAKEN_FROM_ARGUMENT8U: "<Q"}
@@ -91,6 +94,8 @@ def _scan(f: BinaryIO, size: int) -> None:
         if op.name not in _ALLOWED_OPCODES:
             raise _Malformed(f"it uses the {op.name} opcode (byte {pos}), which a dataset never holds")
         opcodes += 1
+        if opcodes > _MAX_OPCODES:
+            raise _Refused(f"it has more than {_MAX_OPCODES} opcodes (over a million prefixes)")
         if op.name in calls:
             calls[op.name] += 1
             if calls[op.name] > _MAX_CALLS[op.name]:

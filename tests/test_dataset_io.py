@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from harness import InputError
+from harness import InputError, dataset_io
 from harness.dataset_io import load_dataset, read_sidecar, save_dataset, sidecar_path
 
 NAMES = ["small", "large", "target"]
@@ -67,7 +67,7 @@ def test_hostile_files_are_one_line_errors_within_bounded_memory(tmp_path):
     code = """
 import json, resource, sys
 from pathlib import Path
-from harness import InputError
+from harness import InputError, dataset_io
 from harness.dataset_io import load_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 outcomes = {}
@@ -98,6 +98,15 @@ def test_encode_only_as_numpy_uses_it(tmp_path, call, message):
     path = tmp_path / "encode.pkl"
     path.write_bytes(b"\x80\x02c_codecs\nencode\n" + op_str("ab") + op_str(call) + b"\x86R.")
     with pytest.raises(InputError, match=message):
+        load_dataset(path)
+
+
+def test_opcode_count_is_bounded(tmp_path, monkeypatch):
+    """Millions of tiny opcodes would take the scan and the unpickler minutes: refused past a cap."""
+    monkeypatch.setattr(dataset_io, "_MAX_OPCODES", 1000)
+    path = tmp_path / "many.pkl"
+    path.write_bytes(b"\x80\x04]" + b"\x8c\x00a" * 1000 + b".")
+    with pytest.raises(InputError, match="more than 1000 opcodes"):
         load_dataset(path)
 
 
@@ -151,7 +160,7 @@ def test_seeded_fuzz_raises_nothing_but_one_line_input_errors(tmp_path):
 import json, pickle, random, resource, sys
 import numpy as np
 from pathlib import Path
-from harness import InputError
+from harness import InputError, dataset_io
 from harness.dataset_io import load_dataset
 probs = np.random.default_rng(0).random((4, 3, 8)).astype(np.float32)
 probs = (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
