@@ -393,10 +393,11 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def read_sidecar(dataset_path: str | os.PathLike) -> dict | None:
+def read_sidecar(dataset_path: str | os.PathLike, verify_hash: bool = True) -> dict | None:
     """The dataset's metadata, or None when it has no sidecar (the original challenge's pickles)
     or one that does not match the pickle (a warning says so). The pickle is hashed here, not in
-    load_dataset, so loading stays as fast as before."""
+    load_dataset, so loading stays as fast as before; `verify_hash=False` checks the size only
+    (for callers that also check the metadata against the pickle's own contents)."""
     path = sidecar_path(dataset_path)
     if not path.exists():
         return None
@@ -409,7 +410,8 @@ def read_sidecar(dataset_path: str | os.PathLike) -> dict | None:
     recorded = metadata.get("pickle") if isinstance(metadata, dict) else None
     if isinstance(recorded, dict):
         try:
-            actual = {"bytes": os.path.getsize(dataset_path), "sha256": _file_sha256(Path(dataset_path))}
+            actual = {"bytes": os.path.getsize(dataset_path),
+                      "sha256": _file_sha256(Path(dataset_path)) if verify_hash else recorded.get("sha256")}
         except OSError:
             actual = None
         if actual != {"bytes": recorded.get("bytes"), "sha256": recorded.get("sha256")}:
@@ -417,3 +419,17 @@ def read_sidecar(dataset_path: str | os.PathLike) -> dict | None:
                           "a run was interrupted between the two writes?): its metadata is ignored", stacklevel=2)
             return None
     return metadata
+
+
+def model_sizes(dataset: Dataset) -> dict[str, dict]:
+    """Each model's parameter counts from the sidecar, {name: {"non_embedding_params": ...,
+    "total_params": ...}} (None where unknown), or {} without a sidecar that lists the pickle's
+    own models in its order: sizes are a property of the models, so that check is what matters."""
+    metadata = read_sidecar(dataset.path, verify_hash=False)
+    models = metadata.get("models") if isinstance(metadata, dict) else None
+    if not isinstance(models, list) or [m.get("name") if isinstance(m, dict) else None
+                                        for m in models] != dataset.model_names:
+        return {}
+    counts = lambda value: value if isinstance(value, int) and not isinstance(value, bool) else None
+    return {m["name"]: {"non_embedding_params": counts(m.get("non_embedding_params")),
+                        "total_params": counts(m.get("total_params", m.get("parameters")))} for m in models}
