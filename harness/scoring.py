@@ -5,6 +5,9 @@ numpy only: scoring needs neither torch nor transformers.
 
 from __future__ import annotations
 
+import os
+import traceback
+
 import numpy as np
 
 
@@ -23,10 +26,14 @@ def top1(probs: np.ndarray) -> np.ndarray:
 
 def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.ndarray:
     """The guesses as an int64 array, or a StrategyError saying what is wrong with them."""
+    returned = guesses
     try:
         guesses = np.asarray(guesses)
     except ValueError as e:
         raise StrategyError(f"returned something that is not a list of token ids ({e})") from None
+    if guesses.ndim == 0 and not isinstance(returned, np.ndarray):  # None (a forgotten `return`), a dict, a number...
+        kind = "None" if returned is None else type(returned).__name__
+        raise StrategyError(f"returned {kind}, expected one token id per sentence")
     if guesses.ndim != 1:
         raise StrategyError(f"returned an array of shape {guesses.shape}, expected one token id per sentence")
     if len(guesses) != num_sentences:
@@ -38,6 +45,43 @@ def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.nd
         i = int(np.argmax(out_of_range))
         raise StrategyError(f"returned token id {guesses[i]} for sentence {i}, outside [0, {vocab_size})")
     return guesses.astype(np.int64)
+
+
+def describe_exception(error: BaseException, fn: object) -> str:
+    """One line for a strategy that raised: the exception and where in the strategy's own code.
+
+    The location is the deepest frame in the file that defines `fn` (the strategy's line that
+    failed, even when the exception comes from inside numpy), else the deepest frame of all.
+    """
+    message = str(error).splitlines()[0] if str(error) else ""
+    frames = traceback.extract_tb(error.__traceback__)
+    code = getattr(fn, "__code__", None)
+    own = [f for f in frames if code is not None and f.filename == code.co_filename]
+    frame = (own or frames or [None])[-1]
+    if frame is None:
+        return f"raised {type(error).__name__}: {message}"
+    return f"raised {type(error).__name__}: {message} (at {short_path(frame.filename)}:{frame.lineno})"
+
+
+def short_path(filename: str) -> str:
+    """A file's path relative to the working directory when it lies under it, else absolute."""
+    path = os.path.abspath(filename)
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def top1_ties(probs: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, tokens): every token that ties a row's top-1 `top` exactly, other than `top` itself.
+
+    `probs` is (rows, vocabulary). In float16 two tokens can round to the same probability; the
+    metric keeps the first argmax (as the original challenge did), and these say where that
+    choice was arbitrary.
+    """
+    values = probs.view(np.uint16) if probs.dtype == np.float16 else probs  # see top1: same order, faster
+    rows = np.arange(len(top))
+    tied = values == values[rows, top][:, None]
+    tied[rows, top] = False
+    return np.nonzero(tied)
 
 
 def bootstrap_ci(correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0,

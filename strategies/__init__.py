@@ -4,8 +4,9 @@ A strategy has the original challenge's signature and returns one token id per s
 
     strategy(sentences, model_names, target_model_name, probs_per_sentences) -> list[int]
 
-`probs_per_sentences` is the (sentences, input models, vocabulary) float16 array of the input
-models only; the target's slice never reaches a strategy. See `template.py` to write one.
+`probs_per_sentences` is a read-only (sentences, input models, vocabulary) float16 array of the
+input models only; the target's slice never reaches a strategy. See `template.py` to write one.
+`load_tokenizer` gives token strings with the `tokenizers` package alone (no transformers).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import json
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from harness.scoring import short_path
 
 StrategyFn = Callable[[Sequence[str], Sequence[str], str, np.ndarray], Sequence[int]]
 
@@ -34,14 +38,55 @@ class Strategy:
 REGISTRY: dict[str, Strategy] = {}
 
 
+def learned(fit: Callable) -> Callable:
+    """Mark `fit(train) -> strategy` as a learned strategy's fit step (in your own file, or under `@register`)."""
+    fit.learned = True
+    return fit
+
+
+def is_learned(fn: Callable) -> bool:
+    return getattr(fn, "learned", False) is True
+
+
+class ModelName(str):
+    """An input model's name as strategies receive it: a plain `str`, as in the original API, that
+    also carries the model's size from the dataset's sidecar (None where the sidecar does not say):
+
+        [name.non_embedding_params for name in model_names]
+    """
+    non_embedding_params: int | None
+    total_params: int | None
+
+    def __new__(cls, name: str, non_embedding_params: int | None = None, total_params: int | None = None):
+        self = super().__new__(cls, name)
+        self.non_embedding_params, self.total_params = non_embedding_params, total_params
+        return self
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def where(fn: Callable) -> str:
+    """`file:line` of a function's definition, the file relative to the working directory when under it."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return getattr(fn, "__module__", None) or repr(fn)
+    return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
+
+
 def register(name: str, description: str | None = None, learned: bool = False) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
 
-    `learned=True` marks a fit function, `fit(train: harness.learned.TrainingSplit) -> strategy`.
+    `learned=True` (or `@learned` below it) marks a fit function,
+    `fit(train: harness.learned.TrainingSplit) -> strategy`: see `template.py`.
+
+    A name registered by two different definitions is an error naming both: silently keeping
+    one would score a strategy other than the one its author thinks.
     """
     def decorate(fn: StrategyFn) -> StrategyFn:
+        old = REGISTRY.get(name)
+        if old is not None and where(old.fn) != where(fn):  # the same definition run again is no clash
+            raise ValueError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""), learned)
+        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""), learned or is_learned(fn))
         return fn
     return decorate
 
@@ -72,15 +117,42 @@ def load_from_file(spec: str) -> Strategy:
     if not callable(fn):
         raise ValueError(f"{path}: has no function {function_name!r}")
     doc = (fn.__doc__ or "").strip().splitlines()
-    return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}")
+    return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}", is_learned(fn))
 
 
 @functools.cache
-def load_tokenizer(model_name: str):
-    """The suite's tokenizer (a hub id or local directory), loaded on first use, for token strings.
+def load_tokenizer(model_name: str) -> "tokenizers.Tokenizer":  # noqa: F821 (imported on first use)
+    """The tokenizer of a model, loaded on first use, for token strings: `.decode([k])`, `.id_to_token(k)`.
 
-    `load_tokenizer(target_model_name).decode([token_id])` gives a token's text. Needs transformers.
+    Needs only the `tokenizers` package. `model_name` is, in this order:
+    - a local directory holding tokenizer.json (absolute, or relative to the working directory);
+    - a model of the bundled suite, by short name or by the path the datasets store
+      (`build/suite/models/suite-1.5m`): its `suite/models/<name>/tokenizer.json`, or the suite's
+      shared `suite/tokenizer/tokenizer.json` when the weights are not there;
+    - a hub id (`EleutherAI/pythia-12b`), which needs the network.
     """
-    from transformers import AutoTokenizer
+    from tokenizers import Tokenizer
 
-    return AutoTokenizer.from_pretrained(model_name)
+    local = Path(model_name) / "tokenizer.json"
+    if local.is_file():
+        return Tokenizer.from_file(str(local))
+    short = model_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    bundled = ROOT / "suite" / "models" / short / "tokenizer.json"
+    if short and bundled.is_file():
+        return Tokenizer.from_file(str(bundled))
+    if short in _suite_model_names():
+        return Tokenizer.from_file(str(ROOT / "suite" / "tokenizer" / "tokenizer.json"))
+    try:
+        return Tokenizer.from_pretrained(model_name)
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise OSError(f"no tokenizer for {model_name!r}: not a directory with tokenizer.json, not a model of the "
+                      f"bundled suite, and the hub could not provide one ({reason})") from None
+
+
+def _suite_model_names() -> set[str]:
+    """Names of the bundled suite's models, from suite/suite.json (empty when it is absent)."""
+    try:
+        return {model["name"] for model in json.loads((ROOT / "suite" / "suite.json").read_text())["models"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()

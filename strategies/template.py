@@ -10,8 +10,9 @@ The API is the original challenge's, so functions written for it run unchanged:
     sentences            list of N prefixes (str)
     model_names          names of the M-1 input models, smallest to largest
     target_model_name    name of the model whose top-1 token you predict (its probabilities are hidden)
-    probs_per_sentences  numpy float16 array (N, M-1, V): probs_per_sentences[i, j, k] is input
-                         model j's probability of token k after prefix i; V is the tokenizer size
+    probs_per_sentences  read-only numpy float16 array (N, M-1, V): probs_per_sentences[i, j, k]
+                         is input model j's probability of token k after prefix i; V is the
+                         tokenizer size. Copy it (`.astype(np.float32)`) to compute in place.
 
 Return one integer token id in [0, V) per sentence (a list or a 1-D integer array).
 Work on the whole array at once with numpy: it is far faster than a loop per sentence.

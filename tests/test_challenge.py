@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -65,8 +67,13 @@ def original_pickle(tmp_path_factory):
     return path
 
 
+def read_pickle(path):
+    with open(path, "rb") as f:  # closed at once: an open file left to the garbage collector is a ResourceWarning
+        return pickle.load(f)
+
+
 def expected_accuracies(path):
-    names, sentences, probs = pickle.load(open(path, "rb"))
+    names, sentences, probs = read_pickle(path)
     target = probs[:, -1].astype(np.float32).argmax(1)
     inputs = probs[:, :-1].astype(np.float32)
     return {"dummy": np.mean(target == 0), "average": np.mean(inputs.mean(1).argmax(1) == target),
@@ -92,7 +99,7 @@ def test_original_pickle_and_strategies_score_unchanged(tmp_path, original_pickl
 
 
 def test_read_only_array_scores(tmp_path, original_pickle):
-    names, sentences, probs = pickle.load(open(original_pickle, "rb"))
+    names, sentences, probs = read_pickle(original_pickle)
     probs.setflags(write=False)  # protocol 5 then stores bytes, and the array loads read-only
     path = tmp_path / "readonly.pkl"
     path.write_bytes(pickle.dumps((names, sentences, probs), protocol=5))
@@ -104,7 +111,7 @@ def test_read_only_array_scores(tmp_path, original_pickle):
 
 def test_numpy1_pickle_loads(tmp_path, original_pickle):
     # numpy 1.x wrote "numpy.core.multiarray"; protocol 2's GLOBAL opcode spells it out as text.
-    names, sentences, probs = pickle.load(open(original_pickle, "rb"))
+    names, sentences, probs = read_pickle(original_pickle)
     data = pickle.dumps((names, sentences, probs), protocol=2)
     assert b"numpy._core.multiarray" in data
     path = tmp_path / "numpy1.pkl"
@@ -144,7 +151,7 @@ def test_target_and_num_samples(tmp_path, original_pickle):
                "--num-samples", 10, "--strategy", "largest", "--json", out)
     result = json.loads(out.read_text())["datasets"][0]
     assert result["n"] == 10 and "EleutherAI/pythia-1b" not in result["inputs"] and len(result["inputs"]) == 6
-    _, _, probs = pickle.load(open(original_pickle, "rb"))
+    _, _, probs = read_pickle(original_pickle)
     expected = np.mean(probs[:10, 6].astype(np.float32).argmax(1) == probs[:10, 3].astype(np.float32).argmax(1))
     assert result["strategies"][0]["accuracy"] == expected
 
@@ -212,6 +219,10 @@ def peek(sentences, model_names, target_model_name, probs):
 BROKEN_STRATEGIES = '''
 import numpy as np
 def raises(s, m, t, p): raise RuntimeError("boom")
+def index_error(s, m, t, p):
+    return p[len(s)]
+def no_return(s, m, t, p): p.argmax(axis=2)
+def a_dict(s, m, t, p): return {i: 0 for i in range(len(s))}
 def short(s, m, t, p): return [0] * (len(s) - 1)
 def floats(s, m, t, p): return np.full(len(s), 0.5)
 def out_of_range(s, m, t, p): return [p.shape[2]] * len(s)
@@ -223,13 +234,16 @@ def ragged(s, m, t, p): return [[1, 2], [3]] + [0] * (len(s) - 2)
 def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, original_pickle):
     path = tmp_path / "broken.py"
     path.write_text(BROKEN_STRATEGIES)
-    names = ["raises", "short", "floats", "out_of_range", "negative", "ragged"]
+    names = ["raises", "index_error", "no_return", "a_dict", "short", "floats", "out_of_range", "negative", "ragged"]
     result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--json",
                         tmp_path / "r.json", *[a for n in names for a in ("--strategy", f"{path}:{n}")], check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
     rows = {r["name"].split(":")[-1]: r for r in json.loads((tmp_path / "r.json").read_text())["datasets"][0]["strategies"]}
     assert "accuracy" in rows["dummy"]
-    assert rows["raises"]["error"] == "raised RuntimeError: boom"
+    assert rows["raises"]["error"] == f"raised RuntimeError: boom (at {path}:3)"  # the strategy's own line
+    assert rows["index_error"]["error"].startswith("raised IndexError: ") and f"(at {path}:5)" in rows["index_error"]["error"]
+    assert rows["no_return"]["error"] == "returned None, expected one token id per sentence"
+    assert rows["a_dict"]["error"] == "returned dict, expected one token id per sentence"
     assert rows["short"]["error"] == "returned 39 guesses for 40 sentences"
     assert "float64" in rows["floats"]["error"]
     assert "outside [0, 50277)" in rows["out_of_range"]["error"] and "token id -1" in rows["negative"]["error"]
@@ -338,3 +352,213 @@ def test_save_is_atomic_on_failure(tmp_path):
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["d.pkl"]
     with pytest.raises(InputError):
         load_dataset(tmp_path)
+
+
+# Each test below runs without torch or transformers (numpy, and tokenizers for load_tokenizer).
+
+VANDALS = '''
+def vandal(sentences, model_names, target_model_name, probs):
+    sentences.clear()
+    model_names.reverse()
+    probs[:] = 0
+    return [0] * len(probs)
+
+def nudge(sentences, model_names, target_model_name, probs):
+    probs += 1e-9
+    return probs[:, -1].argmax(axis=1)
+
+def unlock(sentences, model_names, target_model_name, probs):
+    probs.flags.writeable = True
+    probs[:] = 0
+
+def by_name(sentences, model_names, target_model_name, probs):
+    assert len(sentences) == len(probs) and model_names[-1].endswith("2.8b"), "a shared list was changed"
+    return probs[:, model_names.index("EleutherAI/pythia-2.8b")].argmax(axis=1)
+'''
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_a_strategy_writing_into_its_input_changes_no_other_score(tmp_path, original_pickle, position):
+    path = tmp_path / "vandals.py"
+    path.write_text(VANDALS)
+    vandals = [f"{path}:{name}" for name in ("vandal", "nudge", "unlock")]
+    honest = ["largest", "average", f"{path}:by_name"]
+    order = {"first": vandals + honest, "middle": honest[:2] + vandals + honest[2:], "last": honest + vandals}[position]
+    out = tmp_path / "r.json"
+    result = run_script("challenge.py", "--dataset", original_pickle, "--json", out,
+                        *[a for name in order for a in ("--strategy", name)], check=False)
+    assert result.returncode == 1
+    rows = {r["name"]: r for r in json.loads(out.read_text())["datasets"][0]["strategies"]}
+    expected = expected_accuracies(original_pickle)
+    assert rows["largest"]["accuracy"] == rows[f"{path}:by_name"]["accuracy"] == expected["largest"]
+    assert rows["average"]["accuracy"] == expected["average"]
+    assert "read-only" in rows[f"{path}:vandal"]["error"] and f"(at {path}:5)" in rows[f"{path}:vandal"]["error"]
+    assert "read-only" in rows[f"{path}:nudge"]["error"]
+    assert "WRITEABLE" in rows[f"{path}:unlock"]["error"]
+
+
+def test_tied_target_top1_is_counted(tmp_path):
+    probs = np.full((4, 3, 8), 0.125, dtype=np.float16)
+    probs[:, :, :] = [0.3, 0.3, 0.1, 0.1, 0.1, 0.05, 0.05, 0]  # every model ties tokens 0 and 1 ...
+    probs[2:, -1] = [0.05, 0.6, 0.1, 0.1, 0.1, 0.05, 0, 0]  # ... but the target only in rows 0 and 1
+    path = tmp_path / "ties.pkl"
+    save_dataset(path, ["a", "b", "t"], ["w", "x", "y", "z"], probs)
+    strategy = tmp_path / "second.py"
+    strategy.write_text("def second(s, m, t, p):\n    return [1] * len(s)\n")
+    out = tmp_path / "r.json"
+    result = run_script("challenge.py", "--dataset", path, "--json", out, "--strategy", "dummy",
+                        "--strategy", f"{strategy}:second")
+    data = json.loads(out.read_text())["datasets"][0]
+    rows = {r["name"].split(":")[-1]: r for r in data["strategies"]}
+    assert data["tied_targets"] == 2
+    assert rows["dummy"]["accuracy"] == 0.5 and rows["dummy"]["tied_misses"] == 0  # the first argmax counts
+    assert rows["second"]["accuracy"] == 0.5 and rows["second"]["tied_misses"] == 2
+    assert "float16 tie for 2 prefixes" in result.stdout and f"{strategy}:second 2" in result.stdout
+
+
+def test_output_folders_are_created(tmp_path, original_pickle):
+    run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy",
+               "--json", tmp_path / "new" / "r.json", "--predictions", tmp_path / "other" / "deep" / "p.csv")
+    assert json.loads((tmp_path / "new" / "r.json").read_text())["datasets"][0]["n"] == 40
+    assert (tmp_path / "other" / "deep" / "p.csv").read_text().startswith("dataset,strategy")
+
+
+@pytest.mark.parametrize("flag", ["--json", "--predictions"])
+@pytest.mark.parametrize("problem", ["folder", "file_in_the_way", "read_only"])
+def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pickle, flag, problem):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if problem == "read_only" and os.access(tmp_path / "locked", os.W_OK):
+        pytest.skip("running as root: permissions do not stop writes")
+    target = {"folder": tmp_path, "file_in_the_way": tmp_path / "a_file" / "r.out",
+              "read_only": tmp_path / "locked" / "r.out"}[problem]
+    result = run_script("challenge.py", "--dataset", original_pickle, flag, target, check=False)
+    assert result.returncode == 2 and result.stdout == ""  # refused before scoring anything
+    assert result.stderr.startswith(f"error: {target}: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
+
+
+def test_full_disk_is_one_line_after_the_leaderboard(monkeypatch, tmp_path, original_pickle, capsys):
+    import challenge
+
+    def full(path, write, mode="wb"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(challenge, "atomic_write", full)
+    assert challenge.main(["--dataset", str(original_pickle), "--strategy", "dummy", "--json", str(tmp_path / "r.json")]) == 1
+    captured = capsys.readouterr()
+    assert "dummy" in captured.out
+    assert captured.err == f"error: {tmp_path / 'r.json'}: cannot be written (No space left on device); nothing was written\n"
+
+
+def test_debug_prints_the_strategy_traceback(tmp_path, original_pickle):
+    path = tmp_path / "broken.py"
+    path.write_text(BROKEN_STRATEGIES)
+    quiet = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:index_error", check=False)
+    loud = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:index_error", "--debug",
+                      check=False)
+    assert quiet.returncode == loud.returncode == 1 and "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and f'File "{path}", line 5, in index_error' in loud.stderr
+
+
+def test_num_samples_beyond_the_dataset_warns(original_pickle):
+    result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--num-samples", 1000)
+    assert f"warning: {original_pickle}: --num-samples 1000, but it has only 40 prefixes; scoring 40" in result.stderr
+    assert f"{original_pickle}: 40 prefixes" in result.stdout
+
+
+SUITE_NAMES = [f"build/suite/models/suite-{size}" for size in ("0.0066m", "0.79m", "1.5m")]
+
+
+def test_target_by_short_name(tmp_path, original_pickle):
+    path = tmp_path / "suite.pkl"
+    save_dataset(path, SUITE_NAMES, ["a", "b"], np.full((2, 3, 4), 0.25, dtype=np.float16))
+    out = tmp_path / "r.json"
+    run_script("challenge.py", "--dataset", path, "--dataset", original_pickle, "--target", "suite-0.79m",
+               "--strategy", "dummy", "--json", out, check=False)
+    first, second = json.loads(out.read_text())["datasets"]
+    assert first["target"] == SUITE_NAMES[1] and first["inputs"] == [SUITE_NAMES[0], SUITE_NAMES[2]]
+    assert "no model 'suite-0.79m'" in second["error"]
+    run_script("challenge.py", "--dataset", original_pickle, "--target", "pythia-1b", "--json", out)
+    assert json.loads(out.read_text())["datasets"][0]["target"] == "EleutherAI/pythia-1b"
+
+
+def test_ambiguous_short_target_is_an_error(tmp_path):
+    path = tmp_path / "twins.pkl"
+    save_dataset(path, ["run1/m", "run2/m", "t"], ["a"], np.full((1, 3, 4), 0.25, dtype=np.float16))
+    result = run_script("challenge.py", "--dataset", path, "--target", "m", check=False)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {path}: model 'm' is ambiguous: it matches run1/m, run2/m\n"
+
+
+def test_one_input_model_and_one_prefix_read_right(tmp_path):
+    path = tmp_path / "small.pkl"
+    save_dataset(path, ["a", "t"], ["only"], np.full((1, 2, 4), 0.25, dtype=np.float16))
+    result = run_script("challenge.py", "--dataset", path, "--strategy", "dummy")
+    assert f"{path}: 1 prefix, 1 input model, target t" in result.stdout
+
+
+def test_a_name_registered_twice_names_both_definitions(tmp_path, original_pickle):
+    source = (ROOT / "challenge.py").read_text()
+    marker = "##############################################\n\n\ndef score_dataset"
+    line = source[:source.index(marker)].count("\n") + 2  # the decorator's line in the edited copy
+    script = tmp_path / "challenge.py"
+    script.write_text(source.replace(marker, marker.replace("\n\n\ndef", '''
+@register("average", "my own average")
+def my_average(sentences, model_names, target_model_name, probs_per_sentences):
+    return [1] * len(sentences)
+
+
+def''')))
+    result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
+                            text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"error: strategy 'average' is registered twice: {script}:{line} and "
+                             f"strategies/average.py:8; rename one\n")
+
+
+TOKENIZER_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from strategies import load_tokenizer
+tokenizer = load_tokenizer(sys.argv[2])
+ids = tokenizer.encode(" the cat").ids
+print(type(tokenizer).__module__, repr(tokenizer.decode(ids)), tokenizer.id_to_token(0), "transformers" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("name", ["build/suite/models/suite-0.79m", "suite-1.5m", "mytok", "SUITE_TOKENIZER_DIR"])
+def test_load_tokenizer_needs_only_tokenizers_from_any_folder(tmp_path, name):
+    (tmp_path / "mytok").mkdir()
+    (tmp_path / "mytok" / "tokenizer.json").write_bytes((ROOT / "suite" / "tokenizer" / "tokenizer.json").read_bytes())
+    name = str(ROOT / "suite" / "tokenizer") if name == "SUITE_TOKENIZER_DIR" else name
+    result = subprocess.run([sys.executable, "-c", TOKENIZER_PROBE, str(ROOT), name], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["tokenizers", "'", "the", "cat'", "<|endoftext|>", "False"]
+
+
+def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypatch, tmp_path):
+    import strategies
+
+    model_dir = tmp_path / "suite" / "models" / "suite-9m"
+    model_dir.mkdir(parents=True)
+    (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "tokenizer" / "tokenizer.json").read_bytes())
+    monkeypatch.setattr(strategies, "ROOT", tmp_path)
+    strategies.load_tokenizer.cache_clear()
+    try:
+        assert strategies.load_tokenizer("build/suite/models/suite-9m").id_to_token(0) == "<|endoftext|>"
+        assert strategies.load_tokenizer("build/suite/models/suite-9m") is strategies.load_tokenizer("build/suite/models/suite-9m")
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(OSError, match="^no tokenizer for 'nobody/no-such-model': ") as error:
+            strategies.load_tokenizer("nobody/no-such-model")
+        assert "\n" not in str(error.value)
+    finally:
+        strategies.load_tokenizer.cache_clear()
+
+
+def test_check_guesses_names_none_and_dict():
+    with pytest.raises(StrategyError, match="^returned None, expected one token id per sentence$"):
+        check_guesses(None, 2, 10)
+    with pytest.raises(StrategyError, match="^returned dict, "):
+        check_guesses({0: 1, 1: 2}, 2, 10)
