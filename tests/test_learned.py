@@ -82,3 +82,90 @@ def test_loglinear_recovers_a_known_pool():
     held_out = pooled_logits(log_probs(probs[400:]), weights).argmax(axis=1) == target_top1[400:]
     largest = probs[400:, -1].argmax(axis=1) == target_top1[400:]
     assert held_out.mean() > 0.9 > largest.mean()
+
+
+# ---- through challenge.py's CLI, on synthetic train/test files with sidecars
+
+def write_split(path, sentences, probs, target_probs, sizes=(1_000, 20_000, 300_000)):
+    from harness.dataset_io import save_dataset
+
+    names = ["small", "medium", "large", "target"]
+    array = np.concatenate([probs, target_probs[:, None]], axis=1)
+    models = [{"name": n, "non_embedding_params": s, "total_params": s + 10_000}
+              for n, s in zip(names, [*sizes, 5_000_000])]
+    save_dataset(path, names, sentences, array, {"models": models})
+    return path
+
+
+@pytest.fixture
+def split_files(tmp_path):
+    sentences, probs, target_probs, _ = synthetic(400, seed=5)
+    train = write_split(tmp_path / "train.pkl", [f"train {i}" for i in range(200)], probs[:200], target_probs[:200])
+    test = write_split(tmp_path / "test.pkl", [f"test {i}" for i in range(200)], probs[200:], target_probs[200:])
+    strategies = tmp_path / "mine.py"
+    strategies.write_text('''
+from strategies import learned
+
+@learned
+def memorize(train):
+    """Remembers the training prefixes' answers; guesses token 0 elsewhere."""
+    memory = dict(zip(train.sentences, train.target_top1.tolist()))
+    def predict(sentences, model_names, target_model_name, probs_per_sentences):
+        return [memory.get(s, 0) for s in sentences]
+    return predict
+
+def biggest(sentences, model_names, target_model_name, probs_per_sentences):
+    """Argmax of the input model with the most non-embedding parameters, read from the names."""
+    sizes = [name.non_embedding_params for name in model_names]
+    assert sizes == [1_000, 20_000, 300_000], sizes
+    return probs_per_sentences[:, sizes.index(max(sizes))].argmax(axis=1)
+''')
+    return train, test, strategies
+
+
+def accuracies(result: dict) -> dict:
+    return {row["name"]: row.get("accuracy", row.get("error")) for row in result["datasets"][0]["strategies"]}
+
+
+def test_learned_strategies_are_scored_only_on_prefixes_they_never_saw(split_files, tmp_path):
+    import json
+    from conftest import run_script
+
+    train, test, mine = split_files
+    out = tmp_path / "r.json"
+    run_script("challenge.py", "--train", train, "--dataset", test, "--strategy", f"{mine}:memorize",
+               "--strategy", "loglinear", "--strategy", "largest", "--strategy", f"{mine}:biggest", "--json", out)
+    result = json.loads(out.read_text())
+    scores = accuracies(result)
+    # The memorizer knows every training answer, and gains nothing on the test file.
+    assert scores[f"{mine}:memorize"] <= 0.05
+    assert scores["loglinear"] > scores["largest"] + 0.2
+    assert scores[f"{mine}:biggest"] == scores["largest"]  # sizes reach a 4-argument strategy
+    rows = {row["name"]: row for row in result["datasets"][0]["strategies"]}
+    assert rows["loglinear"]["learned"] == f"fit on {train}" and rows["largest"]["learned"] is None
+
+    # Without --train: K-fold on the test file itself; the memorizer still gains nothing.
+    run_script("challenge.py", "--dataset", test, "--strategy", f"{mine}:memorize", "--strategy", "loglinear",
+               "--folds", "4", "--json", out)
+    result = json.loads(out.read_text())
+    assert accuracies(result)[f"{mine}:memorize"] <= 0.05
+    assert result["datasets"][0]["folds"] == 4
+
+
+def test_a_train_file_sharing_prefixes_or_differing_in_models_is_refused(split_files, tmp_path):
+    from conftest import run_script
+
+    train, test, _ = split_files
+    sentences, probs, target_probs, _ = synthetic(20, seed=9)
+    overlapping = write_split(tmp_path / "overlap.pkl", ["test 3", *sentences[1:]], probs, target_probs)
+    result = run_script("challenge.py", "--train", overlapping, "--dataset", test, "--strategy", "loglinear",
+                        check=False)
+    assert result.returncode == 1
+    assert f"{overlapping}: shares 1 prefixes with {test}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    from harness.dataset_io import save_dataset
+    other = tmp_path / "other.pkl"
+    save_dataset(other, ["a", "b", "target"], sentences, np.concatenate([probs[:, :2], target_probs[:, None]], 1))
+    result = run_script("challenge.py", "--train", other, "--dataset", test, "--strategy", "loglinear", check=False)
+    assert result.returncode == 1 and "differ from" in result.stderr
