@@ -232,3 +232,33 @@ def test_strategies_can_load_the_suite_tokenizer_lazily(suite, tokenizer):
     loaded = strategies.load_tokenizer(str(suite[-1]))
     token = tokenizer(" the")["input_ids"][0]
     assert loaded.decode([token]) == " the" and strategies.load_tokenizer(str(suite[-1])) is loaded
+
+
+def test_model_overwritten_in_place_is_recomputed_not_read_from_the_cache(tmp_path, suite, tokenizer, prefix_file):
+    models = [shutil.copytree(p, tmp_path / "suite" / p.name) for p in suite[:2]]
+    common = ["--models", *models, "--dataset", prefix_file, "--device", "cpu", "--no-progress",
+              "--cache-dir", tmp_path / "cache"]
+    run_script("preprocess_train.py", *common, "--out", tmp_path / "before.pkl")
+    make_model(models[-1], 48, tokenizer, seed=1)  # retrained in place, as suite/rebuild.sh does
+    rerun = run_script("preprocess_train.py", *common, "--out", tmp_path / "after.pkl")
+    assert rerun.stdout.count("from cache") == 1  # only the unchanged first model
+    before, after = load_dataset(tmp_path / "before.pkl").probs, load_dataset(tmp_path / "after.pkl").probs
+    assert (before[:, 0] == after[:, 0]).all() and not (before[:, 1] == after[:, 1]).all()
+    token_ids = inference.tokenize(tokenizer, load_dataset(tmp_path / "after.pkl").sentences)
+    np.testing.assert_allclose(after[:, 1].astype(np.float32), reference_probs(models[-1], token_ids, len(tokenizer)),
+                               atol=1e-3)
+
+
+def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    refs = tmp_path / "models--EleutherAI--pythia-70m" / "refs"
+    refs.mkdir(parents=True)
+    spec = inference.ModelSpec("EleutherAI/pythia-70m")
+    keys = []
+    for commit in ("a" * 40, "b" * 40):
+        (refs / "main").write_text(commit)
+        assert inference.hub_commit(spec) == commit
+        keys.append(inference.cache_key(spec, ["x"], torch.float32, 10))
+    assert keys[0] != keys[1]  # the hub's main moved on: the cached slice is not reused
