@@ -132,16 +132,18 @@ def test_resume_after_crash_gives_byte_identical_pickle(tmp_path, suite, prefix_
     assert out.read_bytes() == (tmp_path / "clean.pkl").read_bytes()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("first\n\nthird\n", "prefixes.txt:2: empty prefix"),
-    ("   \n", "prefixes.txt:1: empty prefix"),
+@pytest.mark.parametrize("name, content, message", [
+    ("prefixes.txt", "   \n\n", "prefixes.txt: no prefixes in the file"),
+    ("prefixes.jsonl", '{"text": "ok"}\n{"text": ""}\n', "prefixes.jsonl:2: empty prefix"),
+    ("prefixes.jsonl", '{"text": "\\ud800"}\n', "prefixes.jsonl:1: not valid Unicode text ('\\ud800' is a lone surrogate)"),
+    ("prefixes.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "prefixes.jsonl:1: JSON nested too deeply"),
 ])
-def test_empty_prefix_is_an_error(tmp_path, suite, content, message):
-    path = tmp_path / "prefixes.txt"
+def test_bad_prefix_file_is_one_line_before_any_model_loads(tmp_path, suite, name, content, message):
+    path = tmp_path / name
     path.write_text(content)
     result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", path, "--device", "cpu",
                         "--out", tmp_path / "x.pkl", check=False)
-    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr == f"error: {path.parent}/{message}\n"
 
 
 def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file):
