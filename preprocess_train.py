@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
     parser.add_argument("--dataset", default="wikipedia",
                         help=f"{' or '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl ({{\"text\": ...}}) file")
-    parser.add_argument("--dataset-path", help="local copy for a named dataset (wikipedia: jsonl/parquet; glue-rte: GLUE TSV)")
+    parser.add_argument("--dataset-path", help="local copy for a named dataset (wikipedia: jsonl/parquet; glue-rte: GLUE TSV), "
+                             "or a folder of them (read in name order)")
     parser.add_argument("--num-prefixes", type=int, help="how many prefixes (default: 100 for named datasets, all of a file)")
     parser.add_argument("--seed", type=int, default=0, help="seeds which prefixes are drawn")
     parser.add_argument("--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json")

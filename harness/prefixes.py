@@ -23,6 +23,8 @@ WIKIPEDIA_WORDS = (10, 20)  # a prefix is an article's first 10-20 words of text
 SHUFFLE_BUFFER = 10_000  # streamed shuffling: reads at most this many rows ahead
 DEFAULT_NUM_PREFIXES = 100
 NAMED = ("wikipedia", "glue-rte")
+# --dataset-path files, by suffix: the `datasets` builder that reads them
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".tsv": "csv", ".csv": "csv"}
 
 
 def rte_prompt(premise: str, hypothesis: str) -> str:
@@ -155,17 +157,24 @@ def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int) -
         rows = datasets.load_dataset(hub_name, hub_config, split="train", streaming=True)
     else:
         path = Path(local_path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            rows = datasets.load_dataset("json", data_files=str(path), split="train", streaming=True)
-        elif suffix == ".parquet":
-            rows = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
-        elif suffix in (".tsv", ".csv"):
-            # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
-            rows = datasets.load_dataset("csv", data_files=str(path), split="train", streaming=True,
-                                         delimiter="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_NONE)
+        if path.is_dir():  # every readable file in it, in name order
+            files = sorted((p for p in path.iterdir() if p.suffix.lower() in LOCAL_FORMATS), key=lambda p: p.name)
+            if not files:
+                raise InputError(f"{path}: no {', '.join(LOCAL_FORMATS)} files in the folder")
+        elif path.is_file():
+            files = [path]
         else:
-            raise InputError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .parquet or .tsv)")
+            raise InputError(f"{path}: no such file or folder")
+        suffixes = sorted({p.suffix.lower() for p in files})
+        formats = {LOCAL_FORMATS.get(suffix) for suffix in suffixes}
+        if None in formats:
+            raise InputError(f"{path}: unsupported file type {suffixes[0]!r} (use .jsonl, .parquet or .tsv)")
+        if len(formats) > 1 or {".csv", ".tsv"} <= set(suffixes):
+            raise InputError(f"{path}: mixes file types ({', '.join(suffixes)}): one kind per folder")
+        kwargs = {}
+        if formats == {"csv"}:
+            # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
+            kwargs = dict(delimiter="\t" if suffixes[0] == ".tsv" else ",", quoting=csv.QUOTE_NONE)
+        rows = datasets.load_dataset(formats.pop(), data_files=[str(p) for p in files], split="train",
+                                     streaming=True, **kwargs)
     return rows.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)

@@ -46,6 +46,18 @@ def test_glue_rte_prompt_template_from_a_tsv(rte_tsv):
     assert build_prefixes("glue-rte", 5, seed=0, dataset_path=str(rte_tsv))[0] == prefixes
 
 
+def test_dataset_path_folder_reads_every_file_in_name_order(tmp_path):
+    for name in ("b.jsonl", "a.jsonl"):
+        articles = [{"text": " ".join(f"{name[0]}{i}w{k}" for k in range(30))} for i in range(5)]
+        (tmp_path / name).write_text("\n".join(json.dumps(a) for a in articles) + "\n")
+    (tmp_path / "README.md").write_text("not a data file")
+    prefixes, _ = build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))
+    assert sorted(p.split()[0] for p in prefixes) == [f"{f}{i}w0" for f in "ab" for i in range(5)]
+    (tmp_path / "c.tsv").write_text("sentence1\tsentence2\n")
+    with pytest.raises(InputError, match=r"mixes file types \(.jsonl, .tsv\)"):
+        build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))
+
+
 def test_missing_column_names_the_file(tmp_path):
     path = tmp_path / "wrong.jsonl"
     path.write_text(json.dumps({"body": "no text column"}) + "\n")
