@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 if [ "$#" -eq 0 ]; then set -- ../shared/data/corpus; fi
-python3 -m suite.train --corpus "$@" --rte-prompts ../shared/data/corpus/rte-train.tsv --out build/suite
+python3 -m suite.train --corpus "$@" --rte-prompts ../shared/data/corpus/rte-train.tsv --out build/suite \
+  --results-dir suite
 # The tokenizer is small and committed, so strategies can decode token ids without the weights.
 rm -rf suite/tokenizer && cp -r build/suite/data/tokenizer suite/tokenizer
 models=$(python3 -c 'import json; print(" ".join(m["dir"] for m in json.load(open("build/suite/suite.json"))["models"]))')
