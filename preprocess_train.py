@@ -19,8 +19,11 @@ import sys
 
 def exit_interrupted(*_) -> None:
     """Ctrl-C while nothing needs cleaning up (the imports, interpreter shutdown): one line, exit 130."""
-    print("\ninterrupted", file=sys.stderr, flush=True)
-    os._exit(130)
+    try:
+        sys.stdout.flush()  # os._exit does not: keep the report of a finished run
+        print("\ninterrupted", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
 
 
 if __name__ == "__main__":
