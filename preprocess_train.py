@@ -12,21 +12,46 @@ processes (GPUs) and gathers one dataset identical to a single-process run.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+
+
+def exit_interrupted(*_) -> None:
+    """Ctrl-C while nothing needs cleaning up (the imports, interpreter shutdown): one line, exit 130."""
+    try:
+        sys.stdout.flush()  # os._exit does not: keep the report of a finished run
+        print("\ninterrupted", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, exit_interrupted)  # before the imports below, which take a moment
+
 import argparse
+import contextlib
+import errno
+import fcntl
 import json
 import platform
 import shutil
-import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from harness import InputError
 from harness.dataset_io import save_dataset
 from harness.prefixes import NAMED, build_prefixes
+
+HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
 PYTHIA = [f"EleutherAI/pythia-{size}" for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
 
@@ -40,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
     parser.add_argument("--dataset", default="wikipedia",
                         help=f"{' or '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl ({{\"text\": ...}}) file")
-    parser.add_argument("--dataset-path", help="local copy for a named dataset (wikipedia: jsonl/parquet; glue-rte: GLUE TSV)")
+    parser.add_argument("--dataset-path", help="local copy for a named dataset (wikipedia: jsonl/parquet; glue-rte: GLUE TSV), "
+                             "or a folder of them (read in name order)")
     parser.add_argument("--num-prefixes", type=int, help="how many prefixes (default: 100 for named datasets, all of a file)")
     parser.add_argument("--seed", type=int, default=0, help="seeds which prefixes are drawn")
     parser.add_argument("--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json")
@@ -61,9 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def model_specs(models: list[str], revisions: list[str]) -> list:
-    from harness.inference import ModelSpec
-
+def model_revisions(models: list[str], revisions: list[str]) -> list[str | None]:
     default, per_model = None, {}
     for revision in revisions:
         name, sep, rev = revision.rpartition("=")
@@ -73,7 +97,112 @@ def model_specs(models: list[str], revisions: list[str]) -> list:
             per_model[name] = rev
         else:
             default = rev
-    return [ModelSpec(name, per_model.get(name, default)) for name in models]
+    return [per_model.get(name, default) for name in models]
+
+
+def model_specs(models: list[str], revisions: list[str]) -> list:
+    from harness.inference import ModelSpec
+
+    return [ModelSpec(name, rev) for name, rev in zip(models, model_revisions(models, revisions))]
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable() -> bool:
+    """Whether the hub answers within HUB_PROBE_SECONDS (any HTTP status counts; proxies are honoured).
+    Without this, a machine with no network spends about a minute in download retries."""
+    answered = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(hub_endpoint(), method="HEAD"), timeout=HUB_PROBE_SECONDS)
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)
+        except (OSError, ValueError):
+            pass
+
+    # In a thread: a name lookup has no timeout of its own.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(HUB_PROBE_SECONDS + 1)
+    return bool(answered)
+
+
+def check_sources(models: list[str], revisions: list[str | None], dataset: str, dataset_path: str | None) -> None:
+    """Fail in seconds, before torch loads: local model directories must exist, and hub models and
+    datasets need the network or, offline, the local Hugging Face cache."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    hub_models = []
+    for name, revision in zip(models, revisions):
+        path = Path(name)
+        if path.is_dir():
+            continue
+        if path.exists():
+            raise InputError(f"{name}: not a directory (--models takes model directories or hub ids)")
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            raise InputError(f"{name}: no such directory") from None
+        if name.startswith((".", "~")) or name.endswith(os.sep):
+            raise InputError(f"{name}: no such directory")
+        hub_models.append((name, revision))
+    if not hub_models and (dataset not in NAMED or dataset_path is not None):
+        return
+    if constants.is_offline_mode():
+        reason = "offline mode is set"
+    elif hub_reachable():
+        return
+    else:
+        reason = f"cannot reach {hub_endpoint()}"
+        # Cached models still load, without a minute of retries (datasets reads the variable on import).
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        constants.HF_HUB_OFFLINE = True
+    for name, revision in hub_models:
+        if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
+            raise InputError(f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
+                             "connect to the network, or pass --models with local model directories")
+    if dataset in NAMED and dataset_path is None:
+        raise InputError(f"--dataset {dataset} streams from the hub ({reason}): connect to the network, "
+                         "or pass --dataset-path with a local copy")
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """One run per --out at a time: runs on one --out share its resume cache, and the first to finish
+    removes it. A second run fails at once instead of crashing later. Creating the lock file also
+    checks, before any model runs, that --out's folder is writable."""
+    lock = out.with_name(out.name + ".lock")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        reason = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise InputError(f"{out.parent}: cannot write there (--out {out}): {reason}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock).st_ino:
+            raise BlockingIOError  # the run we waited on finished and removed the file we opened
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise InputError(f"{out}: another preprocess_train.py run is writing it (it holds {lock}): "
+                         "wait for it to finish, or choose another --out") from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def check_free_space(out: Path, nbytes: int) -> None:
+    free = shutil.disk_usage(out.parent).free
+    if free < nbytes:
+        raise InputError(f"{out.parent}: {free / 1e6:,.0f} MB free, but the dataset and its resume cache need "
+                         f"about {nbytes / 1e6:,.0f} MB")
 
 
 def read_meta_json(path: Path) -> object:
@@ -88,7 +217,17 @@ def read_meta_json(path: Path) -> object:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-    # Prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
+    if args.out.is_dir():
+        raise InputError(f"{args.out}: is a directory (--out names the output pickle)")
+    # Under `accelerate launch`, only the main process (rank 0) writes, so only it takes the lock.
+    is_main = os.environ.get("RANK", "0") == "0"
+    with output_lock(args.out) if is_main else contextlib.nullcontext():
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    # Sources, prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
+    check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
     prefixes, prefix_rule = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path)
     extra = read_meta_json(args.meta_json) if args.meta_json else None
 
@@ -108,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     token_ids = inference.tokenize(tokenizer, prefixes)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
+    if state.is_main_process:  # the pickle, its temporary copy while it is written, the cached slices
+        check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
     quiet = args.no_progress or not state.is_local_main_process
     if quiet:
         transformers.utils.logging.disable_progress_bar()
@@ -164,7 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     if extra is not None:
         metadata["extra"] = extra
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(args.out, [spec.name for spec in specs], prefixes, probs, metadata)
     if args.cache_dir is None:
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -179,11 +319,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # main() cleans up as KeyboardInterrupt unwinds
     try:
-        sys.exit(main())
+        code = main()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
+    except ModuleNotFoundError as e:
+        print(f"error: preprocess_train.py needs the package {(e.name or '?').split('.')[0]!r} ({e}): "
+              "pip install -r requirements-dev.txt", file=sys.stderr)
+        code = 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        print(f"error: {e.filename}: {e.strerror}; finished models are cached", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished models are cached; rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    signal.signal(signal.SIGINT, exit_interrupted)  # Ctrl-C during shutdown (torch, threads): no traceback
+    sys.exit(code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from harness.dataset_io import atomic_write
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
 DEFAULT_MAX_TOKENS = {"cuda": 32_768, "cpu": 4_096}
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model directory's weights are stored in
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,50 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def model_fingerprint(spec: ModelSpec) -> list:
+    """What identifies the model's weights: for a local directory, each weight and config file's
+    size, mtime and a hash of sampled content (overwriting a model in place changes it); for a hub
+    model, the commit its revision resolved to (the tokenizer download has just updated the local
+    cache's ref, or, offline, the ref is the one the cached files came from)."""
+    directory = Path(spec.name)
+    if directory.is_dir():
+        files = sorted(p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json"))
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns, _sampled_sha256(p)] for p in files]
+    return [hub_commit(spec)]
+
+
+def _sampled_sha256(path: Path, samples: int = 16, chunk: int = 1 << 16) -> str:
+    """sha256 of `samples` evenly spaced 64 KiB chunks (the whole file when smaller): milliseconds on a
+    12b model's shards, and a retrained or replaced model differs in every chunk."""
+    size, h = path.stat().st_size, hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= samples * chunk:
+            h.update(f.read())
+        else:
+            for offset in np.linspace(0, size - chunk, samples).astype(np.int64):
+                f.seek(int(offset))
+                h.update(f.read(chunk))
+    return h.hexdigest()
+
+
+def hub_commit(spec: ModelSpec) -> str | None:
+    """The commit a hub model's revision points to in the local Hugging Face cache (None if uncached)."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    revision = spec.revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=spec.name, repo_type="model") / "refs" / revision
+    try:
+        return ref.read_text().strip()
+    except OSError:
+        return None
+
+
 def cache_key(spec: ModelSpec, prefixes: list[str], dtype: torch.dtype, vocab_size: int) -> str:
-    """What a cached slice depends on: the model, its revision, the prefixes, the dtype."""
-    blob = json.dumps([spec.name, spec.revision, str(dtype), vocab_size, prefixes])
+    """What a cached slice depends on: the model (name, revision and weights), the prefixes, the dtype."""
+    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, prefixes])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

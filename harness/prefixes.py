@@ -19,10 +19,12 @@ from harness import InputError
 
 WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
 GLUE_RTE_HUB = ("nyu-mll/glue", "rte")
-WIKIPEDIA_WORDS = (10, 20)  # a prefix is an article's first 10-20 words, drawn per article
+WIKIPEDIA_WORDS = (10, 20)  # a prefix is an article's first 10-20 words of text.split(" "), drawn per article
 SHUFFLE_BUFFER = 10_000  # streamed shuffling: reads at most this many rows ahead
 DEFAULT_NUM_PREFIXES = 100
 NAMED = ("wikipedia", "glue-rte")
+# --dataset-path files, by suffix: the `datasets` builder that reads them
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".tsv": "csv", ".csv": "csv"}
 
 
 def rte_prompt(premise: str, hypothesis: str) -> str:
@@ -44,7 +46,8 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
         rows = _stream(*WIKIPEDIA_HUB, dataset_path, seed)
         rng = np.random.default_rng(seed)
         prefixes = _take_unique(_wikipedia_openings(rows, rng, dataset_path), num_prefixes or DEFAULT_NUM_PREFIXES)
-        rule = f"first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of an article, count drawn per article"
+        rule = (f'first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of text.split(" ") of an article, rejoined with '
+                '" ", count drawn per article')
         source = dataset_path or "/".join(WIKIPEDIA_HUB)
     elif dataset == "glue-rte":
         rows = _stream(*GLUE_RTE_HUB, dataset_path, seed)
@@ -67,31 +70,56 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
 
 
 def read_prefix_file(path: str | Path) -> list[str]:
-    """A .txt (one prefix per line) or .jsonl ({"text": ...} per line) file; empty prefixes are errors."""
+    """A .txt (one prefix per line) or .jsonl ({"text": ...} per line) file.
+
+    Lines end at "\n" or "\r\n" only: U+2028, \x85 and \x0c are characters of a prefix, not line
+    breaks (str.splitlines would split one prefix into several). A leading byte-order mark is dropped;
+    blank lines are skipped with one warning; an empty "text" is an error.
+    """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            content = f.read()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a .txt or .jsonl file") from None
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text ({e})") from None
-    prefixes = []
+    lines = content.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not open a new one
+    prefixes, blank = [], 0
     for number, line in enumerate(lines, start=1):
-        if path.suffix == ".jsonl":
-            try:
-                text = json.loads(line)["text"] if line.strip() else ""
-            except (json.JSONDecodeError, TypeError, KeyError):
-                raise InputError(f'{path}:{number}: not a JSON object with a "text" field') from None
-            if not isinstance(text, str):
-                raise InputError(f'{path}:{number}: "text" must be a string')
-        else:
-            text = line
+        line = line.removesuffix("\r")
+        if not line.strip():
+            blank += 1
+            continue
+        text = _json_text(path, number, line) if path.suffix == ".jsonl" else line
         if not text.strip():
             raise InputError(f"{path}:{number}: empty prefix")
         prefixes.append(text)
     if not prefixes:
         raise InputError(f"{path}: no prefixes in the file")
+    if blank:
+        warnings.warn(f"{path}: {blank} blank lines skipped")
     return prefixes
+
+
+def _json_text(path: Path, number: int, line: str) -> str:
+    try:
+        text = json.loads(line)["text"]
+    except RecursionError:
+        raise InputError(f"{path}:{number}: JSON nested too deeply") from None
+    except (json.JSONDecodeError, TypeError, KeyError, IndexError):
+        raise InputError(f'{path}:{number}: not a JSON object with a "text" field') from None
+    if not isinstance(text, str):
+        raise InputError(f'{path}:{number}: "text" must be a string')
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON may escape half a surrogate pair, e.g. "\ud800"
+        raise InputError(f"{path}:{number}: not valid Unicode text ({text[e.start]!r} is a lone surrogate)") from None
+    return text
 
 
 def dedupe(prefixes: list[str], source: str) -> list[str]:
@@ -134,19 +162,26 @@ def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int) -
         rows = datasets.load_dataset(hub_name, hub_config, split="train", streaming=True)
     else:
         path = Path(local_path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            rows = datasets.load_dataset("json", data_files=str(path), split="train", streaming=True)
-        elif suffix == ".parquet":
-            rows = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
-        elif suffix in (".tsv", ".csv"):
-            # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
-            rows = datasets.load_dataset("csv", data_files=str(path), split="train", streaming=True,
-                                         delimiter="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_NONE)
+        if path.is_dir():  # every readable file in it, in name order
+            files = sorted((p for p in path.iterdir() if p.suffix.lower() in LOCAL_FORMATS), key=lambda p: p.name)
+            if not files:
+                raise InputError(f"{path}: no {', '.join(LOCAL_FORMATS)} files in the folder")
+        elif path.is_file():
+            files = [path]
         else:
-            raise InputError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .parquet or .tsv)")
+            raise InputError(f"{path}: no such file or folder")
+        suffixes = sorted({p.suffix.lower() for p in files})
+        formats = {LOCAL_FORMATS.get(suffix) for suffix in suffixes}
+        if None in formats:
+            raise InputError(f"{path}: unsupported file type {suffixes[0]!r} (use .jsonl, .parquet or .tsv)")
+        if len(formats) > 1 or {".csv", ".tsv"} <= set(suffixes):
+            raise InputError(f"{path}: mixes file types ({', '.join(suffixes)}): one kind per folder")
+        kwargs = {}
+        if formats == {"csv"}:
+            # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
+            kwargs = dict(delimiter="\t" if suffixes[0] == ".tsv" else ",", quoting=csv.QUOTE_NONE)
+        rows = datasets.load_dataset(formats.pop(), data_files=[str(p) for p in files], split="train",
+                                     streaming=True, **kwargs)
     return rows.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
 
 

@@ -14,7 +14,7 @@ family of our own. This file builds it from scratch, nanoGPT style:
    token budget, the same seed and the same learning-rate rule;
 4. save every model + tokenizer with `save_pretrained` under
    `<out>/models/<name>` and write a loss-vs-size table, plot and a JSON record
-   into this folder.
+   into `--results-dir` (default: `--out`; `suite/rebuild.sh` passes `suite/`).
 
 Run from the repository root:
 
@@ -45,7 +45,6 @@ import torch.nn.functional as F
 
 from harness.prefixes import rte_prompt
 
-SUITE_DIR = Path(__file__).resolve().parent
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
 VAL_EVERY = 50  # document i is held out iff i % VAL_EVERY == 0 (2%)
@@ -459,7 +458,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hub-text-field", default="text")
     p.add_argument("--hub-max-docs", type=int, default=20_000)
     p.add_argument("--out", default="build/suite", help="weights, token cache and log (git-ignored)")
-    p.add_argument("--results-dir", default=str(SUITE_DIR), help="where the table, plot and suite.json go")
+    p.add_argument("--results-dir", help="where the table, plot and suite.json go (default: --out; "
+                   "suite/rebuild.sh passes suite/ to refresh the committed ones)")
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
     p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer ids incl. special tokens")
     p.add_argument("--model-vocab", type=int, default=4096, help="embedding rows (tokenizer vocab padded)")
@@ -478,7 +478,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
     p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.results_dir = args.results_dir or args.out  # never the committed suite/ files unless asked
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:

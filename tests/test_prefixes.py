@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness import InputError
-from harness.prefixes import build_prefixes, dedupe, read_prefix_file, rte_prompt
+from harness.prefixes import build_prefixes, dedupe, read_prefix_file
 
 
 @pytest.fixture
@@ -43,8 +43,19 @@ def test_glue_rte_prompt_template_from_a_tsv(rte_tsv):
     assert len(prefixes) == 5 and len(set(prefixes)) == 5
     i = int(prefixes[0].split('"')[1])
     assert prefixes[0] == f'Premise "{i}" says so.\nQuestion: Hypothesis {i}. True or False?\nAnswer:'
-    assert prefixes[0] == rte_prompt(f'Premise "{i}" says so.', f"Hypothesis {i}.")
     assert build_prefixes("glue-rte", 5, seed=0, dataset_path=str(rte_tsv))[0] == prefixes
+
+
+def test_dataset_path_folder_reads_every_file_in_name_order(tmp_path):
+    for name in ("b.jsonl", "a.jsonl"):
+        articles = [{"text": " ".join(f"{name[0]}{i}w{k}" for k in range(30))} for i in range(5)]
+        (tmp_path / name).write_text("\n".join(json.dumps(a) for a in articles) + "\n")
+    (tmp_path / "README.md").write_text("not a data file")
+    prefixes, _ = build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))
+    assert sorted(p.split()[0] for p in prefixes) == [f"{f}{i}w0" for f in "ab" for i in range(5)]
+    (tmp_path / "c.tsv").write_text("sentence1\tsentence2\n")
+    with pytest.raises(InputError, match=r"mixes file types \(.jsonl, .tsv\)"):
+        build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))
 
 
 def test_missing_column_names_the_file(tmp_path):
@@ -65,8 +76,35 @@ def test_user_files(tmp_path):
     assert read_prefix_file(jsonl) == ["a\nb", "c"]  # jsonl keeps newlines, as RTE prompts need
 
 
+def test_wikipedia_words_are_split_on_spaces_only(tmp_path):
+    text = "Paris\u00a0(French:\u00a0[paʁi]) is the capital\nand largest city of France, " + " ".join(["word"] * 30)
+    path = tmp_path / "wiki.jsonl"
+    path.write_text(json.dumps({"text": text}) + "\n")
+    [prefix], _ = build_prefixes("wikipedia", 1, dataset_path=str(path))
+    words = prefix.split(" ")
+    assert 10 <= len(words) <= 20 and prefix == " ".join(text.split(" ")[:len(words)])
+    assert prefix.startswith("Paris\u00a0(French:\u00a0[paʁi]) is the capital\nand largest")
+
+
+def test_txt_lines_end_at_newlines_only_and_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_bytes("\ufeffone\u2028two\r\nthree\x85four\x0cfive\n\n   \nsix\n\n".encode())
+    with pytest.warns(UserWarning, match="p.txt: 3 blank lines skipped"):
+        assert read_prefix_file(path) == ["one\u2028two", "three\x85four\x0cfive", "six"]
+
+
+def test_jsonl_with_a_byte_order_mark_and_a_raw_line_separator(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('\ufeff{"text": "a\u2028b"}\n\n{"text": "c"}\n', encoding="utf-8")
+    with pytest.warns(UserWarning, match="1 blank lines skipped"):
+        assert read_prefix_file(path) == ["a\u2028b", "c"]
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"text": "ok"}\nnot json\n', "p.jsonl:2: not a JSON object"),
+    ('{"text": "\\ud800"}\n', "p.jsonl:1: not valid Unicode text .* lone surrogate"),
+    ('{"text": "ok", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "p.jsonl:1: JSON nested too deeply"),
+    ("[1]\n", "p.jsonl:1: not a JSON object"),
     ('{"text": ""}\n', "p.jsonl:1: empty prefix"),
     ('{"text": 3}\n', 'p.jsonl:1: "text" must be a string'),
     ("", "p.jsonl: no prefixes"),

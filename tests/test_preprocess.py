@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import CONTEXT, ROOT, SHARED, make_model, make_tokenizer, run_script
+from conftest import CONTEXT, ROOT, SHARED, make_model, run_script
 from transformers import AutoModelForCausalLM
 
-from harness import inference
+from harness import InputError, inference
 from harness.dataset_io import load_dataset
 
 
@@ -61,6 +64,7 @@ def test_end_to_end_dataset_and_sidecar(built_dataset, suite, prefix_file, token
     assert [m["parameters"] for m in meta["models"]] == sorted(m["parameters"] for m in meta["models"])
     assert meta["prefixes"]["dataset"] == str(prefix_file) and meta["versions"]["torch"] == torch.__version__
     assert not built_dataset.with_name(built_dataset.name + ".cache").exists()  # removed on success
+    assert not built_dataset.with_name(built_dataset.name + ".lock").exists()
 
 
 def test_batch_size_does_not_change_the_dataset(tmp_path, suite, prefix_file):
@@ -132,16 +136,18 @@ def test_resume_after_crash_gives_byte_identical_pickle(tmp_path, suite, prefix_
     assert out.read_bytes() == (tmp_path / "clean.pkl").read_bytes()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("first\n\nthird\n", "prefixes.txt:2: empty prefix"),
-    ("   \n", "prefixes.txt:1: empty prefix"),
+@pytest.mark.parametrize("name, content, message", [
+    ("prefixes.txt", "   \n\n", "prefixes.txt: no prefixes in the file"),
+    ("prefixes.jsonl", '{"text": "ok"}\n{"text": ""}\n', "prefixes.jsonl:2: empty prefix"),
+    ("prefixes.jsonl", '{"text": "\\ud800"}\n', "prefixes.jsonl:1: not valid Unicode text ('\\ud800' is a lone surrogate)"),
+    ("prefixes.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "prefixes.jsonl:1: JSON nested too deeply"),
 ])
-def test_empty_prefix_is_an_error(tmp_path, suite, content, message):
-    path = tmp_path / "prefixes.txt"
+def test_bad_prefix_file_is_one_line_before_any_model_loads(tmp_path, suite, name, content, message):
+    path = tmp_path / name
     path.write_text(content)
     result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", path, "--device", "cpu",
                         "--out", tmp_path / "x.pkl", check=False)
-    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr == f"error: {path.parent}/{message}\n"
 
 
 def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file):
@@ -168,13 +174,6 @@ def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
     assert all("\nQuestion: " in s and s.endswith(" True or False?\nAnswer:") for s in sentences)
     result = run_script("challenge.py", "--dataset", out)
     assert "12 prefixes, 1 input models" in result.stdout
-
-
-def test_tiny_suite_helper_builds_loadable_models(tmp_path):
-    tokenizer = make_tokenizer()
-    model_dir = make_model(tmp_path / "m", 32, tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    assert model.config.vocab_size > len(tokenizer)  # padded past the tokenizer, as Pythia's are
 
 
 def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefix_file):
@@ -222,7 +221,7 @@ def test_revision_for_all_models_or_one():
 
     specs = preprocess_train.model_specs(["a", "b", "c"], ["step1000", "b=step143000"])
     assert [(s.name, s.revision) for s in specs] == [("a", "step1000"), ("b", "step143000"), ("c", "step1000")]
-    with pytest.raises(Exception, match="not one of --models"):
+    with pytest.raises(InputError, match="--revision z=step1: z is not one of --models"):
         preprocess_train.model_specs(["a"], ["z=step1"])
 
 
@@ -231,4 +230,111 @@ def test_strategies_can_load_the_suite_tokenizer_lazily(suite, tokenizer):
 
     loaded = strategies.load_tokenizer(str(suite[-1]))
     token = tokenizer(" the")["input_ids"][0]
-    assert loaded.decode([token]) == " the" and strategies.load_tokenizer(str(suite[-1])) is loaded
+    assert loaded.decode([token]) == " the"
+
+
+def test_model_overwritten_in_place_is_recomputed_not_read_from_the_cache(tmp_path, suite, tokenizer, prefix_file):
+    models = [shutil.copytree(p, tmp_path / "suite" / p.name) for p in suite[:2]]
+    common = ["--models", *models, "--dataset", prefix_file, "--device", "cpu", "--no-progress",
+              "--cache-dir", tmp_path / "cache"]
+    run_script("preprocess_train.py", *common, "--out", tmp_path / "before.pkl")
+    make_model(models[-1], 48, tokenizer, seed=1)  # retrained in place, as suite/rebuild.sh does
+    rerun = run_script("preprocess_train.py", *common, "--out", tmp_path / "after.pkl")
+    assert rerun.stdout.count("from cache") == 1  # only the unchanged first model
+    before, after = load_dataset(tmp_path / "before.pkl").probs, load_dataset(tmp_path / "after.pkl").probs
+    assert (before[:, 0] == after[:, 0]).all() and not (before[:, 1] == after[:, 1]).all()
+    token_ids = inference.tokenize(tokenizer, load_dataset(tmp_path / "after.pkl").sentences)
+    np.testing.assert_allclose(after[:, 1].astype(np.float32), reference_probs(models[-1], token_ids, len(tokenizer)),
+                               atol=1e-3)
+
+
+def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    refs = tmp_path / "models--EleutherAI--pythia-70m" / "refs"
+    refs.mkdir(parents=True)
+    spec = inference.ModelSpec("EleutherAI/pythia-70m")
+    keys = []
+    for commit in ("a" * 40, "b" * 40):
+        (refs / "main").write_text(commit)
+        assert inference.hub_commit(spec) == commit
+        keys.append(inference.cache_key(spec, ["x"], torch.float32, 10))
+    assert keys[0] != keys[1]  # the hub's main moved on: the cached slice is not reused
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, suite, prefix_file):
+    for delay in (0.2, 0.6, 1.5):  # during the imports, the tokenizer, the models
+        out = tmp_path / f"{delay}.pkl"
+        run = subprocess.Popen([sys.executable, str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
+                                "--dataset", str(prefix_file), "--out", str(out), "--device", "cpu", "--no-progress"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 130 and stderr.strip().startswith("interrupted") and "\n" not in stderr.strip()
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.pkl"))
+
+
+def test_second_run_on_the_same_out_fails_at_once(tmp_path, suite, prefix_file):
+    out = tmp_path / "shared.pkl"
+    with open(tmp_path / "shared.pkl.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a first run is under way
+        result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefix_file, "--out", out,
+                            "--device", "cpu", check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"error: {out}: another preprocess_train.py run is writing it (it holds {out}.lock): "
+                             "wait for it to finish, or choose another --out\n")
+    assert (tmp_path / "shared.pkl.lock").exists()  # the first run's lock is left alone
+
+
+def test_unwritable_out_is_one_line_before_torch_loads(tmp_path, suite, prefix_file):
+    (tmp_path / "a_file").write_text("")
+    result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefix_file,
+                        "--out", tmp_path / "a_file" / "x.pkl", "--device", "cpu", check=False)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {tmp_path}/a_file: cannot write there (--out {tmp_path}/a_file/x.pkl): a file is in the way\n"
+
+
+def test_full_disk_is_one_line_before_any_model_runs(tmp_path, monkeypatch, suite, prefix_file):
+    import preprocess_train
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**5, 10**5))
+    monkeypatch.setattr(inference, "load_model", lambda *a: pytest.fail("a model loaded"))
+    with pytest.raises(InputError, match=f"{tmp_path}: 0 MB free, but the dataset and its resume cache need about"):
+        preprocess_train.main(["--models", *map(str, suite), "--dataset", str(prefix_file), "--out",
+                               str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"])
+    assert list(tmp_path.iterdir()) == []  # no lock file left behind
+
+
+@pytest.mark.parametrize("package", ["torch", "datasets"])
+def test_missing_package_is_one_line(tmp_path, suite, package):
+    wiki = tmp_path / "wiki.jsonl"
+    wiki.write_text(json.dumps({"text": "a b c d e f g h i j k l"}) + "\n")
+    argv = ["preprocess_train.py", "--dataset", "wikipedia", "--dataset-path", str(wiki), "--models",
+            *map(str, suite[:2]), "--out", str(tmp_path / "x.pkl")]
+    code = (f"import runpy, sys; sys.modules[{package!r}] = None; sys.argv = {argv!r}; "
+            "runpy.run_path('preprocess_train.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: preprocess_train.py needs the package '{package}'")
+    assert result.stderr.endswith("pip install -r requirements-dev.txt\n") and result.stderr.count("\n") == 1
+
+
+def test_no_network_fails_fast_naming_the_model(tmp_path, prefix_file):
+    # Not offline by setting, but the hub cannot be reached (a closed local port stands in for no network).
+    env = {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9",
+           "HF_HOME": str(tmp_path / "hf")}
+    result = run_script("preprocess_train.py", "--dataset", prefix_file, "--out", tmp_path / "x.pkl", check=False,
+                        env=env)
+    assert result.returncode == 1
+    assert result.stderr == ("error: EleutherAI/pythia-70m: no such directory, and not in the local Hugging Face "
+                             "cache (cannot reach http://127.0.0.1:9): connect to the network, or pass --models "
+                             "with local model directories\n")
+
+
+@pytest.mark.parametrize("name", ["missing_dir/", "./missing_dir", "no/such/dir"])
+def test_missing_model_directory(tmp_path, suite, prefix_file, name):
+    result = run_script("preprocess_train.py", "--models", suite[0], name, "--dataset", prefix_file,
+                        "--out", tmp_path / "x.pkl", check=False)
+    assert result.returncode == 1 and result.stderr == f"error: {name}: no such directory\n"
