@@ -54,13 +54,34 @@ from harness.prefixes import NAMED, build_prefixes
 HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
 PYTHIA = [f"EleutherAI/pythia-{size}" for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
+SUITE_MODELS = Path(__file__).resolve().parent / "suite" / "models"  # the bundled suite, committed
+
+
+def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
+    """`--models suite` is every model of the bundled suite, smallest first, and a short name like
+    `suite-1.5m` (not a directory here) is one of them: their directories, and the short names the
+    dataset stores so that it reads the same on every machine. Other names pass through."""
+    members = sorted((d for d in SUITE_MODELS.glob("*/") if (d / "model.safetensors").is_file()),
+                     key=lambda d: (d / "model.safetensors").stat().st_size)  # one vocabulary: bytes order by size
+    if models == ["suite"] and not (Path("suite") / "config.json").exists():  # (not a model directory named suite)
+        if not members:
+            raise InputError(f"--models suite: no models in {SUITE_MODELS} (see README.md, 'The bundled suite')")
+        return [str(d) for d in members], [d.name for d in members]
+    by_name = {d.name: d for d in members}
+    paths, labels = [], []
+    for name in models:
+        short = name in by_name and not Path(name).exists()
+        paths.append(str(by_name[name]) if short else name)
+        labels.append(name if short else None)
+    return paths, labels
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=PYTHIA,
-                        help="hub ids or local directories, smallest first; the last is the target (default: Pythia)")
+                        help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "
+                             "`suite`: the bundled suite (suite/models/), whose members also go by their short names")
     parser.add_argument("--revision", action="append", default=[],
                         help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
     parser.add_argument("--dataset", default="wikipedia",
@@ -79,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--meta-json", type=Path, help="JSON file whose content is recorded in the sidecar under 'extra'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    args.models, args.labels = bundled_suite(args.models)
     if len(args.models) < 2:
         parser.error("--models needs at least two models: inputs, then the target")
     if args.out is None:
@@ -100,10 +122,11 @@ def model_revisions(models: list[str], revisions: list[str]) -> list[str | None]
     return [per_model.get(name, default) for name in models]
 
 
-def model_specs(models: list[str], revisions: list[str]) -> list:
+def model_specs(models: list[str], revisions: list[str], labels: list[str | None] | None = None) -> list:
     from harness.inference import ModelSpec
 
-    return [ModelSpec(name, rev) for name, rev in zip(models, model_revisions(models, revisions))]
+    labels = labels or [None] * len(models)
+    return [ModelSpec(name, rev, label) for name, rev, label in zip(models, model_revisions(models, revisions), labels)]
 
 
 def hub_endpoint() -> str:
@@ -241,7 +264,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     # Under `accelerate launch`, each process runs its share of the batches; a plain run is one process.
     state = PartialState(cpu=args.device == "cpu")
     device = args.device or str(state.device)
-    specs = model_specs(args.models, args.revision)
+    specs = model_specs(args.models, args.revision, args.labels)
     tokenizer = inference.shared_tokenizer(specs)
     vocab_size = len(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -258,13 +281,15 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     summary = []
     for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=quiet)):
         dtype = inference.resolve_dtype(args.dtype, device, spec)
-        row = {"name": spec.name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch.")}
+        row = {"name": spec.stored_name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch.")}
+        if spec.label is not None:
+            row["path"] = spec.name
         summary.append(row)
         key = inference.cache_key(spec, prefixes, dtype, vocab_size)
         cached = inference.read_cached_slice(cache_dir, key)
         if cached is not None and cached.shape == (len(prefixes), vocab_size):
             probs[:, j] = cached
-            row["from_cache"] = True
+            row.update(inference.read_cached_summary(cache_dir, key), from_cache=True)
             continue
         start = time.perf_counter()
         model = inference.load_model(spec, device, dtype)
@@ -274,7 +299,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                                            batch_size=args.batch_size, rank=state.process_index,
                                            world_size=state.num_processes, desc=Path(spec.name).name,
                                            progress=not quiet)
-        row.update(parameters=model.num_parameters(), load_seconds=round(load_seconds, 3),
+        row.update(**inference.param_counts(model), load_seconds=round(load_seconds, 3),
                    seconds=round(stats["seconds"], 3), tokens=stats["tokens"],
                    tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
         del model
@@ -284,7 +309,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             for rows, values in gather_object([(stats["rows"], probs[stats["rows"], j])]):
                 probs[rows, j] = values
         if state.is_main_process:
-            inference.write_cached_slice(cache_dir, key, probs[:, j])
+            inference.write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
 
     if not state.is_main_process:
         return 0
@@ -292,7 +317,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         "format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under "
                   "model j, float16; the last model is the target",
         "models": summary,
-        "target_model": specs[-1].name,
+        "target_model": specs[-1].stored_name,
         "num_prefixes": len(prefixes),
         "vocab_size": vocab_size,
         "prefixes": prefix_rule,
@@ -305,7 +330,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     }
     if extra is not None:
         metadata["extra"] = extra
-    save_dataset(args.out, [spec.name for spec in specs], prefixes, probs, metadata)
+    save_dataset(args.out, [spec.stored_name for spec in specs], prefixes, probs, metadata)
     if args.cache_dir is None:
         shutil.rmtree(cache_dir, ignore_errors=True)
 

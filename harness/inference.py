@@ -33,8 +33,22 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model direct
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str  # a hub id or a local directory
+    name: str  # a hub id or a local directory: where the model loads from
     revision: str | None = None  # e.g. Pythia's "step143000"
+    label: str | None = None  # the name datasets store, if not `name` (the bundled suite's short names)
+
+    @property
+    def stored_name(self) -> str:
+        return self.label or self.name
+
+
+def param_counts(model: torch.nn.Module) -> dict[str, int]:
+    """Total and non-embedding parameters (the input and output embeddings both excluded, once each
+    when tied), the counts scaling studies plot against, as Pythia's do."""
+    total = model.num_parameters()
+    embeddings = {id(p): p.numel() for module in (model.get_input_embeddings(), model.get_output_embeddings())
+                  if module is not None for p in module.parameters()}
+    return {"total_params": total, "non_embedding_params": total - sum(embeddings.values())}
 
 
 def resolve_device(device: str | None) -> str:
@@ -251,6 +265,17 @@ def read_cached_slice(cache_dir: Path, key: str) -> np.ndarray | None:
         return None  # a damaged cache entry is recomputed, not trusted
 
 
-def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray) -> None:
+def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: dict | None = None) -> None:
+    """The slice, and beside it the model's summary row (sizes, timings) for a resumed run's sidecar."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if summary is not None:
+        atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
     atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
+
+
+def read_cached_summary(cache_dir: Path, key: str) -> dict:
+    try:
+        summary = json.loads((cache_dir / f"{key}.json").read_text())
+        return summary if isinstance(summary, dict) else {}
+    except (OSError, ValueError):
+        return {}

@@ -61,7 +61,8 @@ def test_end_to_end_dataset_and_sidecar(built_dataset, suite, prefix_file, token
     assert (dataset.probs[:, 0].argmax(1) == reference.argmax(1)).mean() > 0.9
     meta = json.loads(built_dataset.with_suffix(".json").read_text())
     assert meta["target_model"] == str(suite[-1]) and meta["vocab_size"] == len(tokenizer)
-    assert [m["parameters"] for m in meta["models"]] == sorted(m["parameters"] for m in meta["models"])
+    assert [m["total_params"] for m in meta["models"]] == sorted(m["total_params"] for m in meta["models"])
+    assert all(0 < m["non_embedding_params"] < m["total_params"] for m in meta["models"])
     assert meta["prefixes"]["dataset"] == str(prefix_file) and meta["versions"]["torch"] == torch.__version__
     assert not built_dataset.with_name(built_dataset.name + ".cache").exists()  # removed on success
     assert not built_dataset.with_name(built_dataset.name + ".lock").exists()
@@ -173,7 +174,7 @@ def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
     assert len(sentences) == 12
     assert all("\nQuestion: " in s and s.endswith(" True or False?\nAnswer:") for s in sentences)
     result = run_script("challenge.py", "--dataset", out)
-    assert "12 prefixes, 1 input models" in result.stdout
+    assert "12 prefixes, 1 input model," in result.stdout
 
 
 def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefix_file):
