@@ -167,7 +167,7 @@ def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
     assert len(sentences) == 12
     assert all("\nQuestion: " in s and s.endswith(" True or False?\nAnswer:") for s in sentences)
     result = run_script("challenge.py", "--dataset", out)
-    assert "12 prefixes, 1 input models" in result.stdout
+    assert "12 prefixes, 1 input model, target" in result.stdout
 
 
 def test_tiny_suite_helper_builds_loadable_models(tmp_path):
