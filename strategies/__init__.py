@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import json
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +126,7 @@ def load_tokenizer(model_name: str) -> "tokenizers.Tokenizer":  # noqa: F821 (im
     Needs only the `tokenizers` package. `model_name` is, in this order:
     - a local directory holding tokenizer.json (absolute, or relative to the working directory);
     - a model of the bundled suite, by short name or by the path the datasets store
-      (`build/suite/models/suite-1.5m`): its `suite/models/<name>/tokenizer.json`, or the suite's
-      shared `suite/tokenizer/tokenizer.json` when the weights are not there;
+      (`build/suite/models/suite-1.5m`): its committed `suite/models/<name>/tokenizer.json`;
     - a hub id (`EleutherAI/pythia-12b`), which needs the network.
     """
     from tokenizers import Tokenizer
@@ -140,8 +138,6 @@ def load_tokenizer(model_name: str) -> "tokenizers.Tokenizer":  # noqa: F821 (im
     bundled = ROOT / "suite" / "models" / short / "tokenizer.json"
     if short and bundled.is_file():
         return Tokenizer.from_file(str(bundled))
-    if short in _suite_model_names():
-        return Tokenizer.from_file(str(ROOT / "suite" / "tokenizer" / "tokenizer.json"))
     try:
         return Tokenizer.from_pretrained(model_name)
     except Exception as e:
@@ -149,10 +145,3 @@ def load_tokenizer(model_name: str) -> "tokenizers.Tokenizer":  # noqa: F821 (im
         raise OSError(f"no tokenizer for {model_name!r}: not a directory with tokenizer.json, not a model of the "
                       f"bundled suite, and the hub could not provide one ({reason})") from None
 
-
-def _suite_model_names() -> set[str]:
-    """Names of the bundled suite's models, from suite/suite.json (empty when it is absent)."""
-    try:
-        return {model["name"] for model in json.loads((ROOT / "suite" / "suite.json").read_text())["models"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()

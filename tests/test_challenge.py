@@ -530,8 +530,8 @@ print(type(tokenizer).__module__, repr(tokenizer.decode(ids)), tokenizer.id_to_t
 @pytest.mark.parametrize("name", ["build/suite/models/suite-0.79m", "suite-1.5m", "mytok", "SUITE_TOKENIZER_DIR"])
 def test_load_tokenizer_needs_only_tokenizers_from_any_folder(tmp_path, name):
     (tmp_path / "mytok").mkdir()
-    (tmp_path / "mytok" / "tokenizer.json").write_bytes((ROOT / "suite" / "tokenizer" / "tokenizer.json").read_bytes())
-    name = str(ROOT / "suite" / "tokenizer") if name == "SUITE_TOKENIZER_DIR" else name
+    (tmp_path / "mytok" / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
+    name = str(ROOT / "suite" / "models" / "suite-0.0066m") if name == "SUITE_TOKENIZER_DIR" else name
     result = subprocess.run([sys.executable, "-c", TOKENIZER_PROBE, str(ROOT), name], cwd=tmp_path, capture_output=True,
                             text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
@@ -543,7 +543,7 @@ def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypat
 
     model_dir = tmp_path / "suite" / "models" / "suite-9m"
     model_dir.mkdir(parents=True)
-    (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "tokenizer" / "tokenizer.json").read_bytes())
+    (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
     monkeypatch.setattr(strategies, "ROOT", tmp_path)
     strategies.load_tokenizer.cache_clear()
     try:

@@ -339,3 +339,26 @@ def test_missing_model_directory(tmp_path, suite, prefix_file, name):
     result = run_script("preprocess_train.py", "--models", suite[0], name, "--dataset", prefix_file,
                         "--out", tmp_path / "x.pkl", check=False)
     assert result.returncode == 1 and result.stderr == f"error: {name}: no such directory\n"
+
+
+def test_the_committed_suite_runs_offline_by_its_short_names(tmp_path):
+    """A fresh clone builds a dataset from the bundled suite with `--models suite`: its members in
+    size order, stored under their short names, with their sizes and weight hashes in the sidecar."""
+    suite_json = json.loads((ROOT / "suite" / "suite.json").read_text())
+    names = [m["name"] for m in sorted(suite_json["models"], key=lambda m: m["non_embedding_params"])]
+    prefixes = tmp_path / "mine.txt"
+    prefixes.write_text("The capital of France is\nIn 1969, the first people to walk on the Moon were\n")
+    out = tmp_path / "mine.pkl"
+    run_script("preprocess_train.py", "--models", "suite", "--dataset", prefixes, "--out", out, "--device", "cpu",
+               "--no-progress", "--meta-json", ROOT / "suite" / "suite.json", env={"HF_HUB_OFFLINE": ""})
+    dataset = load_dataset(out)
+    assert dataset.model_names == names and len(names) >= 7
+    meta = json.loads(out.with_suffix(".json").read_text())
+    sizes = [m["non_embedding_params"] for m in meta["models"]]
+    assert sizes == sorted(sizes) and sizes[-1] >= 100 * sizes[0]
+    assert [m["non_embedding_params"] for m in meta["extra"]["models"]] == sizes
+    assert all(m["weights_sha256"] for m in meta["extra"]["models"])
+    # A short name works alone too, and a dataset's input models reach strategies with their sizes.
+    run_script("preprocess_train.py", "--models", names[0], names[-1], "--dataset", prefixes, "--out", out,
+               "--device", "cpu", "--no-progress")
+    assert load_dataset(out).model_names == [names[0], names[-1]]
