@@ -87,8 +87,10 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
     if not dataset.probs.flags.writeable:  # a read-only array pickled with protocol 5 loads read-only
         dataset.probs = dataset.probs.copy()
     dataset.probs[:, t] = 0
-    dataset.probs.flags.writeable = False
-    inputs = dataset.probs[:n, :-1] if t == len(names) - 1 else np.delete(dataset.probs[:n], t, axis=1)
+    # Viewed through a read-only buffer (no copy): numpy lets a view be made writeable again when
+    # the memory at the bottom of its base chain is writeable, as a loaded pickle's bytearray is.
+    probs = np.frombuffer(memoryview(dataset.probs).toreadonly(), dtype=dataset.probs.dtype).reshape(dataset.probs.shape)
+    inputs = probs[:n, :-1] if t == len(names) - 1 else np.delete(probs[:n], t, axis=1)
     inputs.flags.writeable = False
     split = Split(path, dataset.sentences[:n], input_names, names[t], inputs, target_top1, target_probs,
                   dataset.vocab_size)

@@ -180,15 +180,15 @@ def test_scoring_needs_neither_torch_nor_transformers(original_pickle):
 
 def test_strategy_defined_in_the_marked_spot_is_scored(tmp_path, original_pickle):
     source = (ROOT / "challenge.py").read_text()
-    marker = "##############################################\n\n\ndef score_dataset"
+    marker = "##############################################\n\n\n@dataclass"
     assert marker in source
-    edited = source.replace(marker, marker.replace("\n\n\ndef", '''
+    edited = source.replace(marker, marker.replace("\n\n\n@dataclass", '''
 @register("mine", "token 1 every time")
 def mine(sentences, model_names, target_model_name, probs_per_sentences):
     return [1] * len(sentences)
 
 
-def'''))
+@dataclass'''))
     script = tmp_path / "challenge.py"
     script.write_text(edited)
     result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
@@ -208,7 +208,7 @@ def peek(sentences, model_names, target_model_name, probs):
         full = full.base
     if isinstance(full.base, (bytes, bytearray)):  # the buffer the pickle was read into
         full = np.frombuffer(full.base, dtype=np.float16)[-full.size:].reshape(full.shape)
-    return full[:, -1].view(np.uint16).argmax(axis=1) if full.shape[1] == 7 else np.zeros(len(sentences), int)
+    return full[:, -1].view(np.uint16).argmax(axis=1) if full.ndim == 3 and full.shape[1] == 7 else np.zeros(len(sentences), int)
 """)
     out = tmp_path / "r.json"
     run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:peek", "--json", out)
@@ -500,16 +500,16 @@ def test_one_input_model_and_one_prefix_read_right(tmp_path):
 
 def test_a_name_registered_twice_names_both_definitions(tmp_path, original_pickle):
     source = (ROOT / "challenge.py").read_text()
-    marker = "##############################################\n\n\ndef score_dataset"
+    marker = "##############################################\n\n\n@dataclass"
     line = source[:source.index(marker)].count("\n") + 2  # the decorator's line in the edited copy
     script = tmp_path / "challenge.py"
-    script.write_text(source.replace(marker, marker.replace("\n\n\ndef", '''
+    script.write_text(source.replace(marker, marker.replace("\n\n\n@dataclass", '''
 @register("average", "my own average")
 def my_average(sentences, model_names, target_model_name, probs_per_sentences):
     return [1] * len(sentences)
 
 
-def''')))
+@dataclass''')))
     result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
                             text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert result.returncode == 2 and result.stdout == ""
