@@ -142,8 +142,9 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
         except StrategyError as e:
             rows.append({"name": strategy.name, "error": str(e)})
             continue
-        except InputError:
-            raise
+        except InputError as e:  # too few prefixes for --folds: the learned row says so, the others score
+            rows.append({"name": strategy.name, "error": str(e)})
+            continue
         except Exception as e:  # a researcher's strategy may fail in any way: report it, score the rest
             rows.append({"name": strategy.name, "error": describe_exception(e, strategy.fn)})
             if debug:
