@@ -28,7 +28,7 @@ import numpy as np
 
 from harness import InputError
 from harness.dataset_io import atomic_write, load_dataset, model_sizes
-from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict,
+from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict, read_only,
                              training_split)
 from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describe_exception, input_model_reach,
                              top1, top1_ties)
@@ -87,9 +87,7 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
     if not dataset.probs.flags.writeable:  # a read-only array pickled with protocol 5 loads read-only
         dataset.probs = dataset.probs.copy()
     dataset.probs[:, t] = 0
-    # Viewed through a read-only buffer (no copy): numpy lets a view be made writeable again when
-    # the memory at the bottom of its base chain is writeable, as a loaded pickle's bytearray is.
-    probs = np.frombuffer(memoryview(dataset.probs).toreadonly(), dtype=dataset.probs.dtype).reshape(dataset.probs.shape)
+    probs = read_only(dataset.probs)
     inputs = probs[:n, :-1] if t == len(names) - 1 else np.delete(probs[:n], t, axis=1)
     inputs.flags.writeable = False
     split = Split(path, dataset.sentences[:n], input_names, names[t], inputs, target_top1, target_probs,

@@ -36,7 +36,13 @@ class TrainingSplit:
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
-    """A read-only view (no copy): a write raises inside the strategy that tries it."""
+    """A read-only view (no copy): a write raises inside the strategy that tries it.
+
+    numpy lets a view be made writeable again when the memory at the bottom of its base chain is
+    writeable (a loaded pickle's bytearray is), so a contiguous array is viewed through a read-only
+    buffer, which no view of it can unlock."""
+    if array.flags.c_contiguous and array.size:
+        return np.frombuffer(memoryview(array).toreadonly(), dtype=array.dtype).reshape(array.shape)
     view = array.view()
     view.flags.writeable = False
     return view

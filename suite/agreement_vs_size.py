@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset_io import load_dataset
+from harness.dataset_io import load_dataset, model_sizes
 from harness.scoring import top1
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,26 +43,27 @@ def agreement(path: Path) -> dict:
     inputs = model_top1[:, :-1]
     agree = (inputs == target_top1[:, None]).mean(axis=0)
     informative = np.array([len(np.unique(inputs[:, j])) > 1 for j in range(inputs.shape[1])])
+    sizes = model_sizes(dataset)  # from the sidecar, which preprocess_train.py writes
+    if not sizes:
+        raise SystemExit(f"{path}: no sidecar with model sizes beside it: rebuild it with suite/build_splits.sh")
     return {"names": dataset.model_names[:-1], "target": dataset.model_names[-1], "n": len(dataset.sentences),
-            "agreement": agree.tolist(), "informative": informative.tolist()}
+            "agreement": agree.tolist(), "informative": informative.tolist(),
+            "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data")
-    parser.add_argument("--suite-json", type=Path, default=ROOT / "suite" / "suite.json")
     parser.add_argument("--out", type=Path, default=ROOT / "suite")
     args = parser.parse_args(argv)
-    sizes = {m["name"]: m["non_embedding_params"] for m in json.loads(args.suite_json.read_text())["models"]}
 
     results = {}
     for split in SPLITS:
         path = args.data / f"{split}.pkl"
         if path.exists():
             r = results[split] = agreement(path)
-            x = np.array([sizes[Path(name).name] for name in r["names"]])
+            x = np.array(r["sizes"])
             keep = np.array(r["informative"])
-            r["sizes"] = x.tolist()
             r["spearman"] = spearman(x[keep], np.array(r["agreement"])[keep]) if keep.sum() > 2 else float("nan")
     if not results:
         raise SystemExit(f"no split datasets in {args.data}: run `bash suite/build_splits.sh` first")

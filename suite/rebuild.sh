@@ -6,7 +6,7 @@
 #   3. the train/test prefix files (suite/prefix_splits.py, from ../shared/data/prefix-source);
 #   4. the small default datasets data/{wikipedia,glue-rte}.pkl and the four split datasets
 #      (suite/build_splits.sh), all through preprocess_train.py's CLI, as a user would run it;
-#   5. the agreement-vs-size table and plot (suite/agreement_vs_size.py), and the leaderboard.
+#   5. the leaderboard, then the agreement-vs-size table and plot (suite/agreement_vs_size.py).
 #
 #   bash suite/rebuild.sh                      # corpus: ../shared/data/corpus
 #   bash suite/rebuild.sh my_texts/ more.jsonl # any text/jsonl/tsv files or folders
@@ -33,5 +33,5 @@ for prefixes in wikipedia.txt glue-rte.jsonl; do
     --device cpu --dtype float32 --meta-json suite/suite.json --no-progress
 done
 bash suite/build_splits.sh
-python3 -m suite.agreement_vs_size
 python3 challenge.py
+python3 -m suite.agreement_vs_size  # last: its exit status says whether agreement rises with size

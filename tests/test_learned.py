@@ -63,6 +63,8 @@ def test_a_strategy_cannot_write_into_what_it_is_given():
     for array in (train.probs_per_sentences, train.target_probs, train.target_top1):
         with pytest.raises(ValueError, match="read-only"):
             array[...] = 0
+        with pytest.raises(ValueError):  # and no strategy can unlock it again
+            array.view().flags.writeable = True
     assert probs.flags.writeable  # the caller's own array stays as it was
 
 
@@ -169,3 +171,14 @@ def test_a_train_file_sharing_prefixes_or_differing_in_models_is_refused(split_f
     save_dataset(other, ["a", "b", "target"], sentences, np.concatenate([probs[:, :2], target_probs[:, None]], 1))
     result = run_script("challenge.py", "--train", other, "--dataset", test, "--strategy", "loglinear", check=False)
     assert result.returncode == 1 and "differ from" in result.stderr
+
+
+def test_default_run_pairs_each_test_file_with_its_train_file(tmp_path, monkeypatch):
+    import challenge
+
+    sentences, probs, target_probs, _ = synthetic(10)
+    for name in ("plain", "wiki-train", "wiki-test", "lonely-test"):
+        write_split(tmp_path / f"{name}.pkl", [f"{name} {i}" for i in range(10)], probs, target_probs)
+    monkeypatch.setattr(challenge, "DATA_DIR", tmp_path)
+    assert challenge.default_datasets() == [(tmp_path / "lonely-test.pkl", None), (tmp_path / "plain.pkl", None),
+                                            (tmp_path / "wiki-test.pkl", tmp_path / "wiki-train.pkl")]
