@@ -5,6 +5,7 @@ numpy only: scoring needs neither torch nor transformers.
 
 from __future__ import annotations
 
+import math
 import os
 import traceback
 
@@ -109,3 +110,33 @@ def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[s
     some = float(matches.any(axis=1).mean())
     return {"some_input_model": some, "no_input_model": 1.0 - some,
             "per_input_model": [float(m) for m in matches.mean(axis=0)]}
+
+
+def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Strategy A against B on the same prefixes: the prefixes only A gets right (`a_only`), only B
+    (`b_only`), and the exact two-sided McNemar p-value.
+
+    Prefixes both get right or both miss say nothing about which is better; under "A and B are
+    equally good" each discordant prefix is a fair coin, so p = P(a tail at least as far out as
+    min(a_only, b_only)) of Binomial(a_only + b_only, 1/2), doubled and capped at 1.
+    """
+    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"paired comparison of {correct_a.shape} and {correct_b.shape} outcomes: not the same prefixes")
+    a_only, b_only = int((correct_a & ~correct_b).sum()), int((correct_b & ~correct_a).sum())
+    return {"a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact_p(a_only, b_only)}
+
+
+def mcnemar_exact_p(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar p-value: 2 P(X <= min(a_only, b_only)), X ~ Binomial(a_only + b_only, 1/2), at most 1.
+
+    Summed in log space, so it stays accurate (~1e-12) for any number of prefixes without
+    big-integer binomials: log C(n, j) = sum over i <= j of log((n - i + 1) / i).
+    """
+    n, k = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return 1.0
+    i = np.arange(1, k + 1)
+    log_pmf = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))]) - n * math.log(2)
+    top = log_pmf.max()
+    return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
