@@ -1,0 +1,209 @@
+"""Run the challenge blind: the participants never see the target, the organizer scores them.
+
+    python3 blind_test.py split data/wikipedia-test.pkl --public public.pkl --answers answers.json
+    python3 blind_test.py score --answers answers.json alice.csv bob.csv
+
+`split` writes a public dataset holding the input models only (send it with its .json sidecar)
+and a private answers file (the target's top-1 per prefix; keep it). Participants run
+`python3 challenge.py --dataset public.pkl --predict-only --predictions mine.csv` and send the
+CSV. `score` checks every file against the answers (every prefix once, the same prefixes, valid
+token ids) and prints the leaderboard: accuracy, 95% bootstrap interval, and exact McNemar
+comparisons. numpy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from challenge import check_output_path, find_model, plural, write_output
+from harness import InputError
+from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
+from harness.dataset_io import atomic_write, load_dataset, save_dataset, sidecar_path
+from harness.scoring import bootstrap_ci, paired_comparison
+
+MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and symlinks too
+    except OSError:  # one of them does not exist yet
+        return a.resolve() == b.resolve()
+
+
+def check_split_paths(dataset: Path, public: Path, answers: Path) -> None:
+    """Refuse outputs that would overwrite the dataset, its sidecar or each other."""
+    outputs = {"--public": public, "--public's sidecar": sidecar_path(public), "--answers": answers}
+    for (what, path), (other, other_path) in itertools.combinations(outputs.items(), 2):
+        if _same_file(path, other_path):
+            raise InputError(f"{path}: both {what} and {other}; give --public a .pkl name and --answers another file")
+    for what, path in outputs.items():
+        for source in (dataset, sidecar_path(dataset)):
+            if _same_file(path, source):
+                raise InputError(f"{path}: {what} would overwrite {source}, the dataset being split")
+
+
+def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -> None:
+    dataset = load_dataset(dataset_path)
+    names = dataset.model_names
+    t = len(names) - 1 if target is None else find_model(names, target, dataset_path)
+    input_names = names[:t] + names[t + 1:]
+    # A new array of the input models only: the target's slice is not in the public file at all.
+    inputs = np.delete(dataset.probs, t, axis=1)
+    save_dataset(public, input_names, dataset.sentences, inputs, public_metadata(dataset, input_names))
+    written = json.loads(sidecar_path(public).read_text())["pickle"]  # size and SHA-256, from save_dataset
+    record = answers_record(dataset, t, {"path": str(public), **written})
+    atomic_write(answers, lambda f: json.dump(record, f, indent=1), mode="w")
+    n = len(dataset.sentences)
+    print(f"{public}: {n} {plural(n, 'prefix', 'prefixes')}, {len(input_names)} input models "
+          f"({', '.join(input_names)}); send it with {sidecar_path(public)} to the participants")
+    print(f"{answers}: target {names[t]}'s top-1 per prefix (sha256 of the public file {written['sha256'][:12]}...); "
+          "keep it private")
+
+
+def _names(paths: list[Path]) -> dict[Path, str]:
+    """Each predictions file's name on the leaderboard: its stem, or its path where two stems collide."""
+    stems = [path.stem for path in paths]
+    return {path: path.stem if stems.count(path.stem) == 1 else str(path) for path in paths}
+
+
+def score(answers_path: Path, prediction_paths: list[Path], seed: int) -> tuple[dict, bool]:
+    """Every submission's top-1 agreement with the hidden target; (results, whether any file was refused).
+    A refused file or strategy gets a one-line error on stderr and the others are still scored."""
+    answers = load_answers(answers_path)
+    failed, submissions = False, []
+    for path, base in _names(prediction_paths).items():
+        try:
+            per_strategy = read_predictions(path)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            submissions.append({"file": str(path), "error": str(e)})
+            failed = True
+            continue
+        for predictions in per_strategy:
+            name = base if len(per_strategy) == 1 else f"{base}/{predictions.strategy}"
+            row = {"name": name, "file": str(path), "strategy": predictions.strategy}
+            guesses, problem = check_submission(predictions, answers)
+            if problem is not None:
+                print(f"error: {path}, strategy {predictions.strategy!r}: {problem}", file=sys.stderr)
+                submissions.append({**row, "error": problem})
+                failed = True
+                continue
+            correct = guesses == answers.target_top1
+            low, high = bootstrap_ci(correct, seed=seed)
+            submissions.append({**row, "accuracy": float(correct.mean()), "correct": int(correct.sum()),
+                                "n": answers.n, "ci95": [low, high],
+                                "emergent_correct": int(correct[answers.emergent].sum()),
+                                "tied_misses": int((guesses[answers.tie_rows] == answers.tie_tokens).sum()),
+                                "_correct": correct})
+    scored = sorted((row for row in submissions if "error" not in row), key=lambda row: (-row["accuracy"], row["name"]))
+    for row in scored[1:]:
+        row["vs_best"] = {"best": scored[0]["name"], **paired_comparison(row["_correct"], scored[0]["_correct"])}
+    pairs = [{"a": a["name"], "b": b["name"], **paired_comparison(a["_correct"], b["_correct"])}
+             for a, b in itertools.combinations(scored, 2)]
+    for row in scored:
+        del row["_correct"]
+    result = {"answers": str(answers_path), "public_sha256": answers.public_sha256, "target": answers.target_model,
+              "inputs": answers.input_models, "n": answers.n, "vocab_size": answers.vocab_size, "seed": seed,
+              "emergent_prefixes": int(answers.emergent.sum()), "tied_targets": len(np.unique(answers.tie_rows)),
+              "submissions": scored + [row for row in submissions if "error" in row], "pairs": pairs}
+    return result, failed
+
+
+def _p(p_value: float) -> str:
+    return f"p = {p_value:.2g}"
+
+
+def print_leaderboard(result: dict) -> None:
+    n, scored = result["n"], [row for row in result["submissions"] if "error" not in row]
+    refused = len(result["submissions"]) - len(scored)
+    print(f"\n{result['answers']}: {n} {plural(n, 'prefix', 'prefixes')}, target {result['target']} (hidden from the "
+          f"participants), {len(result['inputs'])} input models, vocabulary {result['vocab_size']}; "
+          f"{len(scored)} {plural(len(scored), 'submission', 'submissions')} scored"
+          + (f", {refused} refused (above)" if refused else ""))
+    if not scored:
+        return
+    width = max(24, *(len(row["name"]) for row in scored))
+    emergent = result["emergent_prefixes"]
+    print(f"  {'submission':<{width}} {'top-1':>7}  {'95% CI':<17} {'n':>6} {'emergent':>9}  vs best")
+    for row in scored:
+        low, high = row["ci95"]
+        versus = row.get("vs_best")
+        versus = f"+{versus['a_only']}/-{versus['b_only']}, {_p(versus['p_value'])}" if versus else "(best)"
+        print(f"  {row['name']:<{width}} {row['accuracy']:>7.3f}  [{low:.3f}, {high:.3f}]   {row['n']:>6} "
+              f"{row['emergent_correct']:>4}/{emergent:<4}  {versus}")
+    print(f"  emergent: right on the {emergent} {plural(emergent, 'prefix', 'prefixes')} ({emergent / n:.1%}) whose "
+          "target top-1 is no input model's top-1; 95% CI: bootstrap, seed "
+          f"{result['seed']}; vs best: prefixes only this / only the best gets right, exact McNemar")
+    tied = result["tied_targets"]
+    if tied:
+        misses = [f"{row['name']} {row['tied_misses']}" for row in scored if row["tied_misses"]]
+        print(f"  the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first "
+              f"tied token counts as its top-1; guesses of another tied token, scored wrong: "
+              f"{', '.join(misses) or 'none'}")
+    if 2 < len(scored) <= MAX_PAIRS_PRINTED:
+        print("  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
+              "not adjusted for multiple comparisons):")
+        for pair in result["pairs"]:
+            print(f"    {pair['a']} vs {pair['b']}: +{pair['a_only']}/-{pair['b_only']}, {_p(pair['p_value'])}")
+    elif len(scored) > MAX_PAIRS_PRINTED:
+        print(f"  the {len(result['pairs'])} pairwise comparisons are in --json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    split_parser = commands.add_parser("split", help="a public file without the target, and the private answers")
+    split_parser.add_argument("dataset", type=Path, help="a challenge dataset pickle (the last model is the target)")
+    split_parser.add_argument("--public", type=Path, required=True, help="the public dataset to write (.pkl)")
+    split_parser.add_argument("--answers", type=Path, required=True, help="the private answers file to write (.json)")
+    split_parser.add_argument("--target", help="the model to hide (default: the last), full name or last path component")
+    score_parser = commands.add_parser("score", help="check and score the participants' predictions CSVs")
+    score_parser.add_argument("predictions", type=Path, nargs="+", help="predictions CSVs (challenge.py --predictions)")
+    score_parser.add_argument("--answers", type=Path, required=True, help="the answers file of blind_test.py split")
+    score_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default: 0)")
+    score_parser.add_argument("--json", type=Path, help="write every number as JSON")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "split":
+            check_split_paths(args.dataset, args.public, args.answers)
+            for path in (args.public, args.answers):
+                check_output_path(path)
+        elif args.json is not None:
+            for path in (args.answers, *args.predictions):
+                if _same_file(args.json, path):
+                    raise InputError(f"{args.json}: --json would overwrite an input file")
+            check_output_path(args.json)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "score" and len(set(map(os.path.abspath, args.predictions))) < len(args.predictions):
+        parser.error("a predictions file is given twice")
+
+    try:
+        if args.command == "split":
+            split(args.dataset, args.public, args.answers, args.target)
+            return 0
+        result, failed = score(args.answers, args.predictions, args.seed)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print_leaderboard(result)
+    if args.json is not None:
+        failed |= not write_output(args.json, lambda f: json.dump(result, f, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `blind_test.py score ... | head` ends quietly
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The blind test: a public file without the target, a private answers file, and checks on the
+participants' predictions against it.
+
+- `public_metadata` / `answers_record`: what `blind_test.py split` writes. The public sidecar keeps
+  the input models' names and sizes only; the answers (JSON, never a pickle) hold the target's
+  top-1 and its float16 ties for every prefix, and the public pickle's SHA-256.
+- `load_answers`: the answers file, validated (it is the organizer's own file, but a hand-edited
+  or truncated one must fail in one line, not in the middle of scoring).
+- `read_predictions` / `check_submission`: a participant's predictions CSV (`challenge.py
+  --predict-only --predictions`), one submission per strategy in it, checked against the answers.
+
+numpy only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from harness import InputError
+from harness.dataset_io import Dataset, model_sizes
+from harness.scoring import top1, top1_ties
+
+REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")
+ANSWERS_FORMAT = ("blind test answers (private): target_top1[i] is the target model's top-1 token after "
+                  "sentences[i]; tied_tokens[i] the other tokens tying it in float16 (the first counts); "
+                  "emergent_prefixes the indices where it is no input model's top-1")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # longer is outside int64, and outside any vocabulary
+_SHOWN = 5  # how many indices or lines an error shows
+
+
+def public_metadata(dataset: Dataset, input_names: list[str]) -> dict:
+    """The public file's sidecar: the input models' names and sizes, and nothing about the target
+    (no command line, no `extra`, no paths: any of them can name it)."""
+    sizes = model_sizes(dataset)
+    models = [{"name": name, **{key: value for key, value in sizes.get(name, {}).items() if value is not None}}
+              for name in input_names]
+    return {"format": "pickle of (model_names, sentences, probs), the public file of a blind test: every "
+                      "model is an input; the target's top-1 is with the organizer",
+            "public": True, "target_model": "hidden", "models": models,
+            "num_prefixes": len(dataset.sentences), "vocab_size": dataset.vocab_size}
+
+
+def answers_record(dataset: Dataset, target: int, public_pickle: dict) -> dict:
+    """The private answers of a blind test on `dataset`, model `target` hidden. `public_pickle`:
+    {"path", "bytes", "sha256"} of the public file the participants get."""
+    top1_per_model = top1(dataset.probs)
+    target_top1 = top1_per_model[:, target]
+    tie_rows, tie_tokens = top1_ties(dataset.probs[:, target], target_top1)
+    n = len(dataset.sentences)
+    # top1_ties returns rows in order: split its tokens at each row's first position.
+    tied_tokens = [part.tolist() for part in np.split(tie_tokens, np.searchsorted(tie_rows, np.arange(1, n)))]
+    inputs_top1 = np.delete(top1_per_model, target, axis=1)
+    emergent = np.flatnonzero(~(inputs_top1 == target_top1[:, None]).any(axis=1))
+    return {"format": ANSWERS_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": str(dataset.path), "public_pickle": public_pickle,
+            "target_model": dataset.model_names[target],
+            "input_models": [name for i, name in enumerate(dataset.model_names) if i != target],
+            "vocab_size": dataset.vocab_size, "sentences": list(dataset.sentences),
+            "target_top1": target_top1.tolist(), "tied_tokens": tied_tokens, "emergent_prefixes": emergent.tolist()}
+
+
+@dataclass
+class Answers:
+    path: Path
+    target_model: str
+    input_models: list[str]
+    vocab_size: int
+    sentences: np.ndarray    # (n,) object array of str, for vectorized comparison
+    target_top1: np.ndarray  # (n,) int64
+    tie_rows: np.ndarray     # with tie_tokens: every (prefix, token) that ties the target's top-1
+    tie_tokens: np.ndarray
+    emergent: np.ndarray     # (n,) bool: the target's top-1 is no input model's top-1
+    public_sha256: str
+    created: str
+
+    @property
+    def n(self) -> int:
+        return len(self.sentences)
+
+
+def _int_array(value: object, what: str, path: Path, low: int, high: int) -> np.ndarray:
+    """A JSON list of integers in [low, high) as an int64 array, or a one-line InputError."""
+    array = np.asarray(value) if isinstance(value, list) and value else np.zeros(0, np.int64)
+    if not isinstance(value, list) or array.ndim != 1 or array.dtype.kind not in "iu":
+        raise InputError(f"{path}: malformed answers file: {what} must be a list of integers")
+    if ((array < low) | (array >= high)).any():
+        raise InputError(f"{path}: malformed answers file: {what} holds {array[(array < low) | (array >= high)][0]}, "
+                         f"outside [{low}, {high})")
+    return array.astype(np.int64)
+
+
+def load_answers(path: Path) -> Answers:
+    """Read and validate an answers file written by `blind_test.py split`."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not an answers file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not an answers file: malformed JSON ({' '.join(str(e).split())})") from None
+    keys = ("target_model", "input_models", "vocab_size", "sentences", "target_top1", "tied_tokens",
+            "emergent_prefixes", "public_pickle")
+    missing = [key for key in keys if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise InputError(f"{path}: not an answers file of blind_test.py split: no {', '.join(missing)}")
+    sentences, vocab_size = record["sentences"], record["vocab_size"]
+    bad = lambda what: InputError(f"{path}: malformed answers file: {what}")
+    if not (isinstance(sentences, list) and all(isinstance(s, str) for s in sentences)):
+        raise bad("sentences must be a list of strings")
+    if not (isinstance(vocab_size, int) and not isinstance(vocab_size, bool) and vocab_size >= 2):
+        raise bad("vocab_size must be an integer >= 2")
+    if not isinstance(record["target_model"], str):
+        raise bad("target_model must be a string")
+    if not (isinstance(record["input_models"], list) and all(isinstance(m, str) for m in record["input_models"])):
+        raise bad("input_models must be a list of strings")
+    public = record["public_pickle"]
+    if not (isinstance(public, dict) and isinstance(public.get("sha256"), str)):
+        raise bad("public_pickle must record the public file's sha256")
+    n = len(sentences)
+    target_top1 = _int_array(record["target_top1"], "target_top1", path, 0, vocab_size)
+    if len(target_top1) != n:
+        raise bad(f"{len(target_top1)} target_top1 values for {n} sentences")
+    ties = record["tied_tokens"]
+    if not (isinstance(ties, list) and len(ties) == n and all(isinstance(t, list) for t in ties)):
+        raise bad(f"tied_tokens must be one list per sentence ({n})")
+    tie_tokens = _int_array([token for tokens in ties for token in tokens], "tied_tokens", path, 0, vocab_size)
+    tie_rows = np.repeat(np.arange(n), [len(tokens) for tokens in ties])
+    emergent = np.zeros(n, bool)
+    emergent[_int_array(record["emergent_prefixes"], "emergent_prefixes", path, 0, n)] = True
+    return Answers(Path(path), record["target_model"], record["input_models"], vocab_size,
+                   np.array(sentences, dtype=object), target_top1, tie_rows, tie_tokens, emergent,
+                   public["sha256"], str(record.get("created", "")))
+
+
+@dataclass
+class Predictions:
+    """One strategy's rows of a predictions CSV, as written (not yet checked)."""
+    strategy: str
+    lines: np.ndarray      # each row's line in the file
+    raw_index: list[str]
+    raw_guess: list[str]
+    sentences: np.ndarray  # object array of str
+
+
+def read_predictions(path: Path) -> list[Predictions]:
+    """Each strategy's rows of a predictions CSV (columns strategy, index, sentence, guess; others
+    ignored), in order of first appearance; a file that is no such CSV raises a one-line InputError."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is fine
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a predictions CSV") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected a predictions CSV") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header or not any(field.strip() for field in header):
+            raise InputError(f"{path}: empty, no header line (expected the columns {','.join(REQUIRED_COLUMNS)})")
+        missing = [column for column in REQUIRED_COLUMNS if column not in header]
+        if missing:
+            raise InputError(f"{path}: no column {', '.join(missing)} in its header "
+                             f"({','.join(header)[:80]}; expected at least {','.join(REQUIRED_COLUMNS)})")
+        # The dataset column, where there is one, tells a file of several datasets' predictions.
+        where = [header.index(column) for column in REQUIRED_COLUMNS + ("dataset",) * ("dataset" in header)]
+        rows, lines = [], []
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise InputError(f"{path}: line {reader.line_num} has {len(row)} fields, its header {len(header)}")
+            rows.append([row[i] for i in where])
+            lines.append(reader.line_num)
+    except csv.Error as e:
+        raise InputError(f"{path}: malformed CSV at line {reader.line_num} ({e})") from None
+    if not rows:
+        raise InputError(f"{path}: has a header but no predictions")
+    columns = np.array(rows, dtype=object)
+    if columns.shape[1] > len(REQUIRED_COLUMNS) and len(set(columns[:, -1])) > 1:
+        raise InputError(f"{path}: holds predictions for {len(set(columns[:, -1]))} datasets (its dataset column); "
+                         "give the predictions for the public file only")
+    lines = np.array(lines)
+    strategies, first = np.unique(columns[:, 0].astype(str), return_index=True)
+    out = []
+    for strategy in strategies[np.argsort(first)]:
+        mine = columns[:, 0] == strategy
+        out.append(Predictions(str(strategy), lines[mine], columns[mine, 1].tolist(), columns[mine, 3].tolist(),
+                               columns[mine, 2]))
+    return out
+
+
+def _integers(values: list[str]) -> np.ndarray:
+    """Decimal integers as int64; anything else (a float, a blank, 20 digits) becomes -1, which no
+    index or token id is."""
+    return np.array([int(v) if _INTEGER.fullmatch(v.strip()) else -1 for v in values], dtype=np.int64)
+
+
+def _first(items, count: int) -> str:
+    shown = ", ".join(str(item) for item in list(items[:_SHOWN]))
+    return shown + (", ..." if count > _SHOWN else "")
+
+
+def check_submission(predictions: Predictions, answers: Answers) -> tuple[np.ndarray | None, str | None]:
+    """(the guesses in the answers' prefix order, None), or (None, what is wrong, in one line):
+    every prefix of the answers exactly once, with the answers' sentence, and token ids in [0, V)."""
+    n, vocab = answers.n, answers.vocab_size
+    index, guess = _integers(predictions.raw_index), _integers(predictions.raw_guess)
+    problems = []
+    unknown = (index < 0) | (index >= n)
+    if unknown.any():
+        shown = [f"line {line}: {raw!r}" for line, raw in
+                 zip(predictions.lines[unknown][:_SHOWN], np.array(predictions.raw_index, dtype=object)[unknown])]
+        problems.append(f"{unknown.sum()} rows with an index that is no prefix of the answers (0 to {n - 1}): "
+                        + _first(shown, unknown.sum()))
+    known = index[~unknown]
+    counts = np.bincount(known, minlength=n)
+    missing, repeated = np.flatnonzero(counts == 0), np.flatnonzero(counts > 1)
+    if len(missing):
+        problems.append(f"{len(missing)} of {n} prefixes missing (index {_first(missing, len(missing))})")
+    if len(repeated):
+        problems.append(f"{len(repeated)} prefixes given more than once (index {_first(repeated, len(repeated))})")
+    foreign = predictions.sentences[~unknown] != answers.sentences[known]
+    if foreign.any():
+        problems.append(f"{foreign.sum()} rows whose sentence is not the answers' prefix at that index, predictions "
+                        f"for another file? (index {_first(known[foreign], foreign.sum())})")
+    bad_guess = (guess < 0) | (guess >= vocab)
+    if bad_guess.any():
+        shown = [f"line {line}: {raw!r}" for line, raw in
+                 zip(predictions.lines[bad_guess][:_SHOWN], np.array(predictions.raw_guess, dtype=object)[bad_guess])]
+        problems.append(f"{bad_guess.sum()} guesses that are no token id in [0, {vocab}): "
+                        + _first(shown, bad_guess.sum()))
+    if problems:
+        return None, "; ".join(problems)
+    guesses = np.empty(n, np.int64)
+    guesses[index] = guess
+    return guesses, None
