@@ -55,6 +55,10 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
     dataset = load_dataset(dataset_path)
     names = dataset.model_names
     t = len(names) - 1 if target is None else find_model(names, target, dataset_path)
+    if len(names) < 3 or not dataset.sentences:
+        # A dataset file holds at least 2 models (harness.dataset_io), so the public one needs 2 inputs.
+        raise InputError(f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
+                         f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes")
     input_names = names[:t] + names[t + 1:]
     # A new array of the input models only: the target's slice is not in the public file at all.
     inputs = np.delete(dataset.probs, t, axis=1)
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     split_parser.add_argument("dataset", type=Path, help="a challenge dataset pickle (the last model is the target)")
     split_parser.add_argument("--public", type=Path, required=True, help="the public dataset to write (.pkl)")
     split_parser.add_argument("--answers", type=Path, required=True, help="the private answers file to write (.json)")
-    split_parser.add_argument("--target", help="the model to hide (default: the last), full name or last path component")
+    split_parser.add_argument("--target", help="the model to hide (default: the last), by name or last path component")
     score_parser = commands.add_parser("score", help="check and score the participants' predictions CSVs")
     score_parser.add_argument("predictions", type=Path, nargs="+", help="predictions CSVs (challenge.py --predictions)")
     score_parser.add_argument("--answers", type=Path, required=True, help="the answers file of blind_test.py split")

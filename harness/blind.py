@@ -214,35 +214,42 @@ def _first(items, count: int) -> str:
     return shown + (", ..." if count > _SHOWN else "")
 
 
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _lines(bad: np.ndarray, lines: np.ndarray, raw: list[str]) -> str:
+    """The first few bad rows as `line L: 'value'`."""
+    shown = [f"line {line}: {value!r}" for line, value in zip(lines[bad][:_SHOWN], np.array(raw, dtype=object)[bad])]
+    return _first(shown, int(bad.sum()))
+
+
 def check_submission(predictions: Predictions, answers: Answers) -> tuple[np.ndarray | None, str | None]:
     """(the guesses in the answers' prefix order, None), or (None, what is wrong, in one line):
     every prefix of the answers exactly once, with the answers' sentence, and token ids in [0, V)."""
-    n, vocab = answers.n, answers.vocab_size
+    n, vocab, lines = answers.n, answers.vocab_size, predictions.lines
     index, guess = _integers(predictions.raw_index), _integers(predictions.raw_guess)
     problems = []
     unknown = (index < 0) | (index >= n)
     if unknown.any():
-        shown = [f"line {line}: {raw!r}" for line, raw in
-                 zip(predictions.lines[unknown][:_SHOWN], np.array(predictions.raw_index, dtype=object)[unknown])]
-        problems.append(f"{unknown.sum()} rows with an index that is no prefix of the answers (0 to {n - 1}): "
-                        + _first(shown, unknown.sum()))
+        problems.append(f"{_count(unknown.sum(), 'row', 'rows')} with an index that is no prefix of the answers "
+                        f"(0 to {n - 1}): {_lines(unknown, lines, predictions.raw_index)}")
     known = index[~unknown]
     counts = np.bincount(known, minlength=n)
     missing, repeated = np.flatnonzero(counts == 0), np.flatnonzero(counts > 1)
     if len(missing):
         problems.append(f"{len(missing)} of {n} prefixes missing (index {_first(missing, len(missing))})")
     if len(repeated):
-        problems.append(f"{len(repeated)} prefixes given more than once (index {_first(repeated, len(repeated))})")
+        problems.append(f"{_count(len(repeated), 'prefix', 'prefixes')} given more than once "
+                        f"(index {_first(repeated, len(repeated))})")
     foreign = predictions.sentences[~unknown] != answers.sentences[known]
     if foreign.any():
-        problems.append(f"{foreign.sum()} rows whose sentence is not the answers' prefix at that index, predictions "
-                        f"for another file? (index {_first(known[foreign], foreign.sum())})")
+        problems.append(f"{_count(foreign.sum(), 'row', 'rows')} whose sentence is not the answers' prefix at that "
+                        f"index, predictions for another file? (index {_first(known[foreign], foreign.sum())})")
     bad_guess = (guess < 0) | (guess >= vocab)
     if bad_guess.any():
-        shown = [f"line {line}: {raw!r}" for line, raw in
-                 zip(predictions.lines[bad_guess][:_SHOWN], np.array(predictions.raw_guess, dtype=object)[bad_guess])]
-        problems.append(f"{bad_guess.sum()} guesses that are no token id in [0, {vocab}): "
-                        + _first(shown, bad_guess.sum()))
+        problems.append(f"{_count(bad_guess.sum(), 'guess', 'guesses')} not a token id in [0, {vocab}): "
+                        f"{_lines(bad_guess, lines, predictions.raw_guess)}")
     if problems:
         return None, "; ".join(problems)
     guesses = np.empty(n, np.int64)

@@ -178,13 +178,13 @@ def _guess(value):
 
 @pytest.mark.parametrize("mutate, expected", [
     (_drop, "1 of 20 prefixes missing (index 3)"),
-    (_repeat, "1 prefixes given more than once (index 5)"),
+    (_repeat, "1 prefix given more than once (index 5)"),
     (_foreign, "not the answers' prefix at that index"),
     (_unknown_index, "no prefix of the answers"),
-    (_guess(V), f"no token id in [0, {V})"),
-    (_guess(-1), f"no token id in [0, {V})"),
+    (_guess(V), f"not a token id in [0, {V})"),
+    (_guess(-1), f"not a token id in [0, {V})"),
     (_guess("3.5"), "'3.5'"),
-    (_guess(""), f"no token id in [0, {V})"),
+    (_guess(""), f"not a token id in [0, {V})"),
 ])
 def test_bad_predictions_are_refused_in_one_line_and_the_others_still_scored(blind, tmp_path, mutate, expected):
     dataset, public, answers = blind
@@ -242,3 +242,10 @@ def test_json_may_not_overwrite_the_answers(blind, tmp_path):
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
     result = run_script("blind_test.py", "score", "--answers", answers, good, "--json", answers, check=False)
     assert result.returncode == 2 and answers.read_text() == before
+
+
+def test_split_needs_two_input_models(tmp_path):
+    save_dataset(tmp_path / "two.pkl", ["a", "b"], ["x"], np.full((1, 2, 4), 0.25, np.float16))
+    result = run_script("blind_test.py", "split", tmp_path / "two.pkl", "--public", tmp_path / "p.pkl",
+                        "--answers", tmp_path / "a.json", check=False)
+    assert result.returncode == 1 and "at least 3 models" in result.stderr and not (tmp_path / "p.pkl").exists()
