@@ -204,8 +204,10 @@ def accuracy_picture(data: list[DatasetPictureData], path: Path) -> str:
         axes.set_yticks(y, [row["name"] + (" (learned)" if row.get("learned") else "") for row in scored])
         reach = d.result["input_model_reach"]["some_input_model"] * 100
         axes.axvline(reach, color="gray", linestyle="--", linewidth=1)
+        left = reach > 50  # the line's label on the side with room
         axes.annotate(f"some input model's top-1: {reach:.1f}%", (reach, 1), xycoords=("data", "axes fraction"),
-                      xytext=(-4, -2), textcoords="offset points", ha="right", va="top", fontsize=7, color="gray")
+                      xytext=(-4 if left else 4, -2), textcoords="offset points", ha="right" if left else "left",
+                      va="top", fontsize=7, color="gray")
         axes.set_xlim(0, 119)  # room on the right for the interval's text
         axes.set_xticks(range(0, 101, 20))
         axes.set_ylim(-0.7, len(scored) - 0.3)
@@ -262,7 +264,8 @@ def emergent_picture(d: DatasetPictureData, path: Path, seed: int) -> str:
         axes.set_xlabel("model size (non-embedding parameters, log scale)")
         axes.set_xlim(x[0] / 1.3, x[-1] * 3)  # room for the labels on the right
     else:
-        axes.set_xlabel("model (index in the dataset; sizes unknown)")
+        axes.set_xlabel("model (sizes unknown: in the dataset's order)")
+        axes.set_xticks(x, [short_name(d.model_names[i]) for i in order], rotation=20, fontsize=8)
         axes.set_xlim(x[0] - 0.3, x[-1] + 1.2)
     axes.set_yscale("log")
     axes.set_ylim(PROB_FLOOR / 2 if probs.min() <= PROB_FLOOR else None, 1.2)
@@ -350,7 +353,8 @@ def rank_picture(d: DatasetPictureData, path: Path) -> str:
     save(figure, path)
     return (f"Where each input model ranks the target's top-1 token, over all {n} prefixes: a histogram per input "
             f"model, smallest first, with bins 1, 2, 3-4, 5-9, 10-19, 20-49, ... up to the vocabulary "
-            f"({d.vocab_size:,}), both axes log; the first bar is that model's point on the emergence curve.")
+            f"({d.vocab_size:,}), both axes log. Rank = 1 + the number of tokens the model gives a higher probability, "
+            f"so the first bar is that model's point on the emergence curve (plus any float16 ties for its top-1).")
 
 
 def unique_names(results: list[dict]) -> list[str]:
