@@ -30,6 +30,7 @@ from harness import InputError
 from harness.dataset_io import atomic_write, load_dataset, model_sizes
 from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict, read_only,
                              training_split)
+from harness.report import check_report_dir, write_report
 from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describe_exception, input_model_reach,
                              top1, top1_ties)
 from strategies import REGISTRY, ModelName, learned, load_builtin, load_from_file, register  # noqa: F401 (for the block below)
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", help="model whose top-1 is predicted (default: the last); the others are inputs")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="draw the results into DIR: PNGs and index.md "
+                        "(needs matplotlib)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of a strategy that raises")
     parser.add_argument("--train", type=Path, help="learned strategies fit on this dataset (no prefix in common "
                         "with --dataset), then predict --dataset; without it they are scored by K-fold")
@@ -304,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    try:
+        if args.report is not None:
+            check_report_dir(args.report)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
     failed = False
     results, predictions = [], [] if args.predictions else None
     try:
@@ -332,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(predictions)
         failed |= not write_output(args.predictions, lambda f: f.write(buffer.getvalue()))
+    if args.report:
+        try:
+            print(f"\nreport: {write_report(results, args.report, seed=args.seed)}")
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
     return 1 if failed else 0
 
 

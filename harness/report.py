@@ -1,0 +1,406 @@
+"""Pictures of a challenge run (`challenge.py --report DIR`): PNGs and one page, DIR/index.md.
+
+- emergence.png: each input model's top-1 agreement with the target against its size;
+- accuracy.png: each strategy's accuracy with its 95% interval, per dataset;
+- <dataset>-emergent.png: on the prefixes whose target top-1 is no input model's top-1, the
+  probability every model gives that token against size (a capability against scale, as in Wei et al.);
+- <dataset>-rank.png: the rank of the target's top-1 under each input model (1 = agrees).
+
+matplotlib is optional: `check_report_dir` says so in one line before any scoring.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness import InputError
+from harness.dataset_io import atomic_write, load_dataset, model_sizes
+from harness.scoring import bootstrap_ci, top1
+
+MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
+LABELLED_LINES = 6  # of those, how many carry their token's text
+PROB_FLOOR = 1e-8   # float16 probabilities below ~6e-8 are 0; drawn here on the log axis
+
+
+def check_report_dir(directory: Path) -> None:
+    """Fail now, before any scoring, if matplotlib is missing or `directory` cannot be written."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("--report needs matplotlib: pip install matplotlib") from None
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise InputError(f"{directory}: is a file; --report needs a folder")
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".report.{os.getpid()}.probe"
+        probe.open("w").close()
+        probe.unlink()
+    except OSError as e:
+        in_the_way = f": {e.filename}" if e.filename and Path(e.filename) != directory else ""
+        raise InputError(f"{directory}: cannot be written ({e.strerror or type(e).__name__}{in_the_way})") from None
+
+
+def emergent_rows(input_top1: np.ndarray, target_top1: np.ndarray) -> np.ndarray:
+    """Boolean per prefix: the target's top-1 is the top-1 of no input model. `input_top1` is (n, inputs)."""
+    return ~(input_top1 == target_top1[:, None]).any(axis=1)
+
+
+def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
+    """(n, models) rank of token `tokens[i]` under each model after prefix i: 1 + the number of
+    tokens with a strictly higher probability (so a model whose top-1 ties it also ranks it 1).
+
+    `probs` is (n, models, V); chunks of rows bound the (rows, models, V) comparison's memory.
+    """
+    values = probs.view(np.uint16) if probs.dtype == np.float16 else probs  # same order, faster (scoring.top1)
+    ranks = np.empty(probs.shape[:2], dtype=np.int64)
+    for start in range(0, len(tokens), rows_per_chunk):
+        chunk = values[start:start + rows_per_chunk]
+        rows = np.arange(len(chunk))
+        own = chunk[rows, :, tokens[start:start + rows_per_chunk]]  # (rows, models)
+        ranks[start:start + len(chunk)] = (chunk > own[:, :, None]).sum(axis=2) + 1
+    return ranks
+
+
+@dataclass
+class DatasetPictureData:
+    """What the per-dataset pictures need from one scored dataset."""
+    name: str                     # a short label (the file's stem) for titles and file names
+    result: dict                  # challenge.score_dataset's result
+    model_names: list[str]        # all models, the target included, in the dataset's order
+    target_index: int
+    sizes: list[int] | None       # non-embedding parameters per model, None if any is unknown
+    agreement: np.ndarray         # (n, inputs) input top-1 == target top-1
+    emergent_probs: np.ndarray    # (emergent prefixes, models) float32: the target's top-1 under every model
+    emergent_tokens: np.ndarray   # that token's id per emergent prefix
+    emergent_index: np.ndarray    # each emergent prefix's row in the dataset
+    emergent_sentences: list[str]
+    ranks: np.ndarray             # (n, inputs) the target's top-1's rank under each input model
+    vocab_size: int
+
+    @property
+    def input_names(self) -> list[str]:
+        return [m for i, m in enumerate(self.model_names) if i != self.target_index]
+
+    @property
+    def input_sizes(self) -> list[int] | None:
+        return None if self.sizes is None else [s for i, s in enumerate(self.sizes) if i != self.target_index]
+
+
+def picture_data(result: dict, name: str) -> DatasetPictureData:
+    """Reload a scored dataset and compute the per-prefix numbers its pictures show (its first n prefixes)."""
+    dataset = load_dataset(result["path"], check_values=False)  # scoring has checked it already
+    names, n = dataset.model_names, result["n"]
+    t = names.index(result["target"])
+    probs = dataset.probs[:n]
+    per_model_top1 = top1(probs)
+    target_top1 = per_model_top1[:, t]
+    input_top1 = np.delete(per_model_top1, t, axis=1)
+    emergent = np.flatnonzero(emergent_rows(input_top1, target_top1))
+    emergent_tokens = target_top1[emergent]
+    sizes = [model_sizes(dataset).get(m, {}).get("non_embedding_params") for m in names]
+    return DatasetPictureData(
+        name=name, result=result, model_names=names, target_index=t,
+        sizes=None if None in sizes else sizes,
+        agreement=input_top1 == target_top1[:, None],
+        emergent_probs=probs[emergent, :, emergent_tokens].astype(np.float32),
+        emergent_tokens=emergent_tokens, emergent_index=emergent,
+        emergent_sentences=[dataset.sentences[i] for i in emergent],
+        ranks=np.delete(target_ranks(probs, target_top1), t, axis=1),
+        vocab_size=dataset.vocab_size)
+
+
+def short_name(model: str) -> str:
+    return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def token_texts(model: str, tokens: np.ndarray) -> tuple[list[str], bool]:
+    """Each token's decoded text, quoted for a label; the ids (and False) if no tokenizer loads."""
+    from strategies import load_tokenizer  # the registry imports harness: import it only when drawing
+
+    try:
+        tokenizer = load_tokenizer(model)
+    except Exception:  # no local tokenizer and no network: ids still identify the tokens
+        return [f"id {k}" for k in tokens], False
+    quoted = [repr(tokenizer.decode([int(k)])).replace("$", r"\$") for k in tokens]  # `$` would start mathtext
+    return quoted, True
+
+
+def size_axis(axes) -> None:
+    """A log x axis of parameter counts, labelled 10k, 100k, 1M."""
+    from matplotlib.ticker import EngFormatter, NullFormatter
+
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(EngFormatter(sep=""))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plain_log_axis(axis) -> None:
+    """Tick labels 1, 10, 100 rather than 10^0, 10^1, 10^2 on a log axis."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def save(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(figure)
+
+
+def emergence_picture(data: list[DatasetPictureData], path: Path, seed: int) -> str:
+    import matplotlib.pyplot as plt
+
+    by_size = all(d.sizes is not None for d in data)
+    figure, axes = plt.subplots(figsize=(7.5, 4.6))
+    for k, d in enumerate(data):
+        n = d.result["n"]
+        x = np.array(d.input_sizes if by_size else np.arange(1, len(d.input_names) + 1), dtype=float)
+        # Datasets of one suite share sizes: a small sideways shift keeps their error bars apart.
+        x = x * 10 ** (0.015 * (k - (len(data) - 1) / 2)) if by_size else x + 0.06 * (k - (len(data) - 1) / 2)
+        agreement = d.agreement.mean(axis=0) * 100
+        intervals = np.array([bootstrap_ci(column, seed=seed) for column in d.agreement.T]) * 100
+        axes.errorbar(x, agreement, yerr=[agreement - intervals[:, 0], intervals[:, 1] - agreement], marker="o",
+                      capsize=3, label=f"{d.name} (n = {n}, target {short_name(d.model_names[d.target_index])})")
+    if by_size:
+        size_axis(axes)
+        axes.set_xlabel("input model size (non-embedding parameters, log scale)")
+    else:
+        axes.set_xlabel("input model (index in the dataset; sizes unknown)")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.set_ylabel("top-1 agreement with the target (%)")
+    axes.set_title("Emergence curve: how often each input model's top-1 is the target's")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    save(figure, path)
+    sizes_note = "" if by_size else " Sizes are missing from a sidecar, so models are placed by their index."
+    counts = ", ".join(f"{d.name}: {d.result['n']} prefixes" for d in data)
+    return (f"Each input model's top-1 agreement with the target against its size, one line per dataset "
+            f"({counts}), with 95% bootstrap "
+            f"intervals (seed {seed}).{sizes_note}")
+
+
+def accuracy_picture(data: list[DatasetPictureData], path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    heights = [max(1, sum("error" not in row for row in d.result["strategies"])) for d in data]
+    figure, all_axes = plt.subplots(len(data), 1, figsize=(7.5, 1.0 + 0.42 * sum(heights) + 0.9 * len(data)),
+                                    gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for axes, d in zip(all_axes[:, 0], data):
+        scored = sorted((row for row in d.result["strategies"] if "error" not in row), key=lambda r: r["accuracy"])
+        failed = [row["name"] for row in d.result["strategies"] if "error" in row]
+        y = np.arange(len(scored))
+        accuracy = np.array([row["accuracy"] for row in scored]) * 100
+        low, high = (np.array([row["ci95"][i] for row in scored]) * 100 for i in (0, 1))
+        axes.errorbar(accuracy, y, xerr=[accuracy - low, high - accuracy], fmt="o", capsize=3, color="tab:blue")
+        for yi, a, lo, hi in zip(y, accuracy, low, high):
+            axes.annotate(f"{a:.1f}% [{lo:.1f}, {hi:.1f}]", (hi, yi), xytext=(6, 0), textcoords="offset points",
+                          va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
+        axes.set_yticks(y, [row["name"] + (" (learned)" if row.get("learned") else "") for row in scored])
+        reach = d.result["input_model_reach"]["some_input_model"] * 100
+        axes.axvline(reach, color="gray", linestyle="--", linewidth=1)
+        left = reach > 50  # the line's label on the side with room
+        axes.annotate(f"some input model's top-1: {reach:.1f}%", (reach, 1), xycoords=("data", "axes fraction"),
+                      xytext=(-4 if left else 4, -2), textcoords="offset points", ha="right" if left else "left",
+                      va="top", fontsize=7, color="gray")
+        axes.set_xlim(0, 119)  # room on the right for the interval's text
+        axes.set_xticks(range(0, 101, 20))
+        axes.set_ylim(-0.7, len(scored) - 0.3)
+        axes.grid(True, axis="x", alpha=0.3)
+        title = f"{d.name}: n = {d.result['n']}, target {short_name(d.model_names[d.target_index])}"
+        axes.set_title(title + (f" (not drawn, failed: {', '.join(failed)})" if failed else ""), fontsize=10)
+    all_axes[-1, 0].set_xlabel("top-1 accuracy against the target (%), with its 95% bootstrap interval")
+    figure.tight_layout()
+    save(figure, path)
+    return ("Each strategy's top-1 accuracy with its 95% bootstrap interval, one panel per dataset, sorted; the "
+            "dashed line is how often some input model's top-1 is the target's (the best picking one model per "
+            "prefix can reach). Strategies that failed are named in the panel's title, not drawn.")
+
+
+def emergent_picture(d: DatasetPictureData, path: Path, seed: int) -> str:
+    """Draw the emergent prefixes (at least one); the caption lists the labelled ones with their prefixes."""
+    import matplotlib.pyplot as plt
+
+    n, count = d.result["n"], len(d.emergent_tokens)
+    target_name = d.model_names[d.target_index]
+    x = np.array(d.sizes if d.sizes is not None else np.arange(1, len(d.model_names) + 1), dtype=float)
+    order = np.argsort(x, kind="stable")  # a --target other than the last may not be the largest
+    x, probs = x[order], np.maximum(d.emergent_probs[:, order], PROB_FLOOR)
+    sampled = count > MAX_LINES
+    drawn = np.sort(np.random.default_rng(seed).choice(count, MAX_LINES, replace=False)) if sampled else np.arange(count)
+    # Label lines spread over the target's own probability, so the labels do not pile up.
+    target_column = int(np.flatnonzero(order == d.target_index)[0])
+    by_target = drawn[np.argsort(probs[drawn, target_column])]
+    picks = np.unique(np.linspace(0, len(by_target) - 1, min(LABELLED_LINES, len(by_target))).round().astype(int))
+    labelled = by_target[picks][::-1]  # highest first, as the labels stack on the right
+    texts, decoded = token_texts(target_name, d.emergent_tokens[labelled])
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
+    for i in np.setdiff1d(drawn, labelled):
+        axes.plot(x, probs[i], color="gray", alpha=0.35, linewidth=0.8)
+    colors = plt.get_cmap("tab10")
+    right = len(x) - 1
+    label_y = spread_in_log(probs[labelled, right])
+    label_x = x[right] * 1.25 if d.sizes is not None else x[right] + 0.25
+    for k, (i, text) in enumerate(zip(labelled, texts)):
+        axes.plot(x, probs[i], color=colors(k), alpha=0.85, linewidth=1.2)
+        axes.annotate(text, (x[right], probs[i, right]), xytext=(label_x, label_y[k]), textcoords="data",
+                      fontsize=8, color=colors(k), va="center",
+                      arrowprops=dict(arrowstyle="-", color=colors(k), alpha=0.5, linewidth=0.6))
+    if count > 1:
+        axes.plot(x, np.median(probs, axis=0), color="black", linewidth=2.8,
+                  label=f"median over all {count} emergent prefixes")
+        axes.legend(fontsize=8, loc="lower right")
+    axes.axvline(x[target_column], color="gray", linestyle=":", linewidth=1)
+    axes.annotate("target", (x[target_column], 1), xycoords=("data", "axes fraction"), xytext=(-3, -3),
+                  textcoords="offset points", ha="right", va="top", fontsize=8, color="gray")
+    if d.sizes is not None:
+        size_axis(axes)
+        axes.set_xlabel("model size (non-embedding parameters, log scale)")
+        axes.set_xlim(x[0] / 1.3, x[-1] * 3)  # room for the labels on the right
+    else:
+        axes.set_xlabel("model (sizes unknown: in the dataset's order)")
+        axes.set_xticks(x, [short_name(d.model_names[i]) for i in order], rotation=20, fontsize=8)
+        axes.set_xlim(x[0] - 0.3, x[-1] + 1.2)
+    axes.set_yscale("log")
+    axes.set_ylim(PROB_FLOOR / 2 if probs.min() <= PROB_FLOOR else None, 1.2)
+    axes.set_ylabel("probability of the target's top-1 token")
+    axes.grid(True, which="major", alpha=0.3)
+    prefixes = "prefix" if count == 1 else "prefixes"
+    axes.set_title(f"{d.name}: the target's top-1 token on the {count} emergent {prefixes} of {n}\n"
+                   f"(no input model ranks it first; {len(drawn)} drawn"
+                   + (f", sampled with seed {seed})" if sampled else ")"), fontsize=10)
+    save(figure, path)
+    labels = "their decoded token" if decoded else "their token id (no tokenizer could be loaded)"
+    listed = [f"- prefix {d.emergent_index[i]}: {text} after `{markdown_code(d.emergent_sentences[i])}`"
+              for i, text in zip(labelled, texts)]
+    return "\n".join(
+        [f"The {count} {prefixes} of {n} whose target top-1 no input model ranks first: the probability each model, "
+         f"the target ({short_name(target_name)}) included, gives that token, against size, log-log. "
+         f"Thin lines are single prefixes ({len(drawn)} drawn" + (f", a sample with seed {seed}" if sampled else "")
+         + f"; {len(labelled)} coloured and labelled with {labels})"
+         + (f", the bold line the median over all {count}" if count > 1 else "")
+         + f". Probabilities below {PROB_FLOOR:g} (0 in float16) are drawn at {PROB_FLOOR:g}. The labelled ones:", ""]
+        + listed)
+
+
+def markdown_code(text: str, keep: int = 80) -> str:
+    """A prefix's end, on one line, safe inside a markdown code span."""
+    text = text.replace("\n", " \u23ce ").replace("`", "'")
+    return text if len(text) <= keep else "\u2026" + text[-keep:]
+
+
+def spread_in_log(values: np.ndarray, min_ratio: float = 1.9) -> np.ndarray:
+    """Label heights near `values` but at least `min_ratio` apart (log axis), so their text does not overlap."""
+    if len(values) == 0:
+        return values
+    order = np.argsort(values)
+    heights = np.log(np.asarray(values, dtype=float)[order])
+    for k in range(1, len(heights)):
+        heights[k] = max(heights[k], heights[k - 1] + np.log(min_ratio))
+    heights -= max(0.0, heights[-1] - np.log(0.9))  # keep the top one inside the axes
+    out = np.empty_like(heights)
+    out[order] = np.exp(heights)
+    return out
+
+
+def rank_bins(vocab_size: int) -> np.ndarray:
+    """Rank bin edges 1, 2, 3, 5, 10, 20, 50, 100, ... up to the vocabulary: bins 1, 2, 3-4, 5-9, 10-19, ..."""
+    steps = [1, 2, 3] + [m * 10 ** e for e in range(len(str(vocab_size)) + 1) for m in (5, 10, 20)][:-1]
+    edges = sorted({step for step in steps if step <= vocab_size} | {vocab_size + 1})
+    return np.array(edges)
+
+
+def rank_picture(d: DatasetPictureData, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    names, n, num_inputs = d.input_names, d.result["n"], len(d.input_names)
+    edges = rank_bins(d.vocab_size)
+    columns = min(3, num_inputs)
+    rows = -(-num_inputs // columns)
+    figure, all_axes = plt.subplots(rows, columns, figsize=(3.0 * columns + 0.6, 2.4 * rows + 0.8),
+                                    sharex=True, sharey=True, squeeze=False)
+    sizes = d.input_sizes
+    for j, axes in enumerate(all_axes.flat):
+        if j >= num_inputs:
+            axes.set_visible(False)
+            continue
+        ranks = d.ranks[:, j]
+        counts, _ = np.histogram(ranks, bins=edges)
+        axes.stairs(counts / n * 100, edges, fill=True, alpha=0.6, color="tab:blue")
+        axes.set_xscale("log")
+        axes.set_yscale("log")  # the tail (a few % or less) matters as much as rank 1
+        plain_log_axis(axes.xaxis)
+        plain_log_axis(axes.yaxis)
+        axes.set_ylim(50 / n, 150)
+        title = short_name(names[j]) + (f" ({sizes[j]:,} params)" if sizes is not None else "")
+        axes.set_title(title, fontsize=9)
+        axes.text(0.97, 0.95, f"rank 1: {np.mean(ranks == 1):.1%}\nrank > 10: {np.mean(ranks > 10):.1%}",
+                  transform=axes.transAxes, ha="right", va="top", fontsize=8)
+        axes.grid(True, axis="y", alpha=0.3)
+    for axes in all_axes[-1]:
+        axes.set_xlabel("rank (log scale)")
+    for axes in all_axes[:, 0]:
+        axes.set_ylabel("% of prefixes (log)")
+    figure.suptitle(f"{d.name}: rank of the target's top-1 token under each input model "
+                    f"(n = {n}, vocabulary {d.vocab_size:,}; 1 = agrees)", fontsize=10)
+    figure.tight_layout()
+    save(figure, path)
+    return (f"Where each input model ranks the target's top-1 token, over all {n} prefixes: a histogram per input "
+            f"model, smallest first, with bins 1, 2, 3-4, 5-9, 10-19, 20-49, ... up to the vocabulary "
+            f"({d.vocab_size:,}), both axes log. Rank = 1 + the number of tokens the model gives a higher probability, "
+            f"so the first bar is that model's point on the emergence curve (plus any float16 ties for its top-1).")
+
+
+def unique_names(results: list[dict]) -> list[str]:
+    """Each dataset's file stem, numbered where two files share one."""
+    stems = [Path(r["path"]).stem for r in results]
+    return [stem if stems.count(stem) == 1 else f"{stem}-{k + 1}" for k, stem in enumerate(stems)]
+
+
+def write_report(results: list[dict], directory: str | os.PathLike, seed: int = 0) -> Path:
+    """Draw the pictures of `challenge.score_dataset`'s results into `directory` and write its
+    index.md (last, so a page is only there with its pictures); returns the page's path.
+
+    A result without scores (a dataset that failed to load) is left out, and the page says so.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    directory = Path(directory)
+    scored = [r for r in results if "error" not in r and "input_model_reach" in r]
+    skipped = [r["path"] for r in results if r not in scored]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        data = [picture_data(r, name) for r, name in zip(scored, unique_names(scored))]
+        sections = []
+        if data:
+            sections.append(("Emergence curve", "emergence.png", emergence_picture(data, directory / "emergence.png",
+                                                                                  seed)))
+            sections.append(("Strategies", "accuracy.png", accuracy_picture(data, directory / "accuracy.png")))
+        for d in data:
+            if len(d.emergent_tokens):
+                sections.append((f"{d.name}: emergent prefixes", f"{d.name}-emergent.png",
+                                 emergent_picture(d, directory / f"{d.name}-emergent.png", seed)))
+            else:
+                sections.append((f"{d.name}: emergent prefixes", None, f"None of the {d.result['n']} prefixes is "
+                                 "emergent: every target top-1 is some input model's top-1, so there is nothing to draw."))
+            sections.append((f"{d.name}: rank of the target's top-1", f"{d.name}-rank.png",
+                             rank_picture(d, directory / f"{d.name}-rank.png")))
+        listed = ", ".join(f"`{r['path']}`" for r in scored) or "none scored"
+        lines = ["# Challenge report", "", f"Datasets: {listed}; seed {seed}."]
+        if skipped:
+            listed = ", ".join(f"`{path}`" for path in skipped)
+            lines.append(f"Not drawn (the dataset could not be scored): {listed}.")
+        for title, file, caption in sections:
+            lines += ["", f"## {title}", ""] + ([f"![{title}]({file})", ""] if file else []) + [caption]
+        page = directory / "index.md"
+        atomic_write(page, lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+    except OSError as e:
+        raise InputError(f"{directory}: the report cannot be written ({e.strerror or type(e).__name__})") from None
+    return page
