@@ -6,7 +6,7 @@ one module here:
 - `dataset_io`: the pickle format (safe loading, validation, atomic writing) and its JSON sidecar;
 - `prefixes`: the prefix sets (Wikipedia openings, GLUE RTE prompts, a user's .txt/.jsonl);
 - `inference`: running a model suite over prefixes into a float16 probability tensor (torch);
-- `scoring`: top-1 agreement, bootstrap intervals and strategy-output checks (numpy only).
+- `scoring`: top-1 agreement, bootstrap intervals and strategy-output checks (numpy only);
 - `blind`: the blind test's public file, private answers and predictions CSVs (numpy only);
 - `report`: the pictures of `challenge.py --report` (matplotlib, imported only when drawing).
 """
