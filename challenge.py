@@ -37,6 +37,8 @@ from strategies import (REGISTRY, ModelName, Strategy, learned, load_builtin, lo
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASETS = ("wikipedia.pkl", "glue-rte.pkl")
+HIDDEN = "hidden"  # the target's name in a blind test's public file, as strategies receive it
+REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
 
 ##############################################
 # Define strategies (add your own here!)
@@ -46,10 +48,6 @@ DEFAULT_DATASETS = ("wikipedia.pkl", "glue-rte.pkl")
 # def geometric(sentences, model_names, target_model_name, probs_per_sentences):
 #     return np.log(probs_per_sentences.astype(np.float32) + 1e-9).sum(axis=1).argmax(axis=1)
 ##############################################
-
-
-HIDDEN = "hidden"  # the target's name in a blind test's public file, as strategies receive it
-REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
 
 
 @dataclass
@@ -609,7 +607,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         failed |= not write_output(args.json, lambda f: json.dump({"seed": args.seed, "datasets": results}, f, indent=2))
-    if args.predictions:
+    if args.predictions and any("error" in result for result in results):
+        # A CSV cannot say that a dataset is missing from it: no file rather than one that looks complete.
+        print(f"error: {args.predictions}: not written, since a dataset failed", file=sys.stderr)
+    elif args.predictions:
         buffer = io.StringIO()
         columns = PREDICTION_COLUMNS[:6] if args.predict_only else PREDICTION_COLUMNS
         writer = csv.DictWriter(buffer, columns)
