@@ -4,9 +4,12 @@ distributions after a prefix, guess the token that the target (largest) model ra
     python challenge.py                                  # every strategy, every dataset in data/
     python challenge.py --strategy mine.py:my_strategy   # your function, from your own file
     python challenge.py --list                           # the registered strategies
+    python challenge.py --compare loglinear largest      # a paired test of two strategies
+    python challenge.py --dataset data/wikipedia.pkl --show 3   # what each model said on one prefix
+    python challenge.py --dataset public.pkl --predict-only --predictions p.csv   # a blind test
 
-Needs numpy only (and `tokenizers` for strategies that want token strings); no torch,
-transformers or network.
+Needs numpy only (and `tokenizers` for token strings: --show, the predictions CSV, strategies
+that want them); no torch, transformers or network.
 """
 
 from __future__ import annotations
@@ -219,7 +222,8 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
     shown = [outcomes[s.name] for s in strategies]
     n = len(test.sentences)
     result = {"path": str(path), "target": test.target, "inputs": list(test.input_names), "n": n,
-              "vocab_size": test.vocab_size, "input_model_sizes": [name.non_embedding_params for name in test.input_names],
+              "vocab_size": test.vocab_size,
+              "input_model_sizes": [name.non_embedding_params for name in test.input_names],
               "train": str(train_path) if train is not None else None,
               "folds": folds if any_learned and train is None and not predict_only else None}
     if predictions is not None:
@@ -250,11 +254,11 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
         failed = [name for name in (a, b) if name not in correct]
         compared.append({"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else
                         {"a": a, "b": b, **paired_comparison(correct[a], correct[b])})
-    by_size = sorted(range(len(test.input_names)),
-                     key=lambda j: (test.input_names[j].non_embedding_params is None, test.input_names[j].non_embedding_params or 0, j))
+    sizes = [name.non_embedding_params for name in test.input_names]
+    by_size = sorted(range(len(sizes)), key=lambda j: (sizes[j] is None, sizes[j] or 0, j))  # unknown sizes: as listed
     agreement = report["input_model_reach"]["per_input_model"]
     return {**result, "input_model_reach": report["input_model_reach"], "tied_targets": report["tied_targets"],
-            "emergence_curve": [{"model": test.input_names[j], "non_embedding_params": test.input_names[j].non_embedding_params,
+            "emergence_curve": [{"model": test.input_names[j], "non_embedding_params": sizes[j],
                                  "agreement": agreement[j]} for j in by_size],
             "emergent": int(emergent.sum()),
             "reference": None if reference is None else
@@ -272,8 +276,9 @@ def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str
     online, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
     try:
         return load_tokenizer(model_name), None
-    except Exception as e:  # noqa: BLE001 (decoding is a convenience: any failure leaves ids)
-        return None, (str(e).splitlines() or [type(e).__name__])[0] + " (challenge.py never downloads one)"
+    except OSError:
+        return None, (f"no tokenizer for {model_name!r} in a folder, the bundled suite or the Hugging Face cache "
+                      "(challenge.py never downloads one)")
     finally:
         hub.HF_HUB_OFFLINE = online
 
@@ -287,7 +292,8 @@ def decode_ids(tokenizer, ids: np.ndarray) -> np.ndarray:
     """Each id's text as an array shaped like `ids` (empty strings without a tokenizer); each
     distinct id is decoded once."""
     distinct, inverse = np.unique(np.asarray(ids), return_inverse=True)
-    texts = tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False) if tokenizer is not None else [""] * len(distinct)
+    texts = ([""] * len(distinct) if tokenizer is None else
+             tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False))
     return np.asarray(texts, dtype=object)[inverse.reshape(np.shape(ids))]
 
 
@@ -301,7 +307,8 @@ def prediction_rows(split: Split, outcomes: list[Outcome]) -> list[dict]:
         print(f"warning: {split.path}: predictions without token text: {reason}", file=sys.stderr)
     n, scored = len(split.sentences), split.target_top1 is not None
     guesses = np.stack([o.guesses for o in guessed])
-    texts = decode_ids(tokenizer, np.concatenate([guesses.ravel(), split.target_top1 if scored else []]).astype(np.int64))
+    ids = np.concatenate([guesses.ravel(), split.target_top1 if scored else []]).astype(np.int64)
+    texts = decode_ids(tokenizer, ids)
     guess_texts, target_texts = texts[:guesses.size].reshape(guesses.shape), texts[guesses.size:]
     rows = []
     for s, o in enumerate(guessed):
@@ -323,42 +330,39 @@ def show_prefix(path: Path, index: int, strategies: list, target: str | None, nu
     split, report = load_split(path, target, num_samples, any_learned and train_path is None and not predict_only,
                                predict_only, show=index)
     train = load_training_split(train_path, split, target) if any_learned and train_path is not None else None
-    start = time.perf_counter()
     outcomes = run_strategies(split, strategies, seed, train, train_path, folds, debug)
-    strategy_seconds = time.perf_counter() - start
-    rows = [(name, split.inputs[index, j]) for j, name in enumerate(split.input_names)]
+    models = [(name, split.inputs[index, j]) for j, name in enumerate(split.input_names)]
     if "shown_target" in report:
-        rows.append((f"{split.target} (target)", report["shown_target"]))
-    table = np.stack([row for _, row in rows]).astype(np.float32)
-    k = min(top_k, split.vocab_size)
-    top = np.argsort(-table, axis=1, kind="stable")[:, :k]  # ties: the lower id first, as top-1 scoring does
-    guesses = np.array([o.guesses[index] for o in outcomes if o.guesses is not None], dtype=np.int64)
+        models.append((f"{split.target} (target)", report["shown_target"]))
+    table = np.stack([row for _, row in models]).astype(np.float32)
+    top = np.argsort(-table, axis=1, kind="stable")[:, :top_k]  # ties: the lower id first, as top-1 scoring does
+    answer = None if split.target_top1 is None else int(split.target_top1[index])
+    guesses = {o.strategy.name: int(o.guesses[index]) for o in outcomes if o.guesses is not None}
+
     tokenizer, reason = split_tokenizer(split)
-    texts = decode_ids(tokenizer, np.concatenate([top.ravel(), guesses]))
-    token = (lambda i, text: f"{text!r}") if tokenizer is not None else (lambda i, text: f"#{i}")
-    top_texts, guess_texts = texts[:top.size].reshape(top.shape), iter(texts[top.size:])
+    ids = np.concatenate([top.ravel(), list(guesses.values()), [] if answer is None else [answer]]).astype(np.int64)
+    text = dict(zip(ids.tolist(), decode_ids(tokenizer, ids)))
+    # repr shows a token's leading space, newline or tab; without a tokenizer, the id alone.
+    token = (lambda i: repr(text[i])) if tokenizer is not None else (lambda i: f"#{i}")
+    with_id = (lambda i: f"{token(i)} (id {i})") if tokenizer is not None else token
 
     print(f"{short_path(str(path))}: prefix {index} of {len(split.sentences)}, target {split.target}")
     print(f"  prefix: {split.sentences[index]!r}")
     if tokenizer is None:
         print(f"  token ids only: {reason}")
-    width = max(len(name) for name, _ in rows)
-    print(f"  {'model':<{width}}  top-{k} tokens, probability")
-    for m, (name, _) in enumerate(rows):
-        cells = [f"{token(i, text)} {table[m, i]:.3f}" for i, text in zip(top[m], top_texts[m])]
-        print(f"  {name:<{width}}  " + " · ".join(cells))
+    width = max(len(name) for name, _ in models)
+    print(f"  {'model':<{width}}  top-{top.shape[1]} tokens, probability")
+    for m, (name, _) in enumerate(models):
+        print(f"  {name:<{width}}  " + " · ".join(f"{token(i)} {table[m, i]:.3f}" for i in top[m].tolist()))
     width = max([len(o.strategy.name) for o in outcomes] + [8])
-    answer = split.target_top1[index] if split.target_top1 is not None else None
-    print(f"  {'strategy':<{width}}  guess" + ("" if answer is None else f" (the target's top-1: {token(answer, decode_ids(tokenizer, np.array([answer]))[0])})"))
+    print(f"  {'strategy':<{width}}  guess" + ("" if answer is None else f" (the target's top-1: {with_id(answer)})"))
     for o in outcomes:
+        name = o.strategy.name
         if o.error:
-            print(f"  {o.strategy.name:<{width}}  error: {o.error}")
-            continue
-        guess = int(o.guesses[index])
-        verdict = "" if answer is None else "  right" if guess == answer else "  wrong"
-        print(f"  {o.strategy.name:<{width}}  {token(guess, next(guess_texts))} (id {guess}){verdict}")
-    if debug:
-        print(f"strategies ran in {strategy_seconds:.3f} s", file=sys.stderr)
+            print(f"  {name:<{width}}  error: {o.error}")
+        else:
+            verdict = "" if answer is None else "  right" if guesses[name] == answer else "  wrong"
+            print(f"  {name:<{width}}  {with_id(guesses[name])}{verdict}")
     return not any(o.error for o in outcomes)
 
 
@@ -425,7 +429,8 @@ def print_leaderboard(result: dict) -> None:
     width = max(12, *(len(row["name"]) for row in rows))
     vs_header = f"vs {reference['name']}" if reference else ""
     vs_width = max([len(vs_header)] + [len(vs(r)) for r in rows if reference and "accuracy" in r])
-    print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<16} {'n':>6} {'seconds':>8}  {vs_header:<{vs_width}}  emergent")
+    print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<16} {'n':>6} {'seconds':>8}  "
+          f"{vs_header:<{vs_width}}  emergent")
     ranked = sorted(rows, key=lambda r: -r.get("accuracy", -1))
     for row in ranked:
         if "error" in row:
@@ -433,7 +438,8 @@ def print_leaderboard(result: dict) -> None:
             continue
         low, high = row["ci95"]
         print(f"  {row['name']:<{width}} {row['accuracy']:>6.3f}  [{low:.3f}, {high:.3f}] {row['n']:>6} "
-              f"{row['seconds']:>8.3f}  {vs(row) if reference else '':<{vs_width}}  {row['emergent_correct']}/{emergent}")
+              f"{row['seconds']:>8.3f}  {vs(row) if reference else '':<{vs_width}}  "
+              f"{row['emergent_correct']}/{emergent}")
     if reference:
         shown = any(row["name"] == reference["name"] for row in rows)
         print(f"  reference: {reference['name']}" + ("" if shown else f" (top-1 {reference['accuracy']:.3f})") +
@@ -539,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="K for cross-validating learned strategies by prefix "
                         "when there is no --train (default: 5; folds drawn with --seed)")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="paired comparison of two "
-                        "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p (repeatable)")
+                        "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p "
+                        "(repeatable)")
     parser.add_argument("--show", type=int, metavar="I", help="print prefix I of the (first) dataset: each model's "
                         "top-k tokens with probabilities, and each strategy's guess, decoded")
     parser.add_argument("--top-k", type=int, default=5, help="tokens per model for --show (default: 5)")

@@ -153,16 +153,19 @@ def test_show_decodes_every_models_top_k_and_the_guesses():
 def test_show_without_a_tokenizer_gives_ids_and_says_why(tmp_path, paired_case):
     path, a, _ = paired_case
     result = run_script("challenge.py", "--dataset", path, "--show", "16", "--strategy", a, "--top-k", "2")
-    assert "  token ids only: no tokenizer for 't': " in result.stdout
-    assert "\n  b           #2 0.900 · #1 0.040\n" in result.stdout and "\n  t (target)  #1 0.700 · #0 0.100\n" in result.stdout
-    assert f"  {a}  #0 (id 0)  wrong" in result.stdout
+    assert "  token ids only: no tokenizer for 't' in a folder, the bundled suite or the Hugging Face cache" \
+        in result.stdout
+    assert "\n  b           #2 0.900 · #1 0.040\n" in result.stdout
+    assert "\n  t (target)  #1 0.700 · #0 0.100\n" in result.stdout
+    assert f"  {a}  #0  wrong" in result.stdout
     bad = run_script("challenge.py", "--dataset", path, "--show", "20", check=False)
     assert bad.returncode == 1 and bad.stderr == f"error: {path}: --show 20: prefixes are numbered 0 to 19\n"
 
 
 def test_predictions_csv_has_decoded_tokens(tmp_path):
     out = tmp_path / "p.csv"
-    run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "random", "--predictions", out)
+    run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "random",
+               "--predictions", out)
     with out.open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -179,7 +182,7 @@ def test_predictions_csv_has_decoded_tokens(tmp_path):
 
 RECORDER = '''
 def inputs_only(sentences, model_names, target_model_name, probs):
-    assert target_model_name == "hidden" and probs.shape[1] == 6 and len(model_names) == 6, (target_model_name, probs.shape)
+    assert target_model_name == "hidden" and probs.shape[1] == len(model_names) == 6, (target_model_name, probs.shape)
     return probs[:, -1].view("uint16").argmax(axis=1)
 '''
 
