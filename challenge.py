@@ -279,6 +279,8 @@ def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str
     except OSError:
         return None, (f"no tokenizer for {model_name!r} in a folder, the bundled suite or the Hugging Face cache "
                       "(challenge.py never downloads one)")
+    except Exception as e:  # a corrupt tokenizer.json: decoding is a convenience, ids still show
+        return None, f"the tokenizer of {model_name!r} does not load ({type(e).__name__}: {str(e)[:80]})"
     finally:
         hub.HF_HUB_OFFLINE = online
 
