@@ -447,8 +447,8 @@ def print_leaderboard(result: dict) -> None:
         print(f"  reference: {reference['name']}" + ("" if shown else f" (top-1 {reference['accuracy']:.3f})") +
               f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
         print("  +a/-b: prefixes a strategy gets right that the reference misses, and the reverse; p: exact McNemar")
-    print(f"  emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): the target's top-1 "
-          f"is no input model's top-1; the column: how many each got right")
+    print(f"  emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
+          f"model's top-1 is the target's (the column: how many each got right)")
     for protocol in dict.fromkeys(row["learned"] for row in rows if row.get("learned")):
         names = [row["name"] for row in rows if row.get("learned") == protocol]
         print(f"  learned, scored on prefixes never fitted on ({protocol}): {', '.join(names)}")

@@ -87,7 +87,7 @@ def test_emergent_prefixes_are_counted_and_each_strategy_scored_on_them(tmp_path
     data = json.loads(out.read_text())["datasets"][0]
     assert data["emergent"] == 5  # prefixes 15-19
     assert {row["name"]: row["emergent_correct"] for row in data["strategies"]} == {a: 0, b: 2, "largest": 0}
-    assert "emergent: 5 of 20 prefixes (25.0%)" in result.stdout
+    assert "emergent: 5 of 20 prefixes (25.0%): no input model's top-1 is the target's" in result.stdout
     assert [line for line in result.stdout.splitlines() if line.startswith(f"  {b} ")][0].endswith(" 2/5")
 
 
