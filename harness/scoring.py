@@ -112,6 +112,15 @@ def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[s
             "per_input_model": [float(m) for m in matches.mean(axis=0)]}
 
 
+def emergent_prefixes(input_top1: np.ndarray, target_top1: np.ndarray) -> np.ndarray:
+    """Boolean mask of the "emergent" prefixes: the target's top-1 is no input model's top-1.
+
+    `input_top1` is (sentences, input models). No pick-one-model strategy can get these right,
+    which is where predicting the larger model is hard.
+    """
+    return ~(input_top1 == target_top1[:, None]).any(axis=1)
+
+
 def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """Strategy A against B on the same prefixes: the prefixes only A gets right (`a_only`), only B
     (`b_only`), and the exact two-sided McNemar p-value.
@@ -140,3 +149,13 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
     log_pmf = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))]) - n * math.log(2)
     top = log_pmf.max()
     return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
+
+
+def format_p_value(p: float) -> str:
+    """A p-value as a reader cites it: two significant digits, scientific below 0.001."""
+    return f"{p:.1e}" if p < 0.001 else f"{p:.2g}"
+
+
+def describe_comparison(comparison: dict) -> str:
+    """`+a/-b p=0.28` for a `paired_comparison`: prefixes only A gets right, only B, the exact McNemar p."""
+    return f"+{comparison['a_only']}/-{comparison['b_only']} p={format_p_value(comparison['p_value'])}"

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from harness import InputError
 from harness.scoring import short_path
 
 StrategyFn = Callable[[Sequence[str], Sequence[str], str, np.ndarray], Sequence[int]]
@@ -77,13 +78,14 @@ def register(name: str, description: str | None = None, learned: bool = False) -
     `learned=True` (or `@learned` below it) marks a fit function,
     `fit(train: harness.learned.TrainingSplit) -> strategy`: see `template.py`.
 
-    A name registered by two different definitions is an error naming both: silently keeping
-    one would score a strategy other than the one its author thinks.
+    A name registered by two different definitions is an error (`InputError`, like every problem
+    finding a strategy) naming both: silently keeping one would score a strategy other than the
+    one its author thinks.
     """
     def decorate(fn: StrategyFn) -> StrategyFn:
         old = REGISTRY.get(name)
         if old is not None and where(old.fn) != where(fn):  # the same definition run again is no clash
-            raise ValueError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")
+            raise InputError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")
         doc = (fn.__doc__ or "").strip().splitlines()
         REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""), learned or is_learned(fn))
         return fn
@@ -99,22 +101,24 @@ def load_builtin() -> dict[str, Strategy]:
 
 
 def load_from_file(spec: str) -> Strategy:
-    """`path/to/file.py:function`: a user's strategy in their own file, no edit to the project."""
+    """`path/to/file.py:function`: a user's strategy in their own file, no edit to the project.
+
+    A bad spec, a missing file or function, or a file that fails to import is an `InputError`."""
     path_str, _, function_name = spec.rpartition(":")
     path = Path(path_str)
     if not path_str.endswith(".py") or not function_name:
-        raise ValueError(f"{spec}: expected path/to/file.py:function_name")
+        raise InputError(f"{spec}: expected path/to/file.py:function_name")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     module_spec = importlib.util.spec_from_file_location(f"user_strategy_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except Exception as e:
-        raise ValueError(f"{path}: failed to import ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: failed to import ({type(e).__name__}: {e})") from None
     fn = getattr(module, function_name, None)
     if not callable(fn):
-        raise ValueError(f"{path}: has no function {function_name!r}")
+        raise InputError(f"{path}: has no function {function_name!r}")
     doc = (fn.__doc__ or "").strip().splitlines()
     return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}", is_learned(fn))
 

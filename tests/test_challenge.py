@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -123,7 +124,8 @@ def test_leaderboard_lists_every_strategy_with_ci(original_pickle):
     result = run_script("challenge.py", "--dataset", original_pickle)
     for name in ("dummy", "random", "average", "largest"):
         assert f"\n  {name} " in result.stdout
-    assert "95% CI" in result.stdout and "of none for" in result.stdout
+    assert "95% CI" in result.stdout and "emergent: " in result.stdout
+    assert "agreement with the target (pythia-*): 70m " in result.stdout  # hub names, no sidecar: short names
 
 
 def test_reach_statistics(tmp_path):
@@ -141,8 +143,8 @@ def test_reach_statistics(tmp_path):
     assert result["input_model_reach"]["no_input_model"] == 0.25
     assert result["strategies"][0]["accuracy"] == 0.5 and result["strategies"][0]["correct"] == 2
     lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0] == "dataset,strategy,index,sentence,guess,target_top1,correct"
-    assert lines[1].endswith(",w,2,1,False") and lines[3].endswith(",y,6,6,True")
+    assert lines[0] == "dataset,strategy,index,sentence,guess,guess_token,target_top1,target_token,correct"
+    assert lines[1].endswith(",w,2,,1,,False") and lines[3].endswith(",y,6,,6,,True")  # no tokenizer for "t": no text
 
 
 def test_target_and_num_samples(tmp_path, original_pickle):
@@ -161,7 +163,7 @@ def test_seed_makes_random_reproducible(tmp_path, original_pickle):
         out = tmp_path / f"p{seed}.csv"
         run_script("challenge.py", "--dataset", original_pickle, "--strategy", "random", "--seed", seed,
                    "--predictions", out)
-        return [line.split(",")[-3] for line in out.read_text().splitlines()[1:]]
+        return [row["guess"] for row in csv.DictReader(out.open())]
     assert random_guesses(1) == random_guesses(1) != random_guesses(2)
 
 
@@ -326,7 +328,7 @@ def test_no_dataset_says_which_files_are_missing(monkeypatch, tmp_path, capsys):
 
 def test_unknown_strategy_is_an_error():
     result = run_script("challenge.py", "--strategy", "nonexistent", check=False)
-    assert result.returncode == 2 and "unknown strategy 'nonexistent'" in result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error: unknown strategy 'nonexistent'")
 
 
 def test_check_guesses_accepts_lists_of_numpy_ints():
@@ -433,7 +435,7 @@ def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pic
     target = {"folder": tmp_path, "file_in_the_way": tmp_path / "a_file" / "r.out",
               "read_only": tmp_path / "locked" / "r.out"}[problem]
     result = run_script("challenge.py", "--dataset", original_pickle, flag, target, check=False)
-    assert result.returncode == 2 and result.stdout == ""  # refused before scoring anything
+    assert result.returncode == 1 and result.stdout == ""  # refused before scoring anything
     assert result.stderr.startswith(f"error: {target}: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
 
@@ -512,7 +514,7 @@ def my_average(sentences, model_names, target_model_name, probs_per_sentences):
 @dataclass''')))
     result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
                             text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (f"error: strategy 'average' is registered twice: {script}:{line} and "
                              f"strategies/average.py:8; rename one\n")
 
