@@ -27,7 +27,7 @@ from challenge import check_output_path, find_model, plural, write_output
 from harness import InputError
 from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
 from harness.dataset_io import atomic_write, load_dataset, save_dataset, sidecar_path
-from harness.scoring import bootstrap_ci, paired_comparison
+from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
 
@@ -122,10 +122,6 @@ def score(answers_path: Path, prediction_paths: list[Path], seed: int) -> tuple[
     return result, failed
 
 
-def _p(p_value: float) -> str:
-    return f"p = {p_value:.2g}"
-
-
 def print_leaderboard(result: dict) -> None:
     n, scored = result["n"], [row for row in result["submissions"] if "error" not in row]
     refused = len(result["submissions"]) - len(scored)
@@ -141,7 +137,7 @@ def print_leaderboard(result: dict) -> None:
     for row in scored:
         low, high = row["ci95"]
         versus = row.get("vs_best")
-        versus = f"+{versus['a_only']}/-{versus['b_only']}, {_p(versus['p_value'])}" if versus else "(best)"
+        versus = describe_comparison(versus) if versus else "(best)"
         print(f"  {row['name']:<{width}} {row['accuracy']:>7.3f}  [{low:.3f}, {high:.3f}]   {row['n']:>6} "
               f"{row['emergent_correct']:>4}/{emergent:<4}  {versus}")
     print(f"  emergent: right on the {emergent} {plural(emergent, 'prefix', 'prefixes')} ({emergent / n:.1%}) whose "
@@ -157,7 +153,7 @@ def print_leaderboard(result: dict) -> None:
         print("  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
               "not adjusted for multiple comparisons):")
         for pair in result["pairs"]:
-            print(f"    {pair['a']} vs {pair['b']}: +{pair['a_only']}/-{pair['b_only']}, {_p(pair['p_value'])}")
+            print(f"    {pair['a']} vs {pair['b']}: {describe_comparison(pair)}")
     elif len(scored) > MAX_PAIRS_PRINTED:
         print(f"  the {len(result['pairs'])} pairwise comparisons are in --json")
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import InputError
 from harness.dataset_io import Dataset, model_sizes
-from harness.scoring import top1, top1_ties
+from harness.scoring import emergent_prefixes, top1, top1_ties
 
 REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")
 ANSWERS_FORMAT = ("blind test answers (private): target_top1[i] is the target model's top-1 token after "
@@ -58,7 +58,7 @@ def answers_record(dataset: Dataset, target: int, public_pickle: dict) -> dict:
     # top1_ties returns rows in order: split its tokens at each row's first position.
     tied_tokens = [part.tolist() for part in np.split(tie_tokens, np.searchsorted(tie_rows, np.arange(1, n)))]
     inputs_top1 = np.delete(top1_per_model, target, axis=1)
-    emergent = np.flatnonzero(~(inputs_top1 == target_top1[:, None]).any(axis=1))
+    emergent = np.flatnonzero(emergent_prefixes(inputs_top1, target_top1))
     return {"format": ANSWERS_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": str(dataset.path), "public_pickle": public_pickle,
             "target_model": dataset.model_names[target],

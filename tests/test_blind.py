@@ -143,7 +143,7 @@ def test_accuracy_and_p_value_equal_hand_computed_ones(blind, tmp_path):
     assert bob["vs_best"]["p_value"] == pytest.approx(expected_p, rel=1e-9)
     assert out["pairs"] == [{"a": "alice", "b": "bob", "a_only": 7, "b_only": 3, "p_value": bob["vs_best"]["p_value"]}]
     assert out["seed"] == 3 and alice["ci95"][0] <= 0.75 <= alice["ci95"][1]
-    assert "+3/-7, p = 0.34" in result.stdout and result.stderr == ""
+    assert "+3/-7 p=0.34" in result.stdout and result.stderr == ""
 
 
 def test_several_strategies_in_one_file_are_separate_submissions(blind, tmp_path):
