@@ -249,3 +249,27 @@ def test_split_needs_two_input_models(tmp_path):
     result = run_script("blind_test.py", "split", tmp_path / "two.pkl", "--public", tmp_path / "p.pkl",
                         "--answers", tmp_path / "a.json", check=False)
     assert result.returncode == 1 and "at least 3 models" in result.stderr and not (tmp_path / "p.pkl").exists()
+
+
+def test_the_whole_blind_test_from_split_to_leaderboard(tmp_path):
+    """The README's steps on the bundled data: the organizer splits, a participant predicts from the
+    public file with challenge.py --predict-only, the organizer scores: the same numbers as scoring
+    the full dataset directly."""
+    full = ROOT / "data" / "wikipedia.pkl"
+    public, answers, mine = tmp_path / "public.pkl", tmp_path / "answers.json", tmp_path / "mine.csv"
+    run_script("blind_test.py", "split", full, "--public", public, "--answers", answers)
+    run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", mine,
+               "--strategy", "largest", "--strategy", "top2-average")
+    with open(mine, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert "target_top1" not in rows[0] and len(rows) == 2 * 110
+    scored = run_script("blind_test.py", "score", "--answers", answers, mine, "--json", tmp_path / "scores.json")
+    assert "2 submissions scored" in scored.stdout
+    direct = tmp_path / "direct.json"
+    run_script("challenge.py", "--dataset", full, "--strategy", "largest", "--strategy", "top2-average",
+               "--json", direct)
+    expected = {row["name"]: row for row in json.loads(direct.read_text())["datasets"][0]["strategies"]}
+    blind_rows = {row["name"]: row for row in json.loads((tmp_path / "scores.json").read_text())["submissions"]}
+    for strategy in ("largest", "top2-average"):
+        assert blind_rows[f"mine/{strategy}"]["accuracy"] == expected[strategy]["accuracy"]
+        assert blind_rows[f"mine/{strategy}"]["ci95"] == expected[strategy]["ci95"]
