@@ -475,6 +475,8 @@ def read_records(models_dir: Path) -> list[dict]:
     """
     records = sorted((json.loads(f.read_text()) for f in models_dir.glob("*/record.json")),
                      key=lambda r: r["non_embedding_params"])
+    if not records:
+        raise InputError(f"{models_dir}: no trained models to report on")
     for r in records:  # the weights' hash goes into every dataset's sidecar, via suite.json
         r["weights_sha256"] = sha256_files([Path(r["dir"]) / "model.safetensors"])[1]["model.safetensors"]
     return records
