@@ -9,9 +9,10 @@ On a GPU with a 10-minute limit per command, run it in parts (e.g. `--skip loadi
 then `--skip inference memory challenge --load-sizes 1.4b 12b`): saving and loading 12b's 24 GB
 twice takes minutes.
 
-Prints markdown tables (and writes them with --out). The original-style loop is the original
-challenge's: one prefix at a time, float32 weights, logits at every position, a float64 host
-array; its checkpoints were loaded in float32 on the CPU, then moved to the GPU.
+Prints markdown tables (and writes them with --out). The original-style loop
+(benchmarks/original.py) is the original challenge's: one prefix at a time, float32 weights,
+logits at every position, a float64 host array; its checkpoints were loaded in float32 on the
+CPU, then moved to the GPU.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as transformers_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.original import original_loop  # noqa: E402
 from harness import inference  # noqa: E402
 from harness.dataset_io import load_dataset, save_dataset  # noqa: E402
 from harness.prefixes import build_prefixes  # noqa: E402
 from harness.scoring import input_model_reach, top1  # noqa: E402
+from suite.neox import neox_config  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 # hidden, layers, heads, padded vocabulary: the published Pythia configurations.
@@ -51,13 +54,11 @@ GPU_SIZES = ["70m", "410m", "1.4b", "2.8b", "12b"]
 
 
 def neox(shape: tuple, device: str) -> GPTNeoXForCausalLM:
+    """A random-weight model of a Pythia shape (hidden, layers, heads, padded vocabulary), float32."""
     hidden, layers, heads, vocab = shape
-    config = GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                           intermediate_size=4 * hidden, rotary_pct=0.25, use_parallel_residual=True,
-                           tie_word_embeddings=False, max_position_embeddings=2048)
     torch.manual_seed(0)
     with torch.device(device):
-        return GPTNeoXForCausalLM(config).eval()
+        return GPTNeoXForCausalLM(neox_config(hidden, layers, heads, vocab, context=2048)).eval()
 
 
 def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
@@ -71,10 +72,9 @@ def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
                 "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte))[0]}
         source = "Pythia tokenizer; Wikipedia openings and RTE prompts from ../shared/data"
     else:
-        suite = ROOT / "build" / "suite" / "models"
-        models = sorted(suite.iterdir()) if suite.exists() else []
+        models = sorted(ROOT.glob("suite/models/suite-*"))
         if not models:
-            sys.exit("needs ../shared/data/pythia-tokenizer or a trained suite in build/suite/models")
+            sys.exit("needs ../shared/data/pythia-tokenizer or the bundled suite in suite/models")
         tokenizer = PreTrainedTokenizerFast.from_pretrained(models[0])
         sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes)[0],
                 "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes)[0]}
@@ -85,15 +85,6 @@ def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-@torch.no_grad()
-def original_loop(model: torch.nn.Module, token_ids: list, vocab_size: int, device: str) -> np.ndarray:
-    out = np.zeros((len(token_ids), vocab_size), dtype=np.float64)
-    for i, ids in enumerate(token_ids):
-        logits = model(torch.tensor([ids], device=device)).logits  # every position, full padded vocabulary
-        out[i] = torch.softmax(logits[0, -1, :vocab_size], dim=-1).cpu().numpy()
-    return out
 
 
 def timed(fn, device: str, repeats: int = 2):

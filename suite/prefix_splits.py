@@ -17,12 +17,23 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from harness.dataset_io import atomic_write
 from harness.prefixes import split_rte_prompts, split_wikipedia_openings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT.parent / "shared" / "data" / "prefix-source"
+
+
+def read_glue_tsv(path: Path) -> Iterator[dict]:
+    """The rows of a GLUE TSV (e.g. RTE's index, sentence1, sentence2, label) as dicts, in file order.
+
+    GLUE's sentences hold bare, unbalanced quotes, so the file is read without quote handling.
+    """
+    csv.field_size_limit(sys.maxsize)  # a corpus TSV may hold fields past csv's default cap (128 KB)
+    with path.open(encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -42,12 +53,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with args.wikipedia.open(encoding="utf-8") as f:
         articles = [json.loads(line) for line in f if line.strip()]
-    with args.rte.open(encoding="utf-8", newline="") as f:
-        csv.field_size_limit(sys.maxsize)
-        pairs = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))  # GLUE TSVs hold bare quotes
-
     splits = {"wikipedia": split_wikipedia_openings(articles, args.num_train, args.num_test, args.seed),
-              "glue-rte": split_rte_prompts(pairs, args.seed)}
+              "glue-rte": split_rte_prompts(list(read_glue_tsv(args.rte)), args.seed)}
     args.out.mkdir(parents=True, exist_ok=True)
     for name, (train, test) in splits.items():
         for half, rows in (("train", train), ("test", test)):

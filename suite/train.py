@@ -18,15 +18,15 @@ family of our own. This file builds it from scratch, nanoGPT style:
 
 Run from the repository root:
 
-    python -m suite.train --corpus ../shared/data/corpus --out build/suite
+    python3 -m suite.train --corpus ../shared/data/corpus --out build/suite   # or python3 suite/train.py
 
-`--bench-steps N` only measures tokens/s of every size (to pick `--tokens`).
+`--bench-steps N` only measures tokens/s of every size (to pick `--tokens`); `--report-only`
+trains nothing and rewrites the reports from the models already in `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -37,13 +37,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from harness.prefixes import rte_prompt
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `python3 suite/train.py`
+from harness import InputError  # noqa: E402
+from harness.prefixes import rte_prompt  # noqa: E402
+from suite.neox import neox_config  # noqa: E402
+from suite.prefix_splits import read_glue_tsv  # noqa: E402
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -75,7 +78,7 @@ def corpus_files(paths: Sequence[str]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(p)
+            raise InputError(f"{p}: no such file or folder (--corpus)")
     return sorted(files, key=lambda f: (f.name, str(f)))
 
 
@@ -94,18 +97,15 @@ def read_documents(path: Path, rte_prompts: bool = False) -> Iterator[str]:
                     if text.strip():
                         yield text
     elif path.name.endswith(".tsv"):
-        # GLUE TSVs contain unbalanced quotes, hence QUOTE_NONE.
-        csv.field_size_limit(sys.maxsize)
-        with path.open(encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-                if rte_prompts:
-                    answer = " True" if row["label"] == "entailment" else " False"
-                    yield rte_prompt(row["sentence1"].strip(), row["sentence2"].strip()) + answer
-                    continue
-                parts = [row.get(k) or "" for k in ("sentence1", "sentence2")]
-                text = " ".join(p.strip() for p in parts if p.strip())
-                if text:
-                    yield text
+        for row in read_glue_tsv(path):
+            if rte_prompts:
+                answer = " True" if row["label"] == "entailment" else " False"
+                yield rte_prompt(row["sentence1"].strip(), row["sentence2"].strip()) + answer
+                continue
+            parts = [row.get(k) or "" for k in ("sentence1", "sentence2")]
+            text = " ".join(p.strip() for p in parts if p.strip())
+            if text:
+                yield text
     elif path.name.endswith(".txt"):
         # Blank lines separate documents, so that a single big .txt file still
         # gets a validation split.
@@ -113,7 +113,7 @@ def read_documents(path: Path, rte_prompts: bool = False) -> Iterator[str]:
             if text.strip():
                 yield text.strip()
     else:
-        raise ValueError(f"unsupported corpus file: {path}")
+        raise InputError(f"{path}: not a .jsonl, .txt or .tsv corpus file")
 
 
 def read_hub_documents(name: str, config: str | None, split: str, field: str,
@@ -145,6 +145,34 @@ def sha256_files(files: Sequence[Path]) -> tuple[str, dict[str, str]]:
     return hashlib.sha256(listing.encode()).hexdigest(), per_file
 
 
+def read_corpus(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """All documents, in a fixed order, and a record of where they came from (with their hash)."""
+    if args.hub_dataset:
+        docs = read_hub_documents(args.hub_dataset, args.hub_config, args.hub_split, args.hub_text_field,
+                                  args.hub_max_docs)
+        h = hashlib.sha256()
+        for d in docs:
+            h.update(d.encode("utf-8") + b"\0")
+        meta = {"source": "hub", "dataset": args.hub_dataset, "config": args.hub_config,
+                "split": args.hub_split, "max_docs": args.hub_max_docs, "sha256": h.hexdigest(),
+                "sha256_rule": "sha256 over each document's utf-8 text followed by a NUL byte"}
+    else:
+        files = corpus_files(args.corpus)
+        digest, per_file = sha256_files(files)
+        prompt_files = {p.resolve() for p in map(Path, args.rte_prompts)}
+        if not prompt_files <= {f.resolve() for f in files}:
+            raise InputError(f"--rte-prompts must name files of --corpus: {' '.join(args.rte_prompts)}")
+        docs = [d for f in files for d in read_documents(f, f.resolve() in prompt_files)]
+        meta = {"source": "files", "files": [f.name for f in files], "file_sha256": per_file,
+                "rte_prompt_files": sorted(Path(p).name for p in args.rte_prompts),
+                "sha256": digest,
+                "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name"}
+    meta["validation_rule"] = (f"document index i (over all documents, files sorted by name) is validation "
+                               f"iff i % {VAL_EVERY} == 0")
+    meta["documents"] = len(docs)
+    return docs, meta
+
+
 def split_documents(docs: Sequence[str]) -> tuple[list[str], list[str]]:
     train = [d for i, d in enumerate(docs) if i % VAL_EVERY != 0]
     val = [d for i, d in enumerate(docs) if i % VAL_EVERY == 0]
@@ -174,8 +202,11 @@ def train_tokenizer(train_docs: Sequence[str], vocab_size: int):
         show_progress=False,
     )
     tok.train_from_iterator(train_docs, trainer=trainer, length=len(train_docs))
-    assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
-    assert tok.token_to_id(EOS) == 0 and tok.token_to_id(PAD) == 1
+    if tok.get_vocab_size() != vocab_size:  # BPE stops early when no pair is frequent enough to merge
+        raise InputError(f"the corpus gives a tokenizer of only {tok.get_vocab_size()} ids, not --vocab-size "
+                         f"{vocab_size}: give more text or a smaller --vocab-size")
+    if (tok.token_to_id(EOS), tok.token_to_id(PAD)) != (0, 1):  # the ids neox_config gives them
+        raise RuntimeError(f"the tokenizer put {EOS} at {tok.token_to_id(EOS)} and {PAD} at {tok.token_to_id(PAD)}")
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD,
         model_max_length=512,
@@ -236,7 +267,15 @@ class Size:
 
 
 def parse_sizes(spec: str) -> list[Size]:
-    return [Size(*map(int, s.lower().split("x"))) for s in spec.split(",") if s.strip()]
+    """`--sizes`: comma-separated HIDDENxLAYERSxHEADS, e.g. 16x2x1,32x2x2."""
+    try:
+        sizes = [Size(*map(int, s.lower().split("x"))) for s in spec.split(",") if s.strip()]
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{spec!r}: give comma-separated HIDDENxLAYERSxHEADS, e.g. 16x2x1") from None
+    for size in sizes:
+        if size.hidden % size.heads:
+            raise argparse.ArgumentTypeError(f"{size.hidden}x{size.layers}x{size.heads}: hidden must divide by heads")
+    return sizes
 
 
 def lr_for(size: Size, args: argparse.Namespace) -> float:
@@ -249,38 +288,15 @@ def lr_for(size: Size, args: argparse.Namespace) -> float:
     return args.lr_ref * (args.lr_ref_width / size.hidden) ** args.lr_exponent
 
 
-def make_config(size: Size, vocab_size: int, seq_len: int):
-    from transformers import GPTNeoXConfig
-
-    return GPTNeoXConfig(
-        vocab_size=vocab_size,
-        hidden_size=size.hidden,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        intermediate_size=4 * size.hidden,
-        hidden_act="gelu",
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
-        max_position_embeddings=max(512, seq_len),
-        initializer_range=0.02,
-        layer_norm_eps=1e-5,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-        attention_dropout=0.0,
-        hidden_dropout=0.0,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=1,
-    )
-
-
 def build_model(size: Size, vocab_size: int, seq_len: int, seed: int):
     from transformers import GPTNeoXForCausalLM
 
     # Same seed before every init: reproducible, and the only difference
-    # between runs is the size.
+    # between runs is the size. (Nothing else draws from torch's generator:
+    # the batch order has its own, and dropout is off.)
     torch.manual_seed(seed)
-    model = GPTNeoXForCausalLM(make_config(size, vocab_size, seq_len))
-    return model.float()
+    config = neox_config(size.hidden, size.layers, size.heads, vocab_size, context=max(512, seq_len))
+    return GPTNeoXForCausalLM(config).float()
 
 
 def param_counts(model) -> tuple[int, int]:
@@ -291,6 +307,14 @@ def param_counts(model) -> tuple[int, int]:
 
 def model_name(non_embedding: int) -> str:
     return f"suite-{non_embedding / 1e6:.2g}m"
+
+
+def check_distinct_names(sizes: list[Size], vocab_size: int, seq_len: int) -> None:
+    """Two sizes whose names round alike would write one folder: refuse before training either."""
+    with torch.device("meta"):  # parameter counts without allocating or initializing any weights
+        names = [model_name(param_counts(build_model(size, vocab_size, seq_len, 0))[1]) for size in sizes]
+    if len(set(names)) < len(names):
+        raise InputError(f"--sizes gives models of the same name: {', '.join(names)}")
 
 
 # --------------------------------------------------------------------------
@@ -313,8 +337,8 @@ def get_batch(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> torch.Ten
 
 
 def lm_loss(model, x: torch.Tensor) -> torch.Tensor:
-    logits = model(input_ids=x).logits
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1))
+    """Mean next-token cross-entropy over the batch (the model shifts the labels by one)."""
+    return model(input_ids=x, labels=x).loss
 
 
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -347,6 +371,18 @@ def evaluate(model, val_batches: list[torch.Tensor]) -> float:
     return total / count
 
 
+def train_step(model, opt: torch.optim.Optimizer, x: torch.Tensor, lr: float, grad_clip: float) -> float:
+    """One optimizer step on batch `x`, as every size takes it (and as `bench` times it); the loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    loss = lm_loss(model, x)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.item()
+
+
 def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: argparse.Namespace,
               peak_lr: float) -> dict:
     from tqdm import tqdm
@@ -361,15 +397,8 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
     bar = tqdm(total=steps, desc=name, unit="step", mininterval=2.0, dynamic_ncols=False, ncols=110)
     t0 = time.perf_counter()
     for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, peak_lr, warmup, args.min_lr_ratio)
-        x = get_batch(train, schedule[step], args.seq_len)
-        loss = lm_loss(model, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
-        value = loss.item()
+        lr = lr_at(step, steps, peak_lr, warmup, args.min_lr_ratio)
+        value = train_step(model, opt, get_batch(train, schedule[step], args.seq_len), lr, args.grad_clip)
         ema = value if ema is None else 0.98 * ema + 0.02 * value
         if step % 10 == 0 or step == steps - 1:
             curve.append((step, round(value, 4)))
@@ -382,6 +411,34 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
             "final_train_loss_ema": ema, "steps": steps, "warmup_steps": warmup, "curve": curve}
 
 
+def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, val_batches: list[torch.Tensor],
+               args: argparse.Namespace) -> None:
+    """Build, train and evaluate one size; save it with its tokenizer, loss curve and record.json."""
+    model = build_model(size, args.model_vocab, args.seq_len, args.seed)
+    total, non_emb = param_counts(model)
+    name = model_name(non_emb)
+    peak_lr = lr_for(size, args)
+    print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
+          f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
+    stats = train_one(model, name, train, schedule, args, peak_lr)
+    t0 = time.perf_counter()
+    val_loss = evaluate(model, val_batches)
+    eval_s = time.perf_counter() - t0
+    print(f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
+          f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)", flush=True)
+    model_dir = Path(args.out) / "models" / name
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (model_dir / "train_curve.json").write_text(json.dumps(stats["curve"]))
+    record = {"name": name, "hidden": size.hidden, "layers": size.layers, "heads": size.heads,
+              "non_embedding_params": non_emb, "total_params": total, "tokens": stats["tokens"],
+              "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss,
+              "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
+              "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s,
+              "final_train_loss_ema": stats["final_train_loss_ema"], "config": model.config.to_dict()}
+    (model_dir / "record.json").write_text(json.dumps(record, default=str))
+
+
 def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> None:
     """Tokens/s of every size over a few steps, and the projected time."""
     schedule = batch_schedule(len(train), args.seq_len, args.batch_size, args.bench_steps + 1, args.seed)
@@ -389,14 +446,12 @@ def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> Non
     for size in sizes:
         model = build_model(size, args.model_vocab, args.seq_len, args.seed)
         _, non_emb = param_counts(model)
-        opt = make_optimizer(model, lr_for(size, args), args.weight_decay)
+        peak_lr = lr_for(size, args)
+        opt = make_optimizer(model, peak_lr, args.weight_decay)
         for step in range(args.bench_steps + 1):
             if step == 1:  # first step pays one-off allocation costs
                 t0 = time.perf_counter()
-            loss = lm_loss(model, get_batch(train, schedule[step], args.seq_len))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(model, opt, get_batch(train, schedule[step], args.seq_len), peak_lr, args.grad_clip)
         tps = args.bench_steps * args.batch_size * args.seq_len / (time.perf_counter() - t0)
         total_s += args.tokens / tps
         print(f"{model_name(non_emb):>14} {size.hidden}x{size.layers}x{size.heads} non-emb {non_emb:>10,} "
@@ -407,6 +462,91 @@ def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> Non
 # --------------------------------------------------------------------------
 # Reports
 # --------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("name", "hidden", "layers", "heads", "non_embedding_params", "total_params", "tokens",
+                 "train_wall_s", "tokens_per_s", "val_loss")
+
+
+def read_records(models_dir: Path) -> list[dict]:
+    """The record.json of every model in `models_dir`, smallest first, each with its weights' hash.
+
+    Sizes may be trained by several processes into one --out (one thread each runs steadier on a
+    busy machine than one process with two): the report covers every model trained there.
+    """
+    records = sorted((json.loads(f.read_text()) for f in models_dir.glob("*/record.json")),
+                     key=lambda r: r["non_embedding_params"])
+    if not records:
+        raise InputError(f"{models_dir}: no trained models to report on")
+    for r in records:  # the weights' hash goes into every dataset's sidecar, via suite.json
+        r["weights_sha256"] = sha256_files([Path(r["dir"]) / "model.safetensors"])[1]["model.safetensors"]
+    return records
+
+
+def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_tokens: int, val_tokens: int,
+                  steps: int, n_eval: int, wall_s: float) -> None:
+    """loss_vs_size.{md,png} and suite.json in --results-dir (suite.json also in --out), over every
+    model in --out/models."""
+    import transformers
+
+    out = Path(args.out)
+    records = read_records(out / "models")
+    rows = [{k: r[k] for k in TABLE_COLUMNS} for r in records]
+    losses = [r["val_loss"] for r in rows]
+    monotone = all(b < a for a, b in zip(losses, losses[1:]))
+    tokens = steps * args.batch_size * args.seq_len
+    total_train = sum(r["train_wall_s"] for r in rows)
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+
+    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `suite/train.py` on CPU: "
+              f"{tokens:,} tokens per model (batch {args.batch_size} x seq "
+              f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
+              f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
+              f"Validation loss (nats/token) on {n_eval} fixed held-out sequences of {args.seq_len} tokens. "
+              f"Strictly decreasing with size: {'yes' if monotone else 'NO'}. "
+              f"Total training wall time {total_train / 60:.1f} min.")
+    write_table(rows, results / "loss_vs_size.md", header)
+    write_plot(rows, results / "loss_vs_size.png",
+               f"Suite: validation loss vs size ({tokens / 1e6:.1f}M tokens each)")
+
+    tok_sha = hashlib.sha256((out / "data" / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
+    suite = {
+        "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
+        "corpus": corpus_meta,
+        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False",
+                      "vocab_size": len(tokenizer), "model_vocab_size": args.model_vocab,
+                      "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS),
+                                         PAD: tokenizer.convert_tokens_to_ids(PAD)},
+                      "bos_token": EOS, "eos_token": EOS, "unk_token": EOS, "pad_token": PAD,
+                      "document_separator": EOS + " appended after every document",
+                      "tokenizer_json_sha256": tok_sha},
+        "seed": args.seed, "seq_len": args.seq_len, "batch_size": args.batch_size,
+        "tokens_per_model": tokens, "steps": steps,
+        "train_tokens_available": train_tokens, "val_tokens_available": val_tokens,
+        "eval": {"sequences": n_eval, "seq_len": args.seq_len,
+                 "rule": "first N non-overlapping windows of the validation token stream"},
+        "data_order": "non-overlapping seq_len windows of the train stream, shuffled once with numpy "
+                      "default_rng(seed); identical for every size",
+        "lr_rule": {"peak_lr": f"{args.lr_ref:g} * ({args.lr_ref_width} / hidden) ** {args.lr_exponent:g}",
+                    "schedule": f"linear warmup {args.warmup_frac:g} of steps, cosine decay to "
+                                f"{args.min_lr_ratio:g} x peak"},
+        "optimizer": {"name": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": args.weight_decay,
+                      "weight_decay_on": "matrices only (no biases / LayerNorm)", "grad_clip": args.grad_clip},
+        "dtype": "float32", "device": "cpu", "threads": args.threads,
+        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "val_loss_strictly_decreasing": monotone,
+        "models": records,
+        "total_train_wall_s": total_train, "total_wall_s": wall_s,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(suite, indent=1, default=str)
+    (results / "suite.json").write_text(text)
+    (out / "suite.json").write_text(text)
+    print(f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
+          f"val loss strictly decreasing: {monotone}")
+    for r in records:
+        print(os.path.abspath(r["dir"]))
+
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
     lines = [header, "",
@@ -460,7 +600,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="build/suite", help="weights, token cache and log (git-ignored)")
     p.add_argument("--results-dir", help="where the table, plot and suite.json go (default: --out; "
                    "suite/rebuild.sh passes suite/ to refresh the committed ones)")
-    p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
+    p.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
     p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer ids incl. special tokens")
     p.add_argument("--model-vocab", type=int, default=4096, help="embedding rows (tokenizer vocab padded)")
     p.add_argument("--seq-len", type=int, default=256)
@@ -479,6 +619,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
     p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
     args = p.parse_args(argv)
+    if not (args.corpus or args.hub_dataset):
+        p.error("give --corpus PATH... or --hub-dataset NAME")
+    if args.model_vocab < args.vocab_size:
+        p.error(f"--model-vocab {args.model_vocab} is smaller than --vocab-size {args.vocab_size}")
     args.results_dir = args.results_dir or args.out  # never the committed suite/ files unless asked
     return args
 
@@ -487,157 +631,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sizes = parse_sizes(args.sizes)
+    check_distinct_names(args.sizes, args.model_vocab, args.seq_len)
 
-    # ---- corpus
-    val_rule = f"document index i (over all documents, files sorted by name) is validation iff i % {VAL_EVERY} == 0"
-    if args.hub_dataset:
-        docs = read_hub_documents(args.hub_dataset, args.hub_config, args.hub_split, args.hub_text_field,
-                                  args.hub_max_docs)
-        h = hashlib.sha256()
-        for d in docs:
-            h.update(d.encode("utf-8") + b"\0")
-        corpus_meta = {"source": "hub", "dataset": args.hub_dataset, "config": args.hub_config,
-                       "split": args.hub_split, "max_docs": args.hub_max_docs, "sha256": h.hexdigest(),
-                       "sha256_rule": "sha256 over each document's utf-8 text followed by a NUL byte"}
-    else:
-        if not args.corpus:
-            raise SystemExit("give --corpus PATH... or --hub-dataset NAME")
-        files = corpus_files(args.corpus)
-        digest, per_file = sha256_files(files)
-        prompt_files = {p.resolve() for p in map(Path, args.rte_prompts)}
-        if not prompt_files <= {f.resolve() for f in files}:
-            raise SystemExit(f"--rte-prompts must name files of --corpus: {args.rte_prompts}")
-        docs = [d for f in files for d in read_documents(f, f.resolve() in prompt_files)]
-        corpus_meta = {"source": "files", "files": [f.name for f in files], "file_sha256": per_file,
-                       "rte_prompt_files": sorted(Path(p).name for p in args.rte_prompts),
-                       "sha256": digest,
-                       "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name"}
-    corpus_meta["validation_rule"] = val_rule
-    corpus_meta["documents"] = len(docs)
+    # ---- corpus -> tokenizer -> token streams (cached in --out/data)
+    docs, corpus_meta = read_corpus(args)
     print(f"[data] {len(docs):,} documents, corpus sha256 {corpus_meta['sha256'][:16]}...")
-
     tokenizer, train, val = prepare_data(docs, corpus_meta, args.vocab_size, out / "data")
     del docs
-    assert len(tokenizer) == args.vocab_size <= args.model_vocab
-
-    # ---- fixed validation set: the first eval_seqs non-overlapping windows
-    n_eval = min(args.eval_seqs, len(val) // args.seq_len)
-    val_x = get_batch(val, np.arange(n_eval) * args.seq_len, args.seq_len)
-    val_batches = list(val_x.split(args.batch_size))
-
     if args.bench_steps:
-        bench(sizes, train, args)
+        bench(args.sizes, train, args)
         return
-    if args.report_only:
-        sizes = []
 
+    # ---- training: every size on the same batches in the same order, scored on the same held-out windows
     steps = args.tokens // (args.batch_size * args.seq_len)
-    schedule = batch_schedule(len(train), args.seq_len, args.batch_size, steps, args.seed)
-    print(f"[train] {len(sizes)} sizes, {steps} steps x {args.batch_size} x {args.seq_len} = "
-          f"{steps * args.batch_size * args.seq_len:,} tokens each ({len(train):,} train tokens available)")
+    n_eval = min(args.eval_seqs, len(val) // args.seq_len)
+    if not args.report_only:
+        schedule = batch_schedule(len(train), args.seq_len, args.batch_size, steps, args.seed)
+        val_batches = list(get_batch(val, np.arange(n_eval) * args.seq_len, args.seq_len).split(args.batch_size))
+        print(f"[train] {len(args.sizes)} sizes, {steps} steps x {args.batch_size} x {args.seq_len} = "
+              f"{steps * args.batch_size * args.seq_len:,} tokens each ({len(train):,} train tokens available)")
+        for size in args.sizes:
+            train_size(size, tokenizer, train, schedule, val_batches, args)
 
-    rows, records = [], []
-    for size in sizes:
-        model = build_model(size, args.model_vocab, args.seq_len, args.seed)
-        total, non_emb = param_counts(model)
-        name = model_name(non_emb)
-        peak_lr = lr_for(size, args)
-        print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
-              f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
-        stats = train_one(model, name, train, schedule, args, peak_lr)
-        t0 = time.perf_counter()
-        val_loss = evaluate(model, val_batches)
-        eval_s = time.perf_counter() - t0
-        print(f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
-              f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)", flush=True)
-        model_dir = out / "models" / name
-        model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
-        (model_dir / "train_curve.json").write_text(json.dumps(stats["curve"]))
-        row = {"name": name, "hidden": size.hidden, "layers": size.layers, "heads": size.heads,
-               "non_embedding_params": non_emb, "total_params": total, "tokens": stats["tokens"],
-               "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss}
-        rows.append(row)
-        records.append({**row, "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
-                        "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s,
-                        "final_train_loss_ema": stats["final_train_loss_ema"],
-                        "config": model.config.to_dict()})
-        (model_dir / "record.json").write_text(json.dumps(records[-1], default=str))
-        del model
-
-    # Sizes may be trained by several processes into one --out (one thread each runs steadier on a
-    # busy machine than one process with two): the report covers every model trained there.
-    records = sorted((json.loads(f.read_text()) for f in (out / "models").glob("*/record.json")),
-                     key=lambda r: r["non_embedding_params"])
-    for r in records:  # the weights' hash goes into every dataset's sidecar, via suite.json
-        r["weights_sha256"] = sha256_files([Path(r["dir"]) / "model.safetensors"])[1]["model.safetensors"]
-    rows = [{k: r[k] for k in ("name", "hidden", "layers", "heads", "non_embedding_params", "total_params",
-                               "tokens", "train_wall_s", "tokens_per_s", "val_loss")} for r in records]
-    names = [r["name"] for r in rows]
-    assert len(set(names)) == len(names), f"model names collide: {names}"
-    losses = [r["val_loss"] for r in rows]
-    monotone = all(b < a for a, b in zip(losses, losses[1:]))
-
-    # ---- reports
-    import transformers
-
-    total_train = sum(r["train_wall_s"] for r in rows)
-    total_wall = time.perf_counter() - t_start
-    results = Path(args.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    tok_sha = hashlib.sha256((out / "data" / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
-    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `suite/train.py` on CPU: "
-              f"{steps * args.batch_size * args.seq_len:,} tokens per model (batch {args.batch_size} x seq "
-              f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
-              f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
-              f"Validation loss (nats/token) on {n_eval} fixed held-out sequences of {args.seq_len} tokens. "
-              f"Strictly decreasing with size: {'yes' if monotone else 'NO'}. "
-              f"Total training wall time {total_train / 60:.1f} min.")
-    write_table(rows, results / "loss_vs_size.md", header)
-    write_plot(rows, results / "loss_vs_size.png",
-               f"Suite: validation loss vs size ({steps * args.batch_size * args.seq_len / 1e6:.1f}M tokens each)")
-    suite = {
-        "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
-        "corpus": corpus_meta,
-        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False",
-                      "vocab_size": len(tokenizer), "model_vocab_size": args.model_vocab,
-                      "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS),
-                                         PAD: tokenizer.convert_tokens_to_ids(PAD)},
-                      "bos_token": EOS, "eos_token": EOS, "unk_token": EOS, "pad_token": PAD,
-                      "document_separator": EOS + " appended after every document",
-                      "tokenizer_json_sha256": tok_sha},
-        "seed": args.seed, "seq_len": args.seq_len, "batch_size": args.batch_size,
-        "tokens_per_model": steps * args.batch_size * args.seq_len, "steps": steps,
-        "train_tokens_available": int(len(train)), "val_tokens_available": int(len(val)),
-        "eval": {"sequences": n_eval, "seq_len": args.seq_len,
-                 "rule": "first N non-overlapping windows of the validation token stream"},
-        "data_order": "non-overlapping seq_len windows of the train stream, shuffled once with numpy "
-                      "default_rng(seed); identical for every size",
-        "lr_rule": {"peak_lr": f"{args.lr_ref:g} * ({args.lr_ref_width} / hidden) ** {args.lr_exponent:g}",
-                    "schedule": f"linear warmup {args.warmup_frac:g} of steps, cosine decay to "
-                                f"{args.min_lr_ratio:g} x peak"},
-        "optimizer": {"name": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": args.weight_decay,
-                      "weight_decay_on": "matrices only (no biases / LayerNorm)", "grad_clip": args.grad_clip},
-        "dtype": "float32", "device": "cpu", "threads": args.threads,
-        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-        "val_loss_strictly_decreasing": monotone,
-        "models": records,
-        "total_train_wall_s": total_train, "total_wall_s": total_wall,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    text = json.dumps(suite, indent=1, default=str)
-    (results / "suite.json").write_text(text)
-    (out / "suite.json").write_text(text)
-    print(f"[done] total train {total_train / 60:.1f} min, wall {total_wall / 60:.1f} min, "
-          f"val loss strictly decreasing: {monotone}")
-    for r in records:
-        print(os.path.abspath(r["dir"]))
+    # ---- reports over every model in --out
+    write_reports(args, corpus_meta, tokenizer, len(train), len(val), steps, n_eval, time.perf_counter() - t_start)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as e:
+        sys.exit(f"error: {e}")

@@ -44,15 +44,13 @@ def make_tokenizer():
 
 def make_model(directory: Path, width: int, tokenizer, seed: int = 0) -> Path:
     import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    from transformers import GPTNeoXForCausalLM
+
+    from suite.neox import neox_config
 
     torch.manual_seed(seed + width)
-    config = GPTNeoXConfig(
-        vocab_size=(len(tokenizer) + 127) // 128 * 128,  # padded past the tokenizer, as Pythia's are
-        hidden_size=width, num_hidden_layers=2, num_attention_heads=4, intermediate_size=4 * width,
-        max_position_embeddings=CONTEXT, rotary_pct=0.25, use_parallel_residual=True,
-        tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
-    model = GPTNeoXForCausalLM(config)
+    padded_vocab = (len(tokenizer) + 127) // 128 * 128  # padded past the tokenizer, as Pythia's are
+    model = GPTNeoXForCausalLM(neox_config(width, layers=2, heads=4, vocab_size=padded_vocab, context=CONTEXT))
     # Random init gives near-uniform outputs; larger weights give peaked, distinguishable distributions.
     with torch.no_grad():
         model.get_output_embeddings().weight.mul_(20)

@@ -17,19 +17,15 @@ import torch
 from conftest import CONTEXT, ROOT, SHARED, make_model, run_script
 from transformers import AutoModelForCausalLM
 
+from benchmarks.original import original_loop
 from harness import InputError, inference
 from harness.dataset_io import load_dataset
 
 
 def reference_probs(model_dir, token_ids: list[list[int]], vocab_size: int) -> np.ndarray:
-    """A plain one-prefix-at-a-time forward pass through the full model, float32."""
+    """The original challenge's one-prefix-at-a-time loop through the full model, float32."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    rows = []
-    with torch.no_grad():
-        for ids in token_ids:
-            logits = model(torch.tensor([ids])).logits[0, -1, :vocab_size]
-            rows.append(torch.softmax(logits.float(), dim=-1).numpy())
-    return np.stack(rows)
+    return original_loop(model, token_ids, vocab_size)
 
 
 def batched_probs(model_dir, token_ids, vocab_size, batch_size) -> np.ndarray:

@@ -5,28 +5,41 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
 from conftest import ROOT, run_script
 
 from harness.dataset_io import load_dataset
+from suite.neox import neox_config
+from suite.prefix_splits import read_glue_tsv
+
+TINY = ["--sizes", "16x1x1,32x2x2", "--vocab-size", "300", "--model-vocab", "384", "--seq-len", "32",
+        "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"]
+
+
+def write_corpus(directory: Path) -> Path:
+    directory.mkdir()
+    words = "the a river city was is in of and born known album species town built league".split()
+    docs = [" ".join(words[(i * k) % len(words)] for k in range(1, 60)) for i in range(120)]
+    (directory / "wiki.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
+    rows = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\tThe town was built.\tA town exists.\tentailment"
+                                                    for i in range(20)]
+    (directory / "rte.tsv").write_text("\n".join(rows) + "\n")
+    return directory
+
+
+def train(*args, python_flags: tuple = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *python_flags, "-m", "suite.train", *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_train_tiny_suite_then_build_a_dataset(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    words = "the a river city was is in of and born known album species town built league".split()
-    docs = [" ".join(words[(i * k) % len(words)] for k in range(1, 60)) for i in range(120)]
-    (corpus / "wiki.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
-    rows = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\tThe town was built.\tA town exists.\tentailment"
-                                                    for i in range(20)]
-    (corpus / "rte.tsv").write_text("\n".join(rows) + "\n")
+    corpus = write_corpus(tmp_path / "corpus")
     out = tmp_path / "build"
     committed = (ROOT / "suite" / "suite.json").read_bytes()
-    result = subprocess.run(
-        [sys.executable, "-m", "suite.train", "--corpus", str(corpus), "--rte-prompts", str(corpus / "rte.tsv"),
-         "--out", str(out), "--sizes", "16x1x1,32x2x2", "--vocab-size", "300",
-         "--model-vocab", "384", "--seq-len", "32", "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", out, *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (ROOT / "suite" / "suite.json").read_bytes() == committed  # results go with --out, not into suite/
     suite = json.loads((out / "suite.json").read_text())
@@ -34,6 +47,14 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
     assert (out / "loss_vs_size.md").exists() and (out / "loss_vs_size.png").stat().st_size > 0
     models = [m["dir"] for m in suite["models"]]
     assert len(models) == 2 and suite["models"][0]["non_embedding_params"] < suite["models"][1]["non_embedding_params"]
+
+    # --report-only trains nothing and reports the models already in --out (as suite/rebuild.sh runs it)
+    report = tmp_path / "report"
+    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", out, *TINY,
+                   "--report-only", "--results-dir", report)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (report / "loss_vs_size.md").read_text() == (out / "loss_vs_size.md").read_text()
+    assert json.loads((report / "suite.json").read_text())["models"] == suite["models"]
 
     prefixes = tmp_path / "p.txt"
     prefixes.write_text("The town was built. Question: A town exists. True or False? Answer:\nthe river city\n")
@@ -43,3 +64,54 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
     loaded = load_dataset(dataset)
     assert loaded.probs.shape == (2, 2, 300)  # the tokenizer's 300 ids, not the padded 384
     assert json.loads(dataset.with_suffix(".json").read_text())["extra"]["seed"] == suite["seed"]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--sizes", "16x2"], 2, "give comma-separated HIDDENxLAYERSxHEADS"),
+    (["--sizes", "16x1x1,16x1x1"], 1, "--sizes gives models of the same name"),
+    (["--vocab-size", "4000", "--model-vocab", "4096"], 1, "the corpus gives a tokenizer of only"),  # too little text
+    (["--model-vocab", "256"], 2, "--model-vocab 256 is smaller than --vocab-size 300"),
+])
+def test_bad_training_input_is_one_line_even_under_python_O(tmp_path, args, code, message):
+    corpus = write_corpus(tmp_path / "corpus")
+    tiny = dict(zip(TINY[::2], TINY[1::2])) | dict(zip(args[::2], args[1::2]))
+    result = train("--corpus", corpus, "--out", tmp_path / "build", *[x for kv in tiny.items() for x in kv],
+                   python_flags=("-O",))  # -O strips asserts: the checks must be real errors
+    assert result.returncode == code and message in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+    assert not (tmp_path / "build" / "models").exists()
+
+
+def test_bench_times_the_real_training_step(monkeypatch):
+    from suite import train as train_module
+
+    clips = []
+    real_step = train_module.train_step
+    monkeypatch.setattr(train_module, "train_step", lambda *a: clips.append(a[4]) or real_step(*a))
+    args = train_module.parse_args(["--corpus", "unused", "--sizes", "16x1x1", "--vocab-size", "64",
+                                    "--model-vocab", "64", "--seq-len", "8", "--batch-size", "2",
+                                    "--bench-steps", "2", "--grad-clip", "0.5"])
+    train_module.bench(args.sizes, np.arange(400, dtype=np.uint16) % 64, args)
+    assert clips == [0.5] * 3  # a warm-up step and the two timed ones, each clipped like a training step
+
+
+def test_committed_suite_is_the_one_neox_config_at_its_shapes():
+    from transformers import AutoConfig
+
+    models = sorted((ROOT / "suite" / "models").glob("suite-*"))
+    assert len(models) == 7
+    for model in models:
+        config = AutoConfig.from_pretrained(model)
+        built = neox_config(config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+                            config.vocab_size, config.max_position_embeddings)
+        shape_and_recipe = lambda c: {k: v for k, v in c.to_dict().items()
+                                      if k not in ("architectures", "dtype", "_name_or_path")}  # set by saving
+        assert shape_and_recipe(config) == shape_and_recipe(built), model.name
+
+
+def test_glue_tsv_keeps_bare_quotes(tmp_path):
+    path = tmp_path / "rte.tsv"
+    path.write_text('index\tsentence1\tsentence2\tlabel\n0\t"Yes," he said.\t"No.\tnot_entailment\n'
+                    '1\tA town.\tA place.\tentailment\n')
+    rows = list(read_glue_tsv(path))
+    assert [(r["sentence1"], r["sentence2"], r["label"]) for r in rows] == [
+        ('"Yes," he said.', '"No.', "not_entailment"), ("A town.", "A place.", "entailment")]
