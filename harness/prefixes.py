@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -205,6 +206,16 @@ def split_wikipedia_openings(articles: list[dict], num_train: int, num_test: int
     if len(rows) < num_train + num_test:
         raise InputError(f"only {len(rows)} distinct openings, fewer than {num_train} + {num_test}")
     return rows[:num_train], rows[num_train:]
+
+
+def read_glue_tsv(path: Path) -> Iterator[dict]:
+    """The rows of a GLUE TSV (e.g. RTE's index, sentence1, sentence2, label) as dicts, in file order.
+
+    GLUE's sentences hold bare, unbalanced quotes, so the file is read without quote handling.
+    """
+    csv.field_size_limit(sys.maxsize)  # a corpus TSV may hold fields past csv's default cap (128 KB)
+    with path.open(encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
 def split_rte_prompts(pairs: list[dict], seed: int) -> tuple[list[dict], list[dict]]:

@@ -13,27 +13,14 @@ openings may hold newlines, so not .txt), with the article id / RTE index kept f
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import sys
 from pathlib import Path
-from typing import Iterator
 
 from harness.dataset_io import atomic_write
-from harness.prefixes import split_rte_prompts, split_wikipedia_openings
+from harness.prefixes import read_glue_tsv, split_rte_prompts, split_wikipedia_openings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT.parent / "shared" / "data" / "prefix-source"
-
-
-def read_glue_tsv(path: Path) -> Iterator[dict]:
-    """The rows of a GLUE TSV (e.g. RTE's index, sentence1, sentence2, label) as dicts, in file order.
-
-    GLUE's sentences hold bare, unbalanced quotes, so the file is read without quote handling.
-    """
-    csv.field_size_limit(sys.maxsize)  # a corpus TSV may hold fields past csv's default cap (128 KB)
-    with path.open(encoding="utf-8", newline="") as f:
-        yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `py
 from harness import InputError  # noqa: E402
 from harness.prefixes import rte_prompt  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
-from suite.prefix_splits import read_glue_tsv  # noqa: E402
+from harness.prefixes import read_glue_tsv  # noqa: E402
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"

@@ -13,7 +13,7 @@ from conftest import ROOT, run_script
 
 from harness.dataset_io import load_dataset
 from suite.neox import neox_config
-from suite.prefix_splits import read_glue_tsv
+from harness.prefixes import read_glue_tsv
 
 TINY = ["--sizes", "16x1x1,32x2x2", "--vocab-size", "300", "--model-vocab", "384", "--seq-len", "32",
         "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"]
