@@ -176,7 +176,7 @@ def keeps_per_row_logits(model: torch.nn.Module) -> bool:
 def check_plain_head(model: torch.nn.Module) -> None:
     """The hand path applies the output head alone: refuse a model whose forward does more after it."""
     for field in POSTPROCESSED_LOGITS:
-        if getattr(model.config, field, None):
+        if getattr(model.config, field, None) not in (None, 1):  # a scale of 1 changes nothing
             raise InputError(f"{model.config.name_or_path}: its forward post-processes the logits ({field}), which "
                              f"needs per-row logits_to_keep, not supported by transformers {transformers.__version__} "
                              "for this model: upgrade transformers (5.23 supports it)")
