@@ -268,22 +268,16 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
 
 
 def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
-    """`strategies.load_tokenizer(model_name)` without the network (a folder, a bundled suite model or
-    the Hugging Face cache), so decoding never waits on retries: (tokenizer, None) or (None, why not)."""
+    """`load_tokenizer(model_name)` without the network (a folder, a bundled suite model or the Hugging
+    Face cache), so decoding never waits on retries: (tokenizer, None) or (None, why not)."""
     try:
-        import huggingface_hub.constants as hub  # installed with tokenizers, which load_tokenizer uses
+        return load_tokenizer(model_name, local_only=True), None
     except ImportError:
         return None, "the tokenizers package is not installed"
-    online, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
-    try:
-        return load_tokenizer(model_name), None
-    except OSError:
-        return None, (f"no tokenizer for {model_name!r} in a folder, the bundled suite or the Hugging Face cache "
-                      "(challenge.py never downloads one)")
+    except OSError as e:
+        return None, f"{e} (challenge.py never downloads one)"
     except Exception as e:  # a corrupt tokenizer.json: decoding is a convenience, ids still show
         return None, f"the tokenizer of {model_name!r} does not load ({type(e).__name__}: {str(e)[:80]})"
-    finally:
-        hub.HF_HUB_OFFLINE = online
 
 
 def split_tokenizer(split: Split) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

@@ -37,7 +37,6 @@ import json
 import platform
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.request
 import warnings
@@ -48,13 +47,13 @@ from typing import Iterator
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import save_dataset
+from harness.dataset_io import save_dataset, sidecar_path
 from harness.prefixes import NAMED, build_prefixes
+from harness.tokenizer import SUITE_MODELS
 
 HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
 PYTHIA = [f"EleutherAI/pythia-{size}" for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
-SUITE_MODELS = Path(__file__).resolve().parent / "suite" / "models"  # the bundled suite, committed
 
 
 def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
@@ -257,7 +256,6 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
     import transformers
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     from harness import inference
 
@@ -266,50 +264,17 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     device = args.device or str(state.device)
     specs = model_specs(args.models, args.revision, args.labels)
     tokenizer = inference.shared_tokenizer(specs)
-    vocab_size = len(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     token_ids = inference.tokenize(tokenizer, prefixes)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the pickle, its temporary copy while it is written, the cached slices
         check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
-    quiet = args.no_progress or not state.is_local_main_process
-    if quiet:
+    if args.no_progress or not state.is_local_main_process:
         transformers.utils.logging.disable_progress_bar()
 
-    # float16 from the start: the original's float64 array was 4x this.
-    probs = np.empty((len(prefixes), len(specs), vocab_size), dtype=np.float16)
-    summary = []
-    for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=quiet)):
-        dtype = inference.resolve_dtype(args.dtype, device, spec)
-        row = {"name": spec.stored_name, "revision": spec.revision, "dtype": str(dtype).removeprefix("torch.")}
-        if spec.label is not None:
-            row["path"] = spec.name
-        summary.append(row)
-        key = inference.cache_key(spec, prefixes, dtype, vocab_size)
-        cached = inference.read_cached_slice(cache_dir, key)
-        if cached is not None and cached.shape == (len(prefixes), vocab_size):
-            probs[:, j] = cached
-            row.update(inference.read_cached_summary(cache_dir, key), from_cache=True)
-            continue
-        start = time.perf_counter()
-        model = inference.load_model(spec, device, dtype)
-        load_seconds = time.perf_counter() - start
-        model_ids = inference.left_truncate(token_ids, inference.context_length(model), spec.name)
-        stats = inference.next_token_probs(model, model_ids, probs[:, j], pad_id=pad_id, max_tokens=args.max_tokens,
-                                           batch_size=args.batch_size, rank=state.process_index,
-                                           world_size=state.num_processes, desc=Path(spec.name).name,
-                                           progress=not quiet)
-        row.update(**inference.param_counts(model), load_seconds=round(load_seconds, 3),
-                   seconds=round(stats["seconds"], 3), tokens=stats["tokens"],
-                   tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
-        del model
-        inference.free_memory()
-        if state.num_processes > 1:
-            from accelerate.utils import gather_object
-            for rows, values in gather_object([(stats["rows"], probs[stats["rows"], j])]):
-                probs[rows, j] = values
-        if state.is_main_process:
-            inference.write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
+    probs, summary = inference.run_suite(specs, token_ids, vocab_size, device=device, dtype=args.dtype,
+                                         cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
+                                         progress=not args.no_progress)
 
     if not state.is_main_process:
         return 0
@@ -335,7 +300,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
     print(f"\nwrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {len(prefixes)} prefixes x "
-          f"{len(specs)} models x {vocab_size} tokens, float16; metadata in {args.out.with_suffix('.json')}")
+          f"{len(specs)} models x {vocab_size} tokens, float16; metadata in {sidecar_path(args.out)}")
     for row in summary:
         speed = "from cache" if row["from_cache"] else (f"{row['seconds']:.2f} s, {row['tokens_per_second']:,.0f} tok/s,"
                                                         f" load {row['load_seconds']:.2f} s")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
+from transformers import GPTNeoXForCausalLM
 from transformers.utils import logging as transformers_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,7 @@ from harness import inference  # noqa: E402
 from harness.dataset_io import load_dataset, save_dataset  # noqa: E402
 from harness.prefixes import build_prefixes  # noqa: E402
 from harness.scoring import input_model_reach, top1  # noqa: E402
+from harness.tokenizer import load_tokenizer  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -62,23 +63,20 @@ def neox(shape: tuple, device: str) -> GPTNeoXForCausalLM:
 
 
 def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
-    """The real Pythia tokenizer and real prefixes where ../shared/data has them, else the bundled ones."""
-    path = SHARED / "pythia-tokenizer" / "tokenizer.json"
+    """The real Pythia tokenizer and real prefixes where ../shared/data has them, else the bundled suite's."""
+    path = SHARED / "pythia-tokenizer"
     if path.exists():
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), pad_token="<|padding|>")
+        tokenizer = load_tokenizer(str(path))
         wiki = SHARED / "corpus" / "wikipedia-en-0.jsonl"
         rte = SHARED / "corpus" / "rte-train.tsv"
         sets = {"short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki))[0],
                 "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte))[0]}
         source = "Pythia tokenizer; Wikipedia openings and RTE prompts from ../shared/data"
     else:
-        models = sorted(ROOT.glob("suite/models/suite-*"))
-        if not models:
-            sys.exit("needs ../shared/data/pythia-tokenizer or the bundled suite in suite/models")
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(models[0])
+        tokenizer = load_tokenizer("suite-1.5m")  # the bundled suite's, committed
         sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes)[0],
                 "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes)[0]}
-        source = "the suite's tokenizer; the bundled prefix files"
+        source = "the bundled suite's tokenizer; the bundled prefix files"
     return tokenizer, {name: inference.tokenize(tokenizer, p) for name, p in sets.items()}, source
 
 
@@ -106,6 +104,13 @@ def matmul_tflops(device: str, dtype: torch.dtype) -> float:
     return 2 * n ** 3 / seconds / 1e12
 
 
+def project_path(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype,
+                 load) -> tuple[np.ndarray, list]:
+    """preprocess_train.py's inference (harness.inference.run_suite), on the benchmark's random-weight models."""
+    return inference.run_suite([inference.ModelSpec(size) for size in sizes], token_ids, vocab_size, device=device,
+                               dtype=dtype, progress=False, load=load)
+
+
 def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype: torch.dtype, peak: float) -> list:
     rows = []
     for size in sizes:
@@ -117,10 +122,12 @@ def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype
             results[name] = {"original": timed(lambda: original_loop(model, token_ids, vocab_size, device), device)}
         model.to(dtype)
         for name, token_ids in sets.items():
-            out = np.empty((len(token_ids), vocab_size), dtype=np.float16)
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
-            seconds, _ = timed(lambda: inference.next_token_probs(model, token_ids, out, pad_id=1, progress=False), device)
+            # The project's path is preprocess_train.py's, on this model; its own inference timing, best of 2.
+            runs = [project_path([size], token_ids, vocab_size, device, dtype, lambda *_: model) for _ in range(2)]
+            seconds = min(summary[0]["seconds"] for _, summary in runs)
+            out = runs[-1][0][:, 0]
             gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
             original_seconds, original = results[name]["original"]
             tokens = sum(map(len, token_ids))
@@ -140,12 +147,8 @@ def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype
 def bench_output_memory(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype) -> dict:
     """Host memory the output takes while the project's path runs all sizes: vs its float16 size."""
     tracemalloc.start()
-    probs = np.empty((len(token_ids), len(sizes), vocab_size), dtype=np.float16)
-    for j, size in enumerate(sizes):  # one model at a time, as preprocess_train.py runs them
-        model = neox(PYTHIA_SHAPES[size], device).to(dtype)
-        inference.next_token_probs(model, token_ids, probs[:, j], pad_id=1, progress=False)
-        del model
-        inference.free_memory()
+    probs, _ = project_path(sizes, token_ids, vocab_size, device, dtype,
+                            lambda spec, device, dtype: neox(PYTHIA_SHAPES[spec.name], device).to(dtype))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"float16_bytes": probs.nbytes, "peak_bytes": peak, "ratio": peak / probs.nbytes,
@@ -268,7 +271,7 @@ def main() -> None:
 
     device_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
     tokenizer, sets, source = tokenizer_and_prefixes(args.num_prefixes)
-    vocab_size = len(tokenizer)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     peak = matmul_tflops(device, dtype)
     emit(f"Device: {device_name}; torch {torch.__version__}, transformers {transformers.__version__}, "
          f"numpy {np.__version__}; {date.today()}; project dtype {str(dtype).removeprefix('torch.')}, "

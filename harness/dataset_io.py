@@ -12,6 +12,8 @@ globals an array needs, each wrapped so that it builds no more bytes than the fi
 Validation walks the array in chunks so that peak memory stays close to the array's own size.
 Writing goes to a temporary file that is renamed into place, so a crash never leaves a
 half-written dataset; stale temporary files of killed runs are removed by the next write.
+`preprocess_train.py`'s resume cache is stored here too: one .npy slice per finished model, with
+its summary row beside it.
 """
 
 from __future__ import annotations
@@ -433,3 +435,27 @@ def model_sizes(dataset: Dataset) -> dict[str, dict]:
     counts = lambda value: value if isinstance(value, int) and not isinstance(value, bool) else None
     return {m["name"]: {"non_embedding_params": counts(m.get("non_embedding_params")),
                         "total_params": counts(m.get("total_params", m.get("parameters")))} for m in models}
+
+
+def read_cached_slice(cache_dir: Path, key: str, shape: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
+    """A finished model's cached slice of `shape` and its summary row, or None: absent, damaged or
+    of another shape, the slice is recomputed, not trusted."""
+    try:
+        probs = np.load(cache_dir / f"{key}.npy", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if probs.shape != shape:
+        return None
+    try:
+        summary = json.loads((cache_dir / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    return probs, summary if isinstance(summary, dict) else {}
+
+
+def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: dict) -> None:
+    """The slice, and beside it the model's summary row (sizes, timings) for a resumed run's sidecar:
+    the row first, so that a slice on disk always has its row."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
+    atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))

@@ -1,15 +1,16 @@
 """Inference: each model's next-token distribution after each prefix.
 
-One model in memory at a time, its weights loaded in the target dtype straight onto the device.
-Prefixes are tokenized once (all models share one tokenizer), sorted by length and batched under
-a token budget; batches are right-padded with an attention mask, and only the last real position
-of each prefix goes through the output head. The softmax runs in float32 over the tokenizer's ids
-(Pythia pads its embedding matrix past them) and the result is stored as float16.
+`run_suite` is the whole job, model by model: one model in memory at a time, its weights loaded
+in the target dtype straight onto the device. Prefixes are tokenized once (all models share one
+tokenizer), sorted by length and batched under a token budget; batches are right-padded with an
+attention mask, and only the last real position of each prefix goes through the output head. The
+softmax runs in float32 over the tokenizer's ids (Pythia pads its embedding matrix past them) and
+the result is stored as float16. Finished models are cached for resuming (`harness.dataset_io`),
+and under `accelerate launch` the processes share the batches and gather one result.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -17,14 +18,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+import transformers
+from accelerate import PartialState
+from accelerate.utils import gather_object, release_memory
+from tokenizers import Tokenizer
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError
-from harness.dataset_io import atomic_write
+from harness.dataset_io import read_cached_slice, write_cached_slice
+from harness.tokenizer import load_tokenizer
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
 DEFAULT_MAX_TOKENS = {"cuda": 32_768, "cpu": 4_096}
@@ -51,12 +58,10 @@ def param_counts(model: torch.nn.Module) -> dict[str, int]:
     return {"total_params": total, "non_embedding_params": total - sum(embeddings.values())}
 
 
-def resolve_device(device: str | None) -> str:
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_dtype(dtype: str, device: str, spec: ModelSpec | None = None) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: str, spec: ModelSpec | None = None) -> torch.dtype:
     """`auto`: half precision on a GPU (the checkpoint's own half type if it has one), float32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
     if dtype != "auto":
         return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
     if not device.startswith("cuda"):
@@ -69,29 +74,34 @@ def resolve_dtype(dtype: str, device: str, spec: ModelSpec | None = None) -> tor
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
-    try:
-        return AutoTokenizer.from_pretrained(spec.name, revision=spec.revision)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{spec.name}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
-
-
-def shared_tokenizer(specs: list[ModelSpec]) -> PreTrainedTokenizerBase:
+def shared_tokenizer(specs: list[ModelSpec]) -> Tokenizer:
     """The suite's one tokenizer; a mismatch stops the run before any model is loaded."""
-    first = load_tokenizer(specs[0])
-    first_vocab = first.get_vocab()
-    for spec in specs[1:]:
-        vocab = load_tokenizer(spec).get_vocab()
-        if vocab != first_vocab:
+    first, first_vocab = None, None
+    for spec in specs:
+        try:
+            tokenizer = load_tokenizer(spec.name, spec.revision)
+        except OSError as e:
+            raise InputError(str(e)) from None
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        if first is None:
+            first, first_vocab = tokenizer, vocab
+        elif vocab != first_vocab:
             raise InputError(f"{specs[0].name} and {spec.name} do not share one tokenizer "
                              f"({len(first_vocab)} vs {len(vocab)} ids, or different token ids): "
                              "the challenge compares distributions over the same vocabulary")
     return first
 
 
-def tokenize(tokenizer: PreTrainedTokenizerBase, prefixes: list[str]) -> list[list[int]]:
-    """Token ids per prefix, exactly as the tokenizer encodes it by default (no truncation here)."""
-    token_ids = tokenizer(prefixes)["input_ids"]
+def tokenize(tokenizer: Tokenizer, prefixes: list[str]) -> list[list[int]]:
+    """Token ids per prefix, as transformers' AutoTokenizer encodes them by default: special tokens
+    as the tokenizer's post-processor adds them, no truncation (left_truncate does that per model)."""
+    if tokenizer.truncation is not None or tokenizer.padding is not None:
+        # Some tokenizer.json files switch these on; transformers switches them off per call. A copy:
+        # the loaded tokenizer is shared.
+        tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    token_ids = [encoding.ids for encoding in tokenizer.encode_batch(prefixes)]
     empty = [i for i, ids in enumerate(token_ids) if not ids]
     if empty:
         raise InputError(f"prefix {empty[0]} ({prefixes[empty[0]]!r}) encodes to no tokens")
@@ -107,8 +117,9 @@ def load_model(spec: ModelSpec, device: str, dtype: torch.dtype) -> torch.nn.Mod
             model = AutoModelForCausalLM.from_pretrained(spec.name, device_map=None if device == "cpu" else device,
                                                          **kwargs)
         except torch.OutOfMemoryError:
-            gc.collect()
-            torch.cuda.empty_cache()
+            model = None  # retried below: in here, the traceback keeps the failed attempt's tensors alive
+        if model is None:
+            free_memory()
             warnings.warn(f"{spec.name} does not fit on {device}: loading it with device_map='auto'")
             model = AutoModelForCausalLM.from_pretrained(spec.name, device_map="auto", **kwargs)
     except (OSError, ValueError) as e:
@@ -142,26 +153,63 @@ def length_sorted_batches(lengths: np.ndarray, max_tokens: int, batch_size: int 
     return batches
 
 
+# Config fields of architectures whose forward post-processes the logits after the output head
+# (Gemma-2's soft-capping, Cohere's and Granite's scales): the hand-gathered head would skip it.
+POSTPROCESSED_LOGITS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def keeps_per_row_logits(model: torch.nn.Module) -> bool:
+    """Whether the model's own forward takes per-row positions in `logits_to_keep` (a 2-D integer
+    tensor) and returns one row of logits for each, tried on a 2 x 2 batch. Transformers 5.23 does
+    for nearly every architecture; 5.17 indexes such a tensor as a plain slice (the wrong shape),
+    and a few architectures slice by hand."""
+    device = model.get_input_embeddings().weight.device
+    try:
+        with torch.inference_mode():
+            logits = model(input_ids=torch.zeros((2, 2), dtype=torch.long, device=device),
+                           logits_to_keep=torch.tensor([[1], [0]], device=device), use_cache=False).logits
+    except Exception:  # e.g. a forward without logits_to_keep: the hand path below serves
+        return False
+    return tuple(logits.shape[:2]) == (2, 1)
+
+
+def check_plain_head(model: torch.nn.Module) -> None:
+    """The hand path applies the output head alone: refuse a model whose forward does more after it."""
+    for field in POSTPROCESSED_LOGITS:
+        if getattr(model.config, field, None) not in (None, 1):  # a scale of 1 changes nothing
+            raise InputError(f"{model.config.name_or_path}: its forward post-processes the logits ({field}), which "
+                             f"needs per-row logits_to_keep, not supported by transformers {transformers.__version__} "
+                             "for this model: upgrade transformers (5.23 supports it)")
+
+
 @torch.inference_mode()
 def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_size: int,
-                     pad_id: int = 0) -> torch.Tensor:
-    """(batch, vocab_size) float32 probabilities after the last real token of each prefix."""
+                     library_head: bool) -> torch.Tensor:
+    """(batch, vocab_size) float32 probabilities after the last real token of each prefix.
+
+    Only that position goes through the output head: by the model's own forward (`logits_to_keep`),
+    or, with `library_head=False`, gathered here for transformers versions that cannot do it.
+    """
     device = model.get_input_embeddings().weight.device
     lengths = torch.tensor([len(ids) for ids in token_ids], device=device)
-    input_ids = torch.nn.utils.rnn.pad_sequence(
-        [torch.tensor(ids) for ids in token_ids], batch_first=True, padding_value=pad_id).to(device)
-    # Right padding: real tokens keep their positions, and causal attention never sees the pads.
-    attention_mask = torch.arange(input_ids.shape[1], device=device)[None, :] < lengths[:, None]
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask.long()).last_hidden_state
-    last_hidden = hidden[torch.arange(len(token_ids), device=hidden.device), lengths.to(hidden.device) - 1]
-    head = model.get_output_embeddings()
-    logits = head(last_hidden.to(head.weight.device))[:, :vocab_size]
-    return torch.softmax(logits.float(), dim=-1)
+    # Right padding: real tokens keep their positions, and causal attention never sees the pads, so
+    # the pad id (0) does not matter.
+    input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids) for ids in token_ids], batch_first=True).to(device)
+    attention_mask = (torch.arange(input_ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
+    if library_head:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=(lengths - 1)[:, None],
+                       use_cache=False).logits[:, 0]
+    else:
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        last_hidden = hidden[torch.arange(len(token_ids), device=hidden.device), lengths.to(hidden.device) - 1]
+        head = model.get_output_embeddings()
+        logits = head(last_hidden.to(head.weight.device))
+    return torch.softmax(logits[:, :vocab_size].float(), dim=-1)
 
 
 def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np.ndarray, *,
-                     pad_id: int = 0, max_tokens: int | None = None, batch_size: int | None = None,
-                     rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
+                     max_tokens: int | None = None, batch_size: int | None = None, rank: int = 0,
+                     world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
     """Fill `out[i]` (one row per prefix, any float dtype) with the model's next-token distribution.
 
     Sharded (`world_size` > 1), a process fills only the rows of its batches: the batches are
@@ -170,6 +218,9 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     out-of-memory instead of dying. Returns the rows filled and timing stats.
     """
     device = model.get_input_embeddings().weight.device
+    library_head = keeps_per_row_logits(model)
+    if not library_head:
+        check_plain_head(model)
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
     lengths = np.array([len(ids) for ids in token_ids])
@@ -182,12 +233,15 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
         while batches:
             batch = batches.pop(0)
             try:
-                probs = last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], pad_id)
+                probs = last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
             except torch.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
-                gc.collect()
-                torch.cuda.empty_cache()
+                probs = None  # handled below, once the traceback has let go of the failed batch's tensors
+            if probs is None:
+                # accelerate's find_executable_batch_size would restart from scratch with 0.9x one
+                # batch size; here the finished rows stay, and the token budget halves too.
+                free_memory()
                 max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
                 batch_size = max(1, (batch_size or len(batch)) // 2)
                 bar.write(f"{desc}: out of GPU memory, batches halved to {max_tokens} tokens")
@@ -202,10 +256,60 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
 
 
 def free_memory() -> None:
-    """After `del model`: return its memory before the next model loads (one model at a time)."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    """Return freed memory to the device (after `del model`, or a failed attempt), on any backend."""
+    release_memory()  # with no objects: gc.collect(), then the device's empty_cache()
+
+
+def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: int, *, device: str | None = None,
+              dtype: str | torch.dtype = "auto", cache_dir: Path | None = None, max_tokens: int | None = None,
+              batch_size: int | None = None, progress: bool = True,
+              load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
+              ) -> tuple[np.ndarray, list[dict]]:
+    """Every model's next-token distribution after every prefix, models in the order given.
+
+    Returns the (prefixes, models, vocab_size) float16 array and one summary row per model (name,
+    revision, dtype, parameter counts, timings, `from_cache`). Each model is loaded with `load`
+    (default: `load_model`; the benchmark passes its in-memory models), run, and freed before the
+    next. With `cache_dir`, a finished model's slice is stored there and a later run with the same
+    model weights, token ids, dtype and vocabulary reads it back. Under `accelerate launch`, each
+    process runs its share of the batches and all return the gathered array (the main process
+    alone writes the cache).
+    """
+    state = PartialState()
+    device = device or str(state.device)
+    load = load or load_model
+    progress = progress and state.is_local_main_process
+    # float16 from the start: the original's float64 array was 4x this.
+    probs = np.empty((len(token_ids), len(specs), vocab_size), dtype=np.float16)
+    summary = []
+    for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=not progress)):
+        model_dtype = resolve_dtype(dtype, device, spec)
+        row = {"name": spec.stored_name, "revision": spec.revision, "dtype": str(model_dtype).removeprefix("torch.")}
+        if spec.label is not None:
+            row["path"] = spec.name
+        summary.append(row)
+        key = cache_key(spec, token_ids, model_dtype, vocab_size) if cache_dir is not None else None
+        cached = read_cached_slice(cache_dir, key, (len(token_ids), vocab_size)) if key else None
+        if cached is not None:
+            probs[:, j], cached_row = cached
+            row.update(cached_row, from_cache=True)
+            continue
+        start = time.perf_counter()
+        model = load(spec, device, model_dtype)
+        load_seconds = time.perf_counter() - start
+        stats = next_token_probs(model, left_truncate(token_ids, context_length(model), spec.name), probs[:, j],
+                                 max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
+                                 world_size=state.num_processes, desc=Path(spec.name).name, progress=progress)
+        row.update(**param_counts(model), load_seconds=round(load_seconds, 3), seconds=round(stats["seconds"], 3),
+                   tokens=stats["tokens"], tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
+        del model
+        free_memory()
+        if state.num_processes > 1:
+            for rows, values in gather_object([(stats["rows"], probs[stats["rows"], j])]):
+                probs[rows, j] = values
+        if key and state.is_main_process:
+            write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
+    return probs, summary
 
 
 def model_fingerprint(spec: ModelSpec) -> list:
@@ -249,33 +353,8 @@ def hub_commit(spec: ModelSpec) -> str | None:
         return None
 
 
-def cache_key(spec: ModelSpec, prefixes: list[str], dtype: torch.dtype, vocab_size: int) -> str:
-    """What a cached slice depends on: the model (name, revision and weights), the prefixes, the dtype."""
-    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, prefixes])
+def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int) -> str:
+    """What a cached slice depends on: the model (name, revision and weights), the token ids (the
+    prefixes and the tokenizer), the dtype and the vocabulary."""
+    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, token_ids])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def read_cached_slice(cache_dir: Path, key: str) -> np.ndarray | None:
-    path = cache_dir / f"{key}.npy"
-    if not path.exists():
-        return None
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        return None  # a damaged cache entry is recomputed, not trusted
-
-
-def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: dict | None = None) -> None:
-    """The slice, and beside it the model's summary row (sizes, timings) for a resumed run's sidecar."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if summary is not None:
-        atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
-    atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
-
-
-def read_cached_summary(cache_dir: Path, key: str) -> dict:
-    try:
-        summary = json.loads((cache_dir / f"{key}.json").read_text())
-        return summary if isinstance(summary, dict) else {}
-    except (OSError, ValueError):
-        return {}

@@ -11,7 +11,6 @@ input models only; the target's slice never reaches a strategy. See `template.py
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import pkgutil
@@ -23,6 +22,7 @@ import numpy as np
 
 from harness import InputError
 from harness.scoring import short_path
+from harness.tokenizer import load_tokenizer  # noqa: F401 (public: token strings for strategies)
 
 StrategyFn = Callable[[Sequence[str], Sequence[str], str, np.ndarray], Sequence[int]]
 
@@ -61,7 +61,6 @@ class ModelName(str):
         self = super().__new__(cls, name)
         self.non_embedding_params, self.total_params = non_embedding_params, total_params
         return self
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def where(fn: Callable) -> str:
@@ -121,31 +120,3 @@ def load_from_file(spec: str) -> Strategy:
         raise InputError(f"{path}: has no function {function_name!r}")
     doc = (fn.__doc__ or "").strip().splitlines()
     return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}", is_learned(fn))
-
-
-@functools.cache
-def load_tokenizer(model_name: str) -> "tokenizers.Tokenizer":  # noqa: F821 (imported on first use)
-    """The tokenizer of a model, loaded on first use, for token strings: `.decode([k])`, `.id_to_token(k)`.
-
-    Needs only the `tokenizers` package. `model_name` is, in this order:
-    - a local directory holding tokenizer.json (absolute, or relative to the working directory);
-    - a model of the bundled suite, by short name or by the path the datasets store
-      (`build/suite/models/suite-1.5m`): its committed `suite/models/<name>/tokenizer.json`;
-    - a hub id (`EleutherAI/pythia-12b`), which needs the network.
-    """
-    from tokenizers import Tokenizer
-
-    local = Path(model_name) / "tokenizer.json"
-    if local.is_file():
-        return Tokenizer.from_file(str(local))
-    short = model_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    bundled = ROOT / "suite" / "models" / short / "tokenizer.json"
-    if short and bundled.is_file():
-        return Tokenizer.from_file(str(bundled))
-    try:
-        return Tokenizer.from_pretrained(model_name)
-    except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise OSError(f"no tokenizer for {model_name!r}: not a directory with tokenizer.json, not a model of the "
-                      f"bundled suite, and the hub could not provide one ({reason})") from None
-

@@ -541,12 +541,13 @@ def test_load_tokenizer_needs_only_tokenizers_from_any_folder(tmp_path, name):
 
 
 def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypatch, tmp_path):
+    import harness.tokenizer
     import strategies
 
     model_dir = tmp_path / "suite" / "models" / "suite-9m"
     model_dir.mkdir(parents=True)
     (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
-    monkeypatch.setattr(strategies, "ROOT", tmp_path)
+    monkeypatch.setattr(harness.tokenizer, "SUITE_MODELS", tmp_path / "suite" / "models")
     strategies.load_tokenizer.cache_clear()
     try:
         assert strategies.load_tokenizer("build/suite/models/suite-9m").id_to_token(0) == "<|endoftext|>"

@@ -279,3 +279,18 @@ def test_bundled_datasets_load_validate_and_have_signal():
             warnings.simplefilter("error")
             read_sidecar(path)  # a sidecar without the "pickle" record (older builds) is still read
     assert max(margins) > 0.1, margins
+
+
+def test_resume_cache_round_trip_and_what_it_refuses(tmp_path):
+    cache = tmp_path / "cache"
+    probs = small_probs()[:, 0]
+    row = {"name": "small", "seconds": 1.5}
+    assert dataset_io.read_cached_slice(cache, "k", probs.shape) is None  # nothing cached yet
+    dataset_io.write_cached_slice(cache, "k", probs, row)
+    cached, cached_row = dataset_io.read_cached_slice(cache, "k", probs.shape)
+    assert cached.dtype == np.float16 and (cached == probs).all() and cached_row == row
+    assert dataset_io.read_cached_slice(cache, "k", (len(SENTENCES) + 1, probs.shape[1])) is None  # other prefixes
+    (cache / "k.json").write_text("[1, 2]")
+    assert dataset_io.read_cached_slice(cache, "k", probs.shape)[1] == {}  # a row that is no dict: sizes unknown
+    (cache / "k.npy").write_bytes((cache / "k.npy").read_bytes()[:40])  # a damaged slice is recomputed
+    assert dataset_io.read_cached_slice(cache, "k", probs.shape) is None

@@ -20,6 +20,12 @@ from transformers import AutoModelForCausalLM
 from benchmarks.original import original_loop
 from harness import InputError, inference
 from harness.dataset_io import load_dataset
+from harness.tokenizer import load_tokenizer
+
+
+def encode(model_dir, prefixes: list[str]) -> list[list[int]]:
+    """The token ids preprocess_train.py runs: the model folder's tokenizer.json, as harness loads it."""
+    return inference.tokenize(load_tokenizer(str(model_dir)), prefixes)
 
 
 def reference_probs(model_dir, token_ids: list[list[int]], vocab_size: int) -> np.ndarray:
@@ -31,14 +37,14 @@ def reference_probs(model_dir, token_ids: list[list[int]], vocab_size: int) -> n
 def batched_probs(model_dir, token_ids, vocab_size, batch_size) -> np.ndarray:
     model = inference.load_model(inference.ModelSpec(str(model_dir)), "cpu", torch.float32)
     out = np.empty((len(token_ids), vocab_size), dtype=np.float32)
-    inference.next_token_probs(model, token_ids, out, pad_id=1, batch_size=batch_size, progress=False)
+    inference.next_token_probs(model, token_ids, out, batch_size=batch_size, progress=False)
     return out
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, None])
 def test_batched_rows_match_one_at_a_time_forward(suite, tokenizer, prefix_file, batch_size):
     prefixes = prefix_file.read_text().splitlines()
-    token_ids = inference.tokenize(tokenizer, prefixes)
+    token_ids = encode(suite[0], prefixes)
     assert len({len(ids) for ids in token_ids}) > 3  # lengths differ, so batches really are padded
     reference = reference_probs(suite[-1], token_ids, len(tokenizer))
     batched = batched_probs(suite[-1], token_ids, len(tokenizer), batch_size)
@@ -52,7 +58,7 @@ def test_end_to_end_dataset_and_sidecar(built_dataset, suite, prefix_file, token
     assert dataset.sentences == prefixes
     assert dataset.probs.dtype == np.float16 and dataset.probs.shape == (len(prefixes), 3, len(tokenizer))
     # The stored rows are the reference distributions, rounded to float16.
-    reference = reference_probs(suite[0], inference.tokenize(tokenizer, prefixes), len(tokenizer))
+    reference = reference_probs(suite[0], encode(suite[0], prefixes), len(tokenizer))
     np.testing.assert_allclose(dataset.probs[:, 0].astype(np.float32), reference, atol=1e-3, rtol=1e-3)
     assert (dataset.probs[:, 0].argmax(1) == reference.argmax(1)).mean() > 0.9
     meta = json.loads(built_dataset.with_suffix(".json").read_text())
@@ -92,7 +98,7 @@ def test_long_prefix_is_left_truncated_with_a_warning(tmp_path, suite, tokenizer
     result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefixes, "--out", out,
                         "--device", "cpu", "--dtype", "float32", "--no-progress")
     assert f"longer than {suite[0]}'s context of {CONTEXT} tokens" in result.stderr
-    ids = inference.tokenize(tokenizer, [long_prefix])[0]
+    ids = encode(suite[0], [long_prefix])[0]
     assert len(ids) > CONTEXT
     reference = reference_probs(suite[0], [ids[-CONTEXT:]], len(tokenizer))[0]
     np.testing.assert_allclose(load_dataset(out).probs[1, 0].astype(np.float32), reference, atol=1e-3)
@@ -194,20 +200,20 @@ def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefi
 
 
 def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, suite, tokenizer, prefix_file):
-    token_ids = inference.tokenize(tokenizer, prefix_file.read_text().splitlines())
+    token_ids = encode(suite[0], prefix_file.read_text().splitlines())
     model = inference.load_model(inference.ModelSpec(str(suite[0])), "cpu", torch.float32)
     real_forward = inference.last_token_probs
     seen_sizes = []
 
-    def forward_with_small_memory(model, batch, vocab_size, pad_id):
+    def forward_with_small_memory(model, batch, vocab_size, library_head):
         seen_sizes.append(len(batch))
         if len(batch) > 2:
             raise torch.OutOfMemoryError("simulated")
-        return real_forward(model, batch, vocab_size, pad_id)
+        return real_forward(model, batch, vocab_size, library_head)
 
     monkeypatch.setattr(inference, "last_token_probs", forward_with_small_memory)
     out = np.full((len(token_ids), len(tokenizer)), np.nan, dtype=np.float32)
-    stats = inference.next_token_probs(model, token_ids, out, pad_id=1, batch_size=8, progress=False)
+    stats = inference.next_token_probs(model, token_ids, out, batch_size=8, progress=False)
     assert seen_sizes[0] == 8 and max(seen_sizes[1:]) <= 4 and seen_sizes[-1] <= 2
     assert sorted(stats["rows"]) == list(range(len(token_ids)))
     np.testing.assert_allclose(out, reference_probs(suite[0], token_ids, len(tokenizer)), atol=1e-5)
@@ -240,7 +246,7 @@ def test_model_overwritten_in_place_is_recomputed_not_read_from_the_cache(tmp_pa
     assert rerun.stdout.count("from cache") == 1  # only the unchanged first model
     before, after = load_dataset(tmp_path / "before.pkl").probs, load_dataset(tmp_path / "after.pkl").probs
     assert (before[:, 0] == after[:, 0]).all() and not (before[:, 1] == after[:, 1]).all()
-    token_ids = inference.tokenize(tokenizer, load_dataset(tmp_path / "after.pkl").sentences)
+    token_ids = encode(suite[0], load_dataset(tmp_path / "after.pkl").sentences)
     np.testing.assert_allclose(after[:, 1].astype(np.float32), reference_probs(models[-1], token_ids, len(tokenizer)),
                                atol=1e-3)
 
@@ -256,7 +262,7 @@ def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
     for commit in ("a" * 40, "b" * 40):
         (refs / "main").write_text(commit)
         assert inference.hub_commit(spec) == commit
-        keys.append(inference.cache_key(spec, ["x"], torch.float32, 10))
+        keys.append(inference.cache_key(spec, [[1, 2]], torch.float32, 10))
     assert keys[0] != keys[1]  # the hub's main moved on: the cached slice is not reused
 
 
@@ -358,3 +364,114 @@ def test_the_committed_suite_runs_offline_by_its_short_names(tmp_path):
     run_script("preprocess_train.py", "--models", names[0], names[-1], "--dataset", prefixes, "--out", out,
                "--device", "cpu", "--no-progress")
     assert load_dataset(out).model_names == [names[0], names[-1]]
+
+
+# ---- one tokenizer loader, the library's output head, loading after an out-of-memory error
+
+TRICKY_TEXTS = [" hello  world", "A", "\u00a0x\u2028y\r\n z", "<|endoftext|> foo <|padding|>", "  leading",
+                "Ünïcödé 日本語 🙂", "tabs\tand\nnewlines\n"]
+# The hub's tokenizer_config.json of EleutherAI/pythia-*: transformers then builds its GPTNeoXTokenizer.
+PYTHIA_TOKENIZER_CONFIG = {"add_bos_token": False, "add_eos_token": False, "add_prefix_space": False,
+                           "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+                           "clean_up_tokenization_spaces": True, "tokenizer_class": "GPTNeoXTokenizer"}
+
+
+def project_prefixes() -> list[str]:
+    texts = list(TRICKY_TEXTS)
+    for path in sorted((ROOT / "data" / "prefixes").glob("*.txt")):
+        texts += path.read_text().splitlines()
+    for path in sorted((ROOT / "data" / "prefixes").glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    return texts
+
+
+@pytest.mark.parametrize("which", ["pythia", "suite"])
+def test_tokenize_gives_the_ids_of_transformers_autotokenizer(tmp_path, which):
+    from transformers import AutoTokenizer
+
+    if which == "pythia":
+        if not (SHARED / "pythia-tokenizer" / "tokenizer.json").exists():
+            pytest.skip("needs ../shared/data/pythia-tokenizer")
+        folder = tmp_path / "pythia"
+        folder.mkdir()
+        shutil.copy(SHARED / "pythia-tokenizer" / "tokenizer.json", folder)
+        (folder / "tokenizer_config.json").write_text(json.dumps(PYTHIA_TOKENIZER_CONFIG))
+    else:
+        folder = ROOT / "suite" / "models" / "suite-1.5m"
+    texts = project_prefixes()
+    assert len(texts) > 3000
+    reference = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(str(folder))
+    assert inference.tokenize(tokenizer, texts) == reference(texts)["input_ids"]
+    assert tokenizer.get_vocab_size(with_added_tokens=True) == len(reference)
+    assert tokenizer.get_vocab(with_added_tokens=True) == reference.get_vocab()
+
+
+def test_tokenize_ignores_truncation_and_padding_switched_on_in_tokenizer_json(tmp_path):
+    source = load_tokenizer(str(ROOT / "suite" / "models" / "suite-1.5m"))
+    expected = inference.tokenize(source, TRICKY_TEXTS)
+    altered = type(source).from_str(source.to_str())
+    altered.enable_truncation(max_length=2)
+    altered.enable_padding(length=40)
+    altered.save(str(tmp_path / "tokenizer.json"))
+    tokenizer = load_tokenizer(str(tmp_path))
+    assert tokenizer.truncation is not None
+    assert inference.tokenize(tokenizer, TRICKY_TEXTS) == expected
+    assert tokenizer.truncation is not None  # the shared, cached tokenizer is left as loaded
+
+
+def test_the_model_s_own_head_and_the_hand_path_agree(suite, tokenizer, prefix_file):
+    model = inference.load_model(inference.ModelSpec(str(suite[-1])), "cpu", torch.float32)
+    if not inference.keeps_per_row_logits(model):
+        pytest.skip("this transformers indexes a 2-D logits_to_keep as a plain slice")
+    token_ids = encode(suite[0], prefix_file.read_text().splitlines())
+    library = inference.last_token_probs(model, token_ids, len(tokenizer), library_head=True)
+    by_hand = inference.last_token_probs(model, token_ids, len(tokenizer), library_head=False)
+    np.testing.assert_allclose(library.numpy(), by_hand.numpy(), atol=1e-6, rtol=0)
+
+
+def test_transformers_without_per_row_logits_to_keep_falls_back_to_the_hand_path(monkeypatch, suite, tokenizer,
+                                                                                prefix_file):
+    from transformers.models.gpt_neox import modeling_gpt_neox
+
+    def as_transformers_5_17(hidden_states, logits_to_keep):  # any tensor indexes positions for all rows
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        return hidden_states[:, keep, :]
+
+    # (transformers 5.17 itself slices inline, without this function: there the patch changes nothing.)
+    monkeypatch.setattr(modeling_gpt_neox, "slice_logits_to_keep", as_transformers_5_17, raising=False)
+    model = inference.load_model(inference.ModelSpec(str(suite[0])), "cpu", torch.float32)
+    assert not inference.keeps_per_row_logits(model)
+    token_ids = encode(suite[0], prefix_file.read_text().splitlines())
+    out = np.empty((len(token_ids), len(tokenizer)), dtype=np.float32)
+    inference.next_token_probs(model, token_ids, out, progress=False)
+    np.testing.assert_allclose(out, reference_probs(suite[0], token_ids, len(tokenizer)), atol=1e-5, rtol=0)
+    # A head whose logits the forward post-processes would be wrong by hand: refused instead.
+    model.config.final_logit_softcapping = 30.0
+    with pytest.raises(InputError, match="post-processes the logits .final_logit_softcapping.*upgrade transformers"):
+        inference.next_token_probs(model, token_ids, out, progress=False)
+
+
+def test_device_map_auto_fallback_loads_after_the_failed_attempt_is_let_go(monkeypatch, suite):
+    real_load = inference.AutoModelForCausalLM.from_pretrained
+    calls = []
+
+    def load_with_one_oom(name, **kwargs):
+        calls.append((kwargs["device_map"], sys.exc_info()[0]))
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("simulated")
+        return real_load(name, dtype=kwargs["dtype"])
+
+    monkeypatch.setattr(inference.AutoModelForCausalLM, "from_pretrained", load_with_one_oom)
+    with pytest.warns(UserWarning, match="does not fit on cuda: loading it with device_map='auto'"):
+        model = inference.load_model(inference.ModelSpec(str(suite[0])), "cuda", torch.float32)
+    assert calls == [("cuda", None), ("auto", None)]  # no exception in flight: its traceback is gone
+    assert not model.training
+
+
+def test_cache_key_follows_the_token_ids(suite):
+    spec = inference.ModelSpec(str(suite[0]))
+    key = inference.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
+    assert key == inference.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
+    assert key != inference.cache_key(spec, [[5, 6, 8]], torch.float32, 100)  # e.g. another tokenizer
+    assert key != inference.cache_key(spec, [[5, 6, 7]], torch.float16, 100)
