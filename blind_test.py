@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from challenge import check_output_path, find_model, plural, write_output
-from harness import InputError
+from harness import InputError, plural
 from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
-from harness.dataset_io import atomic_write, load_dataset, save_dataset, sidecar_path
+from harness.dataset_io import (atomic_write, check_writable, find_model, load_dataset, save_dataset, sidecar_path,
+                                write_output)
 from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
@@ -177,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "split":
             check_split_paths(args.dataset, args.public, args.answers)
             for path in (args.public, args.answers):
-                check_output_path(path)
+                check_writable(path)
         elif args.json is not None:
             for path in (args.answers, *args.predictions):
                 if _same_file(args.json, path):
                     raise InputError(f"{args.json}: --json would overwrite an input file")
-            check_output_path(args.json)
+            check_writable(args.json)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import InputError
-from harness.dataset_io import atomic_write, load_dataset, model_sizes, read_sidecar
+from harness import InputError, plural
+from harness.dataset_io import check_writable, find_model, load_dataset, model_sizes, read_sidecar, write_output
 from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict, read_only,
                              training_split)
 from harness.report import check_report_dir, write_report
@@ -363,22 +363,6 @@ def show_prefix(path: Path, index: int, strategies: list, target: str | None, nu
     return not any(o.error for o in outcomes)
 
 
-def find_model(names: list[str], wanted: str, path: Path) -> int:
-    """Index of a model given by its full name or by its last path component (`suite-1.5m`)."""
-    if wanted in names:
-        return names.index(wanted)
-    matches = [i for i, name in enumerate(names) if name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] == wanted]
-    if len(matches) > 1:
-        raise InputError(f"{path}: model {wanted!r} is ambiguous: it matches {', '.join(names[i] for i in matches)}")
-    if not matches:
-        raise InputError(f"{path}: no model {wanted!r} (models: {', '.join(names)})")
-    return matches[0]
-
-
-def plural(count: int, one: str, many: str) -> str:
-    return one if count == 1 else many
-
-
 def human_size(count: int) -> str:
     """6592 -> 6.6K, 1546720 -> 1.5M, 2.8e9 -> 2.8B: a parameter count at a glance."""
     for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
@@ -489,31 +473,6 @@ def default_datasets() -> list[tuple[Path, Path | None]]:
             for path in found]
 
 
-def check_output_path(path: Path) -> None:
-    """Fail now, before any scoring, if `path` cannot be written: create its folder, try a file beside it."""
-    try:
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder; give a file name")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
-        probe.open("w").close()
-        probe.unlink()
-    except OSError as e:
-        in_the_way = f": {e.filename}" if e.filename and Path(e.filename) != path else ""
-        raise InputError(f"{path}: cannot be written ({e.strerror or type(e).__name__}{in_the_way})") from None
-
-
-def write_output(path: Path, write) -> bool:
-    """Write one output file atomically; False (and a one-line error) if the disk refuses it."""
-    try:
-        atomic_write(path, write, mode="w")
-        return True
-    except OSError as e:
-        print(f"error: {path}: cannot be written ({e.strerror or type(e).__name__}); nothing was written",
-              file=sys.stderr)
-        return False
-
-
 EXIT_CODES = """exit status:
   0    every strategy ran (and every file was written)
   1    a bad dataset, strategy name or file, output path, or a strategy that failed
@@ -576,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for path in (args.json, args.predictions):
             if path is not None:
-                check_output_path(path)
+                check_writable(path)
         if args.report is not None:
             check_report_dir(args.report)
         datasets = [(path, args.train) for path in args.dataset] if args.dataset else default_datasets()

@@ -18,3 +18,8 @@ one module here:
 
 class InputError(Exception):
     """Bad input (a dataset, prefix file, model suite or flag): the message is one line naming it."""
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """`one` or `many` as `count` asks: "1 prefix", "2 prefixes"."""
+    return one if count == 1 else many

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import Dataset, model_sizes
+from harness.dataset_io import Dataset, model_sizes, read_text_file
 from harness.scoring import emergent_prefixes, top1, top1_ties
 
 REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")
@@ -100,14 +100,8 @@ def _int_array(value: object, what: str, path: Path, low: int, high: int) -> np.
 def load_answers(path: Path) -> Answers:
     """Read and validate an answers file written by `blind_test.py split`."""
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an answers file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        record = json.loads(read_text_file(path, "an answers file"))
+    except json.JSONDecodeError as e:
         raise InputError(f"{path}: not an answers file: malformed JSON ({' '.join(str(e).split())})") from None
     keys = ("target_model", "input_models", "vocab_size", "sentences", "target_top1", "tied_tokens",
             "emergent_prefixes", "public_pickle")
@@ -156,16 +150,7 @@ class Predictions:
 def read_predictions(path: Path) -> list[Predictions]:
     """Each strategy's rows of a predictions CSV (columns strategy, index, sentence, guess; others
     ignored), in order of first appearance; a file that is no such CSV raises a one-line InputError."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is fine
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a predictions CSV") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected a predictions CSV") from None
+    text = read_text_file(path, "a predictions CSV")  # a spreadsheet's byte-order mark is fine
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)

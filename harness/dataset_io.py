@@ -22,6 +22,7 @@ import glob
 import hashlib
 import json
 import os
+import sys
 import pickle
 import pickletools
 import re
@@ -459,3 +460,60 @@ def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: di
     cache_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
     atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
+
+
+def find_model(names: list[str], wanted: str, path: str | os.PathLike) -> int:
+    """Index of a model given by its full name or by its last path component (`suite-1.5m`)."""
+    if wanted in names:
+        return names.index(wanted)
+    matches = [i for i, name in enumerate(names) if name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] == wanted]
+    if len(matches) > 1:
+        raise InputError(f"{path}: model {wanted!r} is ambiguous: it matches {', '.join(names[i] for i in matches)}")
+    if not matches:
+        raise InputError(f"{path}: no model {wanted!r} (models: {', '.join(names)})")
+    return matches[0]
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Fail now, before any work, if output `path` (a file, or with `folder` a folder) cannot be
+    written: create the folder it needs, and try a file there."""
+    try:
+        if folder and path.exists() and not path.is_dir():
+            raise InputError(f"{path}: is a file; a folder is needed")
+        if not folder and path.is_dir():
+            raise InputError(f"{path}: is a folder; give a file name")
+        directory = path if folder else path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".{path.name}.{os.getpid()}.probe"
+        probe.open("w").close()
+        probe.unlink()
+    except OSError as e:
+        in_the_way = f": {e.filename}" if e.filename and Path(e.filename) != path else ""
+        raise InputError(f"{path}: cannot be written ({e.strerror or type(e).__name__}{in_the_way})") from None
+
+
+def write_output(path: Path, write: Callable[[Any], None]) -> bool:
+    """Write one text output file atomically; False (and a one-line error) if the disk refuses it."""
+    try:
+        atomic_write(path, write, mode="w")
+        return True
+    except OSError as e:
+        print(f"error: {path}: cannot be written ({e.strerror or type(e).__name__}); nothing was written",
+              file=sys.stderr)
+        return False
+
+
+def read_text_file(path: str | os.PathLike, expected: str) -> str:
+    """A user's UTF-8 text file (a leading byte-order mark dropped), or a one-line InputError that
+    names it and says what was `expected` there ("a predictions CSV")."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not {expected}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected {expected}") from None

@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from harness import InputError
+from harness.dataset_io import read_text_file
 
 WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
 GLUE_RTE_HUB = ("nyu-mll/glue", "rte")
@@ -78,15 +79,7 @@ def read_prefix_file(path: str | Path) -> list[str]:
     blank lines are skipped with one warning; an empty "text" is an error.
     """
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            content = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a .txt or .jsonl file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text ({e})") from None
+    content = read_text_file(path, "a .txt or .jsonl file")
     lines = content.split("\n")
     if lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not open a new one

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import atomic_write, load_dataset, model_sizes
-from harness.scoring import bootstrap_ci, top1
+from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes
+from harness.scoring import bootstrap_ci, emergent_prefixes, top1
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
@@ -32,21 +32,7 @@ def check_report_dir(directory: Path) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise InputError("--report needs matplotlib: pip install matplotlib") from None
-    try:
-        if directory.exists() and not directory.is_dir():
-            raise InputError(f"{directory}: is a file; --report needs a folder")
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".report.{os.getpid()}.probe"
-        probe.open("w").close()
-        probe.unlink()
-    except OSError as e:
-        in_the_way = f": {e.filename}" if e.filename and Path(e.filename) != directory else ""
-        raise InputError(f"{directory}: cannot be written ({e.strerror or type(e).__name__}{in_the_way})") from None
-
-
-def emergent_rows(input_top1: np.ndarray, target_top1: np.ndarray) -> np.ndarray:
-    """Boolean per prefix: the target's top-1 is the top-1 of no input model. `input_top1` is (n, inputs)."""
-    return ~(input_top1 == target_top1[:, None]).any(axis=1)
+    check_writable(directory, folder=True)
 
 
 def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
@@ -99,7 +85,7 @@ def picture_data(result: dict, name: str) -> DatasetPictureData:
     per_model_top1 = top1(probs)
     target_top1 = per_model_top1[:, t]
     input_top1 = np.delete(per_model_top1, t, axis=1)
-    emergent = np.flatnonzero(emergent_rows(input_top1, target_top1))
+    emergent = np.flatnonzero(emergent_prefixes(input_top1, target_top1))
     emergent_tokens = target_top1[emergent]
     sizes = [model_sizes(dataset).get(m, {}).get("non_embedding_params") for m in names]
     return DatasetPictureData(

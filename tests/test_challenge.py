@@ -442,11 +442,12 @@ def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pic
 
 def test_full_disk_is_one_line_after_the_leaderboard(monkeypatch, tmp_path, original_pickle, capsys):
     import challenge
+    import harness.dataset_io
 
     def full(path, write, mode="wb"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(challenge, "atomic_write", full)
+    monkeypatch.setattr(harness.dataset_io, "atomic_write", full)  # what write_output writes with
     assert challenge.main(["--dataset", str(original_pickle), "--strategy", "dummy", "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
     assert "dummy" in captured.out

@@ -10,7 +10,8 @@ import pytest
 
 import challenge
 from harness.dataset_io import save_dataset
-from harness.report import emergent_rows, picture_data, rank_bins, target_ranks
+from harness.report import picture_data, rank_bins, target_ranks
+from harness.scoring import emergent_prefixes
 
 # Three prefixes, input models a and b, target t (top-1s: 1, 3, 5), vocabulary 6, hand-checkable:
 # prefix 0: b agrees (rank 1); a ranks token 1 second (only token 0 is above it).
@@ -38,7 +39,7 @@ def test_emergent_prefixes_and_ranks_by_hand():
     probs = np.array([A, B, T], dtype=np.float16).transpose(1, 0, 2)
     target_top1 = probs[:, 2].argmax(axis=1)
     assert list(target_top1) == [1, 3, 5]
-    assert list(emergent_rows(probs[:, :2].argmax(axis=2), target_top1)) == [False, True, True]
+    assert list(emergent_prefixes(probs[:, :2].argmax(axis=2), target_top1)) == [False, True, True]
     for rows_per_chunk in (1, 2, 64):  # chunking changes nothing
         ranks = target_ranks(probs, target_top1, rows_per_chunk=rows_per_chunk)
         assert ranks[:, :2].tolist() == RANKS and ranks[:, 2].tolist() == [1, 1, 1]
