@@ -158,8 +158,17 @@ def print_leaderboard(result: dict) -> None:
         print(f"  the {len(result['pairs'])} pairwise comparisons are in --json")
 
 
+EXIT_CODES = """exit status:
+  0    done (every predictions file scored)
+  1    a bad dataset, answers or predictions file, or an output that cannot be written or would
+       overwrite an input (one line on stderr; the other predictions files are still scored)
+  2    a bad command line
+  130  interrupted (Ctrl-C)"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     split_parser = commands.add_parser("split", help="a public file without the target, and the private answers")
     split_parser.add_argument("dataset", type=Path, help="a challenge dataset pickle (the last model is the target)")
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             check_writable(args.json)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     if args.command == "score" and len(set(map(os.path.abspath, args.predictions))) < len(args.predictions):
         parser.error("a predictions file is given twice")
 
@@ -206,4 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `blind_test.py score ... | head` ends quietly
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

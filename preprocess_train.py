@@ -75,8 +75,16 @@ def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
     return paths, labels
 
 
+EXIT_CODES = """exit status:
+  0    the dataset and its sidecar were written
+  1    bad input: a model, prefix file, --out, a full disk or a missing package (one line on stderr;
+       models that finished are cached, so the same command resumes)
+  2    a bad command line
+  130  interrupted (Ctrl-C; finished models are cached)"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=PYTHIA,
                         help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "

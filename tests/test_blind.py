@@ -119,7 +119,7 @@ def test_split_refuses_to_overwrite_the_dataset_or_itself(tmp_path, public, answ
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     result = run_script("blind_test.py", "split", dataset.path, "--public", tmp_path / public,
                         "--answers", tmp_path / answers, check=False)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -241,7 +241,7 @@ def test_json_may_not_overwrite_the_answers(blind, tmp_path):
     before = answers.read_text()
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
     result = run_script("blind_test.py", "score", "--answers", answers, good, "--json", answers, check=False)
-    assert result.returncode == 2 and answers.read_text() == before
+    assert result.returncode == 1 and answers.read_text() == before
 
 
 def test_split_needs_two_input_models(tmp_path):

@@ -295,6 +295,9 @@ def test_exit_codes(tmp_path, case, code):
         assert "usage: " in result.stderr
 
 
-def test_help_documents_the_exit_codes():
-    result = run_script("challenge.py", "--help")
-    assert "exit status:" in result.stdout and "\n  2    a bad command line" in result.stdout
+@pytest.mark.parametrize("script", ["challenge.py", "preprocess_train.py", "blind_test.py"])
+def test_help_documents_the_exit_codes(script):
+    result = run_script(script, "--help")
+    assert "exit status:" in result.stdout
+    for line in ("\n  1    ", "\n  2    a bad command line", "\n  130  interrupted"):
+        assert line in result.stdout
