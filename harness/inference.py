@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from harness import InputError
+from harness import InputError, plural
 from harness.dataset_io import read_cached_slice, write_cached_slice
 from harness.tokenizer import load_tokenizer
 
@@ -135,8 +135,8 @@ def left_truncate(token_ids: list[list[int]], max_length: int, model_name: str) 
     """Keep the last `max_length` tokens of each prefix: the next token depends on the end."""
     too_long = sum(len(ids) > max_length for ids in token_ids)
     if too_long:
-        warnings.warn(f"{too_long} prefixes are longer than {model_name}'s context of {max_length} "
-                      "tokens: their beginnings were cut off")
+        warnings.warn(f"{too_long} {plural(too_long, 'prefix is', 'prefixes are')} longer than {model_name}'s "
+                      f"context of {max_length} tokens: their beginnings were cut off")
     return [ids[-max_length:] for ids in token_ids]
 
 

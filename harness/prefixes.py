@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from harness import InputError
+from harness import InputError, plural
 from harness.dataset_io import read_text_file
 
 WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
@@ -96,7 +96,7 @@ def read_prefix_file(path: str | Path) -> list[str]:
     if not prefixes:
         raise InputError(f"{path}: no prefixes in the file")
     if blank:
-        warnings.warn(f"{path}: {blank} blank lines skipped")
+        warnings.warn(f"{path}: {blank} blank {plural(blank, 'line', 'lines')} skipped")
     return prefixes
 
 
@@ -120,7 +120,8 @@ def dedupe(prefixes: list[str], source: str) -> list[str]:
     """Keep each prefix once, in first-seen order (the original overwrote rows silently)."""
     unique = list(dict.fromkeys(prefixes))
     if len(unique) < len(prefixes):
-        warnings.warn(f"{source}: {len(prefixes) - len(unique)} duplicate prefixes dropped, each kept once")
+        dropped = len(prefixes) - len(unique)
+        warnings.warn(f"{source}: {dropped} duplicate {plural(dropped, 'prefix', 'prefixes')} dropped, each kept once")
     return unique
 
 

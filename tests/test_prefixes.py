@@ -70,7 +70,7 @@ def test_user_files(tmp_path):
     txt.write_text("one\ntwo\none\nthree\n")
     jsonl = tmp_path / "p.jsonl"
     jsonl.write_text("\n".join(json.dumps({"text": t}) for t in ["a\nb", "c"]) + "\n")
-    with pytest.warns(UserWarning, match="1 duplicate prefixes dropped"):
+    with pytest.warns(UserWarning, match="1 duplicate prefix dropped"):
         assert build_prefixes(str(txt))[0] == ["one", "two", "three"]
     assert build_prefixes(str(txt), num_prefixes=2)[0] == ["one", "two"]
     assert read_prefix_file(jsonl) == ["a\nb", "c"]  # jsonl keeps newlines, as RTE prompts need
@@ -96,7 +96,7 @@ def test_txt_lines_end_at_newlines_only_and_blank_lines_are_skipped(tmp_path):
 def test_jsonl_with_a_byte_order_mark_and_a_raw_line_separator(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('\ufeff{"text": "a\u2028b"}\n\n{"text": "c"}\n', encoding="utf-8")
-    with pytest.warns(UserWarning, match="1 blank lines skipped"):
+    with pytest.warns(UserWarning, match="1 blank line skipped"):
         assert read_prefix_file(path) == ["a\u2028b", "c"]
 
 
