@@ -235,12 +235,8 @@ def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
             _scan(f, size)
             f.seek(0)
             obj = _RestrictedUnpickler(f, size).load()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a dataset pickle") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read it ({_one_line(e.strerror or e)})") from None
+        raise InputError(unreadable(path, e, "a dataset pickle")) from None
     except _Refused as e:
         raise InputError(f"{path}: not a loadable dataset pickle: {_one_line(e)}") from None
     except _Malformed as e:
@@ -509,11 +505,16 @@ def read_text_file(path: str | os.PathLike, expected: str) -> str:
     path = Path(path)
     try:
         return path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not {expected}") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or type(e).__name__})") from None
+        raise InputError(unreadable(path, e, expected)) from None
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected {expected}") from None
+
+
+def unreadable(path: str | os.PathLike, error: OSError, expected: str) -> str:
+    """The one-line message for an input file that cannot be opened or read."""
+    if isinstance(error, FileNotFoundError):
+        return f"{path}: no such file"
+    if isinstance(error, IsADirectoryError):
+        return f"{path}: is a directory, not {expected}"
+    return f"{path}: cannot read it ({_one_line(error.strerror or error)})"
