@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset_io import check_writable, find_model, load_dataset, model_sizes, read_sidecar, write_output
+from harness.dataset_io import (check_writable, find_model, load_dataset, model_sizes, read_sidecar, short_name,
+                                write_output)
 from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict, read_only,
                              training_split)
 from harness.report import check_report_dir, write_report
@@ -370,10 +371,6 @@ def human_size(count: int) -> str:
             value = count / scale
             return f"{value:.1f}{suffix}".replace(".0", "") if value < 10 else f"{value:.0f}{suffix}"
     return str(count)
-
-
-def short_name(name: str) -> str:
-    return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
 def emergence_line(curve: list[dict]) -> str:

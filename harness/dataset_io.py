@@ -458,11 +458,16 @@ def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: di
     atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
 
 
+def short_name(model: str) -> str:
+    """A model's name without its folders: `EleutherAI/pythia-12b` -> `pythia-12b`, `build/suite-1.5m/` -> `suite-1.5m`."""
+    return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 def find_model(names: list[str], wanted: str, path: str | os.PathLike) -> int:
     """Index of a model given by its full name or by its last path component (`suite-1.5m`)."""
     if wanted in names:
         return names.index(wanted)
-    matches = [i for i, name in enumerate(names) if name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] == wanted]
+    matches = [i for i, name in enumerate(names) if short_name(name) == wanted]
     if len(matches) > 1:
         raise InputError(f"{path}: model {wanted!r} is ambiguous: it matches {', '.join(names[i] for i in matches)}")
     if not matches:

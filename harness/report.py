@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes
+from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes, short_name
 from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
@@ -97,10 +97,6 @@ def picture_data(result: dict, name: str) -> DatasetPictureData:
         emergent_sentences=[dataset.sentences[i] for i in emergent],
         ranks=np.delete(target_ranks(probs, target_top1), t, axis=1),
         vocab_size=dataset.vocab_size)
-
-
-def short_name(model: str) -> str:
-    return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
 def token_texts(model: str, tokens: np.ndarray) -> tuple[list[str], bool]:

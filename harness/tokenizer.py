@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from harness.dataset_io import short_name
+
 SUITE_MODELS = Path(__file__).resolve().parents[1] / "suite" / "models"  # the bundled suite, committed
 
 
@@ -31,7 +33,7 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
     local = Path(name) / "tokenizer.json"
     if local.is_file():
         return Tokenizer.from_file(str(local))
-    short = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    short = short_name(name)
     bundled = SUITE_MODELS / short / "tokenizer.json"
     if short and bundled.is_file():
         return Tokenizer.from_file(str(bundled))
