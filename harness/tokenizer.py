@@ -24,6 +24,8 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
     - a local directory holding tokenizer.json (absolute, or relative to the working directory);
     - a model of the bundled suite, by short name or by the path the datasets store
       (`build/suite/models/suite-1.5m`): its committed `suite/models/<name>/tokenizer.json`;
+    - a local directory with older tokenizer files only (vocab.json + merges.txt, ...): converted by
+      transformers' AutoTokenizer, as transformers itself would load it (needs transformers);
     - a hub id (`EleutherAI/pythia-12b`, at `revision`): the network or the local Hugging Face cache;
       with `local_only`, the cache alone (scoring never waits on download retries).
     Raises a one-line OSError when none of them has one.
@@ -37,6 +39,8 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
     bundled = SUITE_MODELS / short / "tokenizer.json"
     if short and bundled.is_file():
         return Tokenizer.from_file(str(bundled))
+    if Path(name).is_dir():
+        return _converted(name)
     if local_only:
         try:
             from huggingface_hub import try_to_load_from_cache  # installed with tokenizers
@@ -52,3 +56,17 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise OSError(f"no tokenizer for {name!r}: not a directory with tokenizer.json, not a model of the "
                       f"bundled suite, and the hub could not provide one ({reason})") from None
+
+
+def _converted(directory: str) -> "tokenizers.Tokenizer":  # noqa: F821
+    """The `tokenizers` object that transformers builds from a folder saved without tokenizer.json."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise OSError(f"{directory}: no tokenizer.json; reading its older tokenizer files needs transformers "
+                      "(pip install -r requirements-dev.txt)") from None
+    try:
+        return AutoTokenizer.from_pretrained(directory).backend_tokenizer
+    except Exception as e:  # transformers raises many kinds on a folder without a usable tokenizer
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise OSError(f"{directory}: no tokenizer.json, and transformers cannot build one from it ({reason})") from None

@@ -407,6 +407,26 @@ def test_tokenize_gives_the_ids_of_transformers_autotokenizer(tmp_path, which):
     assert tokenizer.get_vocab(with_added_tokens=True) == reference.get_vocab()
 
 
+def test_a_folder_without_tokenizer_json_is_read_as_transformers_reads_it(tmp_path):
+    """Older model folders hold vocab.json + merges.txt (a "slow" tokenizer), no tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    suite = load_tokenizer(str(ROOT / "suite" / "models" / "suite-1.5m"))
+    suite.model.save(str(tmp_path))  # vocab.json, merges.txt
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "GPT2Tokenizer", "pad_token": "<|padding|>",
+         **{f"{kind}_token": "<|endoftext|>" for kind in ("bos", "eos", "unk")}}))
+    assert not (tmp_path / "tokenizer.json").exists()
+    texts = project_prefixes()[:500] + TRICKY_TEXTS
+    tokenizer = load_tokenizer(str(tmp_path))
+    assert inference.tokenize(tokenizer, texts) == AutoTokenizer.from_pretrained(tmp_path)(texts)["input_ids"]
+    assert inference.tokenize(tokenizer, texts) == inference.tokenize(suite, texts)
+    (tmp_path / "vocab.json").unlink()
+    load_tokenizer.cache_clear()
+    with pytest.raises(OSError, match="^.*: no tokenizer.json, and transformers cannot build one from it"):
+        load_tokenizer(str(tmp_path))
+
+
 def test_tokenize_ignores_truncation_and_padding_switched_on_in_tokenizer_json(tmp_path):
     source = load_tokenizer(str(ROOT / "suite" / "models" / "suite-1.5m"))
     expected = inference.tokenize(source, TRICKY_TEXTS)
