@@ -47,7 +47,7 @@ from typing import Iterator
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import save_dataset, sidecar_path
+from harness.dataset_io import read_text_file, save_dataset, sidecar_path
 from harness.prefixes import NAMED, build_prefixes
 from harness.tokenizer import SUITE_MODELS
 
@@ -236,11 +236,10 @@ def check_free_space(out: Path, nbytes: int) -> None:
 
 
 def read_meta_json(path: Path) -> object:
+    text = read_text_file(path, "a JSON file (--meta-json)")
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (--meta-json)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON (--meta-json): {e}") from None
 
 
@@ -330,7 +329,9 @@ if __name__ == "__main__":
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
-        print(f"error: {e.filename}: {e.strerror}; finished models are cached", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""  # a failed write() names no file
+        print(f"error: {where}{e.strerror}; models that finished before it are cached, so the same command "
+              "resumes", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished models are cached; rerun the same command to resume", file=sys.stderr)

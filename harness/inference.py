@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError, plural
-from harness.dataset_io import read_cached_slice, write_cached_slice
+from harness.dataset_io import read_cached_slice, short_name, write_cached_slice
 from harness.tokenizer import load_tokenizer
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
@@ -292,14 +292,15 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         cached = read_cached_slice(cache_dir, key, (len(token_ids), vocab_size)) if key else None
         if cached is not None:
             probs[:, j], cached_row = cached
-            row.update(cached_row, from_cache=True)
+            # The cache holds measurements (sizes, timings); names and paths are this run's.
+            row.update({k: v for k, v in cached_row.items() if k not in row}, from_cache=True)
             continue
         start = time.perf_counter()
         model = load(spec, device, model_dtype)
         load_seconds = time.perf_counter() - start
         stats = next_token_probs(model, left_truncate(token_ids, context_length(model), spec.name), probs[:, j],
                                  max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
-                                 world_size=state.num_processes, desc=Path(spec.name).name, progress=progress)
+                                 world_size=state.num_processes, desc=short_name(spec.name), progress=progress)
         row.update(**param_counts(model), load_seconds=round(load_seconds, 3), seconds=round(stats["seconds"], 3),
                    tokens=stats["tokens"], tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
         del model

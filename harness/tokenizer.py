@@ -22,10 +22,10 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
 
     `name` is, in this order:
     - a local directory holding tokenizer.json (absolute, or relative to the working directory);
-    - a model of the bundled suite, by short name or by the path the datasets store
-      (`build/suite/models/suite-1.5m`): its committed `suite/models/<name>/tokenizer.json`;
     - a local directory with older tokenizer files only (vocab.json + merges.txt, ...): converted by
       transformers' AutoTokenizer, as transformers itself would load it (needs transformers);
+    - a model of the bundled suite, by short name or by the path the datasets store
+      (`build/suite/models/suite-1.5m`, not a folder here): its committed `suite/models/<name>/tokenizer.json`;
     - a hub id (`EleutherAI/pythia-12b`, at `revision`): the network or the local Hugging Face cache;
       with `local_only`, the cache alone (scoring never waits on download retries).
     Raises a one-line OSError when none of them has one.
@@ -35,12 +35,12 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
     local = Path(name) / "tokenizer.json"
     if local.is_file():
         return Tokenizer.from_file(str(local))
+    if Path(name).is_dir():
+        return _converted(name)
     short = short_name(name)
     bundled = SUITE_MODELS / short / "tokenizer.json"
     if short and bundled.is_file():
         return Tokenizer.from_file(str(bundled))
-    if Path(name).is_dir():
-        return _converted(name)
     if local_only:
         try:
             from huggingface_hub import try_to_load_from_cache  # installed with tokenizers

@@ -53,6 +53,11 @@ def test_dataset_path_folder_reads_every_file_in_name_order(tmp_path):
     (tmp_path / "README.md").write_text("not a data file")
     prefixes, _ = build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))
     assert sorted(p.split()[0] for p in prefixes) == [f"{f}{i}w0" for f in "ab" for i in range(5)]
+    # The seeded draw over a folder is the draw over its files concatenated in name order.
+    joined = tmp_path.parent / "joined.jsonl"
+    joined.write_text((tmp_path / "a.jsonl").read_text() + (tmp_path / "b.jsonl").read_text())
+    drawn = build_prefixes("wikipedia", 4, dataset_path=str(tmp_path))[0]
+    assert drawn == build_prefixes("wikipedia", 4, dataset_path=str(joined))[0]
     (tmp_path / "c.tsv").write_text("sentence1\tsentence2\n")
     with pytest.raises(InputError, match=r"mixes file types \(.jsonl, .tsv\)"):
         build_prefixes("wikipedia", 10, dataset_path=str(tmp_path))

@@ -159,7 +159,8 @@ def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file)
     for args, message in [(["--dataset", tmp_path / "missing.txt"], "missing.txt: no such file"),
                           (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
                           (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
-                          (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file")]:
+                          (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file"),
+                          (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file")]:
         result = run_script("preprocess_train.py", "--models", *suite[:2], *args,
                             "--device", "cpu", "--out", tmp_path / "x.pkl", check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
@@ -366,6 +367,37 @@ def test_the_committed_suite_runs_offline_by_its_short_names(tmp_path):
     assert load_dataset(out).model_names == [names[0], names[-1]]
 
 
+def test_a_shared_cache_read_under_other_names_keeps_this_runs_names(tmp_path):
+    """The cache stores measurements: a model cached under its short name and read back under its
+    path is stored (pickle and sidecar alike) under the path, with its sizes."""
+    prefixes = tmp_path / "p.txt"
+    prefixes.write_text("The capital of France is\n")
+    short = ["suite-0.0066m", "suite-0.025m"]
+    paths = [str(ROOT / "suite" / "models" / name) for name in short]
+    for models in (short, paths):
+        run_script("preprocess_train.py", "--models", *models, "--dataset", prefixes, "--out", tmp_path / "x.pkl",
+                   "--cache-dir", tmp_path / "cache", "--device", "cpu", "--no-progress")
+    meta = json.loads((tmp_path / "x.json").read_text())
+    assert [row["from_cache"] for row in meta["models"]] == [True, True]
+    assert [row["name"] for row in meta["models"]] == load_dataset(tmp_path / "x.pkl").model_names == paths
+    assert all(row["non_embedding_params"] > 0 for row in meta["models"])
+
+
+def test_a_full_disk_while_writing_is_one_line(tmp_path, suite, prefix_file):
+    """A write() that fails names no file: the message still reads right and says what is cached."""
+    argv = ["preprocess_train.py", "--models", *map(str, suite[:2]), "--dataset", str(prefix_file), "--out",
+            str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"]
+    code = ("import errno, os, runpy, sys; import harness.dataset_io as io\n"
+            "def full(*args, **kwargs): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+            f"io.atomic_write = full; sys.argv = {argv!r}\n"
+            "runpy.run_path('preprocess_train.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.endswith("error: No space left on device; models that finished before it are cached, "
+                                  "so the same command resumes\n"), result.stderr
+    assert "None" not in result.stderr and "Traceback" not in result.stderr
+
+
 # ---- one tokenizer loader, the library's output head, loading after an out-of-memory error
 
 TRICKY_TEXTS = [" hello  world", "A", "\u00a0x\u2028y\r\n z", "<|endoftext|> foo <|padding|>", "  leading",
@@ -408,10 +440,13 @@ def test_tokenize_gives_the_ids_of_transformers_autotokenizer(tmp_path, which):
 
 
 def test_a_folder_without_tokenizer_json_is_read_as_transformers_reads_it(tmp_path):
-    """Older model folders hold vocab.json + merges.txt (a "slow" tokenizer), no tokenizer.json."""
+    """Older model folders hold vocab.json + merges.txt (a "slow" tokenizer), no tokenizer.json. The
+    folder is read as itself even when its name is a bundled suite model's."""
     from transformers import AutoTokenizer
 
     suite = load_tokenizer(str(ROOT / "suite" / "models" / "suite-1.5m"))
+    tmp_path = tmp_path / "suite-1.5m"
+    tmp_path.mkdir()
     suite.model.save(str(tmp_path))  # vocab.json, merges.txt
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "GPT2Tokenizer", "pad_token": "<|padding|>",
