@@ -277,8 +277,12 @@ def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
 
 
 def check_probabilities(dataset: Dataset) -> None:
-    """Every row finite, non-negative (-0.0 counts as 0) and summing to about 1, checked chunk by
-    chunk on all cores (numpy releases the GIL in these loops) with little memory beyond the array."""
+    """Every row finite, non-negative (-0.0 counts as 0, and is rewritten as +0.0 so that float16
+    values order like their bit patterns, as `scoring.orderable` needs) and summing to about 1,
+    checked chunk by chunk on all cores (numpy releases the GIL in these loops) with little memory
+    beyond the array."""
+    if not dataset.probs.flags.writeable:  # a read-only array pickled with protocol 5 loads read-only
+        dataset.probs = dataset.probs.copy()
     probs, path = dataset.probs, dataset.path
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (probs.shape[1] * probs.shape[2]))
     starts = range(0, probs.shape[0], rows_per_chunk)
@@ -304,9 +308,11 @@ def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # pass instead of numpy's slow float16 arithmetic; the sums go through the float32 table.
     bits = chunk.view(np.uint16)
     suspect = bits.max(axis=2) >= 0x7C00
-    if suspect.any():  # rare: look again at those rows, where -0.0 (0x8000) is no error
+    if suspect.any():  # rare: look again at those rows, where -0.0 (0x8000) is no error but becomes +0.0
         rows = bits[suspect]
-        suspect[suspect] = (((rows & 0x7FFF) >= 0x7C00) | (rows > 0x8000)).any(axis=1)
+        rows[rows == 0x8000] = 0
+        bits[suspect] = rows
+        suspect[suspect] = (rows >= 0x7C00).any(axis=1)  # what is left: negative, inf or NaN
     return suspect, np.take(_FLOAT16_VALUES, bits).sum(axis=2)
 
 

@@ -20,6 +20,7 @@ from conftest import ROOT
 
 from harness import InputError, dataset_io
 from harness.dataset_io import load_dataset, read_sidecar, save_dataset, sidecar_path
+from harness.scoring import top1
 
 NAMES = ["small", "large", "target"]
 SENTENCES = ["one", "two", "three", "four"]
@@ -147,7 +148,10 @@ def test_negative_zero_is_accepted_and_negatives_are_not(tmp_path):
     probs[1, 2, 3] = -0.0
     path = tmp_path / "negzero.pkl"
     save_dataset(path, NAMES, SENTENCES, probs)
-    assert np.signbit(load_dataset(path).probs[1, 2, 3])
+    loaded = load_dataset(path).probs
+    # -0.0 is read as +0.0: as a bit pattern (0x8000) it would outrank every probability in top1.
+    assert loaded[1, 2, 3] == 0 and not np.signbit(loaded[1, 2, 3])
+    assert (top1(loaded) == top1(probs.astype(np.float32))).all()
     probs[2, 0, 0] = -probs[2, 0, 0]
     save_dataset(path, NAMES, SENTENCES, probs)
     with pytest.raises(InputError, match="negative values \\(sentence 2, model 'small'\\)"):
