@@ -44,9 +44,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `python3 suite/train.py`
 from harness import InputError  # noqa: E402
-from harness.prefixes import rte_prompt  # noqa: E402
+from harness.inference import param_counts  # noqa: E402
+from harness.prefixes import read_glue_tsv, rte_prompt  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
-from harness.prefixes import read_glue_tsv  # noqa: E402
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -299,12 +299,6 @@ def build_model(size: Size, vocab_size: int, seq_len: int, seed: int):
     return GPTNeoXForCausalLM(config).float()
 
 
-def param_counts(model) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    emb = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
-    return total, total - emb
-
-
 def model_name(non_embedding: int) -> str:
     return f"suite-{non_embedding / 1e6:.2g}m"
 
@@ -312,7 +306,7 @@ def model_name(non_embedding: int) -> str:
 def check_distinct_names(sizes: list[Size], vocab_size: int, seq_len: int) -> None:
     """Two sizes whose names round alike would write one folder: refuse before training either."""
     with torch.device("meta"):  # parameter counts without allocating or initializing any weights
-        names = [model_name(param_counts(build_model(size, vocab_size, seq_len, 0))[1]) for size in sizes]
+        names = [model_name(param_counts(build_model(size, vocab_size, seq_len, 0))["non_embedding_params"]) for size in sizes]
     if len(set(names)) < len(names):
         raise InputError(f"--sizes gives models of the same name: {', '.join(names)}")
 
@@ -415,7 +409,8 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
                args: argparse.Namespace) -> None:
     """Build, train and evaluate one size; save it with its tokenizer, loss curve and record.json."""
     model = build_model(size, args.model_vocab, args.seq_len, args.seed)
-    total, non_emb = param_counts(model)
+    counts = param_counts(model)
+    total, non_emb = counts["total_params"], counts["non_embedding_params"]
     name = model_name(non_emb)
     peak_lr = lr_for(size, args)
     print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
@@ -445,7 +440,7 @@ def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> Non
     total_s = 0.0
     for size in sizes:
         model = build_model(size, args.model_vocab, args.seq_len, args.seed)
-        _, non_emb = param_counts(model)
+        non_emb = param_counts(model)["non_embedding_params"]
         peak_lr = lr_for(size, args)
         opt = make_optimizer(model, peak_lr, args.weight_decay)
         for step in range(args.bench_steps + 1):
