@@ -489,6 +489,11 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
     losses = [r["val_loss"] for r in rows]
     monotone = all(b < a for a, b in zip(losses, losses[1:]))
     tokens = steps * args.batch_size * args.seq_len
+    trained = {(r["tokens"], r["steps"]) for r in records}
+    if trained != {(tokens, steps)}:  # the report states this run's budget: it must be the models'
+        raise InputError(f"{out / 'models'}: its models were trained on "
+                         f"{', '.join(f'{t:,} tokens ({s} steps)' for t, s in sorted(trained))}, but these arguments "
+                         f"give {tokens:,} ({steps} steps): pass the training run's --tokens, --batch-size and --seq-len")
     total_train = sum(r["train_wall_s"] for r in rows)
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)

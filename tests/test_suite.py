@@ -55,6 +55,11 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (report / "loss_vs_size.md").read_text() == (out / "loss_vs_size.md").read_text()
     assert json.loads((report / "suite.json").read_text())["models"] == suite["models"]
+    # ...and refuses to describe them with another run's token budget
+    other = dict(zip(TINY[::2], TINY[1::2])) | {"--tokens": 4096}
+    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", out,
+                   *[str(x) for pair in other.items() for x in pair], "--report-only", "--results-dir", report)
+    assert result.returncode == 1 and "trained on 2,048 tokens" in result.stderr and "Traceback" not in result.stderr
 
     prefixes = tmp_path / "p.txt"
     prefixes.write_text("The town was built. Question: A town exists. True or False? Answer:\nthe river city\n")
