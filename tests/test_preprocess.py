@@ -280,6 +280,29 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, suite, prefix_f
     assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.pkl"))
 
 
+def test_ctrl_c_between_models_keeps_the_finished_ones_for_the_rerun(tmp_path, suite):
+    """Interrupted once the first model's slice is cached (many prefixes, so the second model is
+    still running): one line, exit 130, and the same command resumes from the cache."""
+    prefixes = tmp_path / "many.txt"
+    prefixes.write_text("".join(f"prefix number {i} of the river city was\n" for i in range(1000)))
+    out = tmp_path / "x.pkl"
+    command = [sys.executable, str(ROOT / "preprocess_train.py"), "--models", *map(str, suite), "--dataset",
+               str(prefixes), "--out", str(out), "--device", "cpu", "--no-progress"]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("x.pkl.cache/*.npy")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 130, stderr
+    assert stderr.strip() == "interrupted: finished models are cached; rerun the same command to resume"
+    assert not out.exists() and not list(tmp_path.glob("*.lock"))
+    assert len(list(tmp_path.glob("x.pkl.cache/*.npy"))) == 1
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    rows = json.loads(out.with_suffix(".json").read_text())["models"]
+    assert [row["from_cache"] for row in rows] == [True, False, False]
+
+
 def test_second_run_on_the_same_out_fails_at_once(tmp_path, suite, prefix_file):
     out = tmp_path / "shared.pkl"
     with open(tmp_path / "shared.pkl.lock", "w") as lock:
