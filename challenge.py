@@ -123,8 +123,9 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
             dataset.probs = dataset.probs.copy()
         dataset.probs[:, t] = 0
     probs = read_only(dataset.probs)
-    inputs = probs[:n] if t is None else probs[:n, :-1] if t == len(names) - 1 else np.delete(probs[:n], t, axis=1)
-    inputs.flags.writeable = False
+    # (A target in the middle takes a copy without it, read-only the same way.)
+    inputs = (probs[:n] if t is None else probs[:n, :-1] if t == len(names) - 1
+              else read_only(np.delete(probs[:n], t, axis=1)))
     split = Split(path, dataset.sentences[:n], input_names, HIDDEN if t is None else names[t], inputs, target_top1,
                   target_probs, dataset.vocab_size)
     return split, report

@@ -399,6 +399,31 @@ def test_a_strategy_writing_into_its_input_changes_no_other_score(tmp_path, orig
     assert "WRITEABLE" in rows[f"{path}:unlock"]["error"]
 
 
+UNLOCK_BASE = '''
+def unlock_base(sentences, model_names, target_model_name, probs):
+    while isinstance(probs.base, type(probs)):  # down to the array that owns the memory
+        probs = probs.base
+    probs.flags.writeable = True
+    probs[:] = 0
+    return probs[:, 0].argmax(axis=1)
+'''
+
+
+def test_a_strategy_cannot_unlock_the_copy_made_for_a_target_in_the_middle(tmp_path):
+    path = tmp_path / "unlock.py"
+    path.write_text(UNLOCK_BASE)
+    honest = ["--strategy", "largest", "--strategy", "average"]
+    scores = {}
+    for strategies in (honest, ["--strategy", f"{path}:unlock_base", *honest]):
+        out = tmp_path / "r.json"
+        run_script("challenge.py", "--dataset", ROOT / "data" / "wikipedia.pkl", "--target", "suite-0.79m",
+                   *strategies, "--json", out, check=False)
+        rows = json.loads(out.read_text())["datasets"][0]["strategies"]
+        scores[len(strategies)] = {row["name"]: row.get("accuracy", row.get("error")) for row in rows}
+    assert scores[6]["largest"] == scores[4]["largest"] > 0.5 and scores[6]["average"] == scores[4]["average"]
+    assert "WRITEABLE" in scores[6][f"{path}:unlock_base"]
+
+
 def test_tied_target_top1_is_counted(tmp_path):
     probs = np.full((4, 3, 8), 0.125, dtype=np.float16)
     probs[:, :, :] = [0.3, 0.3, 0.1, 0.1, 0.1, 0.05, 0.05, 0]  # every model ties tokens 0 and 1 ...
