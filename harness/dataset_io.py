@@ -281,14 +281,17 @@ def check_probabilities(dataset: Dataset) -> None:
     values order like their bit patterns, as `scoring.orderable` needs) and summing to about 1,
     checked chunk by chunk on all cores (numpy releases the GIL in these loops) with little memory
     beyond the array."""
-    if not dataset.probs.flags.writeable:  # a read-only array pickled with protocol 5 loads read-only
-        dataset.probs = dataset.probs.copy()
     probs, path = dataset.probs, dataset.path
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (probs.shape[1] * probs.shape[2]))
     starts = range(0, probs.shape[0], rows_per_chunk)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(lambda start: _check_chunk(probs[start:start + rows_per_chunk]), starts))
-    for start, (bad_values, sums) in zip(starts, results):
+    if not probs.flags.writeable and any(negative_zero for _, _, negative_zero in results):
+        # Read-only (protocol 5 can load so): -0.0 is rewritten in a copy, the rare case.
+        dataset.probs = probs.copy()
+        bits = dataset.probs.view(np.uint16)
+        bits[bits == 0x8000] = 0
+    for start, (bad_values, sums, _) in zip(starts, results):
         if bad_values.any():
             i, j = np.argwhere(bad_values)[0]
             raise InputError(f"{path}: probs has NaN, inf or negative values "
@@ -300,20 +303,25 @@ def check_probabilities(dataset: Dataset) -> None:
                              f"sum to {sums[i, j]:.4g}, not 1")
 
 
-def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows with NaN/inf/negative values, row sums) of a (sentences, models, vocab) chunk."""
+def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(rows with NaN/inf/negative values, row sums, whether it holds -0.0) of a (sentences, models,
+    vocab) chunk; a writable float16 chunk's -0.0 are rewritten as +0.0 in place."""
     if chunk.dtype != np.float16:
-        return ~(np.isfinite(chunk) & (chunk >= 0)).all(axis=2), chunk.sum(axis=2, dtype=np.float64)
+        return ~(np.isfinite(chunk) & (chunk >= 0)).all(axis=2), chunk.sum(axis=2, dtype=np.float64), False
     # As uint16, a float16 is >= 0x7C00 exactly when it is negative, -0.0, inf or NaN: one integer
     # pass instead of numpy's slow float16 arithmetic; the sums go through the float32 table.
     bits = chunk.view(np.uint16)
     suspect = bits.max(axis=2) >= 0x7C00
+    negative_zero = False
     if suspect.any():  # rare: look again at those rows, where -0.0 (0x8000) is no error but becomes +0.0
         rows = bits[suspect]
-        rows[rows == 0x8000] = 0
-        bits[suspect] = rows
+        zeros = rows == 0x8000
+        negative_zero = bool(zeros.any())
+        rows[zeros] = 0
+        if negative_zero and bits.flags.writeable:
+            bits[suspect] = rows
         suspect[suspect] = (rows >= 0x7C00).any(axis=1)  # what is left: negative, inf or NaN
-    return suspect, np.take(_FLOAT16_VALUES, bits).sum(axis=2)
+    return suspect, np.take(_FLOAT16_VALUES, bits).sum(axis=2), negative_zero
 
 
 def _remove_stale_temps(path: Path) -> None:

@@ -32,7 +32,11 @@ class Strategy:
     name: str
     fn: StrategyFn  # for a learned strategy, its fit function: fit(TrainingSplit) -> StrategyFn
     description: str
-    learned: bool = False
+
+    @property
+    def learned(self) -> bool:
+        """Read from the function when scored, so `@learned` counts above or below `@register`."""
+        return is_learned(self.fn)
 
 
 REGISTRY: dict[str, Strategy] = {}
@@ -82,11 +86,13 @@ def register(name: str, description: str | None = None, learned: bool = False) -
     one its author thinks.
     """
     def decorate(fn: StrategyFn) -> StrategyFn:
+        if learned:
+            fn.learned = True  # the function's own mark is the one record, as `@learned` sets it
         old = REGISTRY.get(name)
         if old is not None and where(old.fn) != where(fn):  # the same definition run again is no clash
             raise InputError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""), learned or is_learned(fn))
+        REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""))
         return fn
     return decorate
 
@@ -119,4 +125,4 @@ def load_from_file(spec: str) -> Strategy:
     if not callable(fn):
         raise InputError(f"{path}: has no function {function_name!r}")
     doc = (fn.__doc__ or "").strip().splitlines()
-    return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}", is_learned(fn))
+    return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}")

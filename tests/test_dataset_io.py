@@ -152,6 +152,10 @@ def test_negative_zero_is_accepted_and_negatives_are_not(tmp_path):
     # -0.0 is read as +0.0: as a bit pattern (0x8000) it would outrank every probability in top1.
     assert loaded[1, 2, 3] == 0 and not np.signbit(loaded[1, 2, 3])
     assert (top1(loaded) == top1(probs.astype(np.float32))).all()
+    frozen = probs.copy()
+    frozen.setflags(write=False)  # protocol 5 then loads it read-only: the -0.0 is rewritten in a copy
+    path.write_bytes(pickle.dumps((NAMES, SENTENCES, frozen), protocol=5))
+    assert (top1(load_dataset(path).probs) == top1(probs.astype(np.float32))).all()
     probs[2, 0, 0] = -probs[2, 0, 0]
     save_dataset(path, NAMES, SENTENCES, probs)
     with pytest.raises(InputError, match="negative values \\(sentence 2, model 'small'\\)"):

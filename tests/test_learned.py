@@ -182,3 +182,36 @@ def test_default_run_pairs_each_test_file_with_its_train_file(tmp_path, monkeypa
     monkeypatch.setattr(challenge, "DATA_DIR", tmp_path)
     assert challenge.default_datasets() == [(tmp_path / "lonely-test.pkl", None), (tmp_path / "plain.pkl", None),
                                             (tmp_path / "wiki-test.pkl", tmp_path / "wiki-train.pkl")]
+
+
+DECORATOR_ORDERS = """
+from strategies import learned, register
+
+@learned
+@register("fit-above")
+def fit_above(train):
+    return lambda sentences, names, target, probs: probs[:, -1].argmax(axis=1)
+
+@register("fit-below")
+@learned
+def fit_below(train):
+    return lambda sentences, names, target, probs: probs[:, -1].argmax(axis=1)
+
+@register("fit-flag", learned=True)
+def fit_flag(train):
+    return lambda sentences, names, target, probs: probs[:, -1].argmax(axis=1)
+"""
+
+
+def test_learned_counts_above_or_below_register(tmp_path):
+    """Whichever order the decorators stand in, the registered strategy is scored as learned."""
+    from strategies import REGISTRY, load_from_file
+
+    path = tmp_path / "orders.py"
+    path.write_text(DECORATOR_ORDERS)
+    try:
+        load_from_file(f"{path}:fit_above")  # importing the file registers all three
+        assert [REGISTRY[name].learned for name in ("fit-above", "fit-below", "fit-flag")] == [True] * 3
+    finally:
+        for name in ("fit-above", "fit-below", "fit-flag"):
+            REGISTRY.pop(name, None)
