@@ -37,8 +37,9 @@ from harness.learned import (TrainingSplit, check_disjoint, cross_validated_gues
 from harness.report import check_report_dir, write_report
 from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describe_comparison, describe_exception,
                              emergent_prefixes, input_model_reach, paired_comparison, short_path, top1, top1_ties)
+from harness.tokenizer import decode_ids, local_tokenizer
 from strategies import (REGISTRY, ModelName, Strategy, learned, load_builtin, load_from_file,  # noqa: F401 (learned,
-                        load_tokenizer, register)                                          # register: the block below)
+                        register)                                                          # register: the block below)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASETS = ("wikipedia.pkl", "glue-rte.pkl")
@@ -269,31 +270,9 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
             "comparisons": compared, "strategies": rows}
 
 
-def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
-    """`load_tokenizer(model_name)` without the network (a folder, a bundled suite model or the Hugging
-    Face cache), so decoding never waits on retries: (tokenizer, None) or (None, why not)."""
-    try:
-        return load_tokenizer(model_name, local_only=True), None
-    except ImportError:
-        return None, "the tokenizers package is not installed"
-    except OSError as e:
-        return None, f"{e} (challenge.py never downloads one)"
-    except Exception as e:  # a corrupt tokenizer.json: decoding is a convenience, ids still show
-        return None, f"the tokenizer of {model_name!r} does not load ({type(e).__name__}: {str(e)[:80]})"
-
-
 def split_tokenizer(split: Split) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
     """The tokenizer of a dataset: its target's, or its largest input model's in a public file (all share one)."""
     return local_tokenizer(split.input_names[-1] if split.target == HIDDEN else split.target)
-
-
-def decode_ids(tokenizer, ids: np.ndarray) -> np.ndarray:
-    """Each id's text as an array shaped like `ids` (empty strings without a tokenizer); each
-    distinct id is decoded once."""
-    distinct, inverse = np.unique(np.asarray(ids), return_inverse=True)
-    texts = ([""] * len(distinct) if tokenizer is None else
-             tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False))
-    return np.asarray(texts, dtype=object)[inverse.reshape(np.shape(ids))]
 
 
 def prediction_rows(split: Split, outcomes: list[Outcome]) -> list[dict]:

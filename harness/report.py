@@ -20,6 +20,7 @@ import numpy as np
 from harness import InputError
 from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes, short_name
 from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
+from harness.tokenizer import local_tokenizer
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
@@ -101,11 +102,8 @@ def picture_data(result: dict, name: str) -> DatasetPictureData:
 
 def token_texts(model: str, tokens: np.ndarray) -> tuple[list[str], bool]:
     """Each token's decoded text, quoted for a label; the ids (and False) if no tokenizer loads."""
-    from strategies import load_tokenizer  # the registry imports harness: import it only when drawing
-
-    try:
-        tokenizer = load_tokenizer(model)
-    except Exception:  # no local tokenizer and no network: ids still identify the tokens
+    tokenizer, _ = local_tokenizer(model)  # never the network: no local tokenizer, and ids still identify the tokens
+    if tokenizer is None:
         return [f"id {k}" for k in tokens], False
     quoted = [repr(tokenizer.decode([int(k)])).replace("$", r"\$") for k in tokens]  # `$` would start mathtext
     return quoted, True

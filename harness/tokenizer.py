@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
+
 from harness.dataset_io import short_name
 
 SUITE_MODELS = Path(__file__).resolve().parents[1] / "suite" / "models"  # the bundled suite, committed
@@ -70,3 +72,25 @@ def _converted(directory: str) -> "tokenizers.Tokenizer":  # noqa: F821
     except Exception as e:  # transformers raises many kinds on a folder without a usable tokenizer
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise OSError(f"{directory}: no tokenizer.json, and transformers cannot build one from it ({reason})") from None
+
+
+def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
+    """`load_tokenizer(model_name)` without the network (a folder, a bundled suite model or the Hugging
+    Face cache), so decoding never waits on retries: (tokenizer, None) or (None, why not)."""
+    try:
+        return load_tokenizer(model_name, local_only=True), None
+    except ImportError:
+        return None, "the tokenizers package is not installed"
+    except OSError as e:
+        return None, f"{e} (scoring never downloads one)"
+    except Exception as e:  # a corrupt tokenizer.json: decoding is a convenience, ids still show
+        return None, f"the tokenizer of {model_name!r} does not load ({type(e).__name__}: {str(e)[:80]})"
+
+
+def decode_ids(tokenizer, ids: np.ndarray) -> np.ndarray:
+    """Each id's text as an array shaped like `ids` (empty strings without a tokenizer); each
+    distinct id is decoded once."""
+    distinct, inverse = np.unique(np.asarray(ids), return_inverse=True)
+    texts = ([""] * len(distinct) if tokenizer is None else
+             tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False))
+    return np.asarray(texts, dtype=object)[inverse.reshape(np.shape(ids))]

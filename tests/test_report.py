@@ -115,3 +115,17 @@ def test_unwritable_report_folder_is_refused_before_scoring(tmp_path, capsys, pr
     out, err = capsys.readouterr()
     assert out == ""  # no leaderboard: nothing was scored
     assert err.startswith(f"error: {report}: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_token_labels_never_reach_for_the_network(monkeypatch):
+    """A hub-named target without a local tokenizer labels tokens by id, without a download attempt."""
+    from tokenizers import Tokenizer
+
+    from harness.report import token_texts
+    from harness.tokenizer import load_tokenizer
+
+    monkeypatch.setattr(Tokenizer, "from_pretrained", lambda *a, **k: pytest.fail("the report tried to download"))
+    load_tokenizer.cache_clear()
+    assert token_texts("nobody/no-such-model", np.array([5, 7])) == (["id 5", "id 7"], False)
+    texts, decoded = token_texts("suite-1.5m", np.array([262]))
+    assert decoded and texts == ["' the'"]
