@@ -69,9 +69,8 @@ class Split:
     vocab_size: int
 
 
-def is_public(path: Path) -> bool:
-    """Whether `path` is a blind test's public file (sidecar `"public": true`): every model in it is an input."""
-    metadata = read_sidecar(path, verify_hash=False)
+def is_public(metadata: dict | None) -> bool:
+    """Whether a sidecar is a blind test's public file's (`"public": true`): every model in it is an input."""
     return isinstance(metadata, dict) and metadata.get("public") is True
 
 
@@ -84,18 +83,22 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
     """
     dataset = load_dataset(path)
     names = dataset.model_names
-    public = is_public(path)
+    metadata = read_sidecar(path, verify_hash=False)  # read once: a stale one warns once
+    public = is_public(metadata)
     if public and not predict_only:
         raise InputError(f"{path}: a blind test's public file (its target is hidden): nothing to score; "
                          "run it with --predict-only --predictions FILE")
     t = None if public else len(names) - 1 if target is None else find_model(names, target, path)
+    if predict_only and metadata is None:
+        print(f"warning: {path}: no valid sidecar, so it is not known to be a blind test's public file: its model "
+              f"{names[t]} is taken as the target and left out", file=sys.stderr)
     n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
     if num_samples is not None and num_samples > n:
         print(f"warning: {path}: --num-samples {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
               f"scoring {n}", file=sys.stderr)
     if show is not None and not 0 <= show < n:
         raise InputError(f"{path}: --show {show}: prefixes are numbered 0 to {n - 1}")
-    sizes = model_sizes(dataset)
+    sizes = model_sizes(dataset, metadata)
     input_names = [ModelName(name, **sizes.get(name, {})) for j, name in enumerate(names) if j != t]
     report: dict = {}
     target_top1 = target_probs = None
@@ -136,6 +139,8 @@ def load_training_split(train_path: Path, test: Split, target: str | None) -> Tr
     """The training file for a test file: same input models and vocabulary, and not one prefix in common.
 
     The fit is told the test's target name (HIDDEN for a public file), as its predictions will be."""
+    if is_public(read_sidecar(train_path, verify_hash=False)):
+        raise InputError(f"{train_path}: a blind test's public file has no target: it cannot be a --train file")
     train, _ = load_split(train_path, target, None, keep_target_probs=True)
     if list(train.input_names) != list(test.input_names) or train.vocab_size != test.vocab_size:
         raise InputError(f"{train_path}: its models ({', '.join(train.input_names)} -> {train.target}, vocabulary "

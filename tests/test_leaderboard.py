@@ -242,6 +242,22 @@ def test_a_public_file_is_refused_for_scoring_and_checked_against_train(tmp_path
                         "--strategy", "loglinear", "--train", overlapping, check=False)
     assert result.returncode == 1 and "shares 10 prefixes with" in result.stderr
     assert not (tmp_path / "p.csv").exists()
+    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
+                        "--strategy", "loglinear", "--train", public, check=False)
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {public}: a blind test's public file has "
+                                                               "no target: it cannot be a --train file\n")
+
+
+def test_predict_only_without_a_sidecar_says_which_model_it_leaves_out(tmp_path, blind_files):
+    """Without its sidecar a public file is not known as one: its last model is taken as the target,
+    and a warning says so rather than silently predicting from one model fewer."""
+    public = blind_files[0]
+    public.with_suffix(".json").unlink()
+    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
+                        "--strategy", "largest")
+    name = load_dataset(public).model_names[-1]
+    assert result.stderr == (f"warning: {public}: no valid sidecar, so it is not known to be a blind test's public "
+                             f"file: its model {name} is taken as the target and left out\n")
 
 
 def test_predict_only_never_reads_the_target(tmp_path):
