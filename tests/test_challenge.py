@@ -208,9 +208,12 @@ def peek(sentences, model_names, target_model_name, probs):
     full = probs
     while isinstance(full.base, np.ndarray):
         full = full.base
-    if isinstance(full.base, (bytes, bytearray)):  # the buffer the pickle was read into
-        full = np.frombuffer(full.base, dtype=np.float16)[-full.size:].reshape(full.shape)
-    return full[:, -1].view(np.uint16).argmax(axis=1) if full.ndim == 3 and full.shape[1] == 7 else np.zeros(len(sentences), int)
+    if isinstance(full.base, (bytes, bytearray, memoryview)):  # the buffer underneath (read_only's, the pickle's)
+        raw = np.frombuffer(full.base, dtype=np.float16)
+        size = len(sentences) * 7 * probs.shape[2]
+        full = raw[-size:].reshape(len(sentences), 7, probs.shape[2]) if raw.size >= size else full
+    assert full.ndim == 3 and full.shape[1] == 7, "peek did not reach the array with the target"
+    return full[:, -1].view(np.uint16).argmax(axis=1)
 """)
     out = tmp_path / "r.json"
     run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:peek", "--json", out)
