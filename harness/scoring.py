@@ -58,16 +58,21 @@ def describe_exception(error: BaseException, fn: object) -> str:
     """One line for a strategy that raised: the exception and where in the strategy's own code.
 
     The location is the deepest frame in the file that defines `fn` (the strategy's line that
-    failed, even when the exception comes from inside numpy), else the deepest frame of all.
+    failed, even when the exception comes from inside numpy); when the strategy was never entered
+    (called with arguments it does not take), where it is defined; else the deepest frame of all.
     """
     message = str(error).splitlines()[0] if str(error) else ""
     frames = traceback.extract_tb(error.__traceback__)
     code = getattr(fn, "__code__", None)
     own = [f for f in frames if code is not None and f.filename == code.co_filename]
-    frame = (own or frames or [None])[-1]
-    if frame is None:
-        return f"raised {type(error).__name__}: {message}"
-    return f"raised {type(error).__name__}: {message} (at {short_path(frame.filename)}:{frame.lineno})"
+    if own:
+        return f"raised {type(error).__name__}: {message} (at {short_path(own[-1].filename)}:{own[-1].lineno})"
+    if code is not None:
+        return (f"raised {type(error).__name__}: {message} "
+                f"(defined at {short_path(code.co_filename)}:{code.co_firstlineno})")
+    if frames:
+        return f"raised {type(error).__name__}: {message} (at {short_path(frames[-1].filename)}:{frames[-1].lineno})"
+    return f"raised {type(error).__name__}: {message}"
 
 
 def short_path(filename: str) -> str:

@@ -233,13 +233,17 @@ def floats(s, m, t, p): return np.full(len(s), 0.5)
 def out_of_range(s, m, t, p): return [p.shape[2]] * len(s)
 def negative(s, m, t, p): return [-1] * len(s)
 def ragged(s, m, t, p): return [[1, 2], [3]] + [0] * (len(s) - 2)
+def two_arguments(s, p): return [0] * len(s)
+def inside_numpy(s, m, t, p):
+    return np.linalg.inv(np.zeros((2, 2)))  # raised in numpy's own Python code
 '''
 
 
 def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, original_pickle):
     path = tmp_path / "broken.py"
     path.write_text(BROKEN_STRATEGIES)
-    names = ["raises", "index_error", "no_return", "a_dict", "short", "floats", "out_of_range", "negative", "ragged"]
+    names = ["raises", "index_error", "no_return", "a_dict", "short", "floats", "out_of_range", "negative", "ragged",
+             "two_arguments", "inside_numpy"]
     result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--json",
                         tmp_path / "r.json", *[a for n in names for a in ("--strategy", f"{path}:{n}")], check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
@@ -253,6 +257,11 @@ def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, 
     assert "float64" in rows["floats"]["error"]
     assert "outside [0, 50277)" in rows["out_of_range"]["error"] and "token id -1" in rows["negative"]["error"]
     assert "not a list of token ids" in rows["ragged"]["error"]
+    # never entered: where it is defined; failing inside numpy: the strategy's own line, not numpy's
+    assert rows["two_arguments"]["error"].startswith("raised TypeError: ")
+    assert rows["two_arguments"]["error"].endswith(f"(defined at {path}:13)")
+    assert rows["inside_numpy"]["error"].startswith("raised LinAlgError: ")
+    assert rows["inside_numpy"]["error"].endswith(f"(at {path}:15)")
     for name in names:
         assert f"{path}:{name}" in result.stdout and "error:" in result.stdout
 
