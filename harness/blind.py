@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import InputError
+from harness import InputError, plural
 from harness.dataset_io import Dataset, model_sizes, read_text_file
 from harness.scoring import emergent_prefixes, top1, top1_ties
 
@@ -199,10 +199,6 @@ def _first(items, count: int) -> str:
     return shown + (", ..." if count > _SHOWN else "")
 
 
-def _count(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
 def _lines(bad: np.ndarray, lines: np.ndarray, raw: list[str]) -> str:
     """The first few bad rows as `line L: 'value'`."""
     shown = [f"line {line}: {value!r}" for line, value in zip(lines[bad][:_SHOWN], np.array(raw, dtype=object)[bad])]
@@ -217,23 +213,24 @@ def check_submission(predictions: Predictions, answers: Answers) -> tuple[np.nda
     problems = []
     unknown = (index < 0) | (index >= n)
     if unknown.any():
-        problems.append(f"{_count(unknown.sum(), 'row', 'rows')} with an index that is no prefix of the answers "
-                        f"(0 to {n - 1}): {_lines(unknown, lines, predictions.raw_index)}")
+        problems.append(f"{unknown.sum()} {plural(unknown.sum(), 'row', 'rows')} with an index that is no prefix "
+                        f"of the answers (0 to {n - 1}): {_lines(unknown, lines, predictions.raw_index)}")
     known = index[~unknown]
     counts = np.bincount(known, minlength=n)
     missing, repeated = np.flatnonzero(counts == 0), np.flatnonzero(counts > 1)
     if len(missing):
         problems.append(f"{len(missing)} of {n} prefixes missing (index {_first(missing, len(missing))})")
     if len(repeated):
-        problems.append(f"{_count(len(repeated), 'prefix', 'prefixes')} given more than once "
+        problems.append(f"{len(repeated)} {plural(len(repeated), 'prefix', 'prefixes')} given more than once "
                         f"(index {_first(repeated, len(repeated))})")
     foreign = predictions.sentences[~unknown] != answers.sentences[known]
     if foreign.any():
-        problems.append(f"{_count(foreign.sum(), 'row', 'rows')} whose sentence is not the answers' prefix at that "
-                        f"index, predictions for another file? (index {_first(known[foreign], foreign.sum())})")
+        problems.append(f"{foreign.sum()} {plural(foreign.sum(), 'row', 'rows')} whose sentence is not the answers' "
+                        f"prefix at that index, predictions for another file? "
+                        f"(index {_first(known[foreign], foreign.sum())})")
     bad_guess = (guess < 0) | (guess >= vocab)
     if bad_guess.any():
-        problems.append(f"{_count(bad_guess.sum(), 'guess', 'guesses')} not a token id in [0, {vocab}): "
+        problems.append(f"{bad_guess.sum()} {plural(bad_guess.sum(), 'guess', 'guesses')} not a token id in [0, {vocab}): "
                         f"{_lines(bad_guess, lines, predictions.raw_guess)}")
     if problems:
         return None, "; ".join(problems)

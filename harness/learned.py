@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness import InputError
+from harness import InputError, plural
 from harness.scoring import StrategyError, check_guesses
 
 
@@ -94,5 +94,5 @@ def check_disjoint(train_path: object, train_sentences: Sequence[str], test_path
     shared = set(train_sentences).intersection(test_sentences)
     if shared:
         example = min(shared)
-        raise InputError(f"{train_path}: shares {len(shared)} prefixes with {test_path} "
+        raise InputError(f"{train_path}: shares {len(shared)} {plural(len(shared), 'prefix', 'prefixes')} with {test_path} "
                          f"(e.g. {example[:60]!r}); a learned strategy must be scored on prefixes it never saw")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import InputError
+from harness import InputError, plural
 from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes, short_name
 from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
 from harness.tokenizer import local_tokenizer
@@ -251,7 +251,7 @@ def emergent_picture(d: DatasetPictureData, path: Path, seed: int) -> str:
     axes.set_ylim(PROB_FLOOR / 2 if probs.min() <= PROB_FLOOR else None, 1.2)
     axes.set_ylabel("probability of the target's top-1 token")
     axes.grid(True, which="major", alpha=0.3)
-    prefixes = "prefix" if count == 1 else "prefixes"
+    prefixes = plural(count, "prefix", "prefixes")
     axes.set_title(f"{d.name}: the target's top-1 token on the {count} emergent {prefixes} of {n}\n"
                    f"(no input model ranks it first; {len(drawn)} drawn"
                    + (f", sampled with seed {seed})" if sampled else ")"), fontsize=10)
@@ -368,8 +368,8 @@ def write_report(results: list[dict], directory: str | os.PathLike, seed: int = 
                 sections.append((f"{d.name}: emergent prefixes", f"{d.name}-emergent.png",
                                  emergent_picture(d, directory / f"{d.name}-emergent.png", seed)))
             else:
-                sections.append((f"{d.name}: emergent prefixes", None, f"None of the {d.result['n']} prefixes is "
-                                 "emergent: every target top-1 is some input model's top-1, so there is nothing to draw."))
+                sections.append((f"{d.name}: emergent prefixes", None, f"No prefix is emergent (of {d.result['n']}): "
+                                 "every target top-1 is some input model's top-1, so there is nothing to draw."))
             sections.append((f"{d.name}: rank of the target's top-1", f"{d.name}-rank.png",
                              rank_picture(d, directory / f"{d.name}-rank.png")))
         listed = ", ".join(f"`{r['path']}`" for r in scored) or "none scored"

@@ -70,7 +70,7 @@ def test_a_strategy_cannot_write_into_what_it_is_given():
 
 def test_a_train_file_sharing_prefixes_with_the_test_file_is_refused():
     check_disjoint("train.pkl", ["a", "b"], "test.pkl", ["c"])
-    with pytest.raises(InputError, match=r"train\.pkl: shares 1 prefixes with test\.pkl"):
+    with pytest.raises(InputError, match=r"train\.pkl: shares 1 prefix with test\.pkl"):
         check_disjoint("train.pkl", ["a", "b"], "test.pkl", ["b", "c"])
 
 
@@ -163,7 +163,7 @@ def test_a_train_file_sharing_prefixes_or_differing_in_models_is_refused(split_f
     result = run_script("challenge.py", "--train", overlapping, "--dataset", test, "--strategy", "loglinear",
                         check=False)
     assert result.returncode == 1
-    assert f"{overlapping}: shares 1 prefixes with {test}" in result.stderr
+    assert f"{overlapping}: shares 1 prefix with {test}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
     from harness.dataset_io import save_dataset

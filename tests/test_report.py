@@ -93,7 +93,7 @@ def test_no_emergent_prefix_is_said_not_drawn(tmp_path):
     assert challenge.main(["--dataset", str(path), "--num-samples", "1", "--strategy", "largest",
                            "--report", str(tmp_path / "r")]) == 0
     assert not (tmp_path / "r" / "easy-emergent.png").exists()
-    assert "None of the 1 prefixes is emergent" in (tmp_path / "r" / "index.md").read_text()
+    assert "No prefix is emergent (of 1)" in (tmp_path / "r" / "index.md").read_text()
 
 
 def test_missing_matplotlib_is_one_line_before_scoring(tmp_path, monkeypatch, capsys):
