@@ -79,7 +79,7 @@ class DatasetPictureData:
 
 def picture_data(result: dict, name: str) -> DatasetPictureData:
     """Reload a scored dataset and compute the per-prefix numbers its pictures show (its first n prefixes)."""
-    dataset = load_dataset(result["path"], check_values=False)  # scoring has checked it already
+    dataset = load_dataset(result["path"])  # checked again: the check also reads -0.0 as +0.0, as scoring saw it
     names, n = dataset.model_names, result["n"]
     t = names.index(result["target"])
     probs = dataset.probs[:n]
@@ -88,7 +88,8 @@ def picture_data(result: dict, name: str) -> DatasetPictureData:
     input_top1 = np.delete(per_model_top1, t, axis=1)
     emergent = np.flatnonzero(emergent_prefixes(input_top1, target_top1))
     emergent_tokens = target_top1[emergent]
-    sizes = [model_sizes(dataset).get(m, {}).get("non_embedding_params") for m in names]
+    sizes_by_name = model_sizes(dataset)
+    sizes = [sizes_by_name.get(m, {}).get("non_embedding_params") for m in names]
     return DatasetPictureData(
         name=name, result=result, model_names=names, target_index=t,
         sizes=None if None in sizes else sizes,
@@ -353,8 +354,8 @@ def write_report(results: list[dict], directory: str | os.PathLike, seed: int = 
 
     matplotlib.use("Agg")  # files only: no display needed
     directory = Path(directory)
-    scored = [r for r in results if "error" not in r and "input_model_reach" in r]
-    skipped = [r["path"] for r in results if r not in scored]
+    scored = [r for r in results if "error" not in r]
+    skipped = [r["path"] for r in results if "error" in r]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         data = [picture_data(r, name) for r, name in zip(scored, unique_names(scored))]
@@ -378,7 +379,7 @@ def write_report(results: list[dict], directory: str | os.PathLike, seed: int = 
             listed = ", ".join(f"`{path}`" for path in skipped)
             lines.append(f"Not drawn (the dataset could not be scored): {listed}.")
         for title, file, caption in sections:
-            lines += ["", f"## {title}", ""] + ([f"![{title}]({file})", ""] if file else []) + [caption]
+            lines += ["", f"## {title}", ""] + ([f"![{title}](<{file}>)", ""] if file else []) + [caption]
         page = directory / "index.md"
         atomic_write(page, lambda f: f.write("\n".join(lines) + "\n"), mode="w")
     except OSError as e:

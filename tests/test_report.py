@@ -76,7 +76,7 @@ def test_report_writes_pictures_and_a_page_linking_them(tmp_path, capsys):
                            "--strategy", "largest", "--report", str(report)]) == 0
     assert f"report: {report / 'index.md'}" in capsys.readouterr().out
     page = (report / "index.md").read_text()
-    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+    linked = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", page)  # <...>: a file name may hold spaces
     pictures = sorted(p.name for p in report.glob("*.png"))
     assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "sized-emergent.png", "sized-rank.png",
                                           "unsized-emergent.png", "unsized-rank.png"]
