@@ -273,3 +273,32 @@ def test_the_whole_blind_test_from_split_to_leaderboard(tmp_path):
     for strategy in ("largest", "top2-average"):
         assert blind_rows[f"mine/{strategy}"]["accuracy"] == expected[strategy]["accuracy"]
         assert blind_rows[f"mine/{strategy}"]["ci95"] == expected[strategy]["ci95"]
+
+
+def test_ties_and_emergent_prefixes_by_hand(tmp_path):
+    """Four prefixes built so that every count can be checked by hand: inputs a and b rank tokens 0
+    and 1 first; the target ranks 2 (tied with 4), 0, 1 (tied with 3 and 5) and 1 first."""
+    V = 8
+    inputs = np.full((4, 2, V), 0.05)
+    inputs[:, 0, 0] = inputs[:, 1, 1] = 0.65
+    target = np.full((4, V), 0.05)
+    for row, peaks in enumerate([{2: .35, 4: .35}, {0: .65}, {5: .25, 1: .25, 3: .25}, {1: .65}]):
+        for token, p in peaks.items():
+            target[row, token] = p
+    probs = np.concatenate([inputs, target[:, None]], axis=1)
+    probs = (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+    save_dataset(tmp_path / "full.pkl", ["a", "b", "t"], [f"p{i}" for i in range(4)], probs)
+    public, answers = tmp_path / "public.pkl", tmp_path / "answers.json"
+    run_script("blind_test.py", "split", tmp_path / "full.pkl", "--public", public, "--answers", answers)
+    record = json.loads(answers.read_text())
+    assert record["target_top1"] == [2, 0, 1, 1]
+    assert record["tied_tokens"] == [[4], [], [3, 5], []]
+    assert record["emergent_prefixes"] == [0]
+    guesses = write_predictions(tmp_path / "g.csv", rows_for([f"p{i}" for i in range(4)], [4, 0, 3, 1]))
+    run_script("blind_test.py", "score", "--answers", answers, guesses, "--json", tmp_path / "s.json")
+    row = json.loads((tmp_path / "s.json").read_text())["submissions"][0]
+    assert (row["correct"], row["tied_misses"], row["emergent_correct"]) == (2, 2, 0)
+    right = write_predictions(tmp_path / "r.csv", rows_for([f"p{i}" for i in range(4)], [2, 0, 1, 1]))
+    run_script("blind_test.py", "score", "--answers", answers, right, "--json", tmp_path / "s.json")
+    row = json.loads((tmp_path / "s.json").read_text())["submissions"][0]
+    assert (row["correct"], row["tied_misses"], row["emergent_correct"]) == (4, 0, 1)
