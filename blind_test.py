@@ -62,8 +62,7 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
     input_names = names[:t] + names[t + 1:]
     # A new array of the input models only: the target's slice is not in the public file at all.
     inputs = np.delete(dataset.probs, t, axis=1)
-    save_dataset(public, input_names, dataset.sentences, inputs, public_metadata(dataset, input_names))
-    written = json.loads(sidecar_path(public).read_text())["pickle"]  # size and SHA-256, from save_dataset
+    written = save_dataset(public, input_names, dataset.sentences, inputs, public_metadata(dataset, input_names))
     record = answers_record(dataset, t, {"path": str(public), **written})
     atomic_write(answers, lambda f: json.dump(record, f, indent=1), mode="w")
     n = len(dataset.sentences)
@@ -181,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     score_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default: 0)")
     score_parser.add_argument("--json", type=Path, help="write every number as JSON")
     args = parser.parse_args(argv)
+    if args.command == "score" and any(_same_file(a, b) for a, b in itertools.combinations(args.predictions, 2)):
+        parser.error("a predictions file is given twice")
 
     try:
         if args.command == "split":
@@ -195,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.command == "score" and len(set(map(os.path.abspath, args.predictions))) < len(args.predictions):
-        parser.error("a predictions file is given twice")
 
     try:
         if args.command == "split":

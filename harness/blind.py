@@ -69,7 +69,6 @@ def answers_record(dataset: Dataset, target: int, public_pickle: dict) -> dict:
 
 @dataclass
 class Answers:
-    path: Path
     target_model: str
     input_models: list[str]
     vocab_size: int
@@ -79,7 +78,6 @@ class Answers:
     tie_tokens: np.ndarray
     emergent: np.ndarray     # (n,) bool: the target's top-1 is no input model's top-1
     public_sha256: str
-    created: str
 
     @property
     def n(self) -> int:
@@ -132,9 +130,8 @@ def load_answers(path: Path) -> Answers:
     tie_rows = np.repeat(np.arange(n), [len(tokens) for tokens in ties])
     emergent = np.zeros(n, bool)
     emergent[_int_array(record["emergent_prefixes"], "emergent_prefixes", path, 0, n)] = True
-    return Answers(Path(path), record["target_model"], record["input_models"], vocab_size,
-                   np.array(sentences, dtype=object), target_top1, tie_rows, tie_tokens, emergent,
-                   public["sha256"], str(record.get("created", "")))
+    return Answers(record["target_model"], record["input_models"], vocab_size, np.array(sentences, dtype=object),
+                   target_top1, tie_rows, tie_tokens, emergent, public["sha256"])
 
 
 @dataclass

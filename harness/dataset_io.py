@@ -371,8 +371,9 @@ class _HashingWriter:
 
 
 def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
-                 probs: np.ndarray, metadata: dict | None = None) -> None:
-    """Write the pickle (protocol 5: loads without copying the array) and, if given, the sidecar.
+                 probs: np.ndarray, metadata: dict | None = None) -> dict:
+    """Write the pickle (protocol 5: loads without copying the array) and, if given, the sidecar;
+    return the pickle's {"bytes", "sha256"}, as the sidecar records them.
 
     Order, so that any kill leaves a consistent pair: the pickle goes to a temporary file; then the
     sidecar, recording that pickle's size and SHA-256, is renamed into place; then the pickle is. A
@@ -390,8 +391,9 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
             pickle.dump((list(model_names), list(sentences), probs), writer, protocol=5)
             f.flush()
             os.fsync(f.fileno())
+        written = {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}
         if metadata is not None:
-            record = {**metadata, "pickle": {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}}
+            record = {**metadata, "pickle": written}
             atomic_write(sidecar_path(path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w")
         else:
             sidecar_path(path).unlink(missing_ok=True)  # an old one would describe another pickle
@@ -399,6 +401,7 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return written
 
 
 def _file_sha256(path: Path) -> str:

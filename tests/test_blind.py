@@ -302,3 +302,13 @@ def test_ties_and_emergent_prefixes_by_hand(tmp_path):
     run_script("blind_test.py", "score", "--answers", answers, right, "--json", tmp_path / "s.json")
     row = json.loads((tmp_path / "s.json").read_text())["submissions"][0]
     assert (row["correct"], row["tied_misses"], row["emergent_correct"]) == (4, 0, 1)
+
+
+def test_a_predictions_file_given_twice_is_refused_even_through_a_link(blind, tmp_path):
+    dataset, public, answers = blind
+    good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
+    (tmp_path / "again.csv").symlink_to(good)
+    result = run_script("blind_test.py", "score", "--answers", answers, good, tmp_path / "again.csv",
+                        "--json", tmp_path / "out" / "s.json", check=False)
+    assert result.returncode == 2 and "a predictions file is given twice" in result.stderr
+    assert not (tmp_path / "out").exists()  # refused before any output folder is made
