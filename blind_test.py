@@ -27,7 +27,7 @@ from harness import InputError, plural
 from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
 from harness.dataset_io import (atomic_write, check_writable, find_model, load_dataset, save_dataset, sidecar_path,
                                 write_output)
-from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison
+from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison, tie_note
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
 
@@ -144,10 +144,7 @@ def print_leaderboard(result: dict) -> None:
           f"{result['seed']}; vs best: prefixes only this / only the best gets right, exact McNemar")
     tied = result["tied_targets"]
     if tied:
-        misses = [f"{row['name']} {row['tied_misses']}" for row in scored if row["tied_misses"]]
-        print(f"  the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first "
-              f"tied token counts as its top-1; guesses of another tied token, scored wrong: "
-              f"{', '.join(misses) or 'none'}")
+        print(f"  {tie_note(tied, scored)}")
     if 2 < len(scored) <= MAX_PAIRS_PRINTED:
         print("  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
               "not adjusted for multiple comparisons):")

@@ -36,7 +36,8 @@ from harness.learned import (TrainingSplit, check_disjoint, cross_validated_gues
                              training_split)
 from harness.report import check_report_dir, write_report
 from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describe_comparison, describe_exception,
-                             emergent_prefixes, input_model_reach, paired_comparison, short_path, top1, top1_ties)
+                             emergent_prefixes, input_model_reach, paired_comparison, short_path, tie_note, top1,
+                             top1_ties)
 from harness.tokenizer import decode_ids, local_tokenizer
 from strategies import (REGISTRY, ModelName, Strategy, learned, load_builtin, load_from_file,  # noqa: F401 (learned,
                         register)                                                          # register: the block below)
@@ -418,10 +419,7 @@ def print_leaderboard(result: dict) -> None:
         print(f"  compare {comparison['a']} vs {comparison['b']}: {outcome}")
     tied = result["tied_targets"]
     if tied:
-        misses = [f"{row['name']} {row['tied_misses']}" for row in ranked if row.get("tied_misses")]
-        print(f"  the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first "
-              f"tied token counts as its top-1; guesses of another tied token, scored wrong: "
-              f"{', '.join(misses) or 'none'}")
+        print(f"  {tie_note(tied, ranked)}")
 
 
 def resolve_strategies(requested: list[str] | None) -> list[Strategy]:

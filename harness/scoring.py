@@ -11,6 +11,8 @@ import traceback
 
 import numpy as np
 
+from harness import plural
+
 
 class StrategyError(Exception):
     """A strategy's output that cannot be scored; the message is one line."""
@@ -160,6 +162,13 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
     log_pmf = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))]) - n * math.log(2)
     top = log_pmf.max()
     return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
+
+
+def tie_note(tied: int, rows: list[dict]) -> str:
+    """The leaderboard's line on float16 ties of the target's top-1 (`rows`: scored rows with `tied_misses`)."""
+    misses = [f"{row['name']} {row['tied_misses']}" for row in rows if row.get("tied_misses")]
+    return (f"the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first tied "
+            f"token counts as its top-1; guesses of another tied token, scored wrong: {', '.join(misses) or 'none'}")
 
 
 def format_p_value(p: float) -> str:
