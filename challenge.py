@@ -152,6 +152,19 @@ def load_training_split(train_path: Path, test: Split, target: str | None) -> Tr
                           train.target_top1)
 
 
+def load_with_training(path: Path, strategies: list, target: str | None, num_samples: int | None,
+                       train_path: Path | None, predict_only: bool,
+                       show: int | None = None) -> tuple[Split, dict, TrainingSplit | None]:
+    """A dataset to score, what the leaderboard reports about it, and the training split its learned
+    strategies fit on (None without learned strategies, or when they cross-validate on this file,
+    which then keeps its target's probabilities for the folds' fits)."""
+    any_learned = any(strategy.learned for strategy in strategies)
+    split, report = load_split(path, target, num_samples, any_learned and train_path is None and not predict_only,
+                               predict_only, show)
+    train = load_training_split(train_path, split, target) if any_learned and train_path is not None else None
+    return split, report, train
+
+
 @dataclass
 class Outcome:
     """One strategy's run on one dataset: its guesses, or the one-line error in its row."""
@@ -223,9 +236,7 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
     Under `predict_only`, nothing is scored: the guesses go to `predictions` only.
     """
     any_learned = any(strategy.learned for strategy in strategies)
-    test, report = load_split(path, target, num_samples, any_learned and train_path is None and not predict_only,
-                              predict_only)
-    train = load_training_split(train_path, test, target) if any_learned and train_path is not None else None
+    test, report, train = load_with_training(path, strategies, target, num_samples, train_path, predict_only)
     hidden = [r for r in (references or []) if not predict_only and r.name not in {s.name for s in strategies}]
     outcomes = {o.strategy.name: o for o in run_strategies(test, strategies + hidden, seed, train, train_path, folds,
                                                            debug)}
@@ -310,10 +321,7 @@ def show_prefix(path: Path, index: int, strategies: list, target: str | None, nu
                 train_path: Path | None, folds: int, top_k: int, predict_only: bool, debug: bool = False) -> bool:
     """Print prefix `index`: every model's top-k tokens, decoded, with probabilities (the target's
     marked), and each strategy's guess; learned ones fitted as for the leaderboard. False if one failed."""
-    any_learned = any(strategy.learned for strategy in strategies)
-    split, report = load_split(path, target, num_samples, any_learned and train_path is None and not predict_only,
-                               predict_only, show=index)
-    train = load_training_split(train_path, split, target) if any_learned and train_path is not None else None
+    split, report, train = load_with_training(path, strategies, target, num_samples, train_path, predict_only, index)
     outcomes = run_strategies(split, strategies, seed, train, train_path, folds, debug)
     models = [(name, split.inputs[index, j]) for j, name in enumerate(split.input_names)]
     if "shown_target" in report:
