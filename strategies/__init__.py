@@ -11,11 +11,15 @@ input models only; the target's slice never reaches a strategy. See `template.py
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import importlib.util
 import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Sequence
 
 import numpy as np
@@ -105,6 +109,23 @@ def load_builtin() -> dict[str, Strategy]:
     return REGISTRY
 
 
+@functools.cache
+def import_file(path: Path) -> ModuleType:
+    """A user's strategy file as a module, run once however many of its functions are named (they
+    share its module state), and in `sys.modules` while it runs, as an import would be (dataclasses
+    need that)."""
+    name = f"user_strategy_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise InputError(f"{path}: failed to import ({type(e).__name__}: {e})") from None
+    return module
+
+
 def load_from_file(spec: str) -> Strategy:
     """`path/to/file.py:function`: a user's strategy in their own file, no edit to the project.
 
@@ -115,13 +136,7 @@ def load_from_file(spec: str) -> Strategy:
         raise InputError(f"{spec}: expected path/to/file.py:function_name")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    module_spec = importlib.util.spec_from_file_location(f"user_strategy_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        raise InputError(f"{path}: failed to import ({type(e).__name__}: {e})") from None
-    fn = getattr(module, function_name, None)
+    fn = getattr(import_file(path.resolve()), function_name, None)
     if not callable(fn):
         raise InputError(f"{path}: has no function {function_name!r}")
     doc = (fn.__doc__ or "").strip().splitlines()

@@ -603,3 +603,58 @@ def test_check_guesses_names_none_and_dict():
         check_guesses(None, 2, 10)
     with pytest.raises(StrategyError, match="^returned dict, "):
         check_guesses({0: 1, 1: 2}, 2, 10)
+
+
+SHARED_STATE = '''
+from __future__ import annotations
+from dataclasses import dataclass
+import numpy as np
+
+print("imported")
+SEEN = []
+
+@dataclass
+class Memory:
+    guesses: np.ndarray | None = None
+
+def first(s, m, t, p):
+    SEEN.append("first")
+    return p[:, -1].argmax(axis=1)
+
+def second(s, m, t, p):
+    assert SEEN == ["first"], "module state not shared"
+    return p[:, -1].argmax(axis=1)
+'''
+
+
+def test_a_strategy_file_runs_once_for_all_its_functions(tmp_path, original_pickle):
+    """Functions named from one file share its module (run once), which may hold dataclasses."""
+    path = tmp_path / "shared.py"
+    path.write_text(SHARED_STATE)
+    out = tmp_path / "r.json"
+    result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:first",
+                        "--strategy", f"{path}:second", "--json", out)
+    assert result.stdout.count("imported") == 1
+    rows = json.loads(out.read_text())["datasets"][0]["strategies"]
+    assert [row.get("error") for row in rows] == [None, None]
+
+
+def test_the_same_definition_registered_again_is_no_clash():
+    """Running a definition twice (a module imported again) re-registers it quietly; another
+    definition under the name is still refused."""
+    from strategies import REGISTRY, register
+
+    def mine(sentences, model_names, target_model_name, probs):
+        return [0] * len(sentences)
+
+    def other(sentences, model_names, target_model_name, probs):
+        return [1] * len(sentences)
+
+    try:
+        register("twice-test")(mine)
+        register("twice-test")(mine)
+        assert REGISTRY["twice-test"].fn is mine
+        with pytest.raises(InputError, match="'twice-test' is registered twice"):
+            register("twice-test")(other)
+    finally:
+        REGISTRY.pop("twice-test", None)
