@@ -90,7 +90,7 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
         raise InputError(f"{path}: a blind test's public file (its target is hidden): nothing to score; "
                          "run it with --predict-only --predictions FILE")
     t = None if public else len(names) - 1 if target is None else find_model(names, target, path)
-    if predict_only and metadata is None:
+    if predict_only and metadata is None and target is None:  # a --target given leaves no doubt
         print(f"warning: {path}: no valid sidecar, so it is not known to be a blind test's public file: its model "
               f"{names[t]} is taken as the target and left out", file=sys.stderr)
     n = min(num_samples or len(dataset.sentences), len(dataset.sentences))

@@ -302,3 +302,12 @@ def test_resume_cache_round_trip_and_what_it_refuses(tmp_path):
     assert dataset_io.read_cached_slice(cache, "k", probs.shape)[1] == {}  # a row that is no dict: sizes unknown
     (cache / "k.npy").write_bytes((cache / "k.npy").read_bytes()[:40])  # a damaged slice is recomputed
     assert dataset_io.read_cached_slice(cache, "k", probs.shape) is None
+
+
+def test_save_dataset_returns_the_size_and_hash_its_sidecar_records(tmp_path):
+    import hashlib
+
+    path = tmp_path / "d.pkl"
+    written = save_dataset(path, NAMES, SENTENCES, small_probs(), {"note": "x"})
+    assert written == read_sidecar(path)["pickle"]
+    assert written == {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

@@ -258,6 +258,9 @@ def test_predict_only_without_a_sidecar_says_which_model_it_leaves_out(tmp_path,
     name = load_dataset(public).model_names[-1]
     assert result.stderr == (f"warning: {public}: no valid sidecar, so it is not known to be a blind test's public "
                              f"file: its model {name} is taken as the target and left out\n")
+    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
+                        "--strategy", "largest", "--target", name)
+    assert result.stderr == ""  # the user named the target: nothing to warn about
 
 
 def test_predict_only_never_reads_the_target(tmp_path):
