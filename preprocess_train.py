@@ -251,7 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     # Under `accelerate launch`, only the main process (rank 0) writes, so only it takes the lock.
     is_main = os.environ.get("RANK", "0") == "0"
     with output_lock(args.out) if is_main else contextlib.nullcontext():
-        return run(args, argv)
+        try:
+            return run(args, argv)
+        finally:
+            leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Under `accelerate launch`, tear the torch.distributed group down before exiting: a process that
+    exits with its gloo threads still running can abort ("terminate called without an active
+    exception"), failing a run whose work is done. Nothing to do in a plain run."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
