@@ -25,8 +25,8 @@ import numpy as np
 
 from harness import InputError, plural
 from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
-from harness.dataset_io import (atomic_write, check_writable, find_model, load_dataset, save_dataset, sidecar_path,
-                                write_output)
+from harness.dataset import find_model, load_dataset, save_dataset, sidecar_path
+from harness.files import atomic_write, check_writable, write_output
 from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison, tie_note
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
@@ -56,7 +56,7 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
     names = dataset.model_names
     t = len(names) - 1 if target is None else find_model(names, target, dataset_path)
     if len(names) < 3 or not dataset.sentences:
-        # A dataset file holds at least 2 models (harness.dataset_io), so the public one needs 2 inputs.
+        # A dataset file holds at least 2 models (harness.dataset), so the public one needs 2 inputs.
         raise InputError(f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
                          f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes")
     input_names = names[:t] + names[t + 1:]

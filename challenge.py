@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset_io import (check_writable, find_model, load_dataset, model_sizes, read_sidecar, short_name,
-                                write_output)
+from harness.dataset import find_model, load_dataset, model_sizes, read_sidecar, short_name
+from harness.files import check_writable, write_output
 from harness.learned import (TrainingSplit, check_disjoint, cross_validated_guesses, fit_and_predict, read_only,
                              training_split)
 from harness.report import check_report_dir, write_report
@@ -39,8 +39,9 @@ from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describ
                              emergent_prefixes, input_model_reach, paired_comparison, short_path, tie_note, top1,
                              top1_ties)
 from harness.tokenizer import decode_ids, local_tokenizer
-from strategies import (REGISTRY, ModelName, Strategy, learned, load_builtin, load_from_file,  # noqa: F401 (learned,
-                        register)                                                          # register: the block below)
+from harness.registry import (REGISTRY, ModelName, Strategy, learned, load_from_file,  # noqa: F401 (learned,
+                              register)                                          # register: the block below)
+from strategies import load_builtin
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASETS = ("wikipedia.pkl", "glue-rte.pkl")
@@ -158,7 +159,7 @@ def load_with_training(path: Path, strategies: list, target: str | None, num_sam
     """A dataset to score, what the leaderboard reports about it, and the training split its learned
     strategies fit on (None without learned strategies, or when they cross-validate on this file,
     which then keeps its target's probabilities for the folds' fits)."""
-    any_learned = any(strategy.learned for strategy in strategies)
+    any_learned = any(strategy.is_learned for strategy in strategies)
     split, report = load_split(path, target, num_samples, any_learned and train_path is None and not predict_only,
                                predict_only, show)
     train = load_training_split(train_path, split, target) if any_learned and train_path is not None else None
@@ -191,7 +192,7 @@ def run_strategies(split: Split, strategies: list[Strategy], seed: int, train: T
         protocol = None
         try:
             # Each strategy gets its own lists and its own view: nothing it changes reaches the next one.
-            if not strategy.learned:
+            if not strategy.is_learned:
                 returned = strategy.fn(list(split.sentences), list(split.input_names), target, split.inputs.view())
                 guesses = check_guesses(returned, n, split.vocab_size)
             elif train is not None:
@@ -235,7 +236,7 @@ def score_dataset(path: Path, strategies: list, target: str | None, num_samples:
 
     Under `predict_only`, nothing is scored: the guesses go to `predictions` only.
     """
-    any_learned = any(strategy.learned for strategy in strategies)
+    any_learned = any(strategy.is_learned for strategy in strategies)
     test, report, train = load_with_training(path, strategies, target, num_samples, train_path, predict_only)
     hidden = [r for r in (references or []) if not predict_only and r.name not in {s.name for s in strategies}]
     outcomes = {o.strategy.name: o for o in run_strategies(test, strategies + hidden, seed, train, train_path, folds,

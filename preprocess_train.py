@@ -47,7 +47,8 @@ from typing import Iterator
 import numpy as np
 
 from harness import InputError
-from harness.dataset_io import read_text_file, save_dataset, sidecar_path
+from harness.dataset import save_dataset, sidecar_path
+from harness.files import read_text_file
 from harness.prefixes import NAMED, build_prefixes
 from harness.tokenizer import SUITE_MODELS
 

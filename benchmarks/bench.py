@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.original import original_loop  # noqa: E402
 from harness import inference  # noqa: E402
-from harness.dataset_io import load_dataset, save_dataset  # noqa: E402
+from harness.dataset import load_dataset, save_dataset  # noqa: E402
 from harness.prefixes import build_prefixes  # noqa: E402
 from harness.scoring import input_model_reach, top1  # noqa: E402
 from harness.tokenizer import load_tokenizer  # noqa: E402
@@ -216,7 +216,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
         start = time.perf_counter()
         dataset = load_dataset(path, check_values=False)
         loaded = time.perf_counter()
-        from harness.dataset_io import check_probabilities
+        from harness.dataset import check_probabilities
         check_probabilities(dataset)
         checked = time.perf_counter()
         top1_per_model = top1(dataset.probs)

@@ -3,8 +3,10 @@
 `challenge.py`, `preprocess_train.py` and `blind_test.py` are the entry points; each concept lives in exactly
 one module here:
 
-- `dataset_io`: the pickle format (safe loading, validation, atomic writing), its JSON sidecar,
-  and preprocessing's resume cache;
+- `dataset`: the pickle format (validation, writing), its JSON sidecar, and model names;
+- `safe_pickle`: loading a pickle without running code from it, in memory bounded by the file;
+- `files`: atomic writes, output paths checked before work, user text files;
+- `resume_cache`: preprocessing's per-model cache, beside `inference`;
 - `prefixes`: the prefix sets (Wikipedia openings, GLUE RTE prompts, a user's .txt/.jsonl);
 - `tokenizer`: a model's tokenizer, with the `tokenizers` package alone (encoding and decoding);
 - `inference`: running a model suite over prefixes into a float16 probability tensor (torch),
@@ -18,6 +20,11 @@ one module here:
 
 class InputError(Exception):
     """Bad input (a dataset, prefix file, model suite or flag): the message is one line naming it."""
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: some of CPython's and numpy's messages hold newlines."""
+    return " ".join(str(text).split())
 
 
 def plural(count: int, one: str, many: str) -> str:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset_io import Dataset, model_sizes, read_text_file
+from harness.dataset import Dataset, model_sizes
+from harness.files import read_text_file
 from harness.scoring import emergent_prefixes, top1, top1_ties
 
 REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")

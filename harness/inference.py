@@ -5,15 +5,12 @@ in the target dtype straight onto the device. Prefixes are tokenized once (all m
 tokenizer), sorted by length and batched under a token budget; batches are right-padded with an
 attention mask, and only the last real position of each prefix goes through the output head. The
 softmax runs in float32 over the tokenizer's ids (Pythia pads its embedding matrix past them) and
-the result is stored as float16. Finished models are cached for resuming (`harness.dataset_io`),
+the result is stored as float16. Finished models are cached for resuming (`harness.resume_cache`),
 and under `accelerate launch` the processes share the batches and gather one result.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,12 +27,12 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError, plural
-from harness.dataset_io import read_cached_slice, short_name, write_cached_slice
+from harness.dataset import short_name
+from harness.resume_cache import cache_key, read_cached_slice, write_cached_slice
 from harness.tokenizer import load_tokenizer
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
 DEFAULT_MAX_TOKENS = {"cuda": 32_768, "cpu": 4_096}
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model directory's weights are stored in
 
 
 @dataclass(frozen=True)
@@ -311,51 +308,3 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         if key and state.is_main_process:
             write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
     return probs, summary
-
-
-def model_fingerprint(spec: ModelSpec) -> list:
-    """What identifies the model's weights: for a local directory, each weight and config file's
-    size, mtime and a hash of sampled content (overwriting a model in place changes it); for a hub
-    model, the commit its revision resolved to (the tokenizer download has just updated the local
-    cache's ref, or, offline, the ref is the one the cached files came from)."""
-    directory = Path(spec.name)
-    if directory.is_dir():
-        files = sorted(p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json"))
-        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns, _sampled_sha256(p)] for p in files]
-    return [hub_commit(spec)]
-
-
-def _sampled_sha256(path: Path, samples: int = 16, chunk: int = 1 << 16) -> str:
-    """sha256 of `samples` evenly spaced 64 KiB chunks (the whole file when smaller): milliseconds on a
-    12b model's shards, and a retrained or replaced model differs in every chunk."""
-    size, h = path.stat().st_size, hashlib.sha256()
-    with open(path, "rb") as f:
-        if size <= samples * chunk:
-            h.update(f.read())
-        else:
-            for offset in np.linspace(0, size - chunk, samples).astype(np.int64):
-                f.seek(int(offset))
-                h.update(f.read(chunk))
-    return h.hexdigest()
-
-
-def hub_commit(spec: ModelSpec) -> str | None:
-    """The commit a hub model's revision points to in the local Hugging Face cache (None if uncached)."""
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    revision = spec.revision or "main"
-    if re.fullmatch(r"[0-9a-f]{40}", revision):
-        return revision
-    ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=spec.name, repo_type="model") / "refs" / revision
-    try:
-        return ref.read_text().strip()
-    except OSError:
-        return None
-
-
-def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int) -> str:
-    """What a cached slice depends on: the model (name, revision and weights), the token ids (the
-    prefixes and the tokenizer), the dtype and the vocabulary."""
-    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, token_ids])
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]

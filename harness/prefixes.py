@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset_io import read_text_file
+from harness.files import read_text_file
 
 WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
 GLUE_RTE_HUB = ("nyu-mll/glue", "rte")

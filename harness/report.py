@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset_io import atomic_write, check_writable, load_dataset, model_sizes, short_name
+from harness.dataset import load_dataset, model_sizes, short_name
+from harness.files import atomic_write, check_writable
 from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
 from harness.tokenizer import local_tokenizer
 

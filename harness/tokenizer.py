@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset_io import short_name
+from harness.dataset import short_name
 
 SUITE_MODELS = Path(__file__).resolve().parents[1] / "suite" / "models"  # the bundled suite, committed
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset_io import load_dataset, model_sizes
+from harness.dataset import load_dataset, model_sizes
 from harness.scoring import top1
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.dataset_io import atomic_write
+from harness.files import atomic_write
 from harness.prefixes import read_glue_tsv, split_rte_prompts, split_wikipedia_openings
 
 ROOT = Path(__file__).resolve().parents[1]

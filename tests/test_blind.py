@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset_io import load_dataset, model_sizes, save_dataset
+from harness.dataset import load_dataset, model_sizes, save_dataset
 from harness.scoring import top1
 
 N, V = 20, 50

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, run_script
 
 from harness import InputError
-from harness.dataset_io import load_dataset, save_dataset
+from harness.dataset import load_dataset, save_dataset
 from harness.scoring import bootstrap_ci, check_guesses, StrategyError
 
 PYTHIA = [f"EleutherAI/pythia-{s}" for s in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
@@ -479,12 +479,12 @@ def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pic
 
 def test_full_disk_is_one_line_after_the_leaderboard(monkeypatch, tmp_path, original_pickle, capsys):
     import challenge
-    import harness.dataset_io
+    import harness.files
 
     def full(path, write, mode="wb"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(harness.dataset_io, "atomic_write", full)  # what write_output writes with
+    monkeypatch.setattr(harness.files, "atomic_write", full)  # what write_output writes with
     assert challenge.main(["--dataset", str(original_pickle), "--strategy", "dummy", "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
     assert "dummy" in captured.out

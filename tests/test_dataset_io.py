@@ -1,4 +1,4 @@
-"""harness.dataset_io: hostile and mutated pickles, memory bounds, atomic writes and the sidecar.
+"""harness.dataset, safe_pickle, files and resume_cache: hostile and mutated pickles, memory bounds, atomic writes and the sidecar.
 
 numpy only (no torch): these tests also run in CI's numpy 1.x environment.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from harness import InputError, dataset_io
-from harness.dataset_io import load_dataset, read_sidecar, save_dataset, sidecar_path
+from harness import InputError, resume_cache, safe_pickle
+from harness.dataset import load_dataset, read_sidecar, save_dataset, sidecar_path
 from harness.scoring import top1
 
 NAMES = ["small", "large", "target"]
@@ -68,8 +68,8 @@ def test_hostile_files_are_one_line_errors_within_bounded_memory(tmp_path):
     code = """
 import json, resource, sys
 from pathlib import Path
-from harness import InputError, dataset_io
-from harness.dataset_io import load_dataset
+from harness import InputError, resume_cache, safe_pickle
+from harness.dataset import load_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 outcomes = {}
 for path in sorted(Path(sys.argv[1]).glob("*.pkl")):
@@ -104,7 +104,7 @@ def test_encode_only_as_numpy_uses_it(tmp_path, call, message):
 
 def test_opcode_count_is_bounded(tmp_path, monkeypatch):
     """Millions of tiny opcodes would take the scan and the unpickler minutes: refused past a cap."""
-    monkeypatch.setattr(dataset_io, "_MAX_OPCODES", 1000)
+    monkeypatch.setattr(safe_pickle, "_MAX_OPCODES", 1000)
     path = tmp_path / "many.pkl"
     path.write_bytes(b"\x80\x04]" + b"\x8c\x00a" * 1000 + b".")
     with pytest.raises(InputError, match="more than 1000 opcodes"):
@@ -168,8 +168,8 @@ def test_seeded_fuzz_raises_nothing_but_one_line_input_errors(tmp_path):
 import json, pickle, random, resource, sys
 import numpy as np
 from pathlib import Path
-from harness import InputError, dataset_io
-from harness.dataset_io import load_dataset
+from harness import InputError, resume_cache, safe_pickle
+from harness.dataset import load_dataset
 probs = np.random.default_rng(0).random((4, 3, 8)).astype(np.float32)
 probs = (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
 bases = [pickle.dumps((["a", "b", "c"], ["w", "x", "y", "z"], probs), protocol=p) for p in (2, 4, 5)]
@@ -293,15 +293,15 @@ def test_resume_cache_round_trip_and_what_it_refuses(tmp_path):
     cache = tmp_path / "cache"
     probs = small_probs()[:, 0]
     row = {"name": "small", "seconds": 1.5}
-    assert dataset_io.read_cached_slice(cache, "k", probs.shape) is None  # nothing cached yet
-    dataset_io.write_cached_slice(cache, "k", probs, row)
-    cached, cached_row = dataset_io.read_cached_slice(cache, "k", probs.shape)
+    assert resume_cache.read_cached_slice(cache, "k", probs.shape) is None  # nothing cached yet
+    resume_cache.write_cached_slice(cache, "k", probs, row)
+    cached, cached_row = resume_cache.read_cached_slice(cache, "k", probs.shape)
     assert cached.dtype == np.float16 and (cached == probs).all() and cached_row == row
-    assert dataset_io.read_cached_slice(cache, "k", (len(SENTENCES) + 1, probs.shape[1])) is None  # other prefixes
+    assert resume_cache.read_cached_slice(cache, "k", (len(SENTENCES) + 1, probs.shape[1])) is None  # other prefixes
     (cache / "k.json").write_text("[1, 2]")
-    assert dataset_io.read_cached_slice(cache, "k", probs.shape)[1] == {}  # a row that is no dict: sizes unknown
+    assert resume_cache.read_cached_slice(cache, "k", probs.shape)[1] == {}  # a row that is no dict: sizes unknown
     (cache / "k.npy").write_bytes((cache / "k.npy").read_bytes()[:40])  # a damaged slice is recomputed
-    assert dataset_io.read_cached_slice(cache, "k", probs.shape) is None
+    assert resume_cache.read_cached_slice(cache, "k", probs.shape) is None
 
 
 def test_save_dataset_returns_the_size_and_hash_its_sidecar_records(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset_io import load_dataset, save_dataset
+from harness.dataset import load_dataset, save_dataset
 
 WIKIPEDIA = ROOT / "data" / "wikipedia.pkl"
 SUITE_TOKENIZER = ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"

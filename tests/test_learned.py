@@ -89,7 +89,7 @@ def test_loglinear_recovers_a_known_pool():
 # ---- through challenge.py's CLI, on synthetic train/test files with sidecars
 
 def write_split(path, sentences, probs, target_probs, sizes=(1_000, 20_000, 300_000)):
-    from harness.dataset_io import save_dataset
+    from harness.dataset import save_dataset
 
     names = ["small", "medium", "large", "target"]
     array = np.concatenate([probs, target_probs[:, None]], axis=1)
@@ -166,7 +166,7 @@ def test_a_train_file_sharing_prefixes_or_differing_in_models_is_refused(split_f
     assert f"{overlapping}: shares 1 prefix with {test}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
-    from harness.dataset_io import save_dataset
+    from harness.dataset import save_dataset
     other = tmp_path / "other.pkl"
     save_dataset(other, ["a", "b", "target"], sentences, np.concatenate([probs[:, :2], target_probs[:, None]], 1))
     result = run_script("challenge.py", "--train", other, "--dataset", test, "--strategy", "loglinear", check=False)
@@ -205,13 +205,13 @@ def fit_flag(train):
 
 def test_learned_counts_above_or_below_register(tmp_path):
     """Whichever order the decorators stand in, the registered strategy is scored as learned."""
-    from strategies import REGISTRY, load_from_file
+    from harness.registry import REGISTRY, load_from_file
 
     path = tmp_path / "orders.py"
     path.write_text(DECORATOR_ORDERS)
     try:
         load_from_file(f"{path}:fit_above")  # importing the file registers all three
-        assert [REGISTRY[name].learned for name in ("fit-above", "fit-below", "fit-flag")] == [True] * 3
+        assert [REGISTRY[name].is_learned for name in ("fit-above", "fit-below", "fit-flag")] == [True] * 3
     finally:
         for name in ("fit-above", "fit-below", "fit-flag"):
             REGISTRY.pop(name, None)

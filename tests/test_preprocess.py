@@ -18,8 +18,8 @@ from conftest import CONTEXT, ROOT, SHARED, make_model, run_script
 from transformers import AutoModelForCausalLM
 
 from benchmarks.original import original_loop
-from harness import InputError, inference
-from harness.dataset_io import load_dataset
+from harness import InputError, inference, resume_cache
+from harness.dataset import load_dataset
 from harness.tokenizer import load_tokenizer
 
 
@@ -262,8 +262,8 @@ def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
     keys = []
     for commit in ("a" * 40, "b" * 40):
         (refs / "main").write_text(commit)
-        assert inference.hub_commit(spec) == commit
-        keys.append(inference.cache_key(spec, [[1, 2]], torch.float32, 10))
+        assert resume_cache.hub_commit(spec) == commit
+        keys.append(resume_cache.cache_key(spec, [[1, 2]], torch.float32, 10))
     assert keys[0] != keys[1]  # the hub's main moved on: the cached slice is not reused
 
 
@@ -410,7 +410,7 @@ def test_a_full_disk_while_writing_is_one_line(tmp_path, suite, prefix_file):
     """A write() that fails names no file: the message still reads right and says what is cached."""
     argv = ["preprocess_train.py", "--models", *map(str, suite[:2]), "--dataset", str(prefix_file), "--out",
             str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"]
-    code = ("import errno, os, runpy, sys; import harness.dataset_io as io\n"
+    code = ("import errno, os, runpy, sys; import harness.resume_cache as io\n"
             "def full(*args, **kwargs): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
             f"io.atomic_write = full; sys.argv = {argv!r}\n"
             "runpy.run_path('preprocess_train.py', run_name='__main__')")
@@ -549,7 +549,7 @@ def test_device_map_auto_fallback_loads_after_the_failed_attempt_is_let_go(monke
 
 def test_cache_key_follows_the_token_ids(suite):
     spec = inference.ModelSpec(str(suite[0]))
-    key = inference.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
-    assert key == inference.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
-    assert key != inference.cache_key(spec, [[5, 6, 8]], torch.float32, 100)  # e.g. another tokenizer
-    assert key != inference.cache_key(spec, [[5, 6, 7]], torch.float16, 100)
+    key = resume_cache.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
+    assert key == resume_cache.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
+    assert key != resume_cache.cache_key(spec, [[5, 6, 8]], torch.float32, 100)  # e.g. another tokenizer
+    assert key != resume_cache.cache_key(spec, [[5, 6, 7]], torch.float16, 100)

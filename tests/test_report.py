@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import challenge
-from harness.dataset_io import save_dataset
+from harness.dataset import save_dataset
 from harness.report import picture_data, rank_bins, target_ranks
 from harness.scoring import emergent_prefixes
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset_io import load_dataset
+from harness.dataset import load_dataset
 from suite.neox import neox_config
 from harness.prefixes import read_glue_tsv
 

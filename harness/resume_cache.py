@@ -1,0 +1,99 @@
+"""Preprocessing's resume cache: one .npy slice per finished model, keyed on what it depends on.
+
+A slice is keyed on the model (name, revision and weights: a local directory's weight files by
+size, mtime and a sampled hash; a hub model's resolved commit), the token ids, the dtype and the
+vocabulary, so a model retrained in place, or another tokenizer, is recomputed. Its summary row
+(sizes, timings) is stored beside it for a resumed run's sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.files import atomic_write
+
+if TYPE_CHECKING:  # annotations only: the cache itself needs no torch
+    import torch
+
+    from harness.inference import ModelSpec
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model directory's weights are stored in
+
+
+def read_cached_slice(cache_dir: Path, key: str, shape: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
+    """A finished model's cached slice of `shape` and its summary row, or None: absent, damaged or
+    of another shape, the slice is recomputed, not trusted."""
+    try:
+        probs = np.load(cache_dir / f"{key}.npy", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if probs.shape != shape:
+        return None
+    try:
+        summary = json.loads((cache_dir / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    return probs, summary if isinstance(summary, dict) else {}
+
+
+def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: dict) -> None:
+    """The slice, and beside it the model's summary row (sizes, timings) for a resumed run's sidecar:
+    the row first, so that a slice on disk always has its row."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
+    atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
+
+
+
+def model_fingerprint(spec: ModelSpec) -> list:
+    """What identifies the model's weights: for a local directory, each weight and config file's
+    size, mtime and a hash of sampled content (overwriting a model in place changes it); for a hub
+    model, the commit its revision resolved to (the tokenizer download has just updated the local
+    cache's ref, or, offline, the ref is the one the cached files came from)."""
+    directory = Path(spec.name)
+    if directory.is_dir():
+        files = sorted(p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json"))
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns, _sampled_sha256(p)] for p in files]
+    return [hub_commit(spec)]
+
+
+def _sampled_sha256(path: Path, samples: int = 16, chunk: int = 1 << 16) -> str:
+    """sha256 of `samples` evenly spaced 64 KiB chunks (the whole file when smaller): milliseconds on a
+    12b model's shards, and a retrained or replaced model differs in every chunk."""
+    size, h = path.stat().st_size, hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= samples * chunk:
+            h.update(f.read())
+        else:
+            for offset in np.linspace(0, size - chunk, samples).astype(np.int64):
+                f.seek(int(offset))
+                h.update(f.read(chunk))
+    return h.hexdigest()
+
+
+def hub_commit(spec: ModelSpec) -> str | None:
+    """The commit a hub model's revision points to in the local Hugging Face cache (None if uncached)."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    revision = spec.revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=spec.name, repo_type="model") / "refs" / revision
+    try:
+        return ref.read_text().strip()
+    except OSError:
+        return None
+
+
+def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int) -> str:
+    """What a cached slice depends on: the model (name, revision and weights), the token ids (the
+    prefixes and the tokenizer), the dtype and the vocabulary."""
+    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, token_ids])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
