@@ -100,7 +100,7 @@ def load_split(path: Path, target: str | None, num_samples: int | None, keep_tar
               f"scoring {n}", file=sys.stderr)
     if show is not None and not 0 <= show < n:
         raise InputError(f"{path}: --show {show}: prefixes are numbered 0 to {n - 1}")
-    sizes = model_sizes(dataset, metadata)
+    sizes = model_sizes(dataset.model_names, metadata)
     input_names = [ModelName(name, **sizes.get(name, {})) for j, name in enumerate(names) if j != t]
     report: dict = {}
     target_top1 = target_probs = None

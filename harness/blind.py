@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import Dataset, model_sizes
+from harness.dataset import Dataset, model_sizes, read_sidecar
 from harness.files import read_text_file
 from harness.scoring import emergent_prefixes, top1, top1_ties
 
@@ -40,7 +40,7 @@ _SHOWN = 5  # how many indices or lines an error shows
 def public_metadata(dataset: Dataset, input_names: list[str]) -> dict:
     """The public file's sidecar: the input models' names and sizes, and nothing about the target
     (no command line, no `extra`, no paths: any of them can name it)."""
-    sizes = model_sizes(dataset)
+    sizes = model_sizes(dataset.model_names, read_sidecar(dataset.path, verify_hash=False))
     models = [{"name": name, **{key: value for key, value in sizes.get(name, {}).items() if value is not None}}
               for name in input_names]
     return {"format": "pickle of (model_names, sentences, probs), the public file of a blind test: every "

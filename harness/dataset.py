@@ -218,15 +218,14 @@ def read_sidecar(dataset_path: str | os.PathLike, verify_hash: bool = True) -> d
     return metadata
 
 
-def model_sizes(dataset: Dataset, metadata: dict | None = None) -> dict[str, dict]:
-    """Each model's parameter counts from the sidecar, {name: {"non_embedding_params": ...,
-    "total_params": ...}} (None where unknown), or {} without a sidecar that lists the pickle's
-    own models in its order: sizes are a property of the models, so that check is what matters.
-    `metadata`: the sidecar, where the caller has read it already."""
-    metadata = read_sidecar(dataset.path, verify_hash=False) if metadata is None else metadata
+def model_sizes(model_names: list[str], metadata: dict | None) -> dict[str, dict]:
+    """Each model's parameter counts from a sidecar's `metadata` (`read_sidecar`: read it once),
+    {name: {"non_embedding_params": ..., "total_params": ...}} (None where unknown), or {} without
+    a sidecar that lists the pickle's own models in its order: sizes are a property of the models,
+    so that check is what matters."""
     models = metadata.get("models") if isinstance(metadata, dict) else None
     if not isinstance(models, list) or [m.get("name") if isinstance(m, dict) else None
-                                        for m in models] != dataset.model_names:
+                                        for m in models] != list(model_names):
         return {}
     counts = lambda value: value if isinstance(value, int) and not isinstance(value, bool) else None
     return {m["name"]: {"non_embedding_params": counts(m.get("non_embedding_params")),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import load_dataset, model_sizes, short_name
+from harness.dataset import load_dataset, model_sizes, read_sidecar, short_name
 from harness.files import atomic_write, check_writable
 from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
 from harness.tokenizer import local_tokenizer
@@ -89,7 +89,7 @@ def picture_data(result: dict, name: str) -> DatasetPictureData:
     input_top1 = np.delete(per_model_top1, t, axis=1)
     emergent = np.flatnonzero(emergent_prefixes(input_top1, target_top1))
     emergent_tokens = target_top1[emergent]
-    sizes_by_name = model_sizes(dataset)
+    sizes_by_name = model_sizes(dataset.model_names, read_sidecar(dataset.path, verify_hash=False))
     sizes = [sizes_by_name.get(m, {}).get("non_embedding_params") for m in names]
     return DatasetPictureData(
         name=name, result=result, model_names=names, target_index=t,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import load_dataset, model_sizes
+from harness.dataset import load_dataset, model_sizes, read_sidecar
 from harness.scoring import top1
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def agreement(path: Path) -> dict:
     inputs = model_top1[:, :-1]
     agree = (inputs == target_top1[:, None]).mean(axis=0)
     informative = np.array([len(np.unique(inputs[:, j])) > 1 for j in range(inputs.shape[1])])
-    sizes = model_sizes(dataset)  # from the sidecar, which preprocess_train.py writes
+    sizes = model_sizes(dataset.model_names, read_sidecar(dataset.path, verify_hash=False))  # from the sidecar, which preprocess_train.py writes
     if not sizes:
         raise SystemExit(f"{path}: no sidecar with model sizes beside it: rebuild it with suite/build_splits.sh")
     return {"names": dataset.model_names[:-1], "target": dataset.model_names[-1], "n": len(dataset.sentences),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset import load_dataset, model_sizes, save_dataset
+from harness.dataset import load_dataset, model_sizes, read_sidecar, save_dataset
 from harness.scoring import top1
 
 N, V = 20, 50
@@ -72,7 +72,7 @@ def test_public_file_holds_the_inputs_exactly_and_no_trace_of_the_target(tmp_pat
     assert set(sidecar) == {"format", "public", "target_model", "models", "num_prefixes", "vocab_size", "pickle"}
     assert sidecar["public"] is True and sidecar["target_model"] == "hidden"
     assert [m["name"] for m in sidecar["models"]] == loaded.model_names
-    assert model_sizes(loaded)["suite-0.79m"]["non_embedding_params"] == 793344  # sizes still reach strategies
+    assert model_sizes(loaded.model_names, read_sidecar(loaded.path))["suite-0.79m"]["non_embedding_params"] == 793344  # sizes still reach strategies
 
     target = dataset.model_names[-1]
     everything = public.read_bytes() + public.with_suffix(".json").read_bytes()
