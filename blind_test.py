@@ -17,17 +17,18 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
+import harness.cli
 from harness import InputError, plural
-from harness.blind import answers_record, check_submission, load_answers, public_metadata, read_predictions
+from harness.blind import (BlindResult, Submission, answers_record, check_submission, load_answers, public_metadata,
+                           read_predictions)
 from harness.dataset import find_model, load_dataset, save_dataset, sidecar_path
 from harness.files import atomic_write, check_writable, write_output
-from harness.scoring import bootstrap_ci, describe_comparison, paired_comparison, tie_note
+from harness.scoring import describe_comparison, paired_comparison, score_guesses, tie_note
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
 
@@ -78,88 +79,72 @@ def _names(paths: list[Path]) -> dict[Path, str]:
     return {path: path.stem if stems.count(path.stem) == 1 else str(path) for path in paths}
 
 
-def score(answers_path: Path, prediction_paths: list[Path], seed: int) -> tuple[dict, bool]:
-    """Every submission's top-1 agreement with the hidden target; (results, whether any file was refused).
-    A refused file or strategy gets a one-line error on stderr and the others are still scored."""
+def score(answers_path: Path, prediction_paths: list[Path], seed: int) -> BlindResult:
+    """Every submission's top-1 agreement with the hidden target. A refused file or strategy gets a
+    one-line error on stderr (and in the result), and the others are still scored."""
     answers = load_answers(answers_path)
-    failed, submissions = False, []
+    view = answers.view()
+    submissions = []
     for path, base in _names(prediction_paths).items():
         try:
             per_strategy = read_predictions(path)
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
-            submissions.append({"file": str(path), "error": str(e)})
-            failed = True
+            submissions.append(Submission(base, path, None, error=str(e)))
             continue
         for predictions in per_strategy:
             name = base if len(per_strategy) == 1 else f"{base}/{predictions.strategy}"
-            row = {"name": name, "file": str(path), "strategy": predictions.strategy}
             guesses, problem = check_submission(predictions, answers)
             if problem is not None:
                 print(f"error: {path}, strategy {predictions.strategy!r}: {problem}", file=sys.stderr)
-                submissions.append({**row, "error": problem})
-                failed = True
-                continue
-            correct = guesses == answers.target_top1
-            low, high = bootstrap_ci(correct, seed=seed)
-            submissions.append({**row, "accuracy": float(correct.mean()), "correct": int(correct.sum()),
-                                "n": answers.n, "ci95": [low, high],
-                                "emergent_correct": int(correct[answers.emergent].sum()),
-                                "tied_misses": int((guesses[answers.tie_rows] == answers.tie_tokens).sum()),
-                                "_correct": correct})
-    scored = sorted((row for row in submissions if "error" not in row), key=lambda row: (-row["accuracy"], row["name"]))
-    for row in scored[1:]:
-        row["vs_best"] = {"best": scored[0]["name"], **paired_comparison(row["_correct"], scored[0]["_correct"])}
-    pairs = [{"a": a["name"], "b": b["name"], **paired_comparison(a["_correct"], b["_correct"])}
+                submissions.append(Submission(name, path, predictions.strategy, error=problem))
+            else:
+                submissions.append(Submission(name, path, predictions.strategy,
+                                              score_guesses(name, guesses, view, seed)))
+    scored = sorted((s for s in submissions if s.error is None), key=lambda s: (-s.score.accuracy, s.name))
+    for s in scored[1:]:
+        s.score.versus = {"best": scored[0].name, **paired_comparison(s.score.hits, scored[0].score.hits)}
+    pairs = [{"a": a.name, "b": b.name, **paired_comparison(a.score.hits, b.score.hits)}
              for a, b in itertools.combinations(scored, 2)]
-    for row in scored:
-        del row["_correct"]
-    result = {"answers": str(answers_path), "public_sha256": answers.public_sha256, "target": answers.target_model,
-              "inputs": answers.input_models, "n": answers.n, "vocab_size": answers.vocab_size, "seed": seed,
-              "emergent_prefixes": int(answers.emergent.sum()), "tied_targets": len(np.unique(answers.tie_rows)),
-              "submissions": scored + [row for row in submissions if "error" in row], "pairs": pairs}
-    return result, failed
+    return BlindResult(answers_path, answers, seed, scored + [s for s in submissions if s.error is not None], pairs)
 
 
-def print_leaderboard(result: dict) -> None:
-    n, scored = result["n"], [row for row in result["submissions"] if "error" not in row]
-    refused = len(result["submissions"]) - len(scored)
-    print(f"\n{result['answers']}: {n} {plural(n, 'prefix', 'prefixes')}, target {result['target']} (hidden from the "
-          f"participants), {len(result['inputs'])} input models, vocabulary {result['vocab_size']}; "
+def print_leaderboard(result: BlindResult) -> None:
+    answers, scored = result.answers, result.scored
+    n, refused = answers.n, len(result.submissions) - len(scored)
+    print(f"\n{result.answers_path}: {n} {plural(n, 'prefix', 'prefixes')}, target {answers.target_model} (hidden from "
+          f"the participants), {len(answers.input_models)} input models, vocabulary {answers.vocab_size}; "
           f"{len(scored)} {plural(len(scored), 'submission', 'submissions')} scored"
           + (f", {refused} refused (above)" if refused else ""))
     if not scored:
         return
-    width = max(24, *(len(row["name"]) for row in scored))
-    emergent = result["emergent_prefixes"]
+    width = max(24, *(len(s.name) for s in scored))
+    emergent = int(answers.emergent.sum())
     print(f"  {'submission':<{width}} {'top-1':>7}  {'95% CI':<17} {'n':>6} {'emergent':>9}  vs best")
-    for row in scored:
-        low, high = row["ci95"]
-        versus = row.get("vs_best")
-        versus = describe_comparison(versus) if versus else "(best)"
-        print(f"  {row['name']:<{width}} {row['accuracy']:>7.3f}  [{low:.3f}, {high:.3f}]   {row['n']:>6} "
-              f"{row['emergent_correct']:>4}/{emergent:<4}  {versus}")
+    for s in scored:
+        low, high = s.score.ci95
+        versus = describe_comparison(s.score.versus) if s.score.versus else "(best)"
+        print(f"  {s.name:<{width}} {s.score.accuracy:>7.3f}  [{low:.3f}, {high:.3f}]   {s.score.n:>6} "
+              f"{s.score.emergent_correct:>4}/{emergent:<4}  {versus}")
     print(f"  emergent: right on the {emergent} {plural(emergent, 'prefix', 'prefixes')} ({emergent / n:.1%}) whose "
           "target top-1 is no input model's top-1; 95% CI: bootstrap, seed "
-          f"{result['seed']}; vs best: prefixes only this / only the best gets right, exact McNemar")
-    tied = result["tied_targets"]
+          f"{result.seed}; vs best: prefixes only this / only the best gets right, exact McNemar")
+    tied = len(np.unique(answers.tie_rows))
     if tied:
-        print(f"  {tie_note(tied, scored)}")
+        print(f"  {tie_note(tied, [(s.name, s.score.tied_misses) for s in scored])}")
     if 2 < len(scored) <= MAX_PAIRS_PRINTED:
         print("  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
               "not adjusted for multiple comparisons):")
-        for pair in result["pairs"]:
+        for pair in result.pairs:
             print(f"    {pair['a']} vs {pair['b']}: {describe_comparison(pair)}")
     elif len(scored) > MAX_PAIRS_PRINTED:
-        print(f"  the {len(result['pairs'])} pairwise comparisons are in --json")
+        print(f"  the {len(result.pairs)} pairwise comparisons are in --json")
 
 
-EXIT_CODES = """exit status:
-  0    done (every predictions file scored)
-  1    a bad dataset, answers or predictions file, or an output that cannot be written or would
-       overwrite an input (one line on stderr; the other predictions files are still scored)
-  2    a bad command line
-  130  interrupted (Ctrl-C)"""
+EXIT_CODES = harness.cli.exit_codes("done (every predictions file scored)",
+                                    "a bad dataset, answers or predictions file, or an output that cannot be written "
+                                    "or would\n       overwrite an input (one line on stderr; the other predictions "
+                                    "files are still scored)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,39 +165,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score" and any(_same_file(a, b) for a, b in itertools.combinations(args.predictions, 2)):
         parser.error("a predictions file is given twice")
 
-    try:
-        if args.command == "split":
-            check_split_paths(args.dataset, args.public, args.answers)
-            for path in (args.public, args.answers):
-                check_writable(path)
-        elif args.json is not None:
-            for path in (args.answers, *args.predictions):
-                if _same_file(args.json, path):
-                    raise InputError(f"{args.json}: --json would overwrite an input file")
-            check_writable(args.json)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-    try:
-        if args.command == "split":
-            split(args.dataset, args.public, args.answers, args.target)
-            return 0
-        result, failed = score(args.answers, args.predictions, args.seed)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print_leaderboard(result)
+    if args.command == "split":
+        check_split_paths(args.dataset, args.public, args.answers)
+        for path in (args.public, args.answers):
+            check_writable(path)
+        split(args.dataset, args.public, args.answers, args.target)
+        return 0
     if args.json is not None:
-        failed |= not write_output(args.json, lambda f: json.dump(result, f, indent=2))
+        for path in (args.answers, *args.predictions):
+            if _same_file(args.json, path):
+                raise InputError(f"{args.json}: --json would overwrite an input file")
+        check_writable(args.json)
+    result = score(args.answers, args.predictions, args.seed)
+    print_leaderboard(result)
+    failed = result.failed
+    if args.json is not None:
+        failed |= not write_output(args.json, lambda f: json.dump(result.to_json(), f, indent=2))
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `blind_test.py score ... | head` ends quietly
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    harness.cli.run(main)

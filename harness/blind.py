@@ -27,7 +27,7 @@ import numpy as np
 from harness import InputError, plural
 from harness.dataset import Dataset, model_sizes, read_sidecar
 from harness.files import read_text_file
-from harness.scoring import emergent_prefixes, top1, top1_ties
+from harness.scoring import StrategyScore, TargetView, target_view
 
 REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")
 ANSWERS_FORMAT = ("blind test answers (private): target_top1[i] is the target model's top-1 token after "
@@ -52,14 +52,11 @@ def public_metadata(dataset: Dataset, input_names: list[str]) -> dict:
 def answers_record(dataset: Dataset, target: int, public_pickle: dict) -> dict:
     """The private answers of a blind test on `dataset`, model `target` hidden. `public_pickle`:
     {"path", "bytes", "sha256"} of the public file the participants get."""
-    top1_per_model = top1(dataset.probs)
-    target_top1 = top1_per_model[:, target]
-    tie_rows, tie_tokens = top1_ties(dataset.probs[:, target], target_top1)
+    view = target_view(dataset.probs, target)
     n = len(dataset.sentences)
-    # top1_ties returns rows in order: split its tokens at each row's first position.
-    tied_tokens = [part.tolist() for part in np.split(tie_tokens, np.searchsorted(tie_rows, np.arange(1, n)))]
-    inputs_top1 = np.delete(top1_per_model, target, axis=1)
-    emergent = np.flatnonzero(emergent_prefixes(inputs_top1, target_top1))
+    # The ties come row by row: split their tokens at each row's first position.
+    tied_tokens = [part.tolist() for part in np.split(view.tie_tokens, np.searchsorted(view.tie_rows, np.arange(1, n)))]
+    target_top1, emergent = view.target_top1, np.flatnonzero(view.emergent)
     return {"format": ANSWERS_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": str(dataset.path), "public_pickle": public_pickle,
             "target_model": dataset.model_names[target],
@@ -83,6 +80,56 @@ class Answers:
     @property
     def n(self) -> int:
         return len(self.sentences)
+
+    def view(self) -> TargetView:
+        """The target view that guesses are scored against (the answers record no input model's top-1)."""
+        return TargetView(self.target_top1[:, None], 0, self.emergent, self.tie_rows, self.tie_tokens)
+
+
+@dataclass
+class Submission:
+    """One strategy of one predictions file, scored against the answers, or the one-line reason it was refused."""
+    name: str
+    file: Path
+    strategy: str | None     # None: the file itself was refused
+    score: StrategyScore | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        row = {"name": self.name, "file": str(self.file), "strategy": self.strategy}
+        if self.error is not None:
+            return {**row, "error": self.error} if self.strategy is not None else {"file": str(self.file),
+                                                                                  "error": self.error}
+        score = self.score
+        return {**row, "accuracy": score.accuracy, "correct": score.correct, "n": score.n, "ci95": list(score.ci95),
+                "emergent_correct": score.emergent_correct, "tied_misses": score.tied_misses,
+                **({"vs_best": score.versus} if score.versus else {})}
+
+
+@dataclass
+class BlindResult:
+    """`blind_test.py score`: every submission against the answers, best first, then the refused ones."""
+    answers_path: Path
+    answers: Answers
+    seed: int
+    submissions: list[Submission]
+    pairs: list[dict]  # every pair of scored submissions: a `paired_comparison` (a, b)
+
+    @property
+    def scored(self) -> list[Submission]:
+        return [s for s in self.submissions if s.error is None]
+
+    @property
+    def failed(self) -> bool:
+        return any(s.error is not None for s in self.submissions)
+
+    def to_json(self) -> dict:
+        answers = self.answers
+        return {"answers": str(self.answers_path), "public_sha256": answers.public_sha256,
+                "target": answers.target_model, "inputs": answers.input_models, "n": answers.n,
+                "vocab_size": answers.vocab_size, "seed": self.seed, "emergent_prefixes": int(answers.emergent.sum()),
+                "tied_targets": len(np.unique(answers.tie_rows)),
+                "submissions": [s.to_json() for s in self.submissions], "pairs": self.pairs}
 
 
 def _int_array(value: object, what: str, path: Path, low: int, high: int) -> np.ndarray:

@@ -7,10 +7,12 @@ scores it in one of two ways:
 
 - on a separate test file: `challenge.py --train TRAIN.pkl --dataset TEST.pkl` (the two files may
   share no prefix: `check_disjoint`);
-- by K-fold cross-validation by prefix (`--folds`): each fold is predicted by a fit on the other
-  folds only (`cross_validated_guesses`), and the concatenated guesses are scored like any other.
+- by K-fold cross-validation by prefix (`--folds`, `fold_indices`): each fold is predicted by a fit
+  on the other folds only, and the guesses of all folds are scored like any other strategy's.
 
-numpy only. Every array a strategy receives is read-only, so nothing it does leaks into another.
+The engine (`harness.evaluate`) builds the training splits and makes every fit before it predicts
+anything. numpy only. Every array a strategy receives is read-only, so nothing it does leaks into
+another.
 """
 
 from __future__ import annotations
@@ -21,18 +23,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from harness import InputError, plural
-from harness.scoring import StrategyError, check_guesses
-
-
-# Strategies see a dataset a chunk of prefixes at a time: this many bytes of input probabilities
-# per chunk bounds memory by the chunk, not by N (about 190 prefixes of 7 models at Pythia's
-# vocabulary of 50,277; a whole 1,000-prefix dataset of the bundled suite's 4,000).
-CHUNK_BYTES = 128 * 2 ** 20
-
-
-def chunk_prefixes(num_models: int, vocab_size: int, itemsize: int = 2) -> int:
-    """How many prefixes of `num_models` x `vocab_size` probabilities make one chunk."""
-    return max(1, CHUNK_BYTES // (num_models * vocab_size * itemsize))
+from harness.scoring import CHUNK_BYTES, StrategyError, chunk_prefixes  # noqa: F401 (chunk sizes: also from here)
 
 
 @dataclass(frozen=True)
@@ -120,19 +111,19 @@ def read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def training_split(sentences: Sequence[str], model_names: Sequence[str], target_model_name: str,
-                   inputs: np.ndarray, target_probs: np.ndarray, target_top1: np.ndarray) -> TrainingSplit:
-    return TrainingSplit.from_arrays(sentences, model_names, target_model_name, inputs, target_probs, target_top1)
+def sealed(array: np.ndarray) -> np.ndarray:
+    """A read-only copy whose memory is a `bytes` object: no view, base or buffer of it can be made
+    writeable (`read_only`'s view of a writeable array can be reached through its memoryview's
+    `.obj`), so one copy can be handed to several strategies in turn."""
+    return np.frombuffer(np.ascontiguousarray(array).tobytes(), dtype=array.dtype).reshape(array.shape)
 
 
-def fit_and_predict(fit: Callable, train: TrainingSplit, sentences: Sequence[str], model_names: Sequence[str],
-                    target_model_name: str, inputs: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Fit on `train`, then predict `inputs` (never the test target), checked like any strategy's output."""
+def fit_strategy(fit: Callable, train: TrainingSplit) -> Callable:
+    """A learned strategy's fit step on `train`: the strategy function it returns."""
     predict = fit(train)
     if not callable(predict):
         raise StrategyError(f"its fit step returned {type(predict).__name__}, expected a strategy function")
-    guesses = predict(list(sentences), list(model_names), target_model_name, read_only(inputs))
-    return check_guesses(guesses, len(sentences), vocab_size)
+    return predict
 
 
 def fold_indices(num_sentences: int, folds: int, seed: int) -> list[np.ndarray]:
@@ -141,22 +132,6 @@ def fold_indices(num_sentences: int, folds: int, seed: int) -> list[np.ndarray]:
         raise InputError(f"--folds must be between 2 and the number of prefixes ({num_sentences}), got {folds}")
     order = np.random.default_rng(seed).permutation(num_sentences)
     return [np.sort(fold) for fold in np.array_split(order, folds)]
-
-
-def cross_validated_guesses(fit: Callable, sentences: Sequence[str], model_names: Sequence[str],
-                            target_model_name: str, inputs: np.ndarray, target_probs: np.ndarray,
-                            target_top1: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Every prefix's guess from a fit that never saw it: fit on K-1 folds, predict the K-th."""
-    n, vocab_size = len(sentences), inputs.shape[2]
-    guesses = np.empty(n, dtype=np.int64)
-    for held_out in fold_indices(n, folds, seed):
-        train_rows = np.setdiff1d(np.arange(n), held_out, assume_unique=True)
-        # Fancy indexing copies: the fit never holds a view that reaches the held-out rows.
-        train = training_split([sentences[i] for i in train_rows], model_names, target_model_name,
-                               inputs[train_rows], target_probs[train_rows], target_top1[train_rows])
-        guesses[held_out] = fit_and_predict(fit, train, [sentences[i] for i in held_out], model_names,
-                                            target_model_name, inputs[held_out], vocab_size)
-    return guesses
 
 
 def check_disjoint(train_path: object, train_sentences: Sequence[str], test_path: object,

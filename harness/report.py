@@ -6,6 +6,8 @@
   probability every model gives that token against size (a capability against scale, as in Wei et al.);
 - <dataset>-rank.png: the rank of the target's top-1 under each input model (1 = agrees).
 
+Every number drawn comes from the engine's results (`harness.evaluate.DatasetResult`): the
+per-prefix ones (`PictureData`) are computed in its pass over the data, so no dataset is read here.
 matplotlib is optional: `check_report_dir` says so in one line before any scoring.
 """
 
@@ -18,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import load_dataset, model_sizes, read_sidecar, short_name
+from harness.dataset import short_name
 from harness.files import atomic_write, check_writable
-from harness.scoring import bootstrap_ci, emergent_prefixes, orderable, top1
+from harness.scoring import StrategyScore, bootstrap_ci, orderable
 from harness.tokenizer import local_tokenizer
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
@@ -54,10 +56,8 @@ def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64
 
 
 @dataclass
-class DatasetPictureData:
-    """What the per-dataset pictures need from one scored dataset."""
-    name: str                     # a short label (the file's stem) for titles and file names
-    result: dict                  # challenge.score_dataset's result
+class PictureData:
+    """What the per-dataset pictures need, per prefix (`harness.evaluate` computes it with `Settings.pictures`)."""
     model_names: list[str]        # all models, the target included, in the dataset's order
     target_index: int
     sizes: list[int] | None       # non-embedding parameters per model, None if any is unknown
@@ -78,28 +78,15 @@ class DatasetPictureData:
         return None if self.sizes is None else [s for i, s in enumerate(self.sizes) if i != self.target_index]
 
 
-def picture_data(result: dict, name: str) -> DatasetPictureData:
-    """Reload a scored dataset and compute the per-prefix numbers its pictures show (its first n prefixes)."""
-    dataset = load_dataset(result["path"])  # checked again: the check also reads -0.0 as +0.0, as scoring saw it
-    names, n = dataset.model_names, result["n"]
-    t = names.index(result["target"])
-    probs = dataset.probs[:n]
-    per_model_top1 = top1(probs)
-    target_top1 = per_model_top1[:, t]
-    input_top1 = np.delete(per_model_top1, t, axis=1)
-    emergent = np.flatnonzero(emergent_prefixes(input_top1, target_top1))
-    emergent_tokens = target_top1[emergent]
-    sizes_by_name = model_sizes(dataset.model_names, read_sidecar(dataset.path, verify_hash=False))
-    sizes = [sizes_by_name.get(m, {}).get("non_embedding_params") for m in names]
-    return DatasetPictureData(
-        name=name, result=result, model_names=names, target_index=t,
-        sizes=None if None in sizes else sizes,
-        agreement=input_top1 == target_top1[:, None],
-        emergent_probs=probs[emergent, :, emergent_tokens].astype(np.float32),
-        emergent_tokens=emergent_tokens, emergent_index=emergent,
-        emergent_sentences=[dataset.sentences[i] for i in emergent],
-        ranks=np.delete(target_ranks(probs, target_top1), t, axis=1),
-        vocab_size=dataset.vocab_size)
+@dataclass
+class Drawn:
+    """One scored dataset on the page: its label (the file's stem), its result and its per-prefix numbers."""
+    name: str
+    result: "DatasetResult"  # noqa: F821 (harness.evaluate's, which imports this module)
+
+    @property
+    def pictures(self) -> PictureData:
+        return self.result.pictures
 
 
 def token_texts(model: str, tokens: np.ndarray) -> tuple[list[str], bool]:
@@ -135,20 +122,20 @@ def save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def emergence_picture(data: list[DatasetPictureData], path: Path, seed: int) -> str:
+def emergence_picture(data: list[Drawn], path: Path, seed: int) -> str:
     import matplotlib.pyplot as plt
 
-    by_size = all(d.sizes is not None for d in data)
+    by_size = all(d.pictures.sizes is not None for d in data)
     figure, axes = plt.subplots(figsize=(7.5, 4.6))
     for k, d in enumerate(data):
-        n = d.result["n"]
-        x = np.array(d.input_sizes if by_size else np.arange(1, len(d.input_names) + 1), dtype=float)
+        n, p = d.result.n, d.pictures
+        x = np.array(p.input_sizes if by_size else np.arange(1, len(p.input_names) + 1), dtype=float)
         # Datasets of one suite share sizes: a small sideways shift keeps their error bars apart.
         x = x * 10 ** (0.015 * (k - (len(data) - 1) / 2)) if by_size else x + 0.06 * (k - (len(data) - 1) / 2)
-        agreement = d.agreement.mean(axis=0) * 100
-        intervals = np.array([bootstrap_ci(column, seed=seed) for column in d.agreement.T]) * 100
+        agreement = p.agreement.mean(axis=0) * 100
+        intervals = np.array([bootstrap_ci(column, seed=seed) for column in p.agreement.T]) * 100
         axes.errorbar(x, agreement, yerr=[agreement - intervals[:, 0], intervals[:, 1] - agreement], marker="o",
-                      capsize=3, label=f"{d.name} (n = {n}, target {short_name(d.model_names[d.target_index])})")
+                      capsize=3, label=f"{d.name} (n = {n}, target {short_name(d.result.target)})")
     if by_size:
         size_axis(axes)
         axes.set_xlabel("input model size (non-embedding parameters, log scale)")
@@ -161,30 +148,31 @@ def emergence_picture(data: list[DatasetPictureData], path: Path, seed: int) -> 
     axes.legend(fontsize=8, loc="best")
     save(figure, path)
     sizes_note = "" if by_size else " Sizes are missing from a sidecar, so models are placed by their index."
-    counts = ", ".join(f"{d.name}: {d.result['n']} prefixes" for d in data)
+    counts = ", ".join(f"{d.name}: {d.result.n} prefixes" for d in data)
     return (f"Each input model's top-1 agreement with the target against its size, one line per dataset "
             f"({counts}), with 95% bootstrap "
             f"intervals (seed {seed}).{sizes_note}")
 
 
-def accuracy_picture(data: list[DatasetPictureData], path: Path) -> str:
+def accuracy_picture(data: list[Drawn], path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    heights = [max(1, sum("error" not in row for row in d.result["strategies"])) for d in data]
+    heights = [max(1, sum(isinstance(row, StrategyScore) for row in d.result.strategies)) for d in data]
     figure, all_axes = plt.subplots(len(data), 1, figsize=(7.5, 1.0 + 0.42 * sum(heights) + 0.9 * len(data)),
                                     gridspec_kw={"height_ratios": heights}, squeeze=False)
     for axes, d in zip(all_axes[:, 0], data):
-        scored = sorted((row for row in d.result["strategies"] if "error" not in row), key=lambda r: r["accuracy"])
-        failed = [row["name"] for row in d.result["strategies"] if "error" in row]
+        scored = sorted((row for row in d.result.strategies if isinstance(row, StrategyScore)),
+                        key=lambda r: r.accuracy)
+        failed = [row.name for row in d.result.strategies if not isinstance(row, StrategyScore)]
         y = np.arange(len(scored))
-        accuracy = np.array([row["accuracy"] for row in scored]) * 100
-        low, high = (np.array([row["ci95"][i] for row in scored]) * 100 for i in (0, 1))
+        accuracy = np.array([row.accuracy for row in scored]) * 100
+        low, high = (np.array([row.ci95[i] for row in scored]) * 100 for i in (0, 1))
         axes.errorbar(accuracy, y, xerr=[accuracy - low, high - accuracy], fmt="o", capsize=3, color="tab:blue")
         for yi, a, lo, hi in zip(y, accuracy, low, high):
             axes.annotate(f"{a:.1f}% [{lo:.1f}, {hi:.1f}]", (hi, yi), xytext=(6, 0), textcoords="offset points",
                           va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
-        axes.set_yticks(y, [row["name"] + (" (learned)" if row.get("learned") else "") for row in scored])
-        reach = d.result["input_model_reach"]["some_input_model"] * 100
+        axes.set_yticks(y, [row.name + (" (learned)" if row.fit else "") for row in scored])
+        reach = d.result.input_model_reach["some_input_model"] * 100
         axes.axvline(reach, color="gray", linestyle="--", linewidth=1)
         left = reach > 50  # the line's label on the side with room
         axes.annotate(f"some input model's top-1: {reach:.1f}%", (reach, 1), xycoords=("data", "axes fraction"),
@@ -194,7 +182,7 @@ def accuracy_picture(data: list[DatasetPictureData], path: Path) -> str:
         axes.set_xticks(range(0, 101, 20))
         axes.set_ylim(-0.7, len(scored) - 0.3)
         axes.grid(True, axis="x", alpha=0.3)
-        title = f"{d.name}: n = {d.result['n']}, target {short_name(d.model_names[d.target_index])}"
+        title = f"{d.name}: n = {d.result.n}, target {short_name(d.result.target)}"
         axes.set_title(title + (f" (not drawn, failed: {', '.join(failed)})" if failed else ""), fontsize=10)
     all_axes[-1, 0].set_xlabel("top-1 accuracy against the target (%), with its 95% bootstrap interval")
     figure.tight_layout()
@@ -204,11 +192,12 @@ def accuracy_picture(data: list[DatasetPictureData], path: Path) -> str:
             "prefix can reach). Strategies that failed are named in the panel's title, not drawn.")
 
 
-def emergent_picture(d: DatasetPictureData, path: Path, seed: int) -> str:
+def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
     """Draw the emergent prefixes (at least one); the caption lists the labelled ones with their prefixes."""
     import matplotlib.pyplot as plt
 
-    n, count = d.result["n"], len(d.emergent_tokens)
+    d, name = drawn.pictures, drawn.name
+    n, count = drawn.result.n, len(d.emergent_tokens)
     target_name = d.model_names[d.target_index]
     x = np.array(d.sizes if d.sizes is not None else np.arange(1, len(d.model_names) + 1), dtype=float)
     order = np.argsort(x, kind="stable")  # a --target other than the last may not be the largest
@@ -254,7 +243,7 @@ def emergent_picture(d: DatasetPictureData, path: Path, seed: int) -> str:
     axes.set_ylabel("probability of the target's top-1 token")
     axes.grid(True, which="major", alpha=0.3)
     prefixes = plural(count, "prefix", "prefixes")
-    axes.set_title(f"{d.name}: the target's top-1 token on the {count} emergent {prefixes} of {n}\n"
+    axes.set_title(f"{name}: the target's top-1 token on the {count} emergent {prefixes} of {n}\n"
                    f"(no input model ranks it first; {len(drawn)} drawn"
                    + (f", sampled with seed {seed})" if sampled else ")"), fontsize=10)
     save(figure, path)
@@ -298,10 +287,11 @@ def rank_bins(vocab_size: int) -> np.ndarray:
     return np.array(edges)
 
 
-def rank_picture(d: DatasetPictureData, path: Path) -> str:
+def rank_picture(drawn: Drawn, path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    names, n, num_inputs = d.input_names, d.result["n"], len(d.input_names)
+    d, name = drawn.pictures, drawn.name
+    names, n, num_inputs = d.input_names, drawn.result.n, len(d.input_names)
     edges = rank_bins(d.vocab_size)
     columns = min(3, num_inputs)
     rows = -(-num_inputs // columns)
@@ -329,7 +319,7 @@ def rank_picture(d: DatasetPictureData, path: Path) -> str:
         axes.set_xlabel("rank (log scale)")
     for axes in all_axes[:, 0]:
         axes.set_ylabel("% of prefixes (log)")
-    figure.suptitle(f"{d.name}: rank of the target's top-1 token under each input model "
+    figure.suptitle(f"{name}: rank of the target's top-1 token under each input model "
                     f"(n = {n}, vocabulary {d.vocab_size:,}; 1 = agrees)", fontsize=10)
     figure.tight_layout()
     save(figure, path)
@@ -339,42 +329,43 @@ def rank_picture(d: DatasetPictureData, path: Path) -> str:
             f"so the first bar is that model's point on the emergence curve (plus any float16 ties for its top-1).")
 
 
-def unique_names(results: list[dict]) -> list[str]:
+def unique_names(results: list) -> list[str]:
     """Each dataset's file stem, numbered where two files share one."""
-    stems = [Path(r["path"]).stem for r in results]
+    stems = [Path(r.path).stem for r in results]
     return [stem if stems.count(stem) == 1 else f"{stem}-{k + 1}" for k, stem in enumerate(stems)]
 
 
-def write_report(results: list[dict], directory: str | os.PathLike, seed: int = 0) -> Path:
-    """Draw the pictures of `challenge.score_dataset`'s results into `directory` and write its
-    index.md (last, so a page is only there with its pictures); returns the page's path.
+def write_report(results: list, directory: str | os.PathLike, seed: int = 0) -> Path:
+    """Draw the pictures of `harness.evaluate.score_dataset`'s results (scored with
+    `Settings.pictures`) into `directory` and write its index.md (last, so a page is only there
+    with its pictures); returns the page's path.
 
-    A result without scores (a dataset that failed to load) is left out, and the page says so.
+    A dataset that could not be scored (`DatasetFailure`) is left out, and the page says so.
     """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     directory = Path(directory)
-    scored = [r for r in results if "error" not in r]
-    skipped = [r["path"] for r in results if "error" in r]
+    scored = [r for r in results if getattr(r, "pictures", None) is not None]
+    skipped = [r.path for r in results if getattr(r, "pictures", None) is None]
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        data = [picture_data(r, name) for r, name in zip(scored, unique_names(scored))]
+        data = [Drawn(name, r) for r, name in zip(scored, unique_names(scored))]
         sections = []
         if data:
             sections.append(("Emergence curve", "emergence.png", emergence_picture(data, directory / "emergence.png",
                                                                                   seed)))
             sections.append(("Strategies", "accuracy.png", accuracy_picture(data, directory / "accuracy.png")))
         for d in data:
-            if len(d.emergent_tokens):
+            if len(d.pictures.emergent_tokens):
                 sections.append((f"{d.name}: emergent prefixes", f"{d.name}-emergent.png",
                                  emergent_picture(d, directory / f"{d.name}-emergent.png", seed)))
             else:
-                sections.append((f"{d.name}: emergent prefixes", None, f"No prefix is emergent (of {d.result['n']}): "
+                sections.append((f"{d.name}: emergent prefixes", None, f"No prefix is emergent (of {d.result.n}): "
                                  "every target top-1 is some input model's top-1, so there is nothing to draw."))
             sections.append((f"{d.name}: rank of the target's top-1", f"{d.name}-rank.png",
                              rank_picture(d, directory / f"{d.name}-rank.png")))
-        listed = ", ".join(f"`{r['path']}`" for r in scored) or "none scored"
+        listed = ", ".join(f"`{r.path}`" for r in scored) or "none scored"
         lines = ["# Challenge report", "", f"Datasets: {listed}; seed {seed}."]
         if skipped:
             listed = ", ".join(f"`{path}`" for path in skipped)

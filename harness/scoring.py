@@ -1,4 +1,9 @@
-"""Scoring: top-1 agreement with the target model, bootstrap intervals, checks on strategy output.
+"""Scoring: what the target says about each prefix, top-1 agreement with it, bootstrap intervals,
+paired comparisons, and checks on strategy output.
+
+The target view (`target_view`: every model's top-1, the target's top-1, the emergent prefixes and
+the float16 ties of the target's top-1) is computed here once per dataset, chunk by chunk, and
+read by the engine (`harness.evaluate`), the report and the blind test's answers.
 
 numpy only: scoring needs neither torch nor transformers.
 """
@@ -8,10 +13,22 @@ from __future__ import annotations
 import math
 import os
 import traceback
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from harness import plural
+
+# Datasets are read a chunk of prefixes at a time: this many bytes of probabilities per chunk
+# bounds memory by the chunk, not by N (about 190 prefixes of 7 models at Pythia's vocabulary of
+# 50,277; a whole 1,000-prefix dataset of the bundled suite's 4,000).
+CHUNK_BYTES = 128 * 2 ** 20
+
+
+def chunk_prefixes(num_models: int, vocab_size: int, itemsize: int = 2) -> int:
+    """How many prefixes of `num_models` x `vocab_size` probabilities make one chunk."""
+    return max(1, CHUNK_BYTES // (num_models * vocab_size * itemsize))
 
 
 class StrategyError(Exception):
@@ -33,8 +50,12 @@ def top1(probs: np.ndarray) -> np.ndarray:
     return orderable(probs).argmax(axis=-1)
 
 
-def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.ndarray:
-    """The guesses as an int64 array, or a StrategyError saying what is wrong with them."""
+def check_guesses(guesses: object, num_sentences: int, vocab_size: int,
+                  rows: Sequence[int] | None = None) -> np.ndarray:
+    """The guesses as an int64 array, or a StrategyError saying what is wrong with them.
+
+    `rows`: the dataset's index of each sentence of this call (a chunk's), so that an error names
+    the prefix by its index in the dataset."""
     returned = guesses
     try:
         guesses = np.asarray(guesses)
@@ -52,7 +73,8 @@ def check_guesses(guesses: object, num_sentences: int, vocab_size: int) -> np.nd
     out_of_range = (guesses < 0) | (guesses >= vocab_size)
     if out_of_range.any():
         i = int(np.argmax(out_of_range))
-        raise StrategyError(f"returned token id {guesses[i]} for sentence {i}, outside [0, {vocab_size})")
+        index = i if rows is None else rows[i]
+        raise StrategyError(f"returned token id {guesses[i]} for sentence {index}, outside [0, {vocab_size})")
     return guesses.astype(np.int64)
 
 
@@ -87,15 +109,105 @@ def short_path(filename: str) -> str:
 def top1_ties(probs: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, tokens): every token that ties a row's top-1 `top` exactly, other than `top` itself.
 
-    `probs` is (rows, vocabulary). In float16 two tokens can round to the same probability; the
-    metric keeps the first argmax (as the original challenge did), and these say where that
-    choice was arbitrary.
+    `probs` is (rows, vocabulary): a chunk's (`target_view` calls it chunk by chunk, as it builds a
+    rows x vocabulary mask). In float16 two tokens can round to the same probability; the metric
+    keeps the first argmax (as the original challenge did), and these say where that choice was
+    arbitrary.
     """
     values = orderable(probs)
     rows = np.arange(len(top))
     tied = values == values[rows, top][:, None]
     tied[rows, top] = False
     return np.nonzero(tied)
+
+
+@dataclass
+class TargetView:
+    """What the target says about each prefix: what every guess is scored against."""
+    model_top1: np.ndarray  # (n, models) every model's top-1 token, the target's included
+    target: int             # the target's column
+    emergent: np.ndarray    # (n,) bool: the target's top-1 is no input model's top-1 (`emergent_prefixes`)
+    tie_rows: np.ndarray    # with tie_tokens: each (prefix, token) tying the target's top-1 in float16,
+    tie_tokens: np.ndarray  # other than that top-1 itself (rows in order)
+
+    @property
+    def target_top1(self) -> np.ndarray:
+        return self.model_top1[:, self.target]
+
+    @property
+    def input_top1(self) -> np.ndarray:
+        return np.delete(self.model_top1, self.target, axis=1)
+
+    @property
+    def tied_targets(self) -> int:
+        """How many prefixes' target top-1 ties another token in float16."""
+        return len(np.unique(self.tie_rows))
+
+
+def target_view(probs: np.ndarray, target: int, rows_per_chunk: int | None = None) -> TargetView:
+    """The target view of `probs` (n, models, V), target at column `target`, read a chunk of rows
+    at a time (any array: a memory map is read, never copied whole)."""
+    n, num_models, vocab_size = probs.shape
+    rows_per_chunk = rows_per_chunk or chunk_prefixes(num_models, vocab_size, probs.dtype.itemsize)
+    model_top1 = np.empty((n, num_models), dtype=np.int64)
+    tie_rows, tie_tokens = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for start in range(0, n, rows_per_chunk):
+        block = probs[start:start + rows_per_chunk]
+        top = top1(block)
+        model_top1[start:start + len(block)] = top
+        rows, tokens = top1_ties(block[:, target], top[:, target])
+        tie_rows.append(rows + start)
+        tie_tokens.append(tokens)
+    emergent = emergent_prefixes(np.delete(model_top1, target, axis=1), model_top1[:, target])
+    return TargetView(model_top1, target, emergent, np.concatenate(tie_rows), np.concatenate(tie_tokens))
+
+
+@dataclass
+class StrategyScore:
+    """One strategy's guesses on one dataset, scored against its target view (`score_guesses`)."""
+    name: str
+    hits: np.ndarray        # (n,) bool: the guess is the target's top-1 (not in the JSON)
+    ci95: tuple[float, float]
+    tied_misses: int        # guesses of a token tying the target's top-1 in float16, scored wrong
+    emergent_correct: int   # right on the emergent prefixes
+    seconds: float = 0.0
+    fit: str | None = None  # how a learned strategy was fitted (None: not learned)
+    versus: dict | None = None  # a paired comparison with the reference (`paired_comparison`, + its name)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.hits.mean())
+
+    @property
+    def correct(self) -> int:
+        return int(self.hits.sum())
+
+    @property
+    def n(self) -> int:
+        return len(self.hits)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "accuracy": self.accuracy, "correct": self.correct, "n": self.n,
+                "ci95": list(self.ci95), "seconds": self.seconds, "fit": self.fit, "tied_misses": self.tied_misses,
+                "emergent_correct": self.emergent_correct, "vs_reference": self.versus}
+
+
+@dataclass
+class StrategyFailure:
+    """A strategy that could not be scored: its one-line error, in its row."""
+    name: str
+    error: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "error": self.error}
+
+
+def score_guesses(name: str, guesses: np.ndarray, view: TargetView, seed: int, **run: object) -> StrategyScore:
+    """`guesses` (n,) scored against `view`; `run`: seconds and fit, as the engine measured them."""
+    hits = guesses == view.target_top1
+    return StrategyScore(name, hits, bootstrap_ci(hits, seed=seed),
+                         tied_misses=int((guesses[view.tie_rows] == view.tie_tokens).sum()),
+                         emergent_correct=int(hits[view.emergent].sum()), **run)
 
 
 def bootstrap_ci(correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0,
@@ -164,9 +276,9 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
 
 
-def tie_note(tied: int, rows: list[dict]) -> str:
-    """The leaderboard's line on float16 ties of the target's top-1 (`rows`: scored rows with `tied_misses`)."""
-    misses = [f"{row['name']} {row['tied_misses']}" for row in rows if row.get("tied_misses")]
+def tie_note(tied: int, scores: list[tuple[str, int]]) -> str:
+    """The leaderboard's line on float16 ties of the target's top-1 (`scores`: each (name, tied misses))."""
+    misses = [f"{name} {count}" for name, count in scores if count]
     return (f"the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first tied "
             f"token counts as its top-1; guesses of another tied token, scored wrong: {', '.join(misses) or 'none'}")
 

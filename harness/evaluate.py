@@ -1,0 +1,478 @@
+"""The scoring engine: open a dataset, run strategies on it a chunk of prefixes at a time, score them.
+
+    settings = Settings(seed=0, references=...)
+    result = score_dataset(path, strategies, settings)       # a DatasetResult: .to_json(), harness.leaderboard
+    guesses = predict_dataset(path, strategies, settings)    # DatasetPredictions: the target is never read
+    shown = show_prefix(path, 3, strategies, settings)       # one prefix, every model and every guess
+
+How a dataset is read. The loaded (N, M, V) array is never written and never copied whole. The
+target view (`harness.scoring.target_view`: every model's top-1, the emergent prefixes, the float16
+ties) is one chunked pass over it; the strategies are a second: per chunk of prefixes
+(`harness.learned.chunk_prefixes`, about 128 MB; `Settings.chunk_size` overrides it), ONE read-only
+copy of the input models' columns is handed to every strategy in turn. That copy holds no target
+column, so nothing a strategy gets reaches the target, and its memory is a `bytes` object, so no
+strategy can unlock it and change what the next one sees. A chunk is just fewer sentences: a
+strategy is called as in the original challenge, with the chunk's sentences, and its guesses are
+concatenated. A strategy registered `whole_array` gets every prefix in one call instead (a copy of
+N x (M-1) x V float16: 6 GB for 10,000 prefixes of 7 models at Pythia's vocabulary).
+
+Each strategy is seeded (`random`, `numpy.random`) with `Settings.seed` once, and its generators'
+state is kept across its chunks, so its guesses do not depend on the chunk size or on the other
+strategies. A failure on any chunk is that strategy's one-line error, and it is not called again;
+the others are still scored.
+
+Learned strategies (`@learned`) fit before any prediction: on `Settings.train` (another file, no
+prefix in common), else on K-1 of `Settings.folds` folds of this dataset for each fold they
+predict, so never on a prefix they guess; each chunk's prefixes then go to their fold's predictor.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness import InputError, plural
+from harness.dataset import find_model, load_dataset, model_sizes, read_sidecar
+from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
+from harness.registry import ModelName, Strategy
+from harness.report import PictureData, target_ranks
+from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_guesses,
+                             chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
+                             score_guesses, short_path, target_view)
+
+HIDDEN_TARGET = "hidden"  # the target's name in a blind test's public file, as strategies receive it
+REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to score: everything `challenge.py`'s flags say, in one place."""
+    target: str | None = None        # the model whose top-1 is predicted (default: the last)
+    num_samples: int | None = None   # the first N prefixes only
+    seed: int = 0                    # seeds each strategy's random/numpy.random, the folds, the bootstrap
+    folds: int = 5                   # K of learned strategies' cross-validation, without `train`
+    train: Path | None = None        # learned strategies fit on this file instead
+    references: tuple[Strategy, ...] = ()           # the heuristics the reference is the best of
+    comparisons: tuple[tuple[str, str], ...] = ()   # pairs of strategy names to compare
+    chunk_size: int | None = None    # prefixes per strategy call (default: `chunk_prefixes`, ~128 MB)
+    pictures: bool = False           # also compute what `--report` draws (`harness.report.PictureData`)
+    progress: bool = True            # a progress bar on stderr, when it is a terminal
+    debug: bool = False              # print a failing strategy's full traceback
+
+
+@dataclass
+class DatasetView:
+    """One dataset as the engine reads it: which models are inputs, which is the target, and the
+    whole (N, M, V) array, read chunk by chunk and never written."""
+    path: Path
+    sentences: list[str]           # the first n prefixes (`num_samples`)
+    probs: np.ndarray              # every prefix of the file: read-only to the engine
+    input_names: list[ModelName]   # each with its size from the sidecar
+    input_columns: np.ndarray
+    target_column: int | None      # None in a blind test's public file: every model is an input
+    target: str                    # the target's name as strategies receive it (HIDDEN_TARGET if hidden)
+    model_names: list[str]         # every model, in the file's order
+    model_sizes: list[int | None]  # each one's non-embedding parameters (the sidecar's; None: unknown)
+
+    @property
+    def n(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.probs.shape[2]
+
+    def inputs(self, start: int, stop: int) -> np.ndarray:
+        """Prefixes [start, stop) of the input models: a sealed copy (`harness.learned.sealed`)."""
+        return sealed(self.probs[start:stop][:, self.input_columns])
+
+
+def is_public(metadata: dict | None) -> bool:
+    """Whether a sidecar is a blind test's public file's (`"public": true`): every model in it is an input."""
+    return isinstance(metadata, dict) and metadata.get("public") is True
+
+
+def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> DatasetView:
+    """Load a dataset to `score`, `predict` (the target is never read) or `train` on, reading its
+    sidecar once (a stale one warns once)."""
+    dataset = load_dataset(path)
+    names = dataset.model_names
+    metadata = read_sidecar(path, verify_hash=False)
+    public = is_public(metadata)
+    if public and purpose == "score":
+        raise InputError(f"{path}: a blind test's public file (its target is hidden): nothing to score; "
+                         "run it with --predict-only --predictions FILE")
+    if public and purpose == "train":
+        raise InputError(f"{path}: a blind test's public file has no target: it cannot be a --train file")
+    t = None if public else len(names) - 1 if settings.target is None else find_model(names, settings.target, path)
+    if purpose == "predict" and metadata is None and settings.target is None:  # a --target leaves no doubt
+        print(f"warning: {path}: no valid sidecar, so it is not known to be a blind test's public file: its model "
+              f"{names[t]} is taken as the target and left out", file=sys.stderr)
+    num_samples = settings.num_samples if purpose != "train" else None
+    n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
+    if num_samples is not None and num_samples > n:
+        print(f"warning: {path}: --num-samples {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
+              f"scoring {n}", file=sys.stderr)
+    sizes = model_sizes(names, metadata)
+    columns = np.array([j for j in range(len(names)) if j != t])
+    return DatasetView(path, dataset.sentences[:n], dataset.probs,
+                       [ModelName(names[j], **sizes.get(names[j], {})) for j in columns], columns, t,
+                       HIDDEN_TARGET if t is None else names[t], names,
+                       [sizes.get(name, {}).get("non_embedding_params") for name in names])
+
+
+def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
+    """`settings.train`, the file learned strategies fit on when they predict `data`: the same input
+    models and vocabulary, and not one prefix in common. The fit is told `data`'s target name
+    (HIDDEN_TARGET for a public file), as its predictions will be."""
+    path = settings.train
+    train = open_dataset(path, settings, purpose="train")
+    if list(train.input_names) != list(data.input_names) or train.vocab_size != data.vocab_size:
+        raise InputError(f"{path}: its models ({', '.join(train.input_names)} -> {train.target}, vocabulary "
+                         f"{train.vocab_size}) differ from {data.path}'s ({', '.join(data.input_names)} -> "
+                         f"{data.target}, vocabulary {data.vocab_size})")
+    check_disjoint(path, train.sentences, data.path, data.sentences)
+    view = target_view(train.probs, train.target_column, settings.chunk_size)
+    return TrainingSplit(train.sentences, data.input_names, data.target, train.probs, np.arange(train.n),
+                         train.input_columns, train.target_column, view.target_top1, settings.chunk_size)
+
+
+@dataclass
+class Fitted:
+    """A learned strategy's fits: a predictor per fold, and the fold predicting each prefix."""
+    predictors: list[Callable]
+    fold: np.ndarray  # (n,) index into predictors
+    how: str          # how it was fitted, for the leaderboard
+
+    def __call__(self, data: DatasetView, start: int, stop: int, inputs: np.ndarray) -> np.ndarray:
+        """Guesses for prefixes [start, stop), each from its fold's predictor."""
+        folds = self.fold[start:stop]
+        guesses = np.empty(stop - start, dtype=np.int64)
+        for k in np.unique(folds):
+            mine = np.flatnonzero(folds == k)
+            chunk = inputs.view() if len(mine) == len(folds) else read_only(inputs[mine])
+            returned = self.predictors[k]([data.sentences[start + i] for i in mine], list(data.input_names),
+                                          data.target, chunk)
+            guesses[mine] = check_guesses(returned, len(mine), data.vocab_size, rows=start + mine)
+        return guesses
+
+
+def fit_learned(strategy: Strategy, data: DatasetView, settings: Settings, view: TargetView | None,
+                train: TrainingSplit | None) -> Fitted:
+    """Every fit a learned strategy needs before predicting `data` (see the module's docstring)."""
+    if train is not None:
+        return Fitted([fit_strategy(strategy.fn, train)], np.zeros(data.n, dtype=np.int64),
+                      f"fit on {short_path(str(settings.train))}")
+    if view is None:  # predicting only: this file's target is never read
+        raise InputError("a learned strategy needs --train under --predict-only (a file with the target "
+                         "and the same input models)")
+    fold, predictors = np.empty(data.n, dtype=np.int64), []
+    for k, held_out in enumerate(fold_indices(data.n, settings.folds, settings.seed)):
+        fold[held_out] = k
+        rows = np.setdiff1d(np.arange(data.n), held_out, assume_unique=True)
+        split = TrainingSplit([data.sentences[i] for i in rows], data.input_names, data.target, data.probs, rows,
+                              data.input_columns, data.target_column, view.target_top1[rows], settings.chunk_size)
+        predictors.append(fit_strategy(strategy.fn, split))
+    return Fitted(predictors, fold, f"{settings.folds}-fold cross-validation by prefix")
+
+
+@dataclass
+class StrategyRun:
+    """One strategy's guesses on one dataset, or the one-line error in its row."""
+    name: str
+    guesses: np.ndarray | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    fit: str | None = None  # how a learned strategy was fitted
+
+
+def progress_bar(settings: Settings, data: DatasetView):
+    """Prefixes per second on stderr (tqdm), when it is a terminal and `settings.progress`."""
+    from tqdm import tqdm
+
+    return tqdm(total=data.n, unit="prefix", desc=data.path.name, leave=False, file=sys.stderr,
+                disable=not (settings.progress and sys.stderr.isatty()))
+
+
+def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
+                   train: TrainingSplit | None,
+                   on_chunk: Callable[[int, int, np.ndarray], None] | None = None) -> list[StrategyRun]:
+    """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring); `on_chunk`
+    sees each chunk's input copy too, in the same pass."""
+    runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
+    calls, states = {}, {}
+
+    def fail(run: StrategyRun, strategy: Strategy, error: Exception) -> None:
+        run.guesses = None
+        # InputError: e.g. too few prefixes for --folds
+        run.error = str(error) if isinstance(error, (StrategyError, InputError)) else describe_exception(error,
+                                                                                                      strategy.fn)
+        if settings.debug and not isinstance(error, (StrategyError, InputError)):
+            print(f"{strategy.name} on {data.path}:", file=sys.stderr)
+            traceback.print_exception(error)
+
+    def timed(run: StrategyRun, strategy: Strategy, step: Callable[[], None]) -> None:
+        """`step`, in the strategy's own random state and clock; an exception fails the strategy."""
+        random.setstate(states[run.name][0])
+        np.random.set_state(states[run.name][1])
+        start = time.perf_counter()
+        try:
+            step()
+        except Exception as e:  # a researcher's strategy may fail in any way: report it, score the rest
+            fail(run, strategy, e)
+        run.seconds += time.perf_counter() - start
+        states[run.name] = random.getstate(), np.random.get_state()
+
+    def predict(run: StrategyRun, strategy: Strategy, start: int, stop: int, inputs: np.ndarray) -> None:
+        if strategy.is_learned:
+            run.guesses[start:stop] = calls[run.name](data, start, stop, inputs)
+            return
+        # Each call gets its own lists and its own view: nothing a strategy changes reaches the next.
+        returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target, inputs.view())
+        run.guesses[start:stop] = check_guesses(returned, stop - start, data.vocab_size, rows=range(start, stop))
+
+    with progress_bar(settings, data) as bar:
+        for run, strategy in zip(runs, strategies):
+            random.seed(settings.seed)
+            np.random.seed(settings.seed)
+            states[run.name] = random.getstate(), np.random.get_state()
+            if strategy.is_learned:
+                bar.set_postfix_str(f"fitting {strategy.name}")
+                fitted = lambda run=run, strategy=strategy: calls.update({run.name: fit_learned(
+                    strategy, data, settings, view, train)})
+                timed(run, strategy, fitted)
+                run.fit = calls[run.name].how if run.name in calls else None
+        bar.set_postfix_str("")
+        chunked = [(run, s) for run, s in zip(runs, strategies) if not s.needs_whole_array]
+        size = settings.chunk_size or chunk_prefixes(data.probs.shape[1], data.vocab_size, data.probs.dtype.itemsize)
+        for start in range(0, data.n, size):
+            stop = min(data.n, start + size)
+            live = [(run, s) for run, s in chunked if run.error is None]
+            if live or on_chunk:
+                inputs = data.inputs(start, stop)
+                for run, strategy in live:
+                    timed(run, strategy, lambda: predict(run, strategy, start, stop, inputs))
+                if on_chunk:
+                    on_chunk(start, stop, inputs)
+            bar.update(stop - start)
+    for run, strategy in zip(runs, strategies):
+        if strategy.needs_whole_array and run.error is None:
+            timed(run, strategy, lambda: predict(run, strategy, 0, data.n, data.inputs(0, data.n)))
+    return runs
+
+
+@dataclass
+class DatasetResult:
+    """One scored dataset: what the leaderboard, --json and --report show."""
+    path: Path
+    target: str
+    inputs: list[ModelName]
+    vocab_size: int
+    train: Path | None            # the file learned strategies fitted on
+    folds: int | None             # else their K-fold cross-validation
+    strategies: list[StrategyScore | StrategyFailure]  # as asked for, in order
+    reference: StrategyScore | None  # the best built-in heuristic (`REFERENCE_HEURISTICS`) here
+    comparisons: list[dict]       # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
+    input_model_reach: dict
+    # Not in the JSON: per prefix.
+    sentences: list[str] = field(repr=False)
+    view: TargetView = field(repr=False)
+    guesses: dict[str, np.ndarray] = field(repr=False)  # by strategy name: the predictions CSV
+    pictures: PictureData | None = field(default=None, repr=False)  # with `Settings.pictures`
+
+    @property
+    def n(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def emergent(self) -> int:
+        return int(self.view.emergent.sum())
+
+    @property
+    def failed(self) -> bool:
+        """Whether a strategy failed (its row holds the error)."""
+        return any(isinstance(row, StrategyFailure) for row in self.strategies)
+
+    def emergence_curve(self) -> list[dict]:
+        """Each input model's top-1 agreement with the target, smallest first (unknown sizes: as listed)."""
+        sizes = [name.non_embedding_params for name in self.inputs]
+        by_size = sorted(range(len(sizes)), key=lambda j: (sizes[j] is None, sizes[j] or 0, j))
+        agreement = self.input_model_reach["per_input_model"]
+        return [{"model": self.inputs[j], "non_embedding_params": sizes[j], "agreement": agreement[j]}
+                for j in by_size]
+
+    def to_json(self) -> dict:
+        reference = self.reference
+        return {"path": str(self.path), "target": self.target, "inputs": list(self.inputs), "n": self.n,
+                "vocab_size": self.vocab_size,
+                "input_model_sizes": [name.non_embedding_params for name in self.inputs],
+                "train": None if self.train is None else str(self.train), "folds": self.folds,
+                "input_model_reach": self.input_model_reach, "tied_targets": self.view.tied_targets,
+                "emergence_curve": self.emergence_curve(), "emergent": self.emergent,
+                "reference": None if reference is None else
+                {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
+                "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
+
+
+@dataclass
+class DatasetPredictions:
+    """One dataset's guesses under --predict-only: nothing scored, the target never read."""
+    path: Path
+    target: str
+    inputs: list[ModelName]
+    vocab_size: int
+    train: Path | None
+    runs: list[StrategyRun]
+    sentences: list[str] = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def failed(self) -> bool:
+        return any(run.error is not None for run in self.runs)
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "target": self.target, "inputs": list(self.inputs), "n": self.n,
+                "vocab_size": self.vocab_size,
+                "input_model_sizes": [name.non_embedding_params for name in self.inputs],
+                "train": None if self.train is None else str(self.train), "folds": None, "predict_only": True,
+                "strategies": [{"name": run.name, "error": run.error} if run.error else
+                               {"name": run.name, "guesses": self.n, "fit": run.fit} for run in self.runs]}
+
+
+@dataclass
+class DatasetFailure:
+    """A dataset that could not be scored (or predicted): its one-line error."""
+    path: Path
+    error: str
+    failed = True
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "error": self.error}
+
+
+def best_reference(scores: dict[str, StrategyScore]) -> StrategyScore | None:
+    """The most accurate built-in heuristic on this dataset (the first listed on a tie), or None."""
+    scored = [(scores[name].correct, -i, name) for i, name in enumerate(REFERENCE_HEURISTICS) if name in scores]
+    return scores[max(scored)[2]] if scored else None
+
+
+def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetResult:
+    """Every strategy's top-1 agreement with the target on one dataset, each compared (paired, on the
+    same prefixes) with the best of `settings.references`, which are run for that even when not in
+    `strategies`; `settings.comparisons` are pairs of strategy names compared the same way."""
+    data = open_dataset(path, settings)
+    view = target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
+    any_learned = any(strategy.is_learned for strategy in strategies)
+    train = open_training(data, settings) if any_learned and settings.train is not None else None
+    listed = {strategy.name for strategy in strategies}
+    references_only = [r for r in settings.references if r.name not in listed]
+    ranks = np.empty((data.n, len(data.input_names)), dtype=np.int64) if settings.pictures else None
+
+    def rank_targets(start: int, stop: int, inputs: np.ndarray) -> None:
+        ranks[start:stop] = target_ranks(inputs, view.target_top1[start:stop])
+
+    runs = run_strategies(data, strategies + references_only, settings, view, train,
+                          rank_targets if settings.pictures else None)
+    scores = {run.name: score_guesses(run.name, run.guesses, view, settings.seed, seconds=run.seconds, fit=run.fit)
+              for run in runs if run.error is None}
+    reference = best_reference(scores)
+    rows = []
+    for run in runs[:len(strategies)]:
+        if run.error is not None:
+            rows.append(StrategyFailure(run.name, run.error))
+            continue
+        score = scores[run.name]
+        if reference is not None:
+            score.versus = {"reference": reference.name, **paired_comparison(score.hits, reference.hits)}
+        rows.append(score)
+    comparisons = []
+    for a, b in settings.comparisons:
+        failed = [name for name in (a, b) if name not in scores]
+        comparisons.append({"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else
+                           {"a": a, "b": b, **paired_comparison(scores[a].hits, scores[b].hits)})
+    return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
+                         settings.folds if any_learned and train is None else None, rows, reference, comparisons,
+                         input_model_reach(view.input_top1, view.target_top1), data.sentences, view,
+                         {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
+                         picture_data(data, view, ranks) if settings.pictures else None)
+
+
+def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:
+    """What --report draws of one dataset (`ranks`: the target's top-1's rank under each input model)."""
+    emergent = np.flatnonzero(view.emergent)
+    tokens = view.target_top1[emergent]
+    models = np.arange(len(data.model_names))
+    # The emergent prefixes' target token under every model: a small gather, not a pass over the data.
+    emergent_probs = data.probs[emergent[:, None], models[None, :], tokens[:, None]].astype(np.float32)
+    return PictureData(model_names=data.model_names, target_index=data.target_column,
+                       sizes=None if None in data.model_sizes else data.model_sizes,
+                       agreement=view.input_top1 == view.target_top1[:, None], emergent_probs=emergent_probs,
+                       emergent_tokens=tokens, emergent_index=emergent,
+                       emergent_sentences=[data.sentences[i] for i in emergent], ranks=ranks,
+                       vocab_size=data.vocab_size)
+
+
+def predict_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetPredictions:
+    """Every strategy's guesses on one dataset, its target never read (a blind test's public file
+    has none: every model in it is an input). Learned strategies need `settings.train`."""
+    data = open_dataset(path, settings, purpose="predict")
+    any_learned = any(strategy.is_learned for strategy in strategies)
+    train = open_training(data, settings) if any_learned and settings.train is not None else None
+    runs = run_strategies(data, strategies, settings, None, train)
+    return DatasetPredictions(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
+                              runs, data.sentences)
+
+
+@dataclass
+class ShownPrefix:
+    """One prefix as `--show` prints it: every model's distribution and every strategy's guess."""
+    path: Path
+    index: int
+    n: int
+    sentence: str
+    target: str
+    models: list[tuple[str, np.ndarray]]  # (name, float32 probabilities), the target's last if read
+    answer: int | None                    # the target's top-1 (None: predicting only)
+    runs: list[StrategyRun]               # their guesses at this prefix: `run.guesses[index]`
+
+
+def show_prefix(path: Path, index: int, strategies: list[Strategy], settings: Settings,
+                predicting: bool = False) -> ShownPrefix:
+    """Prefix `index`: every model's distribution and each strategy's guess, learned ones fitted as
+    for the leaderboard (so every strategy runs on the whole dataset, as when scored)."""
+    data = open_dataset(path, settings, purpose="predict" if predicting else "score")
+    if not 0 <= index < data.n:
+        raise InputError(f"{path}: --show {index}: prefixes are numbered 0 to {data.n - 1}")
+    view = None if predicting else target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
+    any_learned = any(strategy.is_learned for strategy in strategies)
+    train = open_training(data, settings) if any_learned and settings.train is not None else None
+    runs = run_strategies(data, strategies, settings, view, train)
+    models = [(name, data.probs[index, j].astype(np.float32)) for name, j in zip(data.input_names, data.input_columns)]
+    if view is not None:
+        models.append((f"{data.target} (target)", data.probs[index, data.target_column].astype(np.float32)))
+    return ShownPrefix(path, index, data.n, data.sentences[index], data.target, models,
+                       None if view is None else int(view.target_top1[index]), runs)
+
+
+def default_datasets(data_dir: Path) -> list[tuple[Path, Path | None]]:
+    """`data_dir`/*.pkl, each with the training file its learned strategies fit on: `X-test.pkl`
+    pairs with `X-train.pkl` (built by `bash suite/build_splits.sh`); a training file is not scored itself."""
+    found = [path for path in sorted(data_dir.glob("*.pkl")) if not path.stem.endswith("-train")]
+    if not found:
+        missing = " and ".join(str(data_dir / name) for name in ("wikipedia.pkl", "glue-rte.pkl"))
+        raise InputError(f"no dataset: {missing} are missing. Build one with `python preprocess_train.py "
+                         "--dataset wikipedia --out data/wikipedia.pkl` (see README.md), or copy the original "
+                         "challenge's wikipedia.pkl / glue-rte.pkl into data/")
+    paired = lambda path: path.with_name(path.stem.removesuffix("-test") + "-train.pkl")
+    return [(path, paired(path) if path.stem.endswith("-test") and paired(path).exists() else None)
+            for path in found]
