@@ -190,7 +190,7 @@ def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -
 
 def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab_size: int = 50277) -> dict:
     """challenge.py's load + validate + score against a bare pickle.load of the same file."""
-    import challenge
+    from harness.evaluate import Settings, score_dataset
     from strategies import REGISTRY, load_builtin
 
     rng = np.random.default_rng(0)
@@ -210,7 +210,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
             return pickle.load(f)
 
     def project():
-        return challenge.score_dataset(path, [REGISTRY["dummy"]], None, None, 0, None)
+        return score_dataset(path, [REGISTRY["dummy"]], Settings(progress=False))
 
     def project_parts():
         start = time.perf_counter()
