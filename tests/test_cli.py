@@ -928,3 +928,34 @@ def test_help_documents_the_exit_codes(script):
     assert "exit status:" in result.stdout
     for line in ("\n  1    ", "\n  2    a bad command line", "\n  130  interrupted"):
         assert line in result.stdout
+
+
+# ---- a stale sidecar: read once per dataset, so it warns once, in one line
+
+def test_a_stale_sidecar_warns_once_in_one_line(tmp_path):
+    dataset = load_dataset(WIKIPEDIA)
+    path = tmp_path / "stale.pkl"
+    save_dataset(path, dataset.model_names, dataset.sentences[:40], dataset.probs[:40],
+                 {"models": [{"name": name} for name in dataset.model_names]})
+    with open(path, "wb") as f:  # the pickle rewritten without its sidecar: the sidecar describes another file
+        pickle.dump((dataset.model_names, dataset.sentences[:30], dataset.probs[:30]), f)
+    train = tmp_path / "train.pkl"
+    save_dataset(train, dataset.model_names, dataset.sentences[60:], dataset.probs[60:])
+    report = ["--report", tmp_path / "report"] if _has_matplotlib() else []
+    runs = [run_script("challenge.py", "--dataset", path, "--strategy", "largest", "--strategy", "loglinear",
+                       "--json", tmp_path / "r.json", *report),
+            run_script("challenge.py", "--dataset", path, "--train", train, "--strategy", "loglinear", "--show", "2"),
+            run_script("blind_test.py", "split", path, "--public", tmp_path / "public.pkl",
+                       "--answers", tmp_path / "answers.json")]
+    for result in runs:
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert warnings[0].startswith(f"warning: {path.with_suffix('.json')}: describes another version of {path}")
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

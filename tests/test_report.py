@@ -1,17 +1,20 @@
-"""challenge.py --report: the page and its pictures, the per-prefix numbers they draw, and refusals."""
+"""--report: the page and its pictures, the per-prefix numbers they draw (computed by the engine in
+its pass over the data: the report reads no dataset), and refusals."""
 
 from __future__ import annotations
 
 import re
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_script
 
-import challenge
 from harness.dataset import save_dataset
-from harness.report import picture_data, rank_bins, target_ranks
+from harness.evaluate import Settings, score_dataset
+from harness.registry import REGISTRY
+from harness.report import rank_bins, target_ranks, write_report
 from harness.scoring import emergent_prefixes
+from strategies import load_builtin
 
 # Three prefixes, input models a and b, target t (top-1s: 1, 3, 5), vocabulary 6, hand-checkable:
 # prefix 0: b agrees (rank 1); a ranks token 1 second (only token 0 is above it).
@@ -46,9 +49,16 @@ def test_emergent_prefixes_and_ranks_by_hand():
     assert target_ranks(probs.astype(np.float32), target_top1).tolist() == ranks.tolist()  # float16 bit trick = float order
 
 
-def test_picture_data_with_the_target_not_last(tmp_path):
+def pictures(path, num_samples=None, chunk_size=None, target="t", strategies=("largest",)):
+    load_builtin()
+    settings = Settings(target=target, num_samples=num_samples, chunk_size=chunk_size, pictures=True, progress=False)
+    return score_dataset(path, [REGISTRY[name] for name in strategies], settings)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, None])
+def test_picture_data_with_the_target_not_last(tmp_path, chunk_size):
     path = hand_dataset(tmp_path / "middle.pkl", order=("a", "t", "b"))
-    data = picture_data({"path": str(path), "n": 3, "target": "t"}, "middle")
+    data = pictures(path, chunk_size=chunk_size).pictures
     assert data.input_names == ["a", "b"] and data.input_sizes == [1_000, 10_000]
     assert data.ranks.tolist() == RANKS
     assert data.agreement.tolist() == [[False, True], [False, False], [False, False]]
@@ -56,7 +66,7 @@ def test_picture_data_with_the_target_not_last(tmp_path):
     assert data.emergent_sentences == ["one", "two"]
     # the target's top-1 under every model, in the dataset's order (a, t, b)
     np.testing.assert_allclose(data.emergent_probs, [[.05, .6, .1], [.2, .5, .1]], rtol=1e-3)
-    first_two = picture_data({"path": str(path), "n": 2, "target": "t"}, "middle")  # --num-samples 2
+    first_two = pictures(path, num_samples=2, chunk_size=chunk_size).pictures  # --num-samples 2
     assert first_two.ranks.tolist() == RANKS[:2] and first_two.emergent_index.tolist() == [1]
 
 
@@ -67,14 +77,14 @@ def test_rank_bins_cover_every_rank_once():
     assert counts.sum() == 4000 and counts[:4].tolist() == [1, 1, 2, 5]
 
 
-def test_report_writes_pictures_and_a_page_linking_them(tmp_path, capsys):
+def test_report_writes_pictures_and_a_page_linking_them(tmp_path):
     pytest.importorskip("matplotlib")
     sized = hand_dataset(tmp_path / "sized.pkl")
     unsized = hand_dataset(tmp_path / "unsized.pkl", sizes=False)
     report = tmp_path / "new" / "report"
-    assert challenge.main(["--dataset", str(sized), "--dataset", str(unsized), "--strategy", "average",
-                           "--strategy", "largest", "--report", str(report)]) == 0
-    assert f"report: {report / 'index.md'}" in capsys.readouterr().out
+    result = run_script("challenge.py", "--dataset", sized, "--dataset", unsized, "--strategy", "average",
+                        "--strategy", "largest", "--report", report)
+    assert f"report: {report / 'index.md'}" in result.stdout
     page = (report / "index.md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", page)  # <...>: a file name may hold spaces
     pictures = sorted(p.name for p in report.glob("*.png"))
@@ -90,30 +100,32 @@ def test_report_writes_pictures_and_a_page_linking_them(tmp_path, capsys):
 def test_no_emergent_prefix_is_said_not_drawn(tmp_path):
     pytest.importorskip("matplotlib")
     path = hand_dataset(tmp_path / "easy.pkl")
-    assert challenge.main(["--dataset", str(path), "--num-samples", "1", "--strategy", "largest",
-                           "--report", str(tmp_path / "r")]) == 0
+    write_report([pictures(path, num_samples=1)], tmp_path / "r")
     assert not (tmp_path / "r" / "easy-emergent.png").exists()
     assert "No prefix is emergent (of 1)" in (tmp_path / "r" / "index.md").read_text()
 
 
-def test_missing_matplotlib_is_one_line_before_scoring(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+def test_missing_matplotlib_is_one_line_before_scoring(tmp_path):
+    blocker = tmp_path / "blocked"
+    (blocker / "matplotlib").mkdir(parents=True)
+    (blocker / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
     path = hand_dataset(tmp_path / "d.pkl")
-    assert challenge.main(["--dataset", str(path), "--report", str(tmp_path / "r")]) == 1
-    out, err = capsys.readouterr()
-    assert out == "" and err == "error: --report needs matplotlib: pip install matplotlib\n"
+    result = run_script("challenge.py", "--dataset", path, "--report", tmp_path / "r", check=False,
+                        env={"PYTHONPATH": str(blocker)})  # `import matplotlib` now raises ImportError
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "error: --report needs matplotlib: pip install matplotlib\n"
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("problem", ["a_file", "under_a_file"])
-def test_unwritable_report_folder_is_refused_before_scoring(tmp_path, capsys, problem):
+def test_unwritable_report_folder_is_refused_before_scoring(tmp_path, problem):
     pytest.importorskip("matplotlib")
     path = hand_dataset(tmp_path / "d.pkl")
     (tmp_path / "a_file").write_text("")
     report = {"a_file": tmp_path / "a_file", "under_a_file": tmp_path / "a_file" / "report"}[problem]
-    assert challenge.main(["--dataset", str(path), "--report", str(report)]) == 1
-    out, err = capsys.readouterr()
-    assert out == ""  # no leaderboard: nothing was scored
+    result = run_script("challenge.py", "--dataset", path, "--report", report, check=False)
+    out, err = result.stdout, result.stderr
+    assert result.returncode == 1 and out == ""  # no leaderboard: nothing was scored
     assert err.startswith(f"error: {report}: ") and len(err.strip().splitlines()) == 1, err
 
 
