@@ -11,10 +11,16 @@ one module here:
 - `tokenizer`: a model's tokenizer, with the `tokenizers` package alone (encoding and decoding);
 - `inference`: running a model suite over prefixes into a float16 probability tensor (torch),
   `run_suite`;
-- `scoring`: top-1 agreement, bootstrap intervals and strategy-output checks (numpy only);
-- `learned`: how learned strategies are fitted and scored on prefixes they did not see (numpy only);
+- `registry`: what a strategy is, `register`/`learned`/`whole_array`, loading one from a user's file;
+- `scoring`: the target view (top-1s, emergent prefixes, float16 ties), scores, bootstrap intervals,
+  paired comparisons and strategy-output checks (numpy only);
+- `learned`: training splits read chunk by chunk, folds, train/test disjointness (numpy only);
+- `evaluate`: the engine: a dataset opened for scoring, strategies run chunk by chunk (with the
+  fits of learned ones), `score_dataset`, `predict_dataset`, `show_prefix`, typed results;
+- `leaderboard`: what `challenge.py` prints and writes from those results (leaderboard, --show, CSV);
 - `blind`: the blind test's public file, private answers and predictions CSVs (numpy only);
-- `report`: the pictures of `challenge.py --report` (matplotlib, imported only when drawing).
+- `report`: the pictures of `challenge.py --report` (matplotlib, imported only when drawing);
+- `cli`: what every entry point does alike (one-line errors and warnings, exit codes).
 """
 
 

@@ -18,14 +18,29 @@ The API is the original challenge's, so functions written for it run unchanged:
 
 Return one integer token id in [0, V) per sentence (a list or a 1-D integer array).
 Work on the whole array at once with numpy: it is far faster than a loop per sentence.
-Randomness: challenge.py seeds `random` and `numpy.random` with --seed before each strategy.
+
+The harness calls a strategy on chunks of prefixes (about 128 MB of probabilities each: ~190
+prefixes of 7 models at Pythia's vocabulary), so memory stays bounded however many prefixes a
+dataset has. A chunk is just fewer sentences: the same function works unchanged, as long as each
+guess depends on its own prefix only. A strategy that needs every prefix at once (statistics over
+the whole dataset) can say so with `@whole_array` (or `@register("name", whole_array=True)`); it
+then gets the whole (N, M-1, V) array in one call, N x (M-1) x V x 2 bytes (6 GB for 10,000
+prefixes of 7 models at Pythia's vocabulary).
+Randomness: challenge.py seeds `random` and `numpy.random` with --seed once before each strategy
+and keeps each strategy's own state from chunk to chunk, so its guesses do not depend on the chunks.
 Token strings: `from strategies import load_tokenizer; load_tokenizer(target_model_name).decode([k])`.
 
 A strategy may also learn (see `my_learned_strategy` below): mark a fit function with `@learned`
-(or `@register("name", learned=True)`). It receives a `harness.learned.TrainingSplit` with the
-training prefixes' `sentences`, `model_names`, `target_model_name`, `probs_per_sentences` (the
-input models), `target_probs` (N, V) and `target_top1` (N,), and returns an ordinary strategy
-as above, which then predicts prefixes it never saw from the input models alone:
+(or `@register("name", learned=True)`). It receives a `harness.learned.TrainingSplit`: the
+training prefixes' `sentences`, `model_names`, `target_model_name` and `target_top1` (N,), and
+their probabilities chunk by chunk, so a fit's memory is bounded by the chunk:
+
+    for chunk in train.chunks():   # chunk.probs_per_sentences (C, M-1, V), chunk.target_probs (C, V),
+        ...                        # chunk.target_top1 (C,), chunk.sentences
+
+(`train.probs_per_sentences` and `train.target_probs` give every prefix at once, as in earlier
+versions, but hold N x M x V x 2 bytes: small datasets only.) It returns an ordinary strategy as
+above, which then predicts prefixes it never saw, chunk by chunk, from the input models alone:
 
     python challenge.py --train data/wikipedia-train.pkl --dataset data/wikipedia-test.pkl \
         --strategy path/to/your_file.py:my_learned_strategy
@@ -48,8 +63,10 @@ def my_strategy(sentences, model_names, target_model_name, probs_per_sentences):
 @learned
 def my_learned_strategy(train):
     """Learned: trust the input model whose top-1 agrees with the target most often in training."""
-    agreement = (train.probs_per_sentences.argmax(axis=2) == train.target_top1[:, None]).mean(axis=0)
-    best = int(agreement.argmax())
+    agreeing = 0
+    for chunk in train.chunks():  # one chunk of training prefixes at a time
+        agreeing = agreeing + (chunk.probs_per_sentences.argmax(axis=2) == chunk.target_top1[:, None]).sum(axis=0)
+    best = int(np.argmax(agreeing))
 
     def predict(sentences, model_names, target_model_name, probs_per_sentences):
         return probs_per_sentences[:, best].argmax(axis=1)
