@@ -55,7 +55,7 @@ EMERGENT_SHARE = 0.35     # prefixes with one token that climbs with size
 EMERGENT_START = (0.5, 2.5)  # how far below the top that token starts (uniform, latent units)...
 EMERGENT_RISE = (0.0, 3.5)   # ...and how much it rises from the smallest model to the largest
 LOGIT_FLOOR = -30.0       # exp(-30) is far below float16's smallest value; avoids slow float32 denormals
-STREAM_MIN_BYTES = 1 << 20  # smaller arrays are pickled from memory: pickle copies them into a frame
+STREAM_MIN_BYTES = 1 << 20  # smaller arrays are pickled from memory (pickle copies those under 64 KiB into a frame)
 
 # Standard normal quantiles at 65,536 evenly spaced probabilities: a uint16 draw looked up here is
 # ~10x faster than numpy's float32 normal sampler, and fine-grained enough for noise.
@@ -134,15 +134,15 @@ def generate(num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
 
 class _PayloadWriter:
     """Hashes and writes what pickle writes, except the placeholder array's payload (pickle hands a
-    large buffer over in one write call), which it replaces by the generated chunks."""
+    large buffer over in one write call), which it replaces by the generated chunks, if any."""
 
-    def __init__(self, f: BinaryIO, payload_bytes: int, chunks: Iterator[np.ndarray]):
+    def __init__(self, f: BinaryIO, payload_bytes: int, chunks: Iterator[np.ndarray] | None):
         self.f, self.payload_bytes, self.chunks = f, payload_bytes, chunks
         self.sha256, self.size, self.replaced = hashlib.sha256(), 0, False
 
     def write(self, data) -> int:
         n = memoryview(data).nbytes
-        if not self.replaced and n == self.payload_bytes:
+        if self.chunks is not None and not self.replaced and n == self.payload_bytes:
             self.replaced = True
             written = sum(self._write(chunk) for chunk in self.chunks)
             if written != n:
@@ -168,7 +168,7 @@ def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, voc
     placeholder = np.zeros(shape, dtype=np.float16)
     chunks = generate(num_prefixes, seed, vocab_size, models)
     if placeholder.nbytes < STREAM_MIN_BYTES:
-        placeholder, chunks = np.concatenate(list(chunks)), iter(())
+        placeholder, chunks = np.concatenate(list(chunks)), None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     sidecar = path.with_suffix(".json")
@@ -176,7 +176,7 @@ def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, voc
         with open(tmp, "wb") as f:
             writer = _PayloadWriter(f, placeholder.nbytes, chunks)
             pickle.dump((names, sentences, placeholder), writer, protocol=5)
-            if placeholder.nbytes >= STREAM_MIN_BYTES and not writer.replaced:
+            if chunks is not None and not writer.replaced:
                 raise RuntimeError("pickle did not write the array's payload in one call; cannot stream it")
             f.flush()
             os.fsync(f.fileno())
