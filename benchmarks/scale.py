@@ -6,7 +6,8 @@
 For each N it writes a dataset with `benchmarks/make_dataset.py` (or reuses one that an earlier
 `--keep` run left in --dir), runs `python3 challenge.py --dataset FILE` with every built-in
 strategy (and `--no-progress` where challenge.py has it) as a subprocess, and measures:
-- wall time, start to exit;
+- wall time, start to exit, and CPU time (user + system), which others' work on a shared
+  machine disturbs less; the load average as each run ended says how busy the machine was;
 - peak anonymous resident memory, the benchmark's memory figure: `RssAnon` of /proc/PID/status,
   summed over the process and its children, sampled every --interval seconds. File-backed pages
   (a memory-mapped dataset) are page cache, which the kernel drops under pressure, so they do not
@@ -49,10 +50,12 @@ class Run:
     prefixes: int
     file_bytes: int
     wall_s: float
+    cpu_s: float            # user + system seconds of the child and its waited-for children
     peak_anon: int          # bytes, RssAnon summed over the process tree, sampled
     peak_file: int          # bytes, RssFile summed over the process tree, sampled
     max_rss: int            # bytes, the kernel's ru_maxrss (VmHWM) of the child and its waited-for children
     returncode: int
+    load: float = 0.0       # the machine's 1-minute load average as the run ended (others' work slows wall time)
     strategy_seconds: dict[str, float] = field(default_factory=dict)
     stderr_tail: str = ""
 
@@ -111,8 +114,8 @@ def measure(command: list[str], interval: float = 0.05, cwd: Path = ROOT) -> tup
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    run = Run(0, 0, wall, peak_anon, peak_file, usage.ru_maxrss * 1024, child.returncode,
-              stderr_tail="\n".join(stderr.strip().splitlines()[-5:]))
+    run = Run(0, 0, wall, usage.ru_utime + usage.ru_stime, peak_anon, peak_file, usage.ru_maxrss * 1024,
+              child.returncode, os.getloadavg()[0], stderr_tail="\n".join(stderr.strip().splitlines()[-5:]))
     return run, stdout
 
 
@@ -193,11 +196,13 @@ def gb(n: float) -> str:
 
 def tables(runs: list[Run], generated: dict[int, float | None]) -> list[str]:
     """The markdown: one row per run; then each strategy's seconds per run."""
-    lines = ["| prefixes | file | run | wall s | peak RssAnon | RssAnon / file | peak RssFile | peak RSS (VmHWM) | exit |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| prefixes | file | run | wall s | CPU s | load | peak RssAnon | RssAnon / file | peak RssFile | "
+             "peak RSS (VmHWM) | exit |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r, i in _numbered(runs):
-        lines.append(f"| {r.prefixes:,} | {gb(r.file_bytes)} | {i} | {r.wall_s:.1f} | {gb(r.peak_anon)} | "
-                     f"{r.peak_anon / r.file_bytes:.2f}x | {gb(r.peak_file)} | {gb(r.max_rss)} | {r.returncode} |")
+        lines.append(f"| {r.prefixes:,} | {gb(r.file_bytes)} | {i} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.load:.1f} | "
+                     f"{gb(r.peak_anon)} | {r.peak_anon / r.file_bytes:.2f}x | {gb(r.peak_file)} | {gb(r.max_rss)} | "
+                     f"{r.returncode} |")
     names = list(dict.fromkeys(name for r in runs for name in r.strategy_seconds))
     if names:
         lines += ["", "Seconds per strategy (challenge.py's `seconds` column):", "",
@@ -222,12 +227,13 @@ def _numbered(runs: list[Run]) -> list[tuple[Run, int]]:
 
 
 def describe_machine() -> str:
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = f"{git('describe', '--always', '--dirty') or 'unknown'} (challenge.py last changed in " \
+             f"{git('log', '-1', '--format=%h', '--', 'challenge.py') or 'unknown'})"
     with open("/proc/meminfo") as f:
         total = int(f.readline().split()[1]) * 1024
     return (f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), {total / 2**30:.0f} GiB; "
-            f"Python {platform.python_version()}, numpy {np.__version__}; {date.today()}; challenge.py at {commit}")
+            f"Python {platform.python_version()}, numpy {np.__version__}; {date.today()}; checkout {commit}")
 
 
 def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int = 0, keep: bool = False,
@@ -252,8 +258,9 @@ def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int
                     run.strategy_seconds = strategy_seconds(json_path, stdout)
                 print(stdout, end="", file=sys.stderr)
                 runs.append(run)
-                print(f"N={prefixes:,} run {i + 1}: {run.wall_s:.1f} s, peak RssAnon {gb(run.peak_anon)}, "
-                      f"peak RssFile {gb(run.peak_file)}, VmHWM {gb(run.max_rss)}, exit {run.returncode}"
+                print(f"N={prefixes:,} run {i + 1}: {run.wall_s:.1f} s (CPU {run.cpu_s:.1f} s, load {run.load:.1f}), "
+                      f"peak RssAnon {gb(run.peak_anon)}, peak RssFile {gb(run.peak_file)}, VmHWM {gb(run.max_rss)}, "
+                      f"exit {run.returncode}"
                       + (f"\n{run.stderr_tail}" if run.returncode else ""), file=sys.stderr, flush=True)
         finally:
             if generated[prefixes] is not None and not keep:
