@@ -115,7 +115,7 @@ def to_float16(x: np.ndarray) -> np.ndarray:
     half = bits >> 13
     half &= 1  # the kept mantissa's lowest bit: ties go to even
     half += bits
-    half += np.uint32((0xFFF - (112 << 23)) % 2**32)
+    half += np.uint32((0xFFF - (112 << 23)) % 2**32)  # round half up (ties settled above), rebias
     half >>= 13
     subnormal = (x + np.float32(0.5)).view(np.uint32)
     subnormal -= np.uint32(0x3F000000)  # the bits of 0.5
