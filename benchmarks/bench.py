@@ -4,6 +4,7 @@ overhead of challenge.py on a large dataset.
 
     python3 benchmarks/bench.py --mode cpu    # small models on the CPU: anyone can run it
     python3 benchmarks/bench.py --mode gpu    # random-weight models of the real Pythia shapes on a GPU
+    python3 benchmarks/bench.py --mode scale  # challenge.py on synthetic N x 7 x 50,277 datasets (benchmarks/scale.py)
 
 On a GPU with a 10-minute limit per command, run it in parts (e.g. `--skip loading challenge`,
 then `--skip inference memory challenge --load-sizes 1.4b 12b`): saving and loading 12b's 24 GB
@@ -37,6 +38,7 @@ from transformers.utils import logging as transformers_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import scale  # noqa: E402
 from benchmarks.original import original_loop  # noqa: E402
 from harness import inference  # noqa: E402
 from harness.dataset import load_dataset, save_dataset  # noqa: E402
@@ -249,7 +251,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--mode", choices=["cpu", "gpu", "scale"], default="cpu")
     parser.add_argument("--sizes", nargs="+", help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})")
     parser.add_argument("--load-sizes", nargs="*", help="shapes for the load benchmark (default: the smallest and largest)")
     parser.add_argument("--device", help="default: cuda in gpu mode, cpu in cpu mode")
@@ -257,7 +259,15 @@ def main() -> None:
     parser.add_argument("--challenge-prefixes", type=int, default=1000, help="rows of the challenge.py dataset (0: skip)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "memory", "loading", "challenge"])
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    parser.add_argument("--scale", type=int, nargs="+", default=[1000, 10000], metavar="N",
+                        help="--mode scale: prefixes per dataset (default: 1000 10000)")
+    scale.add_arguments(parser.add_argument_group("--mode scale (see benchmarks/scale.py)"))
     args = parser.parse_args()
+    if args.mode == "scale":
+        lines = scale.scale_from_args(args, args.scale)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n")
+        return
     transformers_logging.disable_progress_bar()
     device = args.device or ("cuda" if args.mode == "gpu" else "cpu")
     sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)

@@ -1,0 +1,216 @@
+"""Synthetic datasets at the real scale: N prefixes x 7 Pythia-sized models x 50,277 tokens, float16,
+in the original pickle format, for the scale benchmark (`benchmarks/scale.py`).
+
+    python3 benchmarks/make_dataset.py --prefixes 10000 --out build/scale/synthetic-10000.pkl
+
+The file is what `preprocess_train.py` writes: a protocol-5 pickle of `(model_names, sentences,
+probs)` that plain `pickle.load` reads, and a JSON sidecar with the models' parameter counts
+(Pythia's: 70m...2.8b are the inputs, 12b the target, as in the original challenge) and the
+pickle's size and SHA-256.
+
+The distributions are made so that strategies differ, as on real models. Per prefix, a latent
+logit vector over the vocabulary is drawn from a Gumbel distribution (exponential upper tail: the
+sorted softmax then falls off like a power of the rank, Zipf-like). Model m's logits are
+`beta_i * sharpness_m * (latent + noise_m)`: the noise shrinks and the sharpness grows with
+log size, so agreement with the target rises with size, and a per-prefix `beta_i` makes some
+prefixes confident and others flat. In a third of the prefixes one token climbs with size (below
+the top in small models, often above it in the large ones): the emergent cases. Pooling the inputs
+beats the largest one alone, because their noises are independent.
+
+Memory stays small whatever N: the array is generated CHUNK prefixes at a time and streamed into
+the pickle in place of a placeholder's payload (`_PayloadWriter`). Prefix i depends only on the
+seed and i, so the first 1,000 rows of a 10,000-prefix file are the 1,000-prefix file's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+from statistics import NormalDist
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+# (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
+PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
+          ("EleutherAI/pythia-160m", 85_056_000, 162_322_944),
+          ("EleutherAI/pythia-410m", 302_311_424, 405_334_016),
+          ("EleutherAI/pythia-1b", 805_736_448, 1_011_781_632),
+          ("EleutherAI/pythia-1.4b", 1_208_602_624, 1_414_647_808),
+          ("EleutherAI/pythia-2.8b", 2_517_652_480, 2_775_208_960),
+          ("EleutherAI/pythia-12b", 11_327_027_200, 11_846_072_320)]
+VOCAB_SIZE = 50277  # Pythia's tokenizer
+CHUNK = 8  # prefixes generated together: ~11 MB per float32 temporary at 7 x 50,277; fixed, so rows never depend on N
+
+NOISE = (1.4, 0.3)        # std of each model's logit noise, smallest to largest (linear in log size)
+SHARPNESS = (0.85, 1.15)  # inverse temperature, smallest to largest
+BETA = (1.3, 0.35)        # per-prefix inverse temperature: log-normal, median and sigma of its log
+EMERGENT_SHARE = 0.35     # prefixes with one token that climbs with size
+EMERGENT_START = (0.5, 2.5)  # how far below the top that token starts (uniform, latent units)...
+EMERGENT_RISE = (0.0, 3.5)   # ...and how much it rises from the smallest model to the largest
+LOGIT_FLOOR = -30.0       # exp(-30) is far below float16's smallest value; avoids slow float32 denormals
+STREAM_MIN_BYTES = 1 << 20  # smaller arrays are pickled from memory (pickle copies those under 64 KiB into a frame)
+
+# Standard normal quantiles at 65,536 evenly spaced probabilities: a uint16 draw looked up here is
+# ~10x faster than numpy's float32 normal sampler, and fine-grained enough for noise.
+_NORMAL = np.array([NormalDist().inv_cdf((k + 0.5) / 65536) for k in range(65536)], dtype=np.float32)
+
+
+def log_size_position(non_embedding: list[int]) -> np.ndarray:
+    """Each model's place between the smallest (0) and the largest (1), on a log scale of size."""
+    log_size = np.log(np.asarray(non_embedding, dtype=np.float64))
+    return ((log_size - log_size[0]) / (log_size[-1] - log_size[0])).astype(np.float32)
+
+
+def chunk_probs(rng: np.random.Generator, num_prefixes: int, position: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Next-token distributions (num_prefixes, models, vocab_size), float32, for models at `position`
+    (log_size_position), as the module docstring describes."""
+    num_models = len(position)
+    u = rng.random((num_prefixes, vocab_size), dtype=np.float32)
+    latent = -np.log(-np.log(np.maximum(u, np.float32(2.0 ** -30))))  # Gumbel(0, 1)
+    # Independent noise per model, from ONE draw: model m reads the draw shifted by m * shift tokens
+    # (a strided view). The same token gets a different value in each model, at a seventh of the cost.
+    shift = int(rng.integers(1, 4096))
+    draw = _NORMAL[rng.integers(0, 65536, (num_prefixes, vocab_size + (num_models - 1) * shift), dtype=np.uint16)]
+    noise = np.lib.stride_tricks.as_strided(draw, (num_prefixes, num_models, vocab_size),
+                                            (draw.strides[0], shift * draw.strides[1], draw.strides[1]),
+                                            writeable=False)
+    std = (NOISE[0] + (NOISE[1] - NOISE[0]) * position).astype(np.float32)
+    x = noise * std[None, :, None]
+    x += latent[:, None, :]
+    # The emergent token: `start` below the latent's top in the smallest model, `rise` higher in the largest.
+    rows = np.flatnonzero(rng.random(num_prefixes) < EMERGENT_SHARE)
+    token = rng.integers(0, vocab_size, num_prefixes)[rows]
+    start = rng.uniform(*EMERGENT_START, num_prefixes)[rows]
+    rise = rng.uniform(*EMERGENT_RISE, num_prefixes)[rows]
+    level = latent[rows].max(axis=1) - start
+    where = (rows[:, None], np.arange(num_models)[None, :], token[:, None])
+    x[where] = level[:, None] + rise[:, None] * position[None, :] + noise[where] * std[None, :]
+    # Softmax of beta_i * sharpness_m * x (a positive factor: the max can be taken before it).
+    beta = np.exp(rng.normal(np.log(BETA[0]), BETA[1], num_prefixes))
+    sharpness = SHARPNESS[0] + (SHARPNESS[1] - SHARPNESS[0]) * position
+    x -= x.max(axis=2, keepdims=True)
+    x *= (beta[:, None] * sharpness[None, :]).astype(np.float32)[:, :, None]
+    np.maximum(x, np.float32(LOGIT_FLOOR), out=x)
+    np.exp(x, out=x)
+    x /= x.sum(axis=2, keepdims=True)
+    return x
+
+
+def to_float16(x: np.ndarray) -> np.ndarray:
+    """`x.astype(np.float16)` for float32 values in [0, 1], bit for bit, in integer arithmetic: numpy's
+    cast takes a slow path, ~300 ns a value, for float16's subnormal range (below 2**-14), which
+    holds most of a next-token distribution. Normal range: drop 13 mantissa bits, rounding to
+    nearest, ties to even, and rebias the exponent (127 -> 15). Subnormals are multiples of 2**-24:
+    adding 0.5 in float32, whose spacing there is 2**-24, rounds to the nearest one (ties to even)
+    and leaves it in the low mantissa bits."""
+    bits = x.view(np.uint32)
+    small = bits < np.uint32(113 << 23)  # below 2**-14
+    half = bits >> 13
+    half &= 1  # the kept mantissa's lowest bit: ties go to even
+    half += bits
+    half += np.uint32((0xFFF - (112 << 23)) % 2**32)  # round half up (ties settled above), rebias
+    half >>= 13
+    subnormal = (x + np.float32(0.5)).view(np.uint32)
+    subnormal -= np.uint32(0x3F000000)  # the bits of 0.5
+    np.copyto(half, subnormal, where=small)
+    return half.astype(np.uint16).view(np.float16)
+
+
+def generate(num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
+             models: list[tuple[str, int, int]] = PYTHIA) -> Iterator[np.ndarray]:
+    """The dataset's probs, CHUNK prefixes at a time as float16 arrays (the last one cut to size)."""
+    position = log_size_position([non_embedding for _, non_embedding, _ in models])
+    for index, start in enumerate(range(0, num_prefixes, CHUNK)):
+        rng = np.random.default_rng([seed, index])  # rows depend on (seed, row) only, not on N
+        yield to_float16(chunk_probs(rng, CHUNK, position, vocab_size))[:num_prefixes - start]
+
+
+class _PayloadWriter:
+    """Hashes and writes what pickle writes, except the placeholder array's payload (pickle hands a
+    large buffer over in one write call), which it replaces by the generated chunks, if any."""
+
+    def __init__(self, f: BinaryIO, payload_bytes: int, chunks: Iterator[np.ndarray] | None):
+        self.f, self.payload_bytes, self.chunks = f, payload_bytes, chunks
+        self.sha256, self.size, self.replaced = hashlib.sha256(), 0, False
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        if self.chunks is not None and not self.replaced and n == self.payload_bytes:
+            self.replaced = True
+            written = sum(self._write(chunk) for chunk in self.chunks)
+            if written != n:
+                raise RuntimeError(f"generated {written} bytes for a {n}-byte array")
+            return n
+        return self._write(data)
+
+    def _write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += memoryview(data).nbytes
+        return self.f.write(data)
+
+
+def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
+                  models: list[tuple[str, int, int]] = PYTHIA) -> dict:
+    """Write the pickle and its sidecar (atomically: a temporary file renamed into place after the
+    sidecar, as harness.dataset.save_dataset orders them); return the sidecar's record."""
+    path = Path(path)
+    names = [name for name, _, _ in models]
+    sentences = [f"synthetic prefix {i}" for i in range(num_prefixes)]
+    shape = (num_prefixes, len(models), vocab_size)
+    # np.zeros of this size is lazily zeroed memory: only its header is pickled, its pages are never touched.
+    placeholder = np.zeros(shape, dtype=np.float16)
+    chunks = generate(num_prefixes, seed, vocab_size, models)
+    if placeholder.nbytes < STREAM_MIN_BYTES:
+        placeholder, chunks = np.concatenate(list(chunks)), None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sidecar = path.with_suffix(".json")
+    try:
+        with open(tmp, "wb") as f:
+            writer = _PayloadWriter(f, placeholder.nbytes, chunks)
+            pickle.dump((names, sentences, placeholder), writer, protocol=5)
+            if chunks is not None and not writer.replaced:
+                raise RuntimeError("pickle did not write the array's payload in one call; cannot stream it")
+            f.flush()
+            os.fsync(f.fileno())
+        record = {"format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
+                            "under model j, float16; the last model is the target",
+                  "models": [{"name": name, "non_embedding_params": non_embedding, "total_params": total}
+                             for name, non_embedding, total in models],
+                  "synthetic": {"generator": "benchmarks/make_dataset.py", "prefixes": num_prefixes,
+                                "vocab_size": vocab_size, "seed": seed},
+                  "pickle": {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}}
+        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+        sidecar_tmp.write_text(json.dumps(record, indent=2))
+        os.replace(sidecar_tmp, sidecar)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefixes", type=int, required=True, help="N, the number of prefixes")
+    parser.add_argument("--out", type=Path, required=True, help="the pickle to write (its sidecar goes beside it)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
+    args = parser.parse_args()
+    if args.prefixes < 1 or args.vocab_size < 2:
+        parser.error("--prefixes must be at least 1 and --vocab-size at least 2")
+    start = time.perf_counter()
+    record = write_dataset(args.out, args.prefixes, args.seed, args.vocab_size)
+    print(f"{args.out}: {args.prefixes} x {len(PYTHIA)} x {args.vocab_size} float16, "
+          f"{record['pickle']['bytes'] / 1e9:.2f} GB, written in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
