@@ -10,7 +10,7 @@ import pytest
 
 from harness import InputError
 from harness.learned import check_disjoint, cross_validated_guesses, fold_indices, training_split
-from strategies.loglinear import fit_weights, pooled_logits, log_probs
+from strategies.loglinear import fit_weights, pooled_argmax, pooled_logits, log_probs
 
 
 def synthetic(n: int, models: int = 3, vocab: int = 40, seed: int = 0, weights=(-1.0, 0.5, 2.0)):
@@ -75,13 +75,14 @@ def test_a_train_file_sharing_prefixes_with_the_test_file_is_refused():
 
 
 def test_loglinear_recovers_a_known_pool():
-    sentences, probs, _, target_top1 = synthetic(600, seed=3)
-    weights = fit_weights(probs[:400], target_top1[:400])
+    sentences, probs, target_probs, target_top1 = synthetic(600, seed=3)
+    train = training_split(sentences[:400], ["a", "b", "c"], "target", probs[:400], target_probs[:400], target_top1[:400])
+    weights = fit_weights(train.chunks, 3)
     # The pool's argmax does not change with the weights' scale: compare directions.
     true = np.array([-1.0, 0.5, 2.0])
     cosine = weights @ true / np.linalg.norm(weights) / np.linalg.norm(true)
     assert cosine > 0.95, weights
-    held_out = pooled_logits(log_probs(probs[400:]), weights).argmax(axis=1) == target_top1[400:]
+    held_out = pooled_argmax(probs[400:], weights) == target_top1[400:]
     largest = probs[400:, -1].argmax(axis=1) == target_top1[400:]
     assert held_out.mean() > 0.9 > largest.mean()
 
