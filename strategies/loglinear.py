@@ -65,9 +65,10 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     """One block's sums over its prefixes i, in float64, packed in one vector (see `newton_terms`):
     log softmax(z_i)[y_i]; log p_ij[y_i] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
 
-    With r = exp((z - max z) / 2), s = r^2 / sum r^2. log p_j is scaled by r in place, so every E_i is
-    a dot product of scaled rows (batched BLAS gemv: OpenBLAS is slow at an m x m product of long rows),
-    divided by the prefix's sum r^2 in float64, which spares the float32 rounding of log sum exp."""
+    With r = exp((z - max z) / 2), s = r^2 / sum r^2. log p_j is scaled by r in place, so every
+    E_i[log p_j log p_k] is a dot product of two scaled rows (batched BLAS gemv: OpenBLAS is slow at an
+    m x m product of long rows). Every E_i is divided by the prefix's sum r^2 in float64, which spares
+    the float32 rounding of log sum exp."""
     b, m, v = probs.shape
     rows = np.arange(b)
     logp = log_probs(probs)                              # (m, b, v)
@@ -80,7 +81,9 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     mass = np.square(r).sum(axis=1, dtype=np.float64)    # sum_k exp(z_k - max z)
     logp *= r
     by_prefix = logp.transpose(1, 0, 2)                  # (b, m, v): a view per prefix, for BLAS
-    expected = np.matmul(by_prefix, r[:, :, None])[:, :, 0] / mass[:, None]  # E_i[log p_j]
+    # E_i[log p_j] by numpy's pairwise sum: OpenBLAS's gemv sums a long row with one float32 accumulator,
+    # and its rounding would move the fitted weights by about 1e-5.
+    expected = (logp * r).sum(axis=2).T / mass[:, None]
     second = np.zeros((m, m))
     for j in range(m):  # row j of the upper triangle of sum_i E_i[log p_j log p_k]
         second[j, j:] = (np.matmul(by_prefix[:, j:], by_prefix[:, j, :, None])[:, :, 0] / mass[:, None]).sum(axis=0)

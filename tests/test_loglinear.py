@@ -111,6 +111,7 @@ def test_the_fit_when_one_model_is_always_right():
     # Newton stops once it could gain less than 1e-9; the objective is flat here (curvature about
     # 0.01 along (1, -1)), so up to sqrt(2e-9 / 0.01) ~ 5e-4 of the way is left.
     assert weights == pytest.approx([a, -a], abs=5e-4)
+    # So flat an objective turns float32 rounding into 5e-6 of the weights.
     assert relative_difference(weights, reference_fit(probs, np.zeros(5, dtype=np.int64))) < 1e-5
     assert a > 2  # the L2 penalty alone keeps it finite
     assert pooled_argmax(probs, weights).tolist() == [0] * 5
@@ -126,9 +127,8 @@ def test_a_streamed_fit_matches_the_whole_array_fit_at_any_chunk_size(dataset):
     reference = reference_fit(probs, target_top1)
     fits = {size: fit_weights(split(probs, target_top1, size).chunks, 4) for size in (1, 7, len(probs))}
     for size, weights in fits.items():
-        # The stopping rule leaves a step of about 1e-5 untaken: the reference's float32 sums may stop
-        # a little elsewhere than the float64 sums of a streamed fit.
-        assert relative_difference(weights, reference) < 1e-5, size
+        # The reference sums in float32, a streamed fit per prefix in float32, then in float64 (3e-7 here).
+        assert relative_difference(weights, reference) < 2e-6, size
         assert relative_difference(weights, fits[1]) < 1e-6, size
         assert np.array_equal(pooled_argmax(probs, weights), pooled_argmax(probs, reference)), size
     assert np.abs(reference).max() > 0.5 and np.ptp(reference) > 0.5  # a real fit, far from the start
@@ -157,6 +157,6 @@ def test_the_registered_strategy_fits_from_chunks_and_keeps_its_weights(dataset)
 
     probs, target_top1 = dataset
     predict = REGISTRY["loglinear"].fn(split(probs[:40], target_top1[:40], 9))
-    assert relative_difference(predict.weights, reference_fit(probs[:40], target_top1[:40])) < 1e-5
+    assert relative_difference(predict.weights, reference_fit(probs[:40], target_top1[:40])) < 2e-6
     guesses = predict([f"prefix {i}" for i in range(40, 60)], ["m0", "m1", "m2", "m3"], "target", probs[40:])
     assert np.array_equal(guesses, pooled_argmax(probs[40:], predict.weights))
