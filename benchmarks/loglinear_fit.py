@@ -115,22 +115,26 @@ def main() -> None:
     parser.add_argument("--old", metavar="REV", help="also time the whole-array fit at this git revision")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="peak RssAnon of a streamed fit, one process each")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the .npy file to measure a fit on
     args = parser.parse_args()
 
+    if args.child:  # one memory measurement in this fresh process
+        train = training_split(args.child, args.prefixes[0])
+        baseline, _ = peak_rss_anon(lambda: time.sleep(0.1))
+        peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, MODELS - 1))
+        print(baseline, peak)
+        return
     path = synthetic(args.dir / f"loglinear-bench-{max(args.prefixes)}x{MODELS}x{VOCAB}.npy", max(args.prefixes))
     print(f"{path}: {max(args.prefixes):,} x {MODELS} x {VOCAB:,} float16; "
           f"chunks of {chunk_prefixes(MODELS, VOCAB)} prefixes", flush=True)
     for n in args.prefixes:
-        train = training_split(path, n)
-        if args.child:  # one memory measurement in this fresh process
-            peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, MODELS - 1))
-            print(f"{n} {peak} {' '.join(map(repr, weights))}")
-        elif args.memory:
-            out = subprocess.run([sys.executable, __file__, "--child", "--dir", str(args.dir), "--prefixes", str(n)],
-                                 check=True, capture_output=True, text=True).stdout.splitlines()[-1].split()
-            print(f"  N = {n:>6,}: streamed fit peak RssAnon {int(out[1]) / 2 ** 20:,.0f} MiB", flush=True)
+        if args.memory:
+            baseline, peak = map(int, subprocess.run([sys.executable, __file__, "--child", str(path), "--prefixes", str(n)],
+                                                     check=True, capture_output=True, text=True).stdout.split())
+            print(f"  N = {n:>6,}: streamed fit peak RssAnon {peak / 2 ** 20:,.0f} MiB "
+                  f"(the process before the fit: {baseline / 2 ** 20:,.0f} MiB)", flush=True)
         else:
+            train = training_split(path, n)
             seconds, cpu, weights = best_time(lambda: loglinear.fit_weights(train.chunks, MODELS - 1), args.repeat)
             print(f"  N = {n:>6,}: streamed fit    {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
                   f"  w = {np.round(weights, 4)}", flush=True)
