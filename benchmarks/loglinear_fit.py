@@ -33,12 +33,13 @@ VOCAB, MODELS = 50_277, 7
 
 
 def synthetic(path: Path, prefixes: int, vocab: int = VOCAB, seed: int = 0) -> Path:
-    """N x 7 x vocab float16 probabilities in a .npy file, written a few prefixes at a time.
+    """At least N x 7 x vocab float16 probabilities in a .npy file, written a few prefixes at a time
+    (a file with more rows is kept: its first N rows are the same).
 
     Six input models (softmax of Gaussian logits, partly shared, larger models sharper) and a target
     whose logits are a noisy log-linear pool of theirs with uneven weights, like the bundled
     wikipedia data's fit, so that Newton's method takes as many steps as it does there (8)."""
-    if path.exists() and np.load(path, mmap_mode="r").shape == (prefixes, MODELS, vocab):
+    if path.exists() and np.load(path, mmap_mode="r").shape[0] >= prefixes:
         return path
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(prefixes, MODELS, vocab))
     rng = np.random.default_rng(seed)
@@ -62,7 +63,8 @@ def synthetic(path: Path, prefixes: int, vocab: int = VOCAB, seed: int = 0) -> P
 def training_split(path: Path, prefixes: int) -> TrainingSplit:
     """The first `prefixes` rows of the memory-mapped file, models 0..5 the inputs, model 6 the target."""
     probs = np.load(path, mmap_mode="r")
-    top1 = np.concatenate([probs[start:start + 200, MODELS - 1].argmax(axis=1) for start in range(0, prefixes, 200)])
+    top1 = np.concatenate([probs[start:min(start + 200, prefixes), MODELS - 1].argmax(axis=1)
+                           for start in range(0, prefixes, 200)])
     return TrainingSplit([f"prefix {i}" for i in range(prefixes)], [f"model{j}" for j in range(MODELS - 1)],
                          "target", probs, np.arange(prefixes), range(MODELS - 1), MODELS - 1, top1)
 
@@ -124,8 +126,8 @@ def main() -> None:
         peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, MODELS - 1))
         print(baseline, peak)
         return
-    path = synthetic(args.dir / f"loglinear-bench-{max(args.prefixes)}x{MODELS}x{VOCAB}.npy", max(args.prefixes))
-    print(f"{path}: {max(args.prefixes):,} x {MODELS} x {VOCAB:,} float16; "
+    path = synthetic(args.dir / f"loglinear-bench-{MODELS}x{VOCAB}.npy", max(args.prefixes))
+    print(f"{path}: {len(np.load(path, mmap_mode='r')):,} x {MODELS} x {VOCAB:,} float16; "
           f"chunks of {chunk_prefixes(MODELS, VOCAB)} prefixes", flush=True)
     for n in args.prefixes:
         if args.memory:
