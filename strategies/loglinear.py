@@ -65,10 +65,11 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     """One block's sums over its prefixes i, in float64, packed in one vector (see `newton_terms`):
     log softmax(z_i)[y_i]; log p_ij[y_i] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
 
-    With r = exp((z - max z) / 2), s = r^2 / sum r^2. log p_j is scaled by r in place, so every
-    E_i[log p_j log p_k] is a dot product of two scaled rows (batched BLAS gemv: OpenBLAS is slow at an
-    m x m product of long rows). Every E_i is divided by the prefix's sum r^2 in float64, which spares
-    the float32 rounding of log sum exp."""
+    Every E_i is a sum weighted by e = exp(z - max z), divided by the prefix's sum of e in float64
+    (which spares the float32 rounding of log sum exp). E_i[log p_j] is numpy's pairwise sum: OpenBLAS's
+    gemv sums a long row in one float32 accumulator, and that rounding would move the fitted weights
+    by about 1e-5. E_i[log p_j log p_k] is a batched gemv: OpenBLAS is slow at an m x m product of
+    long rows, and errors in the Hessian only change the path to the maximum, not the maximum."""
     b, m, v = probs.shape
     prefixes = np.arange(b)
     logp = log_probs(probs)                              # (m, b, v)
@@ -76,17 +77,15 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     z -= z.max(axis=1, keepdims=True)
     log_lik = z[prefixes, target_top1].astype(np.float64)
     at_target = logp[:, prefixes, target_top1].T.astype(np.float64)
-    z *= 0.5
-    r = np.exp(z, out=z)
-    mass = np.square(r).sum(axis=1, dtype=np.float64)    # sum_k exp(z_k - max z)
-    logp *= r
-    by_prefix = logp.transpose(1, 0, 2)                  # (b, m, v): a view per prefix, for BLAS
-    # E_i[log p_j] by numpy's pairwise sum: OpenBLAS's gemv sums a long row with one float32 accumulator,
-    # and its rounding would move the fitted weights by about 1e-5.
-    expected = (logp * r).sum(axis=2).T / mass[:, None]
+    e = np.exp(z, out=z)
+    mass = e.sum(axis=1).astype(np.float64)              # sum_k exp(z_k - max z)
+    weighted = logp * e
+    expected = weighted.sum(axis=2).T / mass[:, None]    # E_i[log p_j], (b, m)
+    logp_by_prefix, weighted_by_prefix = logp.transpose(1, 0, 2), weighted.transpose(1, 0, 2)  # (b, m, v) views
     second = np.zeros((m, m))
     for j in range(m):  # row j of the upper triangle of sum_i E_i[log p_j log p_k]
-        second[j, j:] = (np.matmul(by_prefix[:, j:], by_prefix[:, j, :, None])[:, :, 0] / mass[:, None]).sum(axis=0)
+        products = np.matmul(logp_by_prefix[:, j:], weighted_by_prefix[:, j, :, None])[:, :, 0]
+        second[j, j:] = (products / mass[:, None]).sum(axis=0)
     second = np.triu(second) + np.triu(second, 1).T
     return np.concatenate([[(log_lik - np.log(mass)).sum()], (at_target - expected).sum(axis=0),
                            (second - expected.T @ expected).ravel()])
