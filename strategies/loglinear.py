@@ -65,21 +65,23 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     """One block's sums over its prefixes i, in float64, packed in one vector (see `newton_terms`):
     log softmax(z_i)[y_i]; log p_ij[y_i] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
 
-    Every E_i is a sum weighted by e = exp(z - max z), divided by the prefix's sum of e in float64
-    (which spares the float32 rounding of log sum exp). E_i[log p_j] is numpy's pairwise sum: OpenBLAS's
+    z is summed in float64: in float32 its rounding (about 1e-6 of each pooled logit) makes the
+    objective jitter by about 1e-8 between nearby weights, as much as the last Newton steps gain, so
+    backtracking would compare noise (and spend up to 10 passes doing it). Every E_i is a sum
+    weighted by e = exp(z - max z), divided by the prefix's sum of e. E_i[log p_j] is numpy's pairwise sum: OpenBLAS's
     gemv sums a long row in one float32 accumulator, and that rounding would move the fitted weights
     by about 1e-5. E_i[log p_j log p_k] is a batched gemv: OpenBLAS is slow at an m x m product of
     long rows, and errors in the Hessian only change the path to the maximum, not the maximum."""
     b, m, v = probs.shape
     prefixes = np.arange(b)
     logp = log_probs(probs)                              # (m, b, v)
-    z = pooled_logits(logp, weights)
+    z = (weights @ logp.reshape(m, b * v)).reshape(b, v)  # float64: see below
     z -= z.max(axis=1, keepdims=True)
-    log_lik = z[prefixes, target_top1].astype(np.float64)
+    log_lik = z[prefixes, target_top1]
     at_target = logp[:, prefixes, target_top1].T.astype(np.float64)
     e = np.exp(z, out=z)
-    mass = e.sum(axis=1).astype(np.float64)              # sum_k exp(z_k - max z)
-    weighted = logp * e
+    mass = e.sum(axis=1)                                 # sum_k exp(z_k - max z)
+    weighted = logp * e.astype(np.float32)
     expected = weighted.sum(axis=2).T / mass[:, None]    # E_i[log p_j], (b, m)
     logp_by_prefix, weighted_by_prefix = logp.transpose(1, 0, 2), weighted.transpose(1, 0, 2)  # (b, m, v) views
     second = np.zeros((m, m))
