@@ -4,11 +4,12 @@ The weights are fitted on a training split by maximizing the likelihood of the t
 token under the pooled softmax, softmax_k(sum_j w_j log p_jk), with an L2 penalty. That
 log-likelihood is concave in w, so Newton's method finds its maximum in a few steps.
 
-The fit streams: each Newton step (the objective, its gradient and Hessian, all at once) is
+The fit streams: each evaluation (the objective, its gradient and Hessian, all at once) is
 accumulated over the training split's chunks (`TrainingSplit.chunks()`), so its memory is bounded
-by a chunk and not by the number of training prefixes, at the price of reading the training
-prefixes once per step (8 steps on the bundled wikipedia data). Inside a chunk, blocks of about
-1 MB of float32 (one prefix at Pythia's vocabulary) stay in cache, and run on all CPU cores at once.
+by two chunks (the one being summed, the next being read) and not by the number of training
+prefixes, at the price of reading the training prefixes once per evaluation (8 on the bundled
+wikipedia data: the start and 7 Newton steps). Inside a chunk, blocks of about 1 MB of float32
+(one prefix at Pythia's vocabulary) stay in cache, and run on all CPU cores at once.
 float16 probabilities become float32 log-probabilities through a table of all 65,536 float16 bit
 patterns: exactly np.log(max(p, FLOOR)), at a fraction of its cost. Prediction is row-wise: a chunk
 of any size gives the same guesses.
