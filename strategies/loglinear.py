@@ -2,14 +2,27 @@
 
 The weights are fitted on a training split by maximizing the likelihood of the target's top-1
 token under the pooled softmax, softmax_k(sum_j w_j log p_jk), with an L2 penalty. That
-log-likelihood is concave in w, so Newton's method finds its maximum in a few steps; each step is a
-handful of BLAS passes over the (models x prefixes*vocabulary) log-probabilities.
+log-likelihood is concave in w, so Newton's method finds its maximum in a few steps.
+
+The fit streams: each evaluation (the objective, its gradient and Hessian, all at once) is
+accumulated over the training split's chunks (`TrainingSplit.chunks()`), so its memory is bounded
+by two chunks (the one being summed, the next being read) and not by the number of training
+prefixes, at the price of reading the training prefixes once per evaluation (8 on the bundled
+wikipedia data: the start and 7 Newton steps). Inside a chunk, blocks of about 1 MB of float32
+(one prefix at Pythia's vocabulary) stay in cache, and run on all CPU cores at once.
+float16 probabilities become float32 log-probabilities through a table of all 65,536 float16 bit
+patterns: exactly np.log(max(p, FLOOR)), at a fraction of its cost. Prediction is row-wise: a chunk
+of any size gives the same guesses.
 
 Also here: `top2-average`, the heuristic it is compared with in the README (the mean of the two
 largest input models).
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -18,61 +31,133 @@ from strategies import register
 FLOOR = 2.0 ** -24  # the smallest float16 subnormal: float16 zeros become log(FLOOR), not -inf
 L2 = 1e-3           # penalty on the mean log-likelihood; keeps w finite when one model is decisive
 MAX_STEPS = 30
+BLOCK_BYTES = 2 ** 20  # float32 log-probabilities per block (at least one prefix): they stay in cache
+THREADS = os.cpu_count() or 1
+
+# log(max(p, FLOOR)) in float32 for every float16 bit pattern (negative values and -0.0 floor too;
+# NaN stays NaN, as the inputs are validated before any strategy sees them).
+with np.errstate(invalid="ignore"):
+    LOG_TABLE = np.log(np.maximum(np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float32),
+                                  np.float32(FLOOR)))
+LOG_TABLE.flags.writeable = False
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
-    """float32 log-probabilities as (models, prefixes, vocabulary), floored at FLOOR."""
-    return np.log(np.maximum(probs.astype(np.float32), FLOOR)).transpose(1, 0, 2).copy()
+    """float32 log-probabilities of float16 `probs` (prefixes, models, vocabulary), floored at FLOOR,
+    as (models, prefixes, vocabulary)."""
+    bits = np.asarray(probs, dtype=np.float16).view(np.uint16)
+    return np.take(LOG_TABLE, bits.transpose(1, 0, 2), mode="clip")  # every uint16 is an index: no checks
 
 
 def pooled_logits(logp: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """sum_j w_j log p_j as (prefixes, vocabulary)."""
+    """sum_j w_j log p_j as (prefixes, vocabulary), from log-probabilities as (models, prefixes, vocabulary)."""
     m, n, v = logp.shape
     return (weights.astype(np.float32) @ logp.reshape(m, n * v)).reshape(n, v)
 
 
-def fit_weights(probs: np.ndarray, target_top1: np.ndarray, l2: float = L2) -> np.ndarray:
-    """The weights maximizing mean_i log softmax(sum_j w_j log p_ij)[y_i] - l2/2 |w|^2 (Newton)."""
-    logp = log_probs(probs)
-    m, n, v = logp.shape
-    flat = logp.reshape(m, n * v)
-    at_target = logp[:, np.arange(n), target_top1]  # (models, prefixes)
+def blocks(probs: np.ndarray) -> Iterator[slice]:
+    """Consecutive row ranges of `probs` (prefixes, models, vocabulary) of about BLOCK_BYTES as float32."""
+    n, m, v = probs.shape
+    rows = max(1, BLOCK_BYTES // (m * v * 4))
+    return (slice(start, start + rows) for start in range(0, n, rows))
 
-    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = pooled_logits(logp, w)
-        z -= z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        return float((z[np.arange(n), target_top1] - log_norm).mean() - l2 / 2 * w @ w), z - log_norm[:, None]
 
-    w = np.full(m, 1.0 / m)  # start from the geometric mean
-    value, log_s = objective(w)
+def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One block's sums over its prefixes i, in float64, packed in one vector (see `newton_terms`):
+    log softmax(z_i)[y_i]; log p_ij[y_i] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
+
+    z is summed in float64: in float32 its rounding (about 1e-6 of each pooled logit) makes the
+    objective jitter by about 1e-8 between nearby weights, as much as the last Newton steps gain, so
+    backtracking would compare noise (and spend up to 10 passes doing it). Every E_i is a sum
+    weighted by e = exp(z - max z), divided by the prefix's sum of e. E_i[log p_j] is numpy's pairwise sum: OpenBLAS's
+    gemv sums a long row in one float32 accumulator, and that rounding would move the fitted weights
+    by about 1e-5. E_i[log p_j log p_k] is a batched gemv: OpenBLAS is slow at an m x m product of
+    long rows, and errors in the Hessian only change the path to the maximum, not the maximum."""
+    b, m, v = probs.shape
+    prefixes = np.arange(b)
+    logp = log_probs(probs)                              # (m, b, v)
+    z = (weights @ logp.reshape(m, b * v)).reshape(b, v)  # float64: see below
+    z -= z.max(axis=1, keepdims=True)
+    log_lik = z[prefixes, target_top1]
+    at_target = logp[:, prefixes, target_top1].T.astype(np.float64)
+    e = np.exp(z, out=z)
+    mass = e.sum(axis=1)                                 # sum_k exp(z_k - max z)
+    weighted = logp * e.astype(np.float32)
+    expected = weighted.sum(axis=2).T / mass[:, None]    # E_i[log p_j], (b, m)
+    logp_by_prefix, weighted_by_prefix = logp.transpose(1, 0, 2), weighted.transpose(1, 0, 2)  # (b, m, v) views
+    second = np.zeros((m, m))
+    for j in range(m):  # row j of the upper triangle of sum_i E_i[log p_j log p_k]
+        products = np.matmul(logp_by_prefix[:, j:], weighted_by_prefix[:, j, :, None])[:, :, 0]
+        second[j, j:] = (products / mass[:, None]).sum(axis=0)
+    second = np.triu(second) + np.triu(second, 1).T
+    return np.concatenate([[(log_lik - np.log(mass)).sum()], (at_target - expected).sum(axis=0),
+                           (second - expected.T @ expected).ravel()])
+
+
+def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2) -> tuple[float, np.ndarray, np.ndarray]:
+    """The objective mean_i log softmax(sum_j w_j log p_ij)[y_i] - l2/2 |w|^2 at `weights`, with its
+    gradient and Hessian, in one pass over `chunks` (each with `probs_per_sentences` and `target_top1`).
+
+    With s_i = softmax(z_i) the pooled distribution of prefix i and E_i[.] the mean under it:
+      gradient_j = mean_i (log p_ij[y_i] - E_i[log p_ij])                          - l2 w_j
+      Hessian_jk = -mean_i (E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik])  - l2 [j = k]
+    Blocks of a chunk run on THREADS threads (numpy releases the GIL), while the next chunk is read;
+    their sums are added in order, so the result does not depend on the threads' timing."""
+    m = len(weights)
+    sums, total, pending = np.zeros(1 + m + m * m), 0, []
+    with ThreadPoolExecutor(THREADS) as pool:
+        for chunk in chunks:
+            probs, top1 = chunk.probs_per_sentences, np.asarray(chunk.target_top1)
+            for done in pending:  # at most two chunks in memory: this one and the one being summed
+                sums += done.result()
+            pending = [pool.submit(block_terms, probs[rows], top1[rows], weights) for rows in blocks(probs)]
+            total += len(top1)
+        for done in pending:
+            sums += done.result()
+    value = sums[0] / total - l2 / 2 * weights @ weights
+    gradient = sums[1:1 + m] / total - l2 * weights
+    hessian = -sums[1 + m:].reshape(m, m) / total - l2 * np.eye(m)
+    return value, gradient, hessian
+
+
+def fit_weights(chunks: Callable[[], Iterable], num_models: int, l2: float = L2) -> np.ndarray:
+    """The weights maximizing mean_i log softmax(sum_j w_j log p_ij)[y_i] - l2/2 |w|^2 (Newton).
+
+    `chunks()` yields the training prefixes anew on every call, a chunk at a time, each chunk with
+    `probs_per_sentences` (C, num_models, V) float16 and `target_top1` (C,): `TrainingSplit.chunks`.
+    Every evaluation reads them all once."""
+    w = np.full(num_models, 1.0 / num_models)  # start from the geometric mean
+    value, gradient, hessian = newton_terms(chunks(), w, l2)
     for _ in range(MAX_STEPS):
-        s = np.exp(log_s).reshape(n * v)
-        weighted = flat * s                                   # (models, prefixes*vocabulary)
-        expected = weighted.reshape(m, n, v).sum(axis=2)      # E_s[log p_j] per prefix
-        gradient = (at_target - expected).mean(axis=1) - l2 * w
-        hessian = -(weighted @ flat.T - expected @ expected.T) / n - l2 * np.eye(m)
         step = np.linalg.solve(hessian, -gradient)
         if gradient @ step < 1e-9:  # Newton decrement: the objective cannot rise by more than this
             break
-        # Backtracking keeps every step an ascent step.
+        # Backtracking keeps every step an ascent step; a rejected step costs one more pass.
         for scale in 0.5 ** np.arange(10):
-            new_value, new_log_s = objective(w + scale * step)
+            new_value, new_gradient, new_hessian = newton_terms(chunks(), w + scale * step, l2)
             if new_value > value:
                 break
         else:
             break
-        w, value, log_s = w + scale * step, new_value, new_log_s
+        w, value, gradient, hessian = w + scale * step, new_value, new_gradient, new_hessian
     return w
+
+
+def pooled_argmax(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """argmax_k sum_j w_j log p_jk for every prefix of `probs` (prefixes, models, vocabulary), block by block."""
+    guesses = np.empty(len(probs), dtype=np.int64)
+    for rows in blocks(probs):
+        guesses[rows] = pooled_logits(log_probs(probs[rows]), weights).argmax(axis=1)
+    return guesses
 
 
 @register("loglinear", learned=True)
 def fit_loglinear(train):
     """Learned: argmax of sum_j w_j log p_j, w fitted on the training split (L2, Newton)."""
-    weights = fit_weights(train.probs_per_sentences, train.target_top1)
+    weights = fit_weights(train.chunks, len(train.model_names))
 
     def loglinear(sentences, model_names, target_model_name, probs_per_sentences):
-        return pooled_logits(log_probs(probs_per_sentences), weights).argmax(axis=1)
+        return pooled_argmax(probs_per_sentences, weights)
 
     loglinear.weights = weights  # for a researcher who wants to look
     return loglinear
