@@ -157,7 +157,7 @@ def _without_negative_zeros(probs: np.ndarray, starts: list[int], rows: int) -> 
 # The array's bytes start at a multiple of this in files written here: an unaligned float16 map
 # is slower to read (measured: argmax over float16 1.3-1.6x, top1's uint16 argmax ~1.1x).
 PAYLOAD_ALIGNMENT = 64
-_WRITE_CHUNK_BYTES = 1 << 24  # save_dataset copies its array into the file 16 MB at a time
+_COPY_CHUNK_BYTES = 1 << 24  # copy_rows' chunk: 16 MB
 
 
 class _PayloadSkipper:
@@ -282,9 +282,7 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
     file = start_dataset(path, model_names, sentences, probs.shape[2])
     try:
         out = file.open()
-        rows = max(1, _WRITE_CHUNK_BYTES // max(1, 2 * probs.shape[1] * probs.shape[2]))
-        for start in range(0, len(probs), rows):
-            out[start:start + rows] = probs[start:start + rows]
+        copy_rows(out, probs)
         if isinstance(out, np.memmap):
             out.flush()
         del out
@@ -292,6 +290,14 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
         file.discard()
         raise
     return file.finish(metadata)
+
+
+def copy_rows(out: np.ndarray, source: np.ndarray) -> None:
+    """out[:] = source (cast to out's dtype), 16 MB of rows at a time: when either is a map, no
+    more than that is ever in memory."""
+    rows = max(1, _COPY_CHUNK_BYTES // max(1, source[:1].nbytes))
+    for start in range(0, len(source), rows):
+        out[start:start + rows] = source[start:start + rows]
 
 
 def _file_sha256(path: Path) -> str:
