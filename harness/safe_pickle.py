@@ -128,7 +128,7 @@ def _scan(f: BinaryIO, size: int) -> Payload | None:
         if op.name == "FRAME":
             if arg > size - f.tell():
                 raise _Malformed(f"FRAME at byte {pos} claims {arg} bytes, more than the file holds")
-            if pos < frame_end:  # pickle's own unpickler refuses this too
+            if pos < frame_end:  # pickle's pure-Python unpickler refuses this too
                 raise _Malformed(f"FRAME at byte {pos} starts inside the frame before it")
             frame_length_at, frame_end = pos + 1, f.tell() + arg
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= arg < opcodes:
@@ -161,8 +161,8 @@ class _MappedBytes:
     never read): the one call that receives it maps the file there instead, and the unpickler then
     holds a placeholder for the map (the map itself would take BUILD state past the dtype check)."""
 
-    def __init__(self, path: Path, payload: Payload):
-        self.path, self.payload = path, payload
+    def __init__(self, file: BinaryIO, payload: Payload):
+        self.file, self.payload = file, payload  # the open file scanned: a file renamed over its path is not mapped
         self.array: np.memmap | None = None  # the map, once made
         self.placeholder: Any = None  # what the unpickler holds in the map's place
 
@@ -178,7 +178,7 @@ class _MappedBytes:
         if dtype.itemsize * math.prod(shape) != self.payload.length:
             raise _Refused(f"its array of shape {shape} and dtype {dtype} does not fill its "
                            f"{self.payload.length} bytes of data")
-        self.array = np.memmap(self.path, dtype=dtype, mode="r", offset=self.payload.offset, shape=shape, order=order)
+        self.array = np.memmap(self.file, dtype=dtype, mode="r", offset=self.payload.offset, shape=shape, order=order)
         return self.array
 
 
@@ -298,7 +298,7 @@ def load_pickle(path: Path) -> tuple[Any, int]:
                 f.seek(0)
                 return _RestrictedUnpickler(f, size).load(), size
             name = f"mapped_bytes_{secrets.token_hex(16)}"
-            mapped = _MappedBytes(Path(path), payload)
+            mapped = _MappedBytes(f, payload)
             obj = _RestrictedUnpickler(_without_payload(f, payload, name), size, (name, mapped)).load()
         if mapped.array is None:
             raise _Refused("its largest bytes object is not its array's data")
