@@ -43,7 +43,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from harness.dataset import DatasetFile, sidecar_path, start_dataset
 from harness.files import read_text_file
 from harness.prefixes import NAMED, build_prefixes
 from harness.tokenizer import SUITE_MODELS
+
+if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
+    from accelerate import PartialState
 
 HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
@@ -267,7 +270,7 @@ def leave_process_group() -> None:
         distributed.destroy_process_group()
 
 
-def shared_output(state, out: Path, model_names: list[str], prefixes: list[str], vocab_size: int) -> DatasetFile:
+def shared_output(state: PartialState, out: Path, model_names: list[str], prefixes: list[str], vocab_size: int) -> DatasetFile:
     """The dataset file every process writes its rows into: the main process starts it (the pickle,
     its array allocated) and tells the others where it is. The processes share it through the page
     cache, so they must run on one machine."""

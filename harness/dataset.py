@@ -229,7 +229,7 @@ class DatasetFile:
         try:
             with open(self.tmp, "rb") as f:
                 os.fsync(f.fileno())
-                written = {"bytes": os.fstat(f.fileno()).st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+                written = {"bytes": os.fstat(f.fileno()).st_size, "sha256": _sha256(f)}
             if metadata is not None:
                 record = {**metadata, "pickle": written}
                 atomic_write(sidecar_path(self.path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w")
@@ -300,9 +300,17 @@ def copy_rows(out: np.ndarray, source: np.ndarray) -> None:
         out[start:start + rows] = source[start:start + rows]
 
 
+def _sha256(f: BinaryIO) -> str:
+    """The SHA-256 of an open file, read 1 MB at a time (hashlib.file_digest needs Python 3.11)."""
+    digest = hashlib.sha256()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        return _sha256(f)
 
 
 def read_sidecar(dataset_path: str | os.PathLike, verify_hash: bool = True) -> dict | None:
