@@ -207,13 +207,14 @@ def test_the_mapped_bytes_serve_the_dataset_array_once_or_are_refused(tmp_path):
     cases = {
         "twice": (((NAMES, SENTENCES, FromBuffer(data, shape)), FromBuffer(data, shape)), "uses its array's bytes twice"),
         "other shape": ((NAMES, SENTENCES, FromBuffer(data, half)), r"shape \(2, 3, 400\) .* does not fill its 9600 bytes"),
-        "not the array's": ((NAMES, [*SENTENCES[:3], data], small_probs()), "largest bytes object is not its array's data"),
-        "elsewhere": ((NAMES, SENTENCES, [FromBuffer(data, shape)]), "used other than as the dataset's array"),
+        # Not the dataset's array: no dataset, as it would be read.
+        "not the array's": ((NAMES, [*SENTENCES[:3], data], small_probs()), "sentences must be a list of str"),
+        "elsewhere": ((NAMES, SENTENCES, [FromBuffer(data, shape)]), "probs must be a numpy array, got list"),
     }
     for name, (obj, message) in cases.items():
         path = tmp_path / f"{name}.pkl"
         path.write_bytes(pickle.dumps(obj, protocol=5))
-        with pytest.raises(InputError, match=f"^{path}: not a loadable dataset pickle: .*{message}"):
+        with pytest.raises(InputError, match=f"^{path}: .*{message}"):
             load_dataset(path)
     # A well-formed one of the same kind loads, mapped.
     path.write_bytes(pickle.dumps((NAMES, SENTENCES, FromBuffer(data, shape)), protocol=5))
