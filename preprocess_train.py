@@ -5,9 +5,11 @@ next-token distribution as a (prefixes x models x vocabulary) float16 tensor.
     python preprocess_train.py --dataset glue-rte --dataset-path rte-train.tsv --out data/glue-rte.pkl
     python preprocess_train.py --models small/ medium/ large/ --dataset my_prefixes.txt
 
-The last model is the target. Each finished model's slice is cached, so an interrupted run
-resumes where it stopped; `accelerate launch preprocess_train.py ...` shards the batches over
-processes (GPUs) and gathers one dataset identical to a single-process run.
+The last model is the target. Rows are written into the output file as they are computed (host
+memory does not grow with the number of prefixes), and each finished model's slice is cached, so
+an interrupted run resumes where it stopped. `accelerate launch preprocess_train.py ...` shards
+the batches over processes (GPUs of one machine), each writing its own rows of the one file: the
+dataset is identical to a single-process run's.
 """
 
 from __future__ import annotations
@@ -39,18 +41,20 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from harness import InputError
-from harness.dataset import save_dataset, sidecar_path
+from harness import InputError, cli
+from harness.dataset import DatasetFile, sidecar_path, start_dataset
 from harness.files import read_text_file
 from harness.prefixes import NAMED, build_prefixes
 from harness.tokenizer import SUITE_MODELS
+
+if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
+    from accelerate import PartialState
 
 HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
@@ -246,7 +250,6 @@ def read_meta_json(path: Path) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
     if args.out.is_dir():
         raise InputError(f"{args.out}: is a directory (--out names the output pickle)")
     # Under `accelerate launch`, only the main process (rank 0) writes, so only it takes the lock.
@@ -265,6 +268,21 @@ def leave_process_group() -> None:
     distributed = sys.modules.get("torch.distributed")
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         distributed.destroy_process_group()
+
+
+def shared_output(state: PartialState, out: Path, model_names: list[str], prefixes: list[str], vocab_size: int) -> DatasetFile:
+    """The dataset file every process writes its rows into: the main process starts it (the pickle,
+    its array allocated) and tells the others where it is. The processes share it through the page
+    cache, so they must run on one machine."""
+    if state.num_processes == 1:
+        return start_dataset(out, model_names, prefixes, vocab_size)
+    from accelerate.utils import broadcast_object_list
+
+    if int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes)) != state.num_processes:
+        raise InputError("accelerate launch on several machines: the processes write one output file through "
+                         "the page cache, so run them on one machine (one process per GPU)")
+    started = start_dataset(out, model_names, prefixes, vocab_size) if state.is_main_process else None
+    return broadcast_object_list([started])[0]
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -287,35 +305,47 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     token_ids = inference.tokenize(tokenizer, prefixes)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
-    if state.is_main_process:  # the pickle, its temporary copy while it is written, the cached slices
+    if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
         check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
     if args.no_progress or not state.is_local_main_process:
         transformers.utils.logging.disable_progress_bar()
 
-    probs, summary = inference.run_suite(specs, token_ids, vocab_size, device=device, dtype=args.dtype,
+    # The output file is written as rows are computed: memory does not grow with the prefixes.
+    output = shared_output(state, args.out, [spec.stored_name for spec in specs], prefixes, vocab_size)
+    try:
+        probs = output.open()
+        _, summary = inference.run_suite(specs, token_ids, vocab_size, device=device, dtype=args.dtype,
                                          cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
-                                         progress=not args.no_progress)
-
+                                         progress=not args.no_progress, out=probs)
+        if isinstance(probs, np.memmap):
+            probs.flush()
+        del probs
+        state.wait_for_everyone()  # every process's rows are in the file
+        if state.is_main_process:
+            metadata = {
+                "format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
+                          "under model j, float16; the last model is the target",
+                "models": summary,
+                "target_model": specs[-1].stored_name,
+                "num_prefixes": len(prefixes),
+                "vocab_size": vocab_size,
+                "prefixes": prefix_rule,
+                "device": device,
+                "num_processes": state.num_processes,
+                "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                             "transformers": transformers.__version__, "numpy": np.__version__},
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+            }
+            if extra is not None:
+                metadata["extra"] = extra
+            output.finish(metadata)
+    except BaseException:
+        if state.is_main_process:
+            output.discard()
+        raise
     if not state.is_main_process:
         return 0
-    metadata = {
-        "format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under "
-                  "model j, float16; the last model is the target",
-        "models": summary,
-        "target_model": specs[-1].stored_name,
-        "num_prefixes": len(prefixes),
-        "vocab_size": vocab_size,
-        "prefixes": prefix_rule,
-        "device": device,
-        "num_processes": state.num_processes,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "numpy": np.__version__},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-    }
-    if extra is not None:
-        metadata["extra"] = extra
-    save_dataset(args.out, [spec.stored_name for spec in specs], prefixes, probs, metadata)
     if args.cache_dir is None:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
@@ -328,26 +358,26 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # main() cleans up as KeyboardInterrupt unwinds
+def main_with_extras() -> int:
+    """main, with what harness.cli does not know: a missing package and a full disk are one line
+    and exit 1, and Ctrl-C during shutdown prints no traceback."""
     try:
-        code = main()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 1
+        return main()
     except ModuleNotFoundError as e:
         print(f"error: preprocess_train.py needs the package {(e.name or '?').split('.')[0]!r} ({e}): "
               "pip install -r requirements-dev.txt", file=sys.stderr)
-        code = 1
+        return 1
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
         where = f"{e.filename}: " if e.filename else ""  # a failed write() names no file
         print(f"error: {where}{e.strerror}; models that finished before it are cached, so the same command "
               "resumes", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished models are cached; rerun the same command to resume", file=sys.stderr)
-        code = 130
-    signal.signal(signal.SIGINT, exit_interrupted)  # Ctrl-C during shutdown (torch, threads): no traceback
-    sys.exit(code)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, exit_interrupted)  # Ctrl-C during shutdown (torch, threads): no traceback
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # main() cleans up as KeyboardInterrupt unwinds
+    cli.run(main_with_extras, interrupted="\ninterrupted: finished models are cached; rerun the same command to resume")

@@ -5,9 +5,11 @@ is the target), the prefixes, and a float16 array `probs[prefix, model, token]`.
 a JSON sidecar beside it (`wikipedia.pkl` -> `wikipedia.json`), which records the pickle's size and
 SHA-256 so that a sidecar left beside another pickle (a crash between the two writes) is detected.
 
-Loading goes through `harness.safe_pickle` (no code from the file runs); validation walks the
-array in chunks, so peak memory stays close to the array's own size. Models are named in full
-(`EleutherAI/pythia-12b`) or by their last path component (`pythia-12b`, `short_name`).
+Loading goes through `harness.safe_pickle` (no code from the file runs), which memory-maps the
+array where the file holds it (protocols 3-5): `Dataset.probs` is a read-only map, read from the
+page cache as it is used, and validation streams through it in chunks. Writing (`DatasetFile`)
+fills the array in place in the file, so neither side holds the whole array in memory. Models are
+named in full (`EleutherAI/pythia-12b`) or by their last path component (`pythia-12b`, `short_name`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import struct
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ import numpy as np
 
 from harness import InputError, one_line
 from harness.files import atomic_write, remove_stale_temps, temp_path
-from harness.safe_pickle import load_pickle, plain_dtype
+from harness.safe_pickle import find_payload, load_pickle, plain_dtype
 
 ROW_SUM_TOLERANCE = 0.02  # float16 rounding and underflow lose far less than this
 _CHUNK_ELEMENTS = 1 << 18  # validate ~256K values at a time: the temporaries stay in cache (1.8x faster than 4M)
@@ -40,7 +43,7 @@ class Dataset:
     path: Path
     model_names: list[str]
     sentences: list[str]
-    probs: np.ndarray  # (len(sentences), len(model_names), vocab_size), float16
+    probs: np.ndarray  # (len(sentences), len(model_names), vocab_size), float16, read-only (usually a map of the file)
 
     @property
     def vocab_size(self) -> int:
@@ -53,13 +56,15 @@ def sidecar_path(dataset_path: str | os.PathLike) -> Path:
 
 
 def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
-    """Load and validate a dataset pickle; any problem, whatever the file's bytes, raises a
-    one-line InputError."""
+    """Load and validate a dataset pickle, its array read-only (and memory-mapped, unless the pickle
+    stores it as text: protocols 0-2); any problem, whatever the file's bytes, raises a one-line
+    InputError."""
     path = Path(path)
     obj, size = load_pickle(path)
     dataset = _check_structure(path, obj, size)
     if check_values:
         check_probabilities(dataset)
+    dataset.probs.flags.writeable = False  # callers read it; scoring copies what strategies get
     return dataset
 
 
@@ -76,7 +81,8 @@ def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
         raise InputError(f"{path}: sentences must be a list of str")
     if not isinstance(probs, np.ndarray):
         raise InputError(f"{path}: probs must be a numpy array, got {type(probs).__name__}")
-    probs = probs.view(np.ndarray)  # _reconstruct built a _CheckedArray
+    if not isinstance(probs, np.memmap):
+        probs = probs.view(np.ndarray)  # _reconstruct built a _CheckedArray
     if probs.dtype.kind != "f" or not plain_dtype(probs.dtype):
         raise InputError(f"{path}: probs must be floating point (float16), got dtype {probs.dtype}")
     expected = (len(sentences), len(model_names))
@@ -93,18 +99,13 @@ def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
 def check_probabilities(dataset: Dataset) -> None:
     """Every row finite, non-negative (-0.0 counts as 0, and is rewritten as +0.0 so that float16
     values order like their bit patterns, as `scoring.orderable` needs) and summing to about 1,
-    checked chunk by chunk on all cores (numpy releases the GIL in these loops) with little memory
-    beyond the array."""
+    checked chunk by chunk on all cores (numpy releases the GIL in these loops): a map is read
+    through, not into memory."""
     probs, path = dataset.probs, dataset.path
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (probs.shape[1] * probs.shape[2]))
     starts = range(0, probs.shape[0], rows_per_chunk)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(lambda start: _check_chunk(probs[start:start + rows_per_chunk]), starts))
-    if not probs.flags.writeable and any(negative_zero for _, _, negative_zero in results):
-        # Read-only (protocol 5 can load so): -0.0 is rewritten in a copy, the rare case.
-        dataset.probs = probs.copy()
-        bits = dataset.probs.view(np.uint16)
-        bits[bits == 0x8000] = 0
     for start, (bad_values, sums, _) in zip(starts, results):
         if bad_values.any():
             i, j = np.argwhere(bad_values)[0]
@@ -115,11 +116,14 @@ def check_probabilities(dataset: Dataset) -> None:
             i, j = np.argwhere(bad_sums)[0]
             raise InputError(f"{path}: probabilities of sentence {start + i}, model {dataset.model_names[j]!r} "
                              f"sum to {sums[i, j]:.4g}, not 1")
+    negative_zeros = [start for start, (_, _, negative_zero) in zip(starts, results) if negative_zero]
+    if negative_zeros:
+        dataset.probs = _without_negative_zeros(probs, negative_zeros, rows_per_chunk)
 
 
 def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """(rows with NaN/inf/negative values, row sums, whether it holds -0.0) of a (sentences, models,
-    vocab) chunk; a writable float16 chunk's -0.0 are rewritten as +0.0 in place."""
+    vocab) chunk."""
     if chunk.dtype != np.float16:
         return ~(np.isfinite(chunk) & (chunk >= 0)).all(axis=2), chunk.sum(axis=2, dtype=np.float64), False
     # As uint16, a float16 is >= 0x7C00 exactly when it is negative, -0.0, inf or NaN: one integer
@@ -127,67 +131,186 @@ def _check_chunk(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     bits = chunk.view(np.uint16)
     suspect = bits.max(axis=2) >= 0x7C00
     negative_zero = False
-    if suspect.any():  # rare: look again at those rows, where -0.0 (0x8000) is no error but becomes +0.0
+    if suspect.any():  # rare: look again at those rows, where -0.0 (0x8000) is no error
         rows = bits[suspect]
         zeros = rows == 0x8000
         negative_zero = bool(zeros.any())
         rows[zeros] = 0
-        if negative_zero and bits.flags.writeable:
-            bits[suspect] = rows
         suspect[suspect] = (rows >= 0x7C00).any(axis=1)  # what is left: negative, inf or NaN
     return suspect, np.take(_FLOAT16_VALUES, bits).sum(axis=2), negative_zero
 
 
+def _without_negative_zeros(probs: np.ndarray, starts: list[int], rows: int) -> np.ndarray:
+    """`probs` with -0.0 rewritten as +0.0 in the chunks at `starts`: in place if it is writable;
+    a read-only map is mapped again copy-on-write, so that only the pages that hold -0.0 are
+    copied into memory; any other read-only array is copied."""
+    if isinstance(probs, np.memmap) and not probs.flags.writeable:
+        probs = np.memmap(probs.filename, probs.dtype, mode="c", offset=probs.offset, shape=probs.shape)
+    elif not probs.flags.writeable:
+        probs = probs.copy()
+    for start in starts:
+        bits = probs[start:start + rows].view(np.uint16)
+        bits[bits == 0x8000] = 0  # writes only where the mask is set: the other pages stay shared
+    return probs
 
-class _HashingWriter:
-    """A binary file that hashes what is written through it."""
+
+# The array's bytes start at a multiple of this in files written here: an unaligned float16 map
+# is slower to read (measured: argmax over float16 1.3-1.6x, top1's uint16 argmax ~1.1x).
+PAYLOAD_ALIGNMENT = 64
+_COPY_CHUNK_BYTES = 1 << 24  # copy_rows' chunk: 16 MB
+
+
+class _PayloadSkipper:
+    """The file `pickle.dump` writes through: numpy's protocol-5 array data (a PickleBuffer, which
+    the pickler writes outside any frame once it is 64 KB or more) is not written but allocated on
+    disk, after padding that aligns it (SHORT_BINBYTES k, k bytes, POP: a no-op to any unpickler).
+    One write is held back, because the data's opcode ends the write before it."""
 
     def __init__(self, f: BinaryIO):
-        self.f, self.sha256, self.size = f, hashlib.sha256(), 0
+        self.f, self.held = f, b""
 
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += memoryview(data).nbytes
-        return self.f.write(data)
+    def write(self, data: Any) -> int:
+        if isinstance(data, pickle.PickleBuffer):
+            nbytes = memoryview(data).nbytes
+            header = b"\x96" + struct.pack("<Q", nbytes)  # BYTEARRAY8 and the data's length
+            if not self.held.endswith(header):
+                raise RuntimeError("numpy pickled its array in an unexpected way")
+            self.f.write(self.held[:-len(header)])
+            pad = -(self.f.tell() + 3 + len(header)) % PAYLOAD_ALIGNMENT
+            self.f.write(b"C" + bytes([pad]) + bytes(pad) + b"0" + header)
+            _allocate(self.f, nbytes)
+            self.held = b""
+            return nbytes
+        self.f.write(self.held)
+        self.held = bytes(data)
+        return len(self.held)
+
+    def close(self) -> None:
+        self.f.write(self.held)
 
 
-def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
-                 probs: np.ndarray, metadata: dict | None = None) -> dict:
-    """Write the pickle (protocol 5: loads without copying the array) and, if given, the sidecar;
-    return the pickle's {"bytes", "sha256"}, as the sidecar records them.
+def _allocate(f: BinaryIO, nbytes: int) -> None:
+    """Reserve `nbytes` of disk at the file's position and move past them: a full disk fails here,
+    as an OSError, not later as a SIGBUS when a map of the file is written."""
+    f.flush()
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(f.fileno(), f.tell(), nbytes)  # glibc writes zeros where the file system cannot
+        f.seek(nbytes, os.SEEK_CUR)
+    else:  # macOS
+        zeros = bytes(min(nbytes, 1 << 20))
+        for start in range(0, nbytes, len(zeros)):
+            f.write(zeros[:nbytes - start])
 
-    Order, so that any kill leaves a consistent pair: the pickle goes to a temporary file; then the
-    sidecar, recording that pickle's size and SHA-256, is renamed into place; then the pickle is. A
-    kill in between leaves the old pickle beside a sidecar that no longer matches it, which
-    read_sidecar detects; the temporary file is removed by the next write."""
+
+@dataclass
+class DatasetFile:
+    """A dataset pickle being written: the pickle is in the temporary file `tmp`, its array's
+    bytes (zeros so far) at `offset`. Fill them through `open()` (several processes may, each its
+    own rows), then `finish` makes it the dataset at `path`, or `discard` removes it."""
+    path: Path
+    tmp: Path
+    offset: int
+    shape: tuple[int, int, int]
+
+    def open(self) -> np.ndarray:
+        """The array in the file, writable: a map, written to disk as the pages are filled."""
+        if 0 in self.shape:
+            return np.zeros(self.shape, np.float16)  # no bytes to map
+        return np.memmap(self.tmp, np.float16, mode="r+", offset=self.offset, shape=self.shape)
+
+    def finish(self, metadata: dict | None) -> dict:
+        """Make the file the dataset (flush the maps from `open()` first) and write its sidecar;
+        return the pickle's {"bytes", "sha256"}, as the sidecar records them.
+
+        Order, so that any kill leaves a consistent pair: the pickle is synced and hashed; then the
+        sidecar, recording that pickle's size and SHA-256, is renamed into place; then the pickle is.
+        A kill in between leaves the old pickle beside a sidecar that no longer matches it, which
+        read_sidecar detects; the temporary file is removed by the next write."""
+        try:
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+                written = {"bytes": os.fstat(f.fileno()).st_size, "sha256": _sha256(f)}
+            if metadata is not None:
+                record = {**metadata, "pickle": written}
+                atomic_write(sidecar_path(self.path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w")
+            else:
+                sidecar_path(self.path).unlink(missing_ok=True)  # an old one would describe another pickle
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        return written
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def start_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
+                  vocab_size: int) -> DatasetFile:
+    """Write a dataset pickle (protocol 5, the original format) to a temporary file beside `path`,
+    with its (sentences, models, vocab_size) float16 array all zeros, to be filled in place.
+
+    The pickler writes the pickle of a zero array, whose data it is handed but never reads (np.zeros
+    comes from calloc: untouched, it costs no memory) and which is allocated on disk instead of
+    written; where the data lies is then found as the loader finds it."""
     path = Path(path)
-    if probs.shape != (len(sentences), len(model_names), probs.shape[2]):
-        raise ValueError(f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models")
-    probs = np.ascontiguousarray(probs, dtype=np.float16)
+    shape = (len(sentences), len(model_names), vocab_size)
     remove_stale_temps(path)
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
-            writer = _HashingWriter(f)
-            pickle.dump((list(model_names), list(sentences), probs), writer, protocol=5)
-            f.flush()
-            os.fsync(f.fileno())
-        written = {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}
-        if metadata is not None:
-            record = {**metadata, "pickle": written}
-            atomic_write(sidecar_path(path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w")
-        else:
-            sidecar_path(path).unlink(missing_ok=True)  # an old one would describe another pickle
-        os.replace(tmp, path)
+            writer = _PayloadSkipper(f)
+            pickle.dump((list(model_names), list(sentences), np.zeros(shape, np.float16)), writer, protocol=5)
+            writer.close()
+        payload = find_payload(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return written
+    nbytes = 2 * shape[0] * shape[1] * shape[2]
+    if nbytes and (payload is None or payload.length != nbytes):
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{tmp}: the array's data is not where numpy's pickle puts it")
+    return DatasetFile(path, tmp, payload.offset if payload else 0, shape)
+
+
+def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
+                 probs: np.ndarray, metadata: dict | None = None) -> dict:
+    """Write the pickle (`start_dataset`, filled from `probs` a chunk at a time) and, if given,
+    the sidecar (`DatasetFile.finish`); return the pickle's {"bytes", "sha256"}."""
+    if probs.shape != (len(sentences), len(model_names), probs.shape[2]):
+        raise ValueError(f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models")
+    file = start_dataset(path, model_names, sentences, probs.shape[2])
+    try:
+        out = file.open()
+        copy_rows(out, probs)
+        if isinstance(out, np.memmap):
+            out.flush()
+        del out
+    except BaseException:
+        file.discard()
+        raise
+    return file.finish(metadata)
+
+
+def copy_rows(out: np.ndarray, source: np.ndarray) -> None:
+    """out[:] = source (cast to out's dtype), 16 MB of rows at a time: when either is a map, no
+    more than that is ever in memory."""
+    rows = max(1, _COPY_CHUNK_BYTES // max(1, source[:1].nbytes))
+    for start in range(0, len(source), rows):
+        out[start:start + rows] = source[start:start + rows]
+
+
+def _sha256(f: BinaryIO) -> str:
+    """The SHA-256 of an open file, read 1 MB at a time (hashlib.file_digest needs Python 3.11)."""
+    digest = hashlib.sha256()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        return _sha256(f)
 
 
 def read_sidecar(dataset_path: str | os.PathLike, verify_hash: bool = True) -> dict | None:

@@ -5,8 +5,10 @@ in the target dtype straight onto the device. Prefixes are tokenized once (all m
 tokenizer), sorted by length and batched under a token budget; batches are right-padded with an
 attention mask, and only the last real position of each prefix goes through the output head. The
 softmax runs in float32 over the tokenizer's ids (Pythia pads its embedding matrix past them) and
-the result is stored as float16. Finished models are cached for resuming (`harness.resume_cache`),
-and under `accelerate launch` the processes share the batches and gather one result.
+the result is stored as float16, into the array the caller gives (preprocess_train.py: a map of
+the dataset file itself). Finished models are cached for resuming (`harness.resume_cache`), and
+under `accelerate launch` the processes share the batches, each writing its own rows into one
+shared file: nothing is gathered.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import numpy as np
 import torch
 import transformers
 from accelerate import PartialState
-from accelerate.utils import gather_object, release_memory
+from accelerate.utils import release_memory
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError, plural
-from harness.dataset import short_name
+from harness.dataset import copy_rows, short_name
 from harness.resume_cache import cache_key, read_cached_slice, write_cached_slice
 from harness.tokenizer import load_tokenizer
 
@@ -211,7 +213,7 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
 
     Sharded (`world_size` > 1), a process fills only the rows of its batches: the batches are
     formed over all prefixes and dealt out round-robin, so every row is computed in the same batch
-    as in a single-process run and the gathered result is identical. Batches halve on
+    as in a single-process run and the file they all write is identical. Batches halve on
     out-of-memory instead of dying. Returns the rows filled and timing stats.
     """
     device = model.get_input_embeddings().weight.device
@@ -261,23 +263,28 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
               dtype: str | torch.dtype = "auto", cache_dir: Path | None = None, max_tokens: int | None = None,
               batch_size: int | None = None, progress: bool = True,
               load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
-              ) -> tuple[np.ndarray, list[dict]]:
+              out: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """Every model's next-token distribution after every prefix, models in the order given.
 
-    Returns the (prefixes, models, vocab_size) float16 array and one summary row per model (name,
-    revision, dtype, parameter counts, timings, `from_cache`). Each model is loaded with `load`
-    (default: `load_model`; the benchmark passes its in-memory models), run, and freed before the
-    next. With `cache_dir`, a finished model's slice is stored there and a later run with the same
-    model weights, token ids, dtype and vocabulary reads it back. Under `accelerate launch`, each
-    process runs its share of the batches and all return the gathered array (the main process
-    alone writes the cache).
+    Fills `out`, the (prefixes, models, vocab_size) float16 array (default: a new one in memory;
+    preprocess_train.py passes a map of the dataset file, so memory does not grow with the number
+    of prefixes), and returns it with one summary row per model (name, revision, dtype, parameter
+    counts, timings, `from_cache`). Each model is loaded with `load` (default: `load_model`; the
+    benchmark passes its in-memory models), run, and freed before the next. With `cache_dir`, a
+    finished model's slice is stored there and a later run with the same model weights, token ids,
+    dtype and vocabulary reads it back. Under `accelerate launch`, each process fills its own
+    rows of its own map (`out`) of one shared file, and nothing is gathered: the main process
+    alone copies cached slices in and, once all have written a model's rows, writes its slice to
+    the cache. The caller waits for all processes before it reads the file.
     """
     state = PartialState()
     device = device or str(state.device)
     load = load or load_model
     progress = progress and state.is_local_main_process
+    if state.num_processes > 1 and not isinstance(out, np.memmap):
+        raise ValueError("under accelerate launch, `out` must be each process's map of one shared file")
     # float16 from the start: the original's float64 array was 4x this.
-    probs = np.empty((len(token_ids), len(specs), vocab_size), dtype=np.float16)
+    probs = np.empty((len(token_ids), len(specs), vocab_size), dtype=np.float16) if out is None else out
     summary = []
     for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=not progress)):
         model_dtype = resolve_dtype(dtype, device, spec)
@@ -287,10 +294,11 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         summary.append(row)
         key = cache_key(spec, token_ids, model_dtype, vocab_size) if cache_dir is not None else None
         cached = read_cached_slice(cache_dir, key, (len(token_ids), vocab_size)) if key else None
-        if cached is not None:
-            probs[:, j], cached_row = cached
+        if cached is not None:  # every process sees the same cache: none is written while they look
+            if state.is_main_process:
+                copy_rows(probs[:, j], cached[0])
             # The cache holds measurements (sizes, timings); names and paths are this run's.
-            row.update({k: v for k, v in cached_row.items() if k not in row}, from_cache=True)
+            row.update({k: v for k, v in cached[1].items() if k not in row}, from_cache=True)
             continue
         start = time.perf_counter()
         model = load(spec, device, model_dtype)
@@ -302,9 +310,8 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
                    tokens=stats["tokens"], tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
         del model
         free_memory()
-        if state.num_processes > 1:
-            for rows, values in gather_object([(stats["rows"], probs[stats["rows"], j])]):
-                probs[rows, j] = values
-        if key and state.is_main_process:
-            write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
+        if key:
+            state.wait_for_everyone()  # every process's rows of this model are in the file
+            if state.is_main_process:
+                write_cached_slice(cache_dir, key, probs[:, j], {k: v for k, v in row.items() if k != "from_cache"})
     return probs, summary

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -24,16 +24,18 @@ if TYPE_CHECKING:  # annotations only: the cache itself needs no torch
     from harness.inference import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model directory's weights are stored in
+_CHUNK_BYTES = 1 << 24  # a slice is written 16 MB of rows at a time
 
 
 def read_cached_slice(cache_dir: Path, key: str, shape: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
-    """A finished model's cached slice of `shape` and its summary row, or None: absent, damaged or
-    of another shape, the slice is recomputed, not trusted."""
+    """A finished model's cached float16 slice of `shape`, memory-mapped read-only (copy it in
+    chunks: `dataset.copy_rows`), and its summary row; or None: absent, damaged or of another
+    shape or dtype, the slice is recomputed, not trusted."""
     try:
-        probs = np.load(cache_dir / f"{key}.npy", allow_pickle=False)
+        probs = np.load(cache_dir / f"{key}.npy", mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError):
         return None
-    if probs.shape != shape:
+    if probs.shape != shape or probs.dtype != np.float16:
         return None
     try:
         summary = json.loads((cache_dir / f"{key}.json").read_text())
@@ -43,12 +45,19 @@ def read_cached_slice(cache_dir: Path, key: str, shape: tuple[int, ...]) -> tupl
 
 
 def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: dict) -> None:
-    """The slice, and beside it the model's summary row (sizes, timings) for a resumed run's sidecar:
-    the row first, so that a slice on disk always has its row."""
+    """The slice (any (prefixes, vocab) array, e.g. a model's column of the dataset's map), written
+    a chunk of rows at a time, and beside it the model's summary row (sizes, timings) for a resumed
+    run's sidecar: the row first, so that a slice on disk always has its row."""
+    rows = max(1, _CHUNK_BYTES // max(1, probs[:1].nbytes))
+
+    def write(f: BinaryIO) -> None:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(probs))
+        for start in range(0, len(probs), rows):
+            f.write(np.ascontiguousarray(probs[start:start + rows]).data)
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
-    atomic_write(cache_dir / f"{key}.npy", lambda f: np.save(f, probs, allow_pickle=False))
-
+    atomic_write(cache_dir / f"{key}.npy", write)
 
 
 def model_fingerprint(spec: ModelSpec) -> list:

@@ -4,15 +4,27 @@ letting the file choose how much memory is used.
 A pre-scan of the opcode stream (pickletools' opcode table) bounds every length, frame and memo
 index by the file's size before anything is built, and the unpickler only resolves the few numpy
 globals an array needs, each wrapped so that it builds no more bytes than the file holds.
-`load_pickle` is the one entry point; `harness.dataset` checks that what it returns is a dataset.
+
+The array is memory-mapped where its bytes lie in the file, not read: the scan notes where the
+largest counted bytes object (numpy's array data, protocols 3-5) lies, and the unpickler reads a
+stream in which that object is replaced by a one-off placeholder. numpy's `_frombuffer` (protocol
+5) or the array's BUILD state (protocols 3 and 4) receives the placeholder and maps the file there,
+once, for an array whose size is exactly those bytes. Protocols 0-2 (the data is a latin-1 string)
+are read. `load_pickle` is the one entry point; `harness.dataset` checks that what it returns is a
+dataset.
 """
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import pickle
 import pickletools
+import secrets
+import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +57,10 @@ _LENGTH_FORMATS = {pickletools.TAKEN_FROM_ARGUMENT1: "<B", pickletools.TAKEN_FRO
                    pickletools.TAKEN_FROM_ARGUMENT4U: "<I", pickletools.TAKEN_FROM_ARGUMENT8U: "<Q"}
 # Numeric dtypes only: no object, string, void or structured dtype (their state sets sizes).
 _DTYPE_SPECS = frozenset(f"{kind}{size}" for kind in "fiu" for size in (1, 2, 4, 8)) | {"b1"}
+# The opcodes that can hold an array's data as raw bytes, and the smallest data worth a map (a
+# page: smaller arrays are read, which costs less than a map).
+_BYTES_OPCODES = frozenset({"SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8"})
+MAP_MIN_BYTES = 4096
 
 
 class _Refused(pickle.UnpicklingError):
@@ -56,11 +72,22 @@ class _Malformed(pickle.UnpicklingError):
 
 
 
-def _scan(f: BinaryIO, size: int) -> None:
+@dataclass
+class Payload:
+    """Where the largest counted bytes object lies: its opcode at `opcode_at`, its data at
+    `offset`, `length` bytes long; inside a frame, where that frame's 8-byte length is stored."""
+    opcode_at: int
+    offset: int
+    length: int
+    frame_length_at: int | None = None
+
+
+def _scan(f: BinaryIO, size: int) -> Payload | None:
     """Walk the opcode stream without building anything: refuse opcodes a dataset never holds,
     and any length, frame or memo index that the file's size cannot back (the unpickler would
-    allocate it before finding out)."""
+    allocate it before finding out). Returns where the largest bytes object lies (None if none)."""
     opcodes, calls = 0, dict.fromkeys(_MAX_CALLS, 0)
+    largest, frame_length_at, frame_end = None, None, 0
     while True:
         pos = f.tell()
         code = f.read(1)
@@ -79,7 +106,7 @@ def _scan(f: BinaryIO, size: int) -> None:
             if calls[op.name] > _MAX_CALLS[op.name]:
                 raise _Refused(f"it has more than {_MAX_CALLS[op.name]} {op.name} opcodes; a dataset has a few")
         if op.name == "STOP":
-            return
+            return largest
         if op.arg is None:
             continue
         if op.arg.n in _LENGTH_FORMATS:  # counted data: check the length, skip the data unread
@@ -90,11 +117,20 @@ def _scan(f: BinaryIO, size: int) -> None:
             length = struct.unpack(fmt, raw)[0]
             if not 0 <= length <= size - f.tell():
                 raise _Malformed(f"{op.name} at byte {pos} claims {length} bytes, more than the file holds")
+            in_frame = pos < frame_end
+            if in_frame and f.tell() + length > frame_end:
+                raise _Malformed(f"{op.name} at byte {pos} runs past the end of its frame")
+            if op.name in _BYTES_OPCODES and (largest is None or length > largest.length):
+                largest = Payload(pos, f.tell(), length, frame_length_at if in_frame else None)
             f.seek(length, os.SEEK_CUR)
             continue
         arg = op.arg.reader(f)  # small fixed-size or newline-terminated arguments
-        if op.name == "FRAME" and arg > size - f.tell():
-            raise _Malformed(f"FRAME at byte {pos} claims {arg} bytes, more than the file holds")
+        if op.name == "FRAME":
+            if arg > size - f.tell():
+                raise _Malformed(f"FRAME at byte {pos} claims {arg} bytes, more than the file holds")
+            if pos < frame_end:  # pickle's pure-Python unpickler refuses this too
+                raise _Malformed(f"FRAME at byte {pos} starts inside the frame before it")
+            frame_length_at, frame_end = pos + 1, f.tell() + arg
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= arg < opcodes:
             # Writers number memo entries 0, 1, 2...; the unpickler sizes its memo by the index.
             raise _Malformed(f"{op.name} at byte {pos} stores memo entry {arg}, past any the pickle can have")
@@ -120,12 +156,45 @@ def plain_dtype(dtype: Any) -> bool:
     return (dtype.flags, dtype.itemsize, dtype.alignment) == (canonical.flags, canonical.itemsize, canonical.alignment)
 
 
+class _MappedBytes:
+    """Stands for the array's bytes in the stream the unpickler reads (the bytes themselves are
+    never read): the one call that receives it maps the file there instead, and the unpickler then
+    holds a placeholder for the map (the map itself would take BUILD state past the dtype check)."""
+
+    def __init__(self, file: BinaryIO, payload: Payload):
+        self.file, self.payload = file, payload  # the open file scanned: a file renamed over its path is not mapped
+        self.array: np.memmap | None = None  # the map, once made
+        self.placeholder: Any = None  # what the unpickler holds in the map's place
+
+    def __setstate__(self, state: Any) -> None:
+        raise _Refused("it builds its array other than as numpy's pickles do")
+
+    def map(self, dtype: Any, shape: Any, order: Any) -> np.memmap:
+        if self.array is not None:
+            raise _Refused("it uses its array's bytes twice")
+        if not (plain_dtype(dtype) and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+                and order in ("C", "F")):
+            raise _Refused("it builds its array other than as numpy's pickles do")
+        if dtype.itemsize * math.prod(shape) != self.payload.length:
+            raise _Refused(f"its array of shape {shape} and dtype {dtype} does not fill its "
+                           f"{self.payload.length} bytes of data")
+        self.array = np.memmap(self.file, dtype=dtype, mode="r", offset=self.payload.offset, shape=shape, order=order)
+        return self.array
+
+
 class _CheckedArray(np.ndarray):
-    """What _reconstruct builds: numpy's BUILD state then goes through a check of its dtype first."""
+    """What _reconstruct builds: numpy's BUILD state then goes through a check of its dtype first;
+    state whose data is the mapped bytes makes this array the map's placeholder."""
 
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, tuple) and len(state) == 5 and plain_dtype(state[2])):
             raise _Refused("its array state has a dtype that a dataset never holds")
+        if getattr(self, "mapped", False):
+            raise _Refused("it builds its mapped array twice")
+        if isinstance(state[4], _MappedBytes):
+            state[4].map(state[2], state[1], "F" if state[3] is True else "C")
+            state[4].placeholder, self.mapped = self, True
+            return
         super().__setstate__(state)
 
 
@@ -133,9 +202,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only numpy's pickling globals, each checked, and charges what they build to a
     budget of the file's size."""
 
-    def __init__(self, file: BinaryIO, size: int):
+    def __init__(self, file: BinaryIO, size: int, mapped: tuple[str, _MappedBytes] | None = None):
         super().__init__(file)
         self.budget = size
+        self.mapped = mapped  # the placeholder's one-off global name, and the placeholder
 
     def _spend(self, nbytes: int) -> None:
         self.budget -= nbytes
@@ -143,6 +213,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise _Refused("its calls build more bytes than the file holds")
 
     def find_class(self, module: str, name: str) -> Any:
+        if self.mapped is not None and (module, name) == (__name__, self.mapped[0]):
+            return self.mapped[1]
         if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             module = "multiarray"  # numpy 1.x and 2.x writers
         found = {("_codecs", "encode"): self._encode, ("numpy", "ndarray"): _NDARRAY,
@@ -173,6 +245,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _reconstruct(_CheckedArray, shape, typecode)
 
     def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        if isinstance(buffer, _MappedBytes):
+            buffer.map(dtype, shape, order)
+            buffer.placeholder = buffer  # inert: BUILD refuses it, and no other call takes it
+            return buffer
         if not (isinstance(buffer, (bytes, bytearray)) and plain_dtype(dtype)):  # reshape checks the size
             raise _Refused("it calls numpy's _frombuffer other than as numpy's pickles do")
         return _frombuffer(buffer, dtype, shape, order)
@@ -185,15 +261,50 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 
+def _without_payload(f: BinaryIO, payload: Payload, name: str) -> io.BytesIO:
+    """The pickle with the payload's opcode and data replaced by a GLOBAL opcode that loads `name`
+    (a random name, which no file can hold), and the length of the frame around it, if any,
+    changed to match: the stream the unpickler reads, without the array's bytes."""
+    f.seek(0)
+    head = bytearray(f.read(payload.opcode_at))
+    f.seek(payload.offset + payload.length)
+    tail = f.read()
+    stand_in = f"c{__name__}\n{name}\n".encode()
+    if payload.frame_length_at is not None:
+        at = payload.frame_length_at
+        (frame_length,) = struct.unpack_from("<Q", head, at)
+        removed = payload.offset + payload.length - payload.opcode_at
+        struct.pack_into("<Q", head, at, frame_length - removed + len(stand_in))
+    return io.BytesIO(head + stand_in + tail)
+
+
+def find_payload(path: Path) -> Payload | None:
+    """Where the pickle's largest bytes object lies, as load_pickle finds a dataset's array data
+    (for a writer that fills the array in place)."""
+    with open(path, "rb") as f:
+        return _scan(f, os.fstat(f.fileno()).st_size)
+
+
 def load_pickle(path: Path) -> tuple[Any, int]:
-    """The object a dataset pickle holds, and the file's size; any problem, whatever the file's
-    bytes, raises a one-line InputError naming the file."""
+    """The object a dataset pickle holds, and the file's size; its array memory-mapped read-only
+    where the file holds it raw (protocols 3-5), else read. Any problem, whatever the file's bytes,
+    raises a one-line InputError naming the file."""
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            _scan(f, size)
-            f.seek(0)
-            return _RestrictedUnpickler(f, size).load(), size
+            info = os.fstat(f.fileno())
+            size = info.st_size
+            payload = _scan(f, size)
+            if payload is None or payload.length < MAP_MIN_BYTES or not stat.S_ISREG(info.st_mode):
+                f.seek(0)
+                return _RestrictedUnpickler(f, size).load(), size
+            name = f"mapped_bytes_{secrets.token_hex(16)}"
+            mapped = _MappedBytes(f, payload)
+            obj = _RestrictedUnpickler(_without_payload(f, payload, name), size, (name, mapped)).load()
+        if isinstance(obj, tuple) and len(obj) == 3 and obj[2] is mapped.placeholder:
+            return (obj[0], obj[1], mapped.array), size
+        # Anything else is no dataset (harness.dataset says what it is instead): a placeholder
+        # left in it is no str and no array of the dataset's shape.
+        return obj, size
     except OSError as e:
         raise InputError(unreadable(path, e, "a dataset pickle")) from None
     except _Refused as e:

@@ -19,16 +19,31 @@ import pytest
 from conftest import ROOT
 
 from harness import InputError, resume_cache, safe_pickle
-from harness.dataset import load_dataset, read_sidecar, save_dataset, sidecar_path
+from harness.dataset import PAYLOAD_ALIGNMENT, load_dataset, read_sidecar, save_dataset, sidecar_path
 from harness.scoring import top1
 
 NAMES = ["small", "large", "target"]
 SENTENCES = ["one", "two", "three", "four"]
 
 
-def small_probs() -> np.ndarray:
-    probs = np.random.default_rng(0).random((len(SENTENCES), len(NAMES), 8)).astype(np.float32)
+def small_probs(vocab: int = 8) -> np.ndarray:
+    """(4 sentences, 3 models, vocab) probabilities; vocab >= 400 makes an array big enough to map."""
+    probs = np.random.default_rng(0).random((len(SENTENCES), len(NAMES), vocab)).astype(np.float32)
     return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+
+
+_FROMBUFFER = np.empty(1).__reduce_ex__(5)[0]  # numpy's own protocol-5 array constructor
+
+
+class FromBuffer:
+    """Pickles as numpy's protocol-5 array, _frombuffer(data, dtype, shape, "C"): one `data` object
+    given to several of them is pickled once and referred to again (the memo)."""
+
+    def __init__(self, data: bytes, shape: tuple[int, ...]):
+        self.data, self.shape = data, shape
+
+    def __reduce__(self):
+        return _FROMBUFFER, (self.data, np.dtype(np.float16), self.shape, "C")
 
 
 def op_str(text: str) -> bytes:  # BINUNICODE
@@ -142,6 +157,103 @@ def test_numpy1_and_numpy2_pickles_load(tmp_path, module):
     assert np.array_equal(load_dataset(path).probs, probs)
 
 
+@pytest.mark.parametrize("protocol", [0, 2, 3, 4, 5])
+def test_every_protocol_loads_the_same_arrays_mapped_from_3_on(tmp_path, protocol):
+    """Protocols 3-5 hold the array's bytes raw (in a frame, for this 10 KB array, from 4 on), so
+    they are mapped where they lie; 0-2 hold them as text, and are read. Either way: read-only."""
+    probs = small_probs(vocab=400)
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps((NAMES, SENTENCES, probs), protocol=protocol))
+    loaded = load_dataset(path)
+    assert (loaded.model_names, loaded.sentences) == (NAMES, SENTENCES) and np.array_equal(loaded.probs, probs)
+    assert isinstance(loaded.probs, np.memmap) == (protocol >= 3) and not loaded.probs.flags.writeable
+    if protocol >= 3:
+        assert Path(loaded.probs.filename) == path.resolve()
+        assert loaded.probs.offset == path.read_bytes().index(probs.tobytes())  # no copy: the file's own bytes
+
+
+def test_saved_pickle_is_the_original_format_with_its_array_aligned(tmp_path):
+    """save_dataset fills a pickle written with its array allocated: plain pickle.load reads what
+    the old writer (pickle.dump of the array) wrote, and the array's bytes start on a 64-byte
+    boundary once the array is big enough to be written outside the pickle's frames (64 KB)."""
+    for vocab in (8, 400, 8192):
+        probs = small_probs(vocab)
+        path = tmp_path / f"{vocab}.pkl"
+        save_dataset(path, NAMES, SENTENCES, probs)
+        with open(path, "rb") as f:
+            names, sentences, array = pickle.load(f)
+        old_names, old_sentences, old_array = pickle.loads(pickle.dumps((NAMES, SENTENCES, probs), protocol=5))
+        assert (names, sentences) == (old_names, old_sentences) and array.dtype == np.float16
+        assert array.tobytes() == old_array.tobytes()
+        if probs.nbytes >= 1 << 16:
+            assert load_dataset(path).probs.offset % PAYLOAD_ALIGNMENT == 0
+
+
+def test_a_full_disk_while_allocating_the_array_leaves_nothing(tmp_path, monkeypatch):
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    path = tmp_path / "d.pkl"
+    with pytest.raises(OSError, match="No space left"):
+        save_dataset(path, NAMES, SENTENCES, small_probs(vocab=8192))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_mapped_bytes_serve_the_dataset_array_once_or_are_refused(tmp_path):
+    probs = small_probs(vocab=400)
+    data, shape = probs.tobytes(), probs.shape
+    half = (shape[0] // 2, *shape[1:])
+    cases = {
+        "twice": (((NAMES, SENTENCES, FromBuffer(data, shape)), FromBuffer(data, shape)), "uses its array's bytes twice"),
+        "other shape": ((NAMES, SENTENCES, FromBuffer(data, half)), r"shape \(2, 3, 400\) .* does not fill its 9600 bytes"),
+        # Not the dataset's array: no dataset, as it would be read.
+        "not the array's": ((NAMES, [*SENTENCES[:3], data], small_probs()), "sentences must be a list of str"),
+        "elsewhere": ((NAMES, SENTENCES, [FromBuffer(data, shape)]), "probs must be a numpy array, got list"),
+    }
+    for name, (obj, message) in cases.items():
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(pickle.dumps(obj, protocol=5))
+        with pytest.raises(InputError, match=f"^{path}: .*{message}"):
+            load_dataset(path)
+    # A well-formed one of the same kind loads, mapped.
+    path.write_bytes(pickle.dumps((NAMES, SENTENCES, FromBuffer(data, shape)), protocol=5))
+    assert isinstance(load_dataset(path).probs, np.memmap)
+
+
+def test_negative_zero_in_a_mapped_file_is_rewritten_in_copied_pages_only(tmp_path):
+    """-0.0 is read as +0.0 through a copy-on-write map: the 64 MB array is not copied, only the
+    few pages that hold -0.0 (a fresh process, so that RssAnon is this load's alone)."""
+    vocab = 1 << 15
+    probs = np.full((256, 4, vocab), 1 / vocab, dtype=np.float16)  # each row sums to about 1
+    probs[::32, 1, 7] = -0.0
+    path = tmp_path / "negzero.pkl"
+    save_dataset(path, ["a", "b", "c", "t"], [f"s{i}" for i in range(256)], probs)
+    code = """
+import json, sys
+import numpy as np
+from harness.dataset import load_dataset
+from harness.scoring import top1
+def rss_anon_kb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon"))
+before = rss_anon_kb()
+probs = load_dataset(sys.argv[1]).probs
+grown_mb = (rss_anon_kb() - before) / 1024
+print(json.dumps({"grown_mb": grown_mb, "mode": probs.mode, "writeable": bool(probs.flags.writeable),
+                  "signbits": int(np.signbit(probs[:, 1, 7]).sum()), "zeros": int((probs[:, 1, 7] == 0).sum()),
+                  "top1": top1(probs[::32, 1, :16].copy()).tolist()}))
+"""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux's /proc")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    report = json.loads(result.stdout)
+    assert report["mode"] == "c" and not report["writeable"]
+    assert report["signbits"] == 0 and report["zeros"] == 8
+    assert report["top1"] == [0] * 8  # not 7, where -0.0's bit pattern (0x8000) would win
+    assert report["grown_mb"] < 16, report  # the array is 64 MB
+
+
 def test_negative_zero_is_accepted_and_negatives_are_not(tmp_path):
     probs = small_probs()
     probs[1, 2, 4] += probs[1, 2, 3]  # keep the row's sum
@@ -162,17 +274,29 @@ def test_negative_zero_is_accepted_and_negatives_are_not(tmp_path):
         load_dataset(path)
 
 
-def test_seeded_fuzz_raises_nothing_but_one_line_input_errors(tmp_path):
-    """Byte flips, truncations and opcode splices of small pickles in protocols 2, 4 and 5."""
+@pytest.mark.parametrize("vocab", [8, 800, 4096])
+def test_seeded_fuzz_raises_nothing_but_one_line_input_errors(tmp_path, vocab):
+    """Byte flips, truncations and opcode splices of small pickles in protocols 2, 4 and 5; and of
+    mapped ones (protocols 3 and 4, and save_dataset's), around the array's data: a frame's length
+    that the loader rewrites, the array's opcode, the numpy calls that receive the map."""
     code = """
 import json, pickle, random, resource, sys
 import numpy as np
 from pathlib import Path
 from harness import InputError, resume_cache, safe_pickle
 from harness.dataset import load_dataset
-probs = np.random.default_rng(0).random((4, 3, 8)).astype(np.float32)
-probs = (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+from harness.dataset import save_dataset
+def probs_of(vocab):
+    probs = np.random.default_rng(0).random((4, 3, vocab)).astype(np.float32)
+    return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+probs, mapped = probs_of(8), probs_of(int(sys.argv[2]))  # mapped: 10 KB inside a frame, or 192 KB outside
 bases = [pickle.dumps((["a", "b", "c"], ["w", "x", "y", "z"], probs), protocol=p) for p in (2, 4, 5)]
+if int(sys.argv[2]) > 8:
+    bases = [pickle.dumps((["a", "b", "c"], ["w", "x", "y", "z"], mapped), protocol=p) for p in (3, 4)]
+    save_dataset(Path(sys.argv[1]) / "saved.pkl", ["a", "b", "c"], ["w", "x", "y", "z"], mapped)
+    bases.append((Path(sys.argv[1]) / "saved.pkl").read_bytes())
+    # Flips and splices go where the array's data is not: into the opcodes around it.
+    spans = [(b.index(mapped.tobytes()), b.index(mapped.tobytes()) + mapped.nbytes) for b in bases]
 opcodes = b"IJKMLST\\x8a\\x8bBC\\x8e\\x96\\x97\\x98N\\x88\\x89V\\x8cX\\x8dFG]ael)t\\x85\\x86\\x87}dsu\\x8f\\x90\\x91" \\
           b"02(1ghjpqr\\x94\\x82\\x83\\x84c\\x93Rbio\\x81\\x92\\x80.\\x95PQ"
 rng = random.Random(1234)
@@ -182,17 +306,27 @@ counts, bad = {"accepted": 0, "refused": 0}, []
 for i in range(450):
     data = bytearray(bases[i % 3])
     kind = i // 3 % 3
+    def position():
+        if int(sys.argv[2]) == 8:
+            return rng.randrange(len(data))
+        start, end = spans[i % 3]
+        at = rng.randrange(len(data) - (end - start))
+        return at if at < start else at + (end - start)
     if kind == 0:  # flip a few bytes
         for _ in range(rng.randint(1, 4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
+            data[position()] = rng.randrange(256)
     elif kind == 1:  # truncate
         del data[rng.randrange(len(data)):]
     else:  # splice an opcode, with a few argument bytes that may be huge lengths
-        at = rng.randrange(len(data))
+        at = position()
         data[at:at] = bytes([rng.choice(opcodes)]) + rng.choice([b"", b"\\xff" * 8, rng.randbytes(rng.randint(1, 9))])
     path.write_bytes(data)
     try:
-        load_dataset(path)
+        loaded = load_dataset(path)
+        expected = pickle.loads(data)  # accepted: what pickle itself makes of it, as numpy's globals only
+        if not (loaded.model_names == expected[0] and loaded.sentences == expected[1]
+                and loaded.probs.tobytes() == expected[2].astype(loaded.probs.dtype).tobytes()):
+            bad.append(f"{i}: loads other values than pickle.loads")
         counts["accepted"] += 1
     except InputError as e:
         counts["refused"] += 1
@@ -203,8 +337,8 @@ for i in range(450):
 grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 print(json.dumps({"counts": counts, "bad": bad, "grown_mb": grown_mb}))
 """
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(vocab)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["bad"] == [], report["bad"][:10]
@@ -248,8 +382,9 @@ def test_sidecar_that_does_not_match_the_pickle_is_ignored_with_a_warning(tmp_pa
     old_pickle = path.read_bytes()
     save_dataset(path, NAMES, SENTENCES[:2], small_probs()[:2], {"prefixes": 2})
     path.write_bytes(old_pickle)  # as a kill between the sidecar's rename and the pickle's leaves them
-    with pytest.warns(UserWarning, match="describes another version"):
+    with pytest.warns(UserWarning, match="describes another version") as caught:
         assert read_sidecar(path) is None
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
     assert len(load_dataset(path).sentences) == 4  # the pickle itself still loads
 
 

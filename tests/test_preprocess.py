@@ -70,6 +70,25 @@ def test_end_to_end_dataset_and_sidecar(built_dataset, suite, prefix_file, token
     assert not built_dataset.with_name(built_dataset.name + ".lock").exists()
 
 
+def test_rows_written_into_the_file_equal_the_in_memory_array_saved(tmp_path, built_dataset, suite, prefix_file,
+                                                                     tokenizer):
+    """preprocess_train.py writes each model's rows into the dataset file as they are computed; the
+    file holds what run_suite's in-memory array, saved by save_dataset, holds, and plain pickle.load
+    reads it."""
+    import pickle
+
+    from harness.dataset import save_dataset
+
+    prefixes = prefix_file.read_text().splitlines()
+    specs = [inference.ModelSpec(str(p)) for p in suite]
+    probs, _ = inference.run_suite(specs, encode(suite[0], prefixes), len(tokenizer), device="cpu",
+                                   dtype="float32", progress=False)
+    save_dataset(tmp_path / "in_memory.pkl", [str(p) for p in suite], prefixes, probs)
+    with open(built_dataset, "rb") as f, open(tmp_path / "in_memory.pkl", "rb") as g:
+        streamed, in_memory = pickle.load(f), pickle.load(g)
+    assert streamed[:2] == in_memory[:2] and streamed[2].tobytes() == in_memory[2].tobytes()
+
+
 def test_batch_size_does_not_change_the_dataset(tmp_path, suite, prefix_file):
     arrays = []
     for batch_size in (1, 7):
