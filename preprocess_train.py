@@ -261,6 +261,23 @@ def main(argv: list[str] | None = None) -> int:
             leave_process_group()
 
 
+def join_process_group(device: str | None) -> PartialState:
+    """This process's accelerate state: under `accelerate launch`, its place in the torch.distributed
+    group; a plain run is one process, with no group.
+
+    torch.distributed.nn is imported first, while no group exists. Its functions take the group as a
+    default argument (`group=group.WORLD`, evaluated on import). Imported later (loading a
+    transformers model pulls it in), they would hold the group: destroy_process_group would then
+    leave gloo's threads running into interpreter shutdown (see leave_process_group)."""
+    import torch.distributed
+
+    if torch.distributed.is_available():
+        import torch.distributed.nn  # noqa: F401  (the import is the point)
+    from accelerate import PartialState
+
+    return PartialState(cpu=device == "cpu")
+
+
 def leave_process_group() -> None:
     """Under `accelerate launch`, tear the torch.distributed group down before exiting: a process that
     exits with its gloo threads still running can abort ("terminate called without an active
@@ -293,12 +310,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     import torch
     import transformers
-    from accelerate import PartialState
 
     from harness import inference
 
     # Under `accelerate launch`, each process runs its share of the batches; a plain run is one process.
-    state = PartialState(cpu=args.device == "cpu")
+    state = join_process_group(args.device)
     device = args.device or str(state.device)
     specs = model_specs(args.models, args.revision, args.labels)
     tokenizer = inference.shared_tokenizer(specs)

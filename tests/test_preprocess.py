@@ -203,13 +203,15 @@ def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefi
     out = tmp_path / "two.pkl"
     # On a machine without GPUs, --multi_gpu starts torch.distributed CPU (gloo) processes.
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(29500 + os.getpid() % 1000), str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
+               "--num_machines", "1", "--num_cpu_threads_per_process", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+               str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
                "--dataset", str(prefix_file), "--out", str(out), "--device", "cpu", "--dtype", "float32",
                "--max-tokens", "64", "--no-progress"]
     single = tmp_path / "single.pkl"
-    # The launcher runs each process with one thread; CPU reductions depend on the thread count, so
-    # the single-process reference uses one thread too (same batches + same kernels = same bytes).
+    # The launcher runs each process with one thread (else it takes OMP_NUM_THREADS from the caller's
+    # environment); CPU reductions depend on the thread count, so the single-process reference uses
+    # one thread too (same batches + same kernels = same bytes).
     run_script("preprocess_train.py", "--models", *suite, "--dataset", prefix_file, "--out", single,
                "--device", "cpu", "--dtype", "float32", "--max-tokens", 64, "--no-progress",
                env={"OMP_NUM_THREADS": "1"})
@@ -217,6 +219,30 @@ def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefi
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["num_processes"] == 2
     assert out.read_bytes() == single.read_bytes()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="lists the process's threads in /proc (Linux)")
+def test_no_gloo_thread_outlives_the_process_group_after_a_model_loaded(suite):
+    """A rank joins a (one-process) gloo group, loads a model, which makes transformers import
+    torch.distributed.nn, and leaves the group: no gloo thread may run on into interpreter shutdown,
+    where it can abort a finished run ("terminate called without an active exception")."""
+    script = f"""
+import os, torch
+import preprocess_train
+from harness import inference
+preprocess_train.join_process_group("cpu")
+assert torch.distributed.is_initialized()
+inference.load_model(inference.ModelSpec({str(suite[0])!r}), "cpu", torch.float32)
+preprocess_train.leave_process_group()
+print([open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")])
+"""
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}  # as `accelerate launch` sets them; port 0: any free one
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    threads = result.stdout.strip().splitlines()[-1]
+    assert "gloo" not in threads, threads
 
 
 def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, suite, tokenizer, prefix_file):
