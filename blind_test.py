@@ -61,9 +61,10 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
         raise InputError(f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
                          f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes")
     input_names = names[:t] + names[t + 1:]
-    # A new array of the input models only: the target's slice is not in the public file at all.
-    inputs = np.delete(dataset.probs, t, axis=1)
-    written = save_dataset(public, input_names, dataset.sentences, inputs, public_metadata(dataset, input_names))
+    # A new array of the input models only, copied a chunk at a time: the target's slice is not in
+    # the public file at all.
+    written = save_dataset(public, input_names, dataset.sentences, dataset.probs,
+                           public_metadata(dataset, input_names), columns=[j for j in range(len(names)) if j != t])
     record = answers_record(dataset, t, {"path": str(public), **written})
     atomic_write(answers, lambda f: json.dump(record, f, indent=1), mode="w")
     n = len(dataset.sentences)

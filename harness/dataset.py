@@ -274,15 +274,17 @@ def start_dataset(path: str | os.PathLike, model_names: list[str], sentences: li
 
 
 def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
-                 probs: np.ndarray, metadata: dict | None = None) -> dict:
+                 probs: np.ndarray, metadata: dict | None = None, columns: list[int] | None = None) -> dict:
     """Write the pickle (`start_dataset`, filled from `probs` a chunk at a time) and, if given,
-    the sidecar (`DatasetFile.finish`); return the pickle's {"bytes", "sha256"}."""
-    if probs.shape != (len(sentences), len(model_names), probs.shape[2]):
+    the sidecar (`DatasetFile.finish`); return the pickle's {"bytes", "sha256"}. With `columns`,
+    only those models of `probs` (e.g. a map of another dataset) are written, in that order."""
+    models = len(model_names) if columns is None else len(columns)
+    if probs.shape[0] != len(sentences) or probs.ndim != 3 or len(model_names) != models:
         raise ValueError(f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models")
     file = start_dataset(path, model_names, sentences, probs.shape[2])
     try:
         out = file.open()
-        copy_rows(out, probs)
+        copy_rows(out, probs, columns)
         if isinstance(out, np.memmap):
             out.flush()
         del out
@@ -292,12 +294,13 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
     return file.finish(metadata)
 
 
-def copy_rows(out: np.ndarray, source: np.ndarray) -> None:
-    """out[:] = source (cast to out's dtype), 16 MB of rows at a time: when either is a map, no
-    more than that is ever in memory."""
+def copy_rows(out: np.ndarray, source: np.ndarray, columns: list[int] | None = None) -> None:
+    """out[:] = source (or its models at `columns`; cast to out's dtype), 16 MB of rows at a time:
+    when either is a map, no more than that is ever in memory."""
     rows = max(1, _COPY_CHUNK_BYTES // max(1, source[:1].nbytes))
     for start in range(0, len(source), rows):
-        out[start:start + rows] = source[start:start + rows]
+        block = source[start:start + rows]
+        out[start:start + rows] = block if columns is None else block[:, columns]
 
 
 def _sha256(f: BinaryIO) -> str:
