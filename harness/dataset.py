@@ -65,6 +65,9 @@ def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
     if check_values:
         check_probabilities(dataset)
     dataset.probs.flags.writeable = False  # callers read it; scoring copies what strategies get
+    # A plain ndarray over the map: pickling it (or a slice, as a researcher may) then writes the
+    # original format, not a numpy.memmap.
+    dataset.probs = dataset.probs.view(np.ndarray)
     return dataset
 
 

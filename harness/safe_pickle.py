@@ -218,6 +218,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             module = "multiarray"  # numpy 1.x and 2.x writers
         found = {("_codecs", "encode"): self._encode, ("numpy", "ndarray"): _NDARRAY,
+                 ("numpy", "memmap"): _NDARRAY,  # a pickled memmap (e.g. a slice of a loaded map) is an array
                  ("numpy", "dtype"): self._dtype, ("multiarray", "_reconstruct"): self._reconstruct,
                  ("multiarray", "scalar"): self._scalar, ("numpy.core.numeric", "_frombuffer"): self._frombuffer,
                  ("numpy._core.numeric", "_frombuffer"): self._frombuffer}.get((module, name))
