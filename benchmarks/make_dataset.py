@@ -17,25 +17,25 @@ prefixes confident and others flat. In a third of the prefixes one token climbs 
 the top in small models, often above it in the large ones): the emergent cases. Pooling the inputs
 beats the largest one alone, because their noises are independent.
 
-Memory stays small whatever N: the array is generated CHUNK prefixes at a time and streamed into
-the pickle in place of a placeholder's payload (`_PayloadWriter`). Prefix i depends only on the
+Memory stays small whatever N: the array is generated CHUNK prefixes at a time and written into
+the pickle's array in place (`harness.dataset.start_dataset`, as preprocess_train.py writes). Prefix i depends only on the
 seed and i, so the first 1,000 rows of a 10,000-prefix file are the 1,000-prefix file's.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
 from statistics import NormalDist
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.dataset import start_dataset  # noqa: E402
 
 # (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
 PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
@@ -55,7 +55,6 @@ EMERGENT_SHARE = 0.35     # prefixes with one token that climbs with size
 EMERGENT_START = (0.5, 2.5)  # how far below the top that token starts (uniform, latent units)...
 EMERGENT_RISE = (0.0, 3.5)   # ...and how much it rises from the smallest model to the largest
 LOGIT_FLOOR = -30.0       # exp(-30) is far below float16's smallest value; avoids slow float32 denormals
-STREAM_MIN_BYTES = 1 << 20  # smaller arrays are pickled from memory (pickle copies those under 64 KiB into a frame)
 
 # Standard normal quantiles at 65,536 evenly spaced probabilities: a uint16 draw looked up here is
 # ~10x faster than numpy's float32 normal sampler, and fine-grained enough for noise.
@@ -132,69 +131,31 @@ def generate(num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
         yield to_float16(chunk_probs(rng, CHUNK, position, vocab_size))[:num_prefixes - start]
 
 
-class _PayloadWriter:
-    """Hashes and writes what pickle writes, except the placeholder array's payload (pickle hands a
-    large buffer over in one write call), which it replaces by the generated chunks, if any."""
-
-    def __init__(self, f: BinaryIO, payload_bytes: int, chunks: Iterator[np.ndarray] | None):
-        self.f, self.payload_bytes, self.chunks = f, payload_bytes, chunks
-        self.sha256, self.size, self.replaced = hashlib.sha256(), 0, False
-
-    def write(self, data) -> int:
-        n = memoryview(data).nbytes
-        if self.chunks is not None and not self.replaced and n == self.payload_bytes:
-            self.replaced = True
-            written = sum(self._write(chunk) for chunk in self.chunks)
-            if written != n:
-                raise RuntimeError(f"generated {written} bytes for a {n}-byte array")
-            return n
-        return self._write(data)
-
-    def _write(self, data) -> int:
-        self.sha256.update(data)
-        self.size += memoryview(data).nbytes
-        return self.f.write(data)
-
-
 def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
                   models: list[tuple[str, int, int]] = PYTHIA) -> dict:
-    """Write the pickle and its sidecar (atomically: a temporary file renamed into place after the
-    sidecar, as harness.dataset.save_dataset orders them); return the sidecar's record."""
-    path = Path(path)
+    """Write the pickle and its sidecar with the project's own writer (`harness.dataset.start_dataset`,
+    filled in place chunk by chunk, then renamed after its sidecar); return the sidecar's record."""
     names = [name for name, _, _ in models]
     sentences = [f"synthetic prefix {i}" for i in range(num_prefixes)]
-    shape = (num_prefixes, len(models), vocab_size)
-    # np.zeros of this size is lazily zeroed memory: only its header is pickled, its pages are never touched.
-    placeholder = np.zeros(shape, dtype=np.float16)
-    chunks = generate(num_prefixes, seed, vocab_size, models)
-    if placeholder.nbytes < STREAM_MIN_BYTES:
-        placeholder, chunks = np.concatenate(list(chunks)), None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sidecar = path.with_suffix(".json")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    file = start_dataset(path, names, sentences, vocab_size)
     try:
-        with open(tmp, "wb") as f:
-            writer = _PayloadWriter(f, placeholder.nbytes, chunks)
-            pickle.dump((names, sentences, placeholder), writer, protocol=5)
-            if chunks is not None and not writer.replaced:
-                raise RuntimeError("pickle did not write the array's payload in one call; cannot stream it")
-            f.flush()
-            os.fsync(f.fileno())
-        record = {"format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
-                            "under model j, float16; the last model is the target",
-                  "models": [{"name": name, "non_embedding_params": non_embedding, "total_params": total}
-                             for name, non_embedding, total in models],
-                  "synthetic": {"generator": "benchmarks/make_dataset.py", "prefixes": num_prefixes,
-                                "vocab_size": vocab_size, "seed": seed},
-                  "pickle": {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}}
-        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-        sidecar_tmp.write_text(json.dumps(record, indent=2))
-        os.replace(sidecar_tmp, sidecar)
-        os.replace(tmp, path)
+        out = file.open()
+        for start, chunk in zip(range(0, num_prefixes, CHUNK), generate(num_prefixes, seed, vocab_size, models)):
+            out[start:start + len(chunk)] = chunk
+        if isinstance(out, np.memmap):
+            out.flush()
+        del out
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        file.discard()
         raise
-    return record
+    record = {"format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
+                        "under model j, float16; the last model is the target",
+              "models": [{"name": name, "non_embedding_params": non_embedding, "total_params": total}
+                         for name, non_embedding, total in models],
+              "synthetic": {"generator": "benchmarks/make_dataset.py", "prefixes": num_prefixes,
+                            "vocab_size": vocab_size, "seed": seed}}
+    return {**record, "pickle": file.finish(record)}
 
 
 def main() -> None:
