@@ -43,7 +43,7 @@ from benchmarks.original import original_loop  # noqa: E402
 from harness import inference  # noqa: E402
 from harness.dataset import load_dataset, save_dataset  # noqa: E402
 from harness.prefixes import build_prefixes  # noqa: E402
-from harness.scoring import input_model_reach, top1  # noqa: E402
+from harness.scoring import input_model_reach, target_view, top1  # noqa: E402
 from harness.tokenizer import load_tokenizer  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
 
@@ -221,8 +221,8 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
         from harness.dataset import check_probabilities
         check_probabilities(dataset)
         checked = time.perf_counter()
-        top1_per_model = top1(dataset.probs)
-        input_model_reach(top1_per_model[:, :-1], top1_per_model[:, -1])
+        view = target_view(dataset.probs, dataset.probs.shape[1] - 1)  # the engine's chunked pass
+        input_model_reach(view.input_top1, view.target_top1)
         return {"load": loaded - start, "validate": checked - loaded, "score": time.perf_counter() - checked}
 
     times = {"bare": [], "project": []}
