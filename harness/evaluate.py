@@ -43,8 +43,10 @@ from harness.dataset import find_model, load_dataset, model_sizes, read_sidecar
 from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
 from harness.registry import ModelName, Strategy
 from harness.report import PictureData, target_ranks
-from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_guesses,
-                             chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
+from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics, near_tied,
+                             resample_metrics, summary, target_rows)
+from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
+                             bootstrap_ci, chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
                              score_guesses, short_path, target_view)
 
 HIDDEN_TARGET = "hidden"  # the target's name in a blind test's public file, as strategies receive it
@@ -151,17 +153,28 @@ class Fitted:
     fold: np.ndarray  # (n,) index into predictors
     how: str          # how it was fitted, for the leaderboard
 
-    def __call__(self, data: DatasetView, start: int, stop: int, inputs: np.ndarray) -> np.ndarray:
-        """Guesses for prefixes [start, stop), each from its fold's predictor."""
+    def __call__(self, data: DatasetView, start: int, stop: int,
+                 inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(guesses, distributions or None) for prefixes [start, stop), each from its fold's predictor."""
         folds = self.fold[start:stop]
-        guesses = np.empty(stop - start, dtype=np.int64)
+        outputs = []
         for k in np.unique(folds):
             mine = np.flatnonzero(folds == k)
             chunk = inputs.view() if len(mine) == len(folds) else read_only(inputs[mine])
             returned = self.predictors[k]([data.sentences[start + i] for i in mine], list(data.input_names),
                                           data.target, chunk)
-            guesses[mine] = check_guesses(returned, len(mine), data.vocab_size, rows=start + mine)
-        return guesses
+            outputs.append((mine, *check_output(returned, len(mine), data.vocab_size, rows=start + mine)))
+        if len({distribution is None for _, _, distribution in outputs}) > 1:
+            raise StrategyError("returned token ids for some folds and distributions for others")
+        if len(outputs) == 1:
+            return outputs[0][1], outputs[0][2]
+        guesses = np.empty(stop - start, dtype=np.int64)
+        distributions = None if outputs[0][2] is None else np.empty((stop - start, data.vocab_size), np.float32)
+        for mine, fold_guesses, distribution in outputs:
+            guesses[mine] = fold_guesses
+            if distributions is not None:
+                distributions[mine] = distribution
+        return guesses, distributions
 
 
 def fit_learned(strategy: Strategy, data: DatasetView, settings: Settings, view: TargetView | None,
@@ -191,6 +204,9 @@ class StrategyRun:
     error: str | None = None
     seconds: float = 0.0
     fit: str | None = None  # how a learned strategy was fitted
+    returns: str | None = None  # "ids" or "distribution": what it returned (the same for every chunk)
+    metrics: dict[str, np.ndarray] | None = None  # per prefix, when it returned distributions and the target is read
+    shown: np.ndarray | None = None  # its distribution at `run_strategies`' `keep` prefix (float32)
 
 
 def progress_bar(settings: Settings, data: DatasetView):
@@ -201,16 +217,31 @@ def progress_bar(settings: Settings, data: DatasetView):
                 disable=not (settings.progress and sys.stderr.isatty()))
 
 
+def new_metrics(n: int) -> dict[str, np.ndarray]:
+    return {name: np.empty(n, dtype=bool if name == "top5" else np.float64) for name in PER_PREFIX}
+
+
 def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
-                   train: TrainingSplit | None,
-                   on_chunk: Callable[[int, int, np.ndarray], None] | None = None) -> list[StrategyRun]:
-    """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring); `on_chunk`
-    sees each chunk's input copy too, in the same pass."""
+                   train: TrainingSplit | None, on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+                   keep: int | None = None) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
+    """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring), and with a
+    target `view`, the metrics of every distribution returned and of every input model (`harness.metrics`),
+    per prefix. `on_chunk` sees each chunk's input copy too, in the same pass; `keep`: the prefix whose
+    returned distributions are kept (`StrategyRun.shown`)."""
     runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
-    calls, states = {}, {}
+    calls, states, outputs = {}, {}, {}
+    model_metrics = None if view is None else [new_metrics(data.n) for _ in data.input_names]
+    targets = {}  # the target's rows of the current chunk, read once for every distribution scored on them
+
+    def target_at(start: int, stop: int) -> TargetRows:
+        if (start, stop) not in targets:
+            targets.clear()
+            targets[start, stop] = target_rows(data.probs[start:stop, data.target_column],
+                                               view.target_top1[start:stop])
+        return targets[start, stop]
 
     def fail(run: StrategyRun, strategy: Strategy, error: Exception) -> None:
-        run.guesses = None
+        run.guesses = run.metrics = None
         # InputError: e.g. too few prefixes for --folds
         run.error = str(error) if isinstance(error, (StrategyError, InputError)) else describe_exception(error,
                                                                                                       strategy.fn)
@@ -232,11 +263,38 @@ def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Sett
 
     def predict(run: StrategyRun, strategy: Strategy, start: int, stop: int, inputs: np.ndarray) -> None:
         if strategy.is_learned:
-            run.guesses[start:stop] = calls[run.name](data, start, stop, inputs)
+            guesses, distribution = calls[run.name](data, start, stop, inputs)
+        else:
+            # Each call gets its own lists and its own view: nothing a strategy changes reaches the next.
+            returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target,
+                                   inputs.view())
+            guesses, distribution = check_output(returned, stop - start, data.vocab_size, rows=range(start, stop))
+        returns = "ids" if distribution is None else "distribution"
+        if run.returns not in (None, returns):
+            kinds = {"ids": "token ids", "distribution": "distributions"}
+            raise StrategyError(f"returned {kinds[returns]} for prefixes {start}-{stop - 1} but {kinds[run.returns]} "
+                                "before them")
+        run.returns = returns
+        run.guesses[start:stop] = guesses
+        outputs[run.name] = distribution
+
+    def score(run: StrategyRun, start: int, stop: int) -> None:
+        """The metrics of the distributions `run` just returned for [start, stop) (outside its clock)."""
+        distribution = outputs.pop(run.name, None)
+        if distribution is None or run.error is not None:
             return
-        # Each call gets its own lists and its own view: nothing a strategy changes reaches the next.
-        returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target, inputs.view())
-        run.guesses[start:stop] = check_guesses(returned, stop - start, data.vocab_size, rows=range(start, stop))
+        if keep is not None and start <= keep < stop:
+            run.shown = np.array(distribution[keep - start], dtype=np.float32)
+        if view is None:
+            return
+        if run.metrics is None:
+            run.metrics = new_metrics(data.n)
+        step = stop - start if stop - start <= size else size  # a whole-array strategy's: chunk by chunk
+        for begin in range(start, stop, step):
+            end = min(stop, begin + step)
+            for name, values in distribution_metrics(distribution[begin - start:end - start],
+                                                     target_at(begin, end)).items():
+                run.metrics[name][begin:end] = values
 
     with progress_bar(settings, data) as bar:
         for run, strategy in zip(runs, strategies):
@@ -255,17 +313,24 @@ def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Sett
         for start in range(0, data.n, size):
             stop = min(data.n, start + size)
             live = [(run, s) for run, s in chunked if run.error is None]
-            if live or on_chunk:
-                inputs = data.inputs(start, stop)
-                for run, strategy in live:
-                    timed(run, strategy, lambda: predict(run, strategy, start, stop, inputs))
-                if on_chunk:
-                    on_chunk(start, stop, inputs)
+            if not (live or model_metrics or on_chunk):
+                continue
+            inputs = data.inputs(start, stop)
+            for run, strategy in live:
+                timed(run, strategy, lambda: predict(run, strategy, start, stop, inputs))
+                score(run, start, stop)
+            if model_metrics is not None:
+                for j, metrics in enumerate(model_metrics):
+                    for name, values in distribution_metrics(inputs[:, j], target_at(start, stop)).items():
+                        metrics[name][start:stop] = values
+            if on_chunk:
+                on_chunk(start, stop, inputs)
             bar.update(stop - start)
     for run, strategy in zip(runs, strategies):
         if strategy.needs_whole_array and run.error is None:
             timed(run, strategy, lambda: predict(run, strategy, 0, data.n, data.inputs(0, data.n)))
-    return runs
+            score(run, 0, data.n)
+    return runs, model_metrics
 
 
 @dataclass
@@ -281,10 +346,12 @@ class DatasetResult:
     reference: StrategyScore | None  # the best built-in heuristic (`REFERENCE_HEURISTICS`) here
     comparisons: list[dict]       # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
     input_model_reach: dict
+    model_summaries: list[dict]   # each input model's metrics against the target (`harness.metrics.summary`)
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
     guesses: dict[str, np.ndarray] = field(repr=False)  # by strategy name: the predictions CSV
+    model_metrics: list[dict[str, np.ndarray]] = field(repr=False)  # each input model's `PER_PREFIX` metrics
     pictures: PictureData | None = field(default=None, repr=False)  # with `Settings.pictures`
 
     @property
@@ -300,13 +367,46 @@ class DatasetResult:
         """Whether a strategy failed (its row holds the error)."""
         return any(isinstance(row, StrategyFailure) for row in self.strategies)
 
-    def emergence_curve(self) -> list[dict]:
-        """Each input model's top-1 agreement with the target, smallest first (unknown sizes: as listed)."""
+    @property
+    def difficulty(self) -> np.ndarray | None:
+        """(n,) each prefix's difficulty: KL(target || the reference's distribution), in nats (None: the
+        reference returned token ids)."""
+        reference = self.reference
+        return None if reference is None or reference.per_prefix is None else reference.per_prefix["kl"]
+
+    def by_size(self) -> list[int]:
+        """The input models' indices, smallest first (unknown sizes: as listed, after the known)."""
         sizes = [name.non_embedding_params for name in self.inputs]
-        by_size = sorted(range(len(sizes)), key=lambda j: (sizes[j] is None, sizes[j] or 0, j))
+        return sorted(range(len(sizes)), key=lambda j: (sizes[j] is None, sizes[j] or 0, j))
+
+    def emergence_curve(self) -> list[dict]:
+        """Each input model's top-1 agreement with the target, and its other metrics, smallest first."""
         agreement = self.input_model_reach["per_input_model"]
-        return [{"model": self.inputs[j], "non_embedding_params": sizes[j], "agreement": agreement[j]}
-                for j in by_size]
+        return [{"model": self.inputs[j], "non_embedding_params": self.inputs[j].non_embedding_params,
+                 "agreement": agreement[j], "metrics": self.model_summaries[j]} for j in self.by_size()]
+
+    def near_ties(self) -> dict:
+        """How many prefixes have a near-tied target (`harness.metrics.near_tied`), and how many of the
+        reference's misses fall on them: misses there are rounding in the target, not emergence."""
+        tied = near_tied(self.view.second_ratio)
+        out = {"threshold": NEAR_TIE, "prefixes": int(tied.sum())}
+        if self.reference is not None:
+            misses = ~self.reference.hits
+            out.update(reference=self.reference.name, reference_misses=int(misses.sum()),
+                       misses_on_near_tied=int((misses & tied).sum()),
+                       reference_top1_near_tied=float(self.reference.hits[tied].mean()) if tied.any() else None,
+                       reference_top1_rest=float(self.reference.hits[~tied].mean()) if (~tied).any() else None)
+        return out
+
+    def hardest(self, count: int = 10) -> list[dict]:
+        """The `count` prefixes of highest difficulty, hardest first."""
+        difficulty = self.difficulty
+        if difficulty is None:
+            return []
+        order = np.argsort(-difficulty, kind="stable")[:count]
+        return [{"index": int(i), "sentence": self.sentences[i], "kl": float(difficulty[i]),
+                 "target_top1": int(self.view.target_top1[i]), "second_ratio": float(self.view.second_ratio[i])}
+                for i in order]
 
     def to_json(self) -> dict:
         reference = self.reference
@@ -316,8 +416,10 @@ class DatasetResult:
                 "train": None if self.train is None else str(self.train), "folds": self.folds,
                 "input_model_reach": self.input_model_reach, "tied_targets": self.view.tied_targets,
                 "emergence_curve": self.emergence_curve(), "emergent": self.emergent,
+                "near_ties": self.near_ties(), "floor": FLOOR, "gamma": GAMMA,
                 "reference": None if reference is None else
                 {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
+                "hardest": self.hardest(),
                 "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
 
 
@@ -367,9 +469,10 @@ def best_reference(scores: dict[str, StrategyScore]) -> StrategyScore | None:
 
 
 def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetResult:
-    """Every strategy's top-1 agreement with the target on one dataset, each compared (paired, on the
-    same prefixes) with the best of `settings.references`, which are run for that even when not in
-    `strategies`; `settings.comparisons` are pairs of strategy names compared the same way."""
+    """Every strategy's top-1 agreement with the target on one dataset (and the other metrics of
+    `harness.metrics` where it returned distributions), each compared (paired, on the same prefixes)
+    with the best of `settings.references`, which are run for that even when not in `strategies`;
+    `settings.comparisons` are pairs of strategy names compared the same way."""
     data = open_dataset(path, settings)
     view = target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
     any_learned = any(strategy.is_learned for strategy in strategies)
@@ -381,10 +484,27 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     def rank_targets(start: int, stop: int, inputs: np.ndarray) -> None:
         ranks[start:stop] = target_ranks(inputs, view.target_top1[start:stop])
 
-    runs = run_strategies(data, strategies + references_only, settings, view, train,
-                          rank_targets if settings.pictures else None)
-    scores = {run.name: score_guesses(run.name, run.guesses, view, settings.seed, seconds=run.seconds, fit=run.fit)
-              for run in runs if run.error is None}
+    runs, model_metrics = run_strategies(data, strategies + references_only, settings, view, train,
+                                         rank_targets if settings.pictures else None)
+    scored = [run for run in runs if run.error is None]
+    # Every metric of every predictor over the same bootstrap resamples: any two compare paired.
+    resampled = resample_metrics({**{run.name: run.metrics for run in scored if run.metrics is not None},
+                                  **{j: metrics for j, metrics in enumerate(model_metrics)}}, settings.seed)
+    scores = {}
+    for run in scored:
+        score = score_guesses(run.name, run.guesses, view, settings.seed, seconds=run.seconds, fit=run.fit)
+        if run.metrics is not None:
+            score.per_prefix = run.metrics
+            score.summary = summary(run.metrics, resampled[run.name], (score.accuracy, score.ci95))
+        scores[run.name] = score
+
+    def versus(a: str, b: str) -> dict:
+        """A against B, paired: top-1 (exact McNemar), and every other metric where both returned distributions."""
+        out = paired_comparison(scores[a].hits, scores[b].hits)
+        if scores[a].per_prefix is not None and scores[b].per_prefix is not None:
+            out.update(compare(scores[a].per_prefix, resampled[a], scores[b].per_prefix, resampled[b]))
+        return out
+
     reference = best_reference(scores)
     rows = []
     for run in runs[:len(strategies)]:
@@ -393,18 +513,22 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
             continue
         score = scores[run.name]
         if reference is not None:
-            score.versus = {"reference": reference.name, **paired_comparison(score.hits, reference.hits)}
+            score.versus = {"reference": reference.name, **versus(run.name, reference.name)}
         rows.append(score)
     comparisons = []
     for a, b in settings.comparisons:
         failed = [name for name in (a, b) if name not in scores]
         comparisons.append({"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else
-                           {"a": a, "b": b, **paired_comparison(scores[a].hits, scores[b].hits)})
+                           {"a": a, "b": b, **versus(a, b)})
+    agreement = view.input_top1 == view.target_top1[:, None]
+    model_summaries = [summary(metrics, resampled[j], (float(agreement[:, j].mean()),
+                                                       bootstrap_ci(agreement[:, j], seed=settings.seed)))
+                       for j, metrics in enumerate(model_metrics)]
     return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
                          settings.folds if any_learned and train is None else None, rows, reference, comparisons,
-                         input_model_reach(view.input_top1, view.target_top1), data.sentences, view,
+                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.sentences, view,
                          {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
-                         picture_data(data, view, ranks) if settings.pictures else None)
+                         model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
 
 
 def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:
@@ -428,7 +552,7 @@ def predict_dataset(path: Path, strategies: list[Strategy], settings: Settings) 
     data = open_dataset(path, settings, purpose="predict")
     any_learned = any(strategy.is_learned for strategy in strategies)
     train = open_training(data, settings) if any_learned and settings.train is not None else None
-    runs = run_strategies(data, strategies, settings, None, train)
+    runs, _ = run_strategies(data, strategies, settings, None, train)
     return DatasetPredictions(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
                               runs, data.sentences)
 
@@ -443,25 +567,36 @@ class ShownPrefix:
     target: str
     models: list[tuple[str, np.ndarray]]  # (name, float32 probabilities), the target's last if read
     answer: int | None                    # the target's top-1 (None: predicting only)
-    runs: list[StrategyRun]               # their guesses at this prefix: `run.guesses[index]`
+    runs: list[StrategyRun]               # at this prefix: `run.guesses[index]`, `run.shown`, `run.metrics`
+    difficulty: tuple[str, float] | None = None  # (the reference, its KL from the target here): `DatasetResult.difficulty`
 
 
 def show_prefix(path: Path, index: int, strategies: list[Strategy], settings: Settings,
                 predicting: bool = False) -> ShownPrefix:
-    """Prefix `index`: every model's distribution and each strategy's guess, learned ones fitted as
-    for the leaderboard (so every strategy runs on the whole dataset, as when scored)."""
+    """Prefix `index`: every model's distribution and each strategy's guess (and distribution, when it
+    returned one), learned ones fitted as for the leaderboard (so every strategy runs on the whole
+    dataset, as when scored, and so do the references, which give the prefix's difficulty)."""
     data = open_dataset(path, settings, purpose="predict" if predicting else "score")
     if not 0 <= index < data.n:
         raise InputError(f"{path}: --show {index}: prefixes are numbered 0 to {data.n - 1}")
     view = None if predicting else target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
     any_learned = any(strategy.is_learned for strategy in strategies)
     train = open_training(data, settings) if any_learned and settings.train is not None else None
-    runs = run_strategies(data, strategies, settings, view, train)
+    listed = {strategy.name for strategy in strategies}
+    references_only = [] if predicting else [r for r in settings.references if r.name not in listed]
+    runs, _ = run_strategies(data, strategies + references_only, settings, view, train, keep=index)
+    difficulty = None
+    if view is not None:
+        correct = {run.name: int((run.guesses == view.target_top1).sum()) for run in runs if run.error is None}
+        scored = [(correct[name], -i, name) for i, name in enumerate(REFERENCE_HEURISTICS) if name in correct]
+        best = next(run for run in runs if run.name == max(scored)[2]) if scored else None
+        if best is not None and best.metrics is not None:
+            difficulty = best.name, float(best.metrics["kl"][index])
     models = [(name, data.probs[index, j].astype(np.float32)) for name, j in zip(data.input_names, data.input_columns)]
     if view is not None:
         models.append((f"{data.target} (target)", data.probs[index, data.target_column].astype(np.float32)))
     return ShownPrefix(path, index, data.n, data.sentences[index], data.target, models,
-                       None if view is None else int(view.target_top1[index]), runs)
+                       None if view is None else int(view.target_top1[index]), runs[:len(strategies)], difficulty)
 
 
 def default_datasets(data_dir: Path) -> list[tuple[Path, Path | None]]:

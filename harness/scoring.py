@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from harness import plural
+from harness.dataset import ROW_SUM_TOLERANCE
 
 # Datasets are read a chunk of prefixes at a time: this many bytes of probabilities per chunk
 # bounds memory by the chunk, not by N (about 190 prefixes of 7 models at Pythia's vocabulary of
@@ -56,26 +57,63 @@ def check_guesses(guesses: object, num_sentences: int, vocab_size: int,
 
     `rows`: the dataset's index of each sentence of this call (a chunk's), so that an error names
     the prefix by its index in the dataset."""
-    returned = guesses
+    guesses, distribution = check_output(guesses, num_sentences, vocab_size, rows)
+    if distribution is not None:
+        raise StrategyError(f"returned an array of shape {distribution.shape}, expected one token id per sentence")
+    return guesses
+
+
+def check_output(returned: object, num_sentences: int, vocab_size: int,
+                 rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(guesses, distribution) of what a strategy returned: N token ids (distribution None), or an
+    (N, V) array of probabilities, one distribution per sentence, whose top-1s are the guesses
+    (argmax, the first on ties). A StrategyError says what is wrong with anything else."""
     try:
-        guesses = np.asarray(guesses)
+        output = np.asarray(returned)
     except ValueError as e:
         raise StrategyError(f"returned something that is not a list of token ids ({e})") from None
-    if guesses.ndim == 0 and not isinstance(returned, np.ndarray):  # None (a forgotten `return`), a dict, a number...
+    index = (lambda i: i) if rows is None else (lambda i: rows[i])
+    if output.ndim == 0 and not isinstance(returned, np.ndarray):  # None (a forgotten `return`), a dict, a number...
         kind = "None" if returned is None else type(returned).__name__
         raise StrategyError(f"returned {kind}, expected one token id per sentence")
-    if guesses.ndim != 1:
-        raise StrategyError(f"returned an array of shape {guesses.shape}, expected one token id per sentence")
-    if len(guesses) != num_sentences:
-        raise StrategyError(f"returned {len(guesses)} guesses for {num_sentences} sentences")
-    if guesses.dtype.kind not in "iu":
-        raise StrategyError(f"returned {guesses.dtype} values, expected integer token ids")
-    out_of_range = (guesses < 0) | (guesses >= vocab_size)
+    if output.ndim == 2 and output.shape == (num_sentences, vocab_size) and output.dtype.kind == "f":
+        return check_distribution(output, index)
+    if output.ndim != 1:
+        raise StrategyError(f"returned an array of shape {output.shape}, expected one token id per sentence "
+                            f"({num_sentences},) or one distribution per sentence ({num_sentences}, {vocab_size})")
+    if len(output) != num_sentences:
+        raise StrategyError(f"returned {len(output)} guesses for {num_sentences} sentences")
+    if output.dtype.kind not in "iu":
+        raise StrategyError(f"returned {output.dtype} values, expected integer token ids")
+    out_of_range = (output < 0) | (output >= vocab_size)
     if out_of_range.any():
         i = int(np.argmax(out_of_range))
-        index = i if rows is None else rows[i]
-        raise StrategyError(f"returned token id {guesses[i]} for sentence {index}, outside [0, {vocab_size})")
-    return guesses.astype(np.int64)
+        raise StrategyError(f"returned token id {output[i]} for sentence {index(i)}, outside [0, {vocab_size})")
+    return output.astype(np.int64), None
+
+
+def check_distribution(probs: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1s, probs) of an (N, V) float array that must hold one probability distribution per row:
+    finite, non-negative, each row summing to 1 within ROW_SUM_TOLERANCE."""
+    # Two passes: a NaN or an infinity makes its row's sum NaN or infinite, so the sums find those too.
+    sums = probs.sum(axis=1, dtype=np.float64 if probs.dtype == np.float64 else np.float32)
+    bad = ~np.isfinite(sums)
+    if bad.any():
+        raise StrategyError(f"returned NaN or infinite probabilities for sentence {index(int(np.argmax(bad)))}")
+    lowest = probs.min(axis=1)
+    if (lowest < 0).any():
+        i = int(np.argmax(lowest < 0))
+        raise StrategyError(f"returned a negative probability ({lowest[i]:.3g}) for sentence {index(i)}")
+    off = np.abs(sums - 1) > ROW_SUM_TOLERANCE
+    if off.any():
+        i = int(np.argmax(off))
+        raise StrategyError(f"returned a distribution summing to {sums[i]:.4g} for sentence {index(i)} "
+                            f"(each row must sum to 1 within {ROW_SUM_TOLERANCE})")
+    top = top1(probs)
+    if probs.dtype == np.float16:  # -0.0's bits order above every positive float16: such rows by value
+        negative_zero = probs.view(np.uint16)[np.arange(len(top)), top] == 0x8000
+        top[negative_zero] = probs[negative_zero].astype(np.float32).argmax(axis=1)
+    return top, probs
 
 
 def describe_exception(error: BaseException, fn: object) -> str:
@@ -129,6 +167,7 @@ class TargetView:
     emergent: np.ndarray    # (n,) bool: the target's top-1 is no input model's top-1 (`emergent_prefixes`)
     tie_rows: np.ndarray    # with tie_tokens: each (prefix, token) tying the target's top-1 in float16,
     tie_tokens: np.ndarray  # other than that top-1 itself (rows in order)
+    second_ratio: np.ndarray | None = None  # (n,) the target's second probability / its top-1's (1: a tie)
 
     @property
     def target_top1(self) -> np.ndarray:
@@ -151,6 +190,7 @@ def target_view(probs: np.ndarray, target: int, rows_per_chunk: int | None = Non
     rows_per_chunk = rows_per_chunk or chunk_prefixes(num_models, vocab_size, probs.dtype.itemsize)
     model_top1 = np.empty((n, num_models), dtype=np.int64)
     tie_rows, tie_tokens = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    second_ratio = np.empty(n, dtype=np.float32)
     for start in range(0, n, rows_per_chunk):
         block = probs[start:start + rows_per_chunk]
         top = top1(block)
@@ -158,8 +198,18 @@ def target_view(probs: np.ndarray, target: int, rows_per_chunk: int | None = Non
         rows, tokens = top1_ties(block[:, target], top[:, target])
         tie_rows.append(rows + start)
         tie_tokens.append(tokens)
+        second_ratio[start:start + len(block)] = top_two_ratio(block[:, target])
     emergent = emergent_prefixes(np.delete(model_top1, target, axis=1), model_top1[:, target])
-    return TargetView(model_top1, target, emergent, np.concatenate(tie_rows), np.concatenate(tie_tokens))
+    return TargetView(model_top1, target, emergent, np.concatenate(tie_rows), np.concatenate(tie_tokens), second_ratio)
+
+
+def top_two_ratio(probs: np.ndarray) -> np.ndarray:
+    """(rows,) each row's second-largest probability over its largest (1 where the two tie)."""
+    two = np.partition(orderable(probs), -2, axis=1)[:, -2:]
+    if probs.dtype == np.float16:
+        two = two.view(np.float16)
+    two = two.astype(np.float64)
+    return two[:, 0] / two[:, 1]
 
 
 @dataclass
@@ -172,7 +222,16 @@ class StrategyScore:
     emergent_correct: int   # right on the emergent prefixes
     seconds: float = 0.0
     fit: str | None = None  # how a learned strategy was fitted (None: not learned)
-    versus: dict | None = None  # a paired comparison with the reference (`paired_comparison`, + its name)
+    versus: dict | None = None  # a paired comparison with the reference (`paired_comparison`, + its name;
+                                # with distributions, one per metric: `harness.metrics.compare`)
+    per_prefix: dict[str, np.ndarray] | None = None  # `harness.metrics.PER_PREFIX`: when it returned distributions
+    summary: dict[str, dict] | None = None  # each metric's mean and ci95 (`harness.metrics.summary`), top-1's too
+
+    def metric(self, name: str) -> float | None:
+        """A metric's mean over the prefixes (None: it needs a distribution, and this strategy returned ids)."""
+        if name == "top1":
+            return self.accuracy
+        return None if self.summary is None else self.summary[name]["mean"]
 
     @property
     def accuracy(self) -> float:
@@ -189,7 +248,8 @@ class StrategyScore:
     def to_json(self) -> dict:
         return {"name": self.name, "accuracy": self.accuracy, "correct": self.correct, "n": self.n,
                 "ci95": list(self.ci95), "seconds": self.seconds, "fit": self.fit, "tied_misses": self.tied_misses,
-                "emergent_correct": self.emergent_correct, "vs_reference": self.versus}
+                "emergent_correct": self.emergent_correct, "vs_reference": self.versus,
+                "metrics": self.summary or {"top1": {"mean": self.accuracy, "ci95": list(self.ci95)}}}
 
 
 @dataclass

@@ -64,7 +64,7 @@ def test_a_score_by_hand():
     assert score.hits.tolist() == [True, False, True, False]
     assert score.to_json() == {"name": "mine", "accuracy": 0.5, "correct": 2, "n": 4, "ci95": list(score.ci95),
                                "seconds": 1.5, "fit": "by hand", "tied_misses": 2, "emergent_correct": 0,
-                               "vs_reference": None}
+                               "vs_reference": None, "metrics": {"top1": {"mean": 0.5, "ci95": list(score.ci95)}}}
     emergent_right = score_guesses("e", np.array([0, 3, 0, 1]), view, seed=0)
     assert (emergent_right.correct, emergent_right.emergent_correct) == (2, 2)
 
