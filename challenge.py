@@ -28,6 +28,7 @@ from harness.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, Settings, de
                               score_dataset, show_prefix)
 from harness.files import check_writable, write_output
 from harness.leaderboard import predictions_csv, print_leaderboard, print_predictions, print_shown
+from harness.metrics import GAMMA, METRICS
 from harness.registry import REGISTRY, learned, register, resolve  # noqa: F401 (learned: for the block below)
 from harness.report import check_report_dir, write_report
 from strategies import load_builtin
@@ -62,6 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-samples", type=int, help="score on the first N prefixes only")
     parser.add_argument("--seed", type=int, default=0, help="seeds random/numpy before each strategy and the bootstrap")
     parser.add_argument("--target", help="model whose top-1 is predicted (default: the last); the others are inputs")
+    parser.add_argument("--metric", choices=METRICS, default="top1", help="rank the leaderboard by this metric "
+                        "(default: top1); all are in --json. Besides top-1 they need a strategy that returns "
+                        "distributions: top5, log_loss, kl (KL(target || prediction), nats), alpha (1 - TV), "
+                        f"tokens_per_pass (expected tokens per target forward pass, drafting {GAMMA})")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV, tokens decoded")
     parser.add_argument("--report", type=Path, metavar="DIR", help="draw the results into DIR: PNGs and index.md "
@@ -93,8 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--predict-only needs --predictions FILE: the guesses are its only output")
     if args.show is not None and (args.json or args.predictions or args.compare or args.report):
         parser.error("--show prints one prefix: it takes no --json, --predictions, --compare or --report")
-    if args.predict_only and (args.compare or args.report):
-        parser.error("--compare and --report need scores: not with --predict-only")
+    if args.predict_only and (args.compare or args.report or args.metric != "top1"):
+        parser.error("--compare, --report and --metric need scores: not with --predict-only")
     return args
 
 
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             results.append(DatasetFailure(path, str(e)))
             continue
-        (print_predictions if args.predict_only else print_leaderboard)(result)
+        print_predictions(result) if args.predict_only else print_leaderboard(result, args.metric)
         results.append(result)
     failed = any(result.failed for result in results)
 

@@ -9,17 +9,20 @@ import csv
 import io
 import os
 import sys
+import textwrap
 
 import numpy as np
 
 from harness import plural
 from harness.dataset import short_name
 from harness.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
+from harness.metrics import GAMMA, HIGHER_IS_BETTER, LABELS, PER_PREFIX, describe_difference
 from harness.scoring import StrategyScore, describe_comparison, short_path, tie_note
 from harness.tokenizer import decode_ids, local_tokenizer
 
 PREDICTION_COLUMNS = ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1", "target_token",
-                      "correct"]  # under --predict-only, the first six
+                      "correct", "log_loss", "kl", "alpha"]  # under --predict-only, the first six; the last three
+                                                              # only for a strategy that returned distributions
 
 
 def human_size(count: int) -> str:
@@ -31,9 +34,9 @@ def human_size(count: int) -> str:
     return str(count)
 
 
-def emergence_line(curve: list[dict]) -> str:
-    """Each input model's top-1 agreement with the target, smallest first, labelled by size where
-    every size is known, else by short name (less a prefix they share: `pythia-*`)."""
+def emergence_line(curve: list[dict], metric: str = "top1") -> str:
+    """Each input model's top-1 agreement with the target (or another metric), smallest first,
+    labelled by size where every size is known, else by short name (less a prefix they share: `pythia-*`)."""
     note = ""
     if all(point["non_embedding_params"] is not None for point in curve):
         labels = [human_size(point["non_embedding_params"]) for point in curve]
@@ -43,8 +46,16 @@ def emergence_line(curve: list[dict]) -> str:
         shared = shared[:shared.rfind("-") + 1]
         if shared:
             labels, note = [label[len(shared):] for label in labels], f" ({shared}*)"
-    points = " · ".join(f"{label} {point['agreement']:.1%}" for label, point in zip(labels, curve))
-    return f"agreement with the target{note}: {points}"
+    if metric == "top1":
+        points = " · ".join(f"{label} {point['agreement']:.1%}" for label, point in zip(labels, curve))
+        return f"agreement with the target{note}: {points}"
+    points = " · ".join(f"{label} {point['metrics'][metric]['mean']:.3f}" for label, point in zip(labels, curve))
+    return f"{METRIC_LINES[metric]}{note}: {points}"
+
+
+METRIC_LINES = {"top5": "the target's top-1 in the model's top 5", "log_loss": "log-loss of the target's top-1",
+                "kl": "KL(target || model), nats", "alpha": "alpha = 1 - TV(target, model)",
+                "tokens_per_pass": f"tokens per target pass drafting {GAMMA}"}
 
 
 def header(result: DatasetResult | DatasetPredictions) -> str:
@@ -62,22 +73,57 @@ def print_predictions(result: DatasetPredictions) -> None:
                                             (f" (learned: {run.fit})" if run.fit else "")))
 
 
-def print_leaderboard(result: DatasetResult) -> None:
+def note(text: str) -> None:
+    """A leaderboard note, wrapped to 120 columns."""
+    print(textwrap.fill(text, 120, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
+
+
+def ranked(rows: list, metric: str) -> list[StrategyScore]:
+    """The scored rows, best first by `metric`; those without it (token ids) after, by top-1."""
+    scores = [row for row in rows if isinstance(row, StrategyScore)]
+    sign = -1 if HIGHER_IS_BETTER[metric] else 1
+    return sorted(scores, key=lambda row: (row.metric(metric) is None, sign * (row.metric(metric) or 0),
+                                           -row.accuracy))
+
+
+def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
+    """A dataset's leaderboard, ranked by `metric`: top-1 and one continuous metric (`metric`, else KL),
+    each with its 95% interval and its paired comparison with the reference."""
     n, reference, emergent = result.n, result.reference, result.emergent
+    second = metric if metric != "top1" else "kl"
     print(header(result))
     print(f"  {emergence_line(result.emergence_curve())}")
+    print(f"  {emergence_line(result.emergence_curve(), second)}")
     rows = result.strategies
-    scored = sorted((row for row in rows if isinstance(row, StrategyScore)), key=lambda row: -row.accuracy)
-    vs = lambda row: "reference" if row.name == reference.name else describe_comparison(row.versus)
+    scored = ranked(rows, metric)
+
+    def cells(row: StrategyScore, name: str) -> tuple[str, str, str]:
+        """(mean, interval, vs the reference) of one metric, "—" where the row has none."""
+        if row.metric(name) is None:
+            return "—", "", ""
+        low, high = row.summary[name]["ci95"] if row.summary else row.ci95
+        versus = row.versus or {}
+        if row.name == reference.name:
+            vs = "reference"
+        elif name == "top1":
+            vs = describe_comparison(versus)
+        elif name in versus:
+            vs = describe_comparison(versus[name]) if name == "top5" else describe_difference(versus[name])
+        else:
+            vs = ""
+        return f"{row.metric(name):.3f}", f"[{low:.3f}, {high:.3f}]", vs
+
+    table = [(row, cells(row, "top1"), cells(row, second)) for row in scored]
     width = max(12, *(len(row.name) for row in rows))
-    vs_header = f"vs {reference.name}" if reference else ""
-    vs_width = max([len(vs_header)] + [len(vs(row)) for row in scored if reference])
-    print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<16} {'n':>6} {'seconds':>8}  "
-          f"{vs_header:<{vs_width}}  emergent")
-    for row in scored:
-        low, high = row.ci95
-        print(f"  {row.name:<{width}} {row.accuracy:>6.3f}  [{low:.3f}, {high:.3f}] {row.n:>6} "
-              f"{row.seconds:>8.3f}  {vs(row) if reference else '':<{vs_width}}  {row.emergent_correct}/{emergent}")
+    vs1 = max([6] + [len(top[2]) for _, top, _ in table])
+    vs2 = max([6] + [len(other[2]) for _, _, other in table])
+    label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"
+    print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<14}  {'vs ref':<{vs1}}  {label:>6}  {'95% CI':<14}  "
+          f"{'vs ref':<{vs2}}  {'seconds':>7}  emergent")
+    for row, top, other in table:
+        print(f"  {row.name:<{width}} {top[0]:>6}  {top[1]:<14}  {top[2] if reference else '':<{vs1}}  "
+              f"{other[0]:>6}  {other[1]:<14}  {other[2] if reference else '':<{vs2}}  {row.seconds:>7.2f}  "
+              f"{row.emergent_correct}/{emergent}")
     for row in rows:
         if not isinstance(row, StrategyScore):
             print(f"  {row.name:<{width}} error: {row.error}")
@@ -85,14 +131,25 @@ def print_leaderboard(result: DatasetResult) -> None:
         shown = any(row.name == reference.name for row in rows)
         print(f"  reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
               f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
-        print("  +a/-b: prefixes a strategy gets right that the reference misses, and the reverse; p: exact McNemar")
+        note(f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the reverse, "
+             f"exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired bootstrap p")
     print(f"  emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
           f"model's top-1 is the target's (the column: how many each got right)")
+    ties = result.near_ties()
+    if reference and ties["prefixes"]:
+        rest = ties["reference_top1_rest"]
+        note(f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
+             f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
+             f"{reference.name}'s {ties['reference_misses']} misses fall on them (it is right on "
+             f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
+             + ")")
     for fit in dict.fromkeys(row.fit for row in rows if isinstance(row, StrategyScore) and row.fit):
         names = [row.name for row in rows if isinstance(row, StrategyScore) and row.fit == fit]
         print(f"  learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")
     for comparison in result.comparisons:
         outcome = comparison.get("error") or describe_comparison(comparison)
+        if "error" not in comparison and second in comparison:
+            outcome += f"; {LABELS[second]} {describe_difference(comparison[second])}"
         print(f"  compare {comparison['a']} vs {comparison['b']}: {outcome}")
     tied = result.view.tied_targets
     if tied:
@@ -108,8 +165,10 @@ def prediction_rows(result: DatasetResult | DatasetPredictions) -> list[dict]:
     """The predictions CSV's rows, strategy by strategy, with the guessed (and target) tokens decoded."""
     if isinstance(result, DatasetResult):
         guessed, target_top1 = result.guesses, result.view.target_top1
+        per_prefix = {row.name: row.per_prefix for row in result.strategies
+                      if isinstance(row, StrategyScore) and row.per_prefix is not None}
     else:
-        guessed, target_top1 = {run.name: run.guesses for run in result.runs if run.error is None}, None
+        guessed, target_top1, per_prefix = {run.name: run.guesses for run in result.runs if run.error is None}, None, {}
     if not guessed:
         return []
     tokenizer, reason = dataset_tokenizer(result.target, result.inputs)
@@ -127,13 +186,17 @@ def prediction_rows(result: DatasetResult | DatasetPredictions) -> list[dict]:
             if target_top1 is not None:
                 row.update(target_top1=int(target_top1[i]), target_token=target_texts[i],
                            correct=bool(guesses[s, i] == target_top1[i]))
+                if name in per_prefix:
+                    row.update({metric: round(float(per_prefix[name][metric][i]), 6) for metric in ("log_loss", "kl", "alpha")})
             rows.append(row)
     return rows
 
 
 def print_shown(shown: ShownPrefix, top_k: int) -> None:
-    """--show: every model's top-k tokens with probabilities (the target's marked) and each guess, decoded."""
-    table = np.stack([row for _, row in shown.models])
+    """--show: every model's top-k tokens with probabilities (the target's marked), each guess, decoded,
+    and each returned distribution's top-k (with its KL and alpha here, when the target is read)."""
+    distributions = [(run.name, run.shown) for run in shown.runs if run.error is None and run.shown is not None]
+    table = np.stack([row for _, row in shown.models] + [row for _, row in distributions])
     top = np.argsort(-table, axis=1, kind="stable")[:, :top_k]  # ties: the lower id first, as top-1 scoring does
     answer = shown.answer
     guesses = {run.name: int(run.guesses[shown.index]) for run in shown.runs if run.error is None}
@@ -144,15 +207,18 @@ def print_shown(shown: ShownPrefix, top_k: int) -> None:
     # repr shows a token's leading space, newline or tab; without a tokenizer, the id alone.
     token = (lambda i: repr(text[i])) if tokenizer is not None else (lambda i: f"#{i}")
     with_id = (lambda i: f"{token(i)} (id {i})") if tokenizer is not None else token
+    tops = lambda m: " · ".join(f"{token(i)} {table[m, i]:.3f}" for i in top[m].tolist())
 
     print(f"{short_path(str(shown.path))}: prefix {shown.index} of {shown.n}, target {shown.target}")
     print(f"  prefix: {shown.sentence!r}")
+    if shown.difficulty is not None:
+        print(f"  difficulty: KL(target || {shown.difficulty[0]}, the reference) = {shown.difficulty[1]:.3f} nats")
     if tokenizer is None:
         print(f"  token ids only: {reason}")
     width = max(len(name) for name, _ in shown.models)
     print(f"  {'model':<{width}}  top-{top.shape[1]} tokens, probability")
     for m, (name, _) in enumerate(shown.models):
-        print(f"  {name:<{width}}  " + " · ".join(f"{token(i)} {table[m, i]:.3f}" for i in top[m].tolist()))
+        print(f"  {name:<{width}}  {tops(m)}")
     width = max([len(run.name) for run in shown.runs] + [8])
     print(f"  {'strategy':<{width}}  guess" + ("" if answer is None else f" (the target's top-1: {with_id(answer)})"))
     for run in shown.runs:
@@ -160,8 +226,14 @@ def print_shown(shown: ShownPrefix, top_k: int) -> None:
             print(f"  {run.name:<{width}}  error: {run.error}")
         else:
             verdict = "" if answer is None else "  right" if guesses[run.name] == answer else "  wrong"
-            print(f"  {run.name:<{width}}  {with_id(guesses[run.name])}{verdict}")
-
+            here = ""
+            if run.metrics is not None:
+                here = f"  (KL {run.metrics['kl'][shown.index]:.3f}, alpha {run.metrics['alpha'][shown.index]:.3f})"
+            print(f"  {run.name:<{width}}  {with_id(guesses[run.name])}{verdict}{here}")
+    if distributions:
+        print(f"  {'strategy':<{width}}  top-{top.shape[1]} tokens of its distribution, probability")
+        for m, (name, _) in enumerate(distributions, start=len(shown.models)):
+            print(f"  {name:<{width}}  {tops(m)}")
 
 
 def predictions_csv(results: list[DatasetResult | DatasetPredictions], predicting: bool) -> str:

@@ -153,9 +153,11 @@ def test_reach_statistics(tmp_path):
     assert result["input_model_reach"]["some_input_model"] == 0.75
     assert result["input_model_reach"]["no_input_model"] == 0.25
     assert result["strategies"][0]["accuracy"] == 0.5 and result["strategies"][0]["correct"] == 2
-    lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0] == "dataset,strategy,index,sentence,guess,guess_token,target_top1,target_token,correct"
-    assert lines[1].endswith(",w,2,,1,,False") and lines[3].endswith(",y,6,,6,,True")  # no tokenizer for "t": no text
+    with (tmp_path / "p.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # no tokenizer for "t": no token text
+    assert [(row["sentence"], row["guess"], row["guess_token"], row["target_top1"], row["correct"]) for row in rows] == [
+        ("w", "2", "", "1", "False"), ("x", "4", "", "3", "False"), ("y", "6", "", "6", "True"), ("z", "7", "", "7", "True")]
 
 
 def test_target_and_num_samples(tmp_path, original_pickle):
@@ -778,7 +780,7 @@ def test_predictions_csv_has_decoded_tokens(tmp_path):
         reader = csv.DictReader(f)
         rows = list(reader)
     assert reader.fieldnames == ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1",
-                                 "target_token", "correct"]
+                                 "target_token", "correct", "log_loss", "kl", "alpha"]
     tokenizer = suite_tokenizer()
     assert len(rows) == 220 and any("\n" in row["guess_token"] or row["guess_token"].startswith(" ") for row in rows)
     for row in rows:

@@ -270,7 +270,7 @@ def test_result_json_keys_and_the_reference(seven):
                          "comparisons", "strategies", "near_ties", "floor", "gamma", "hardest"}
     assert data["inputs"] == NAMES[:3] and data["input_model_sizes"] == list(SIZES[:3]) and data["n"] == 7
     assert set(data["strategies"][0]) == {"name", "accuracy", "correct", "n", "ci95", "seconds", "fit",
-                                          "tied_misses", "emergent_correct", "vs_reference"}
+                                          "tied_misses", "emergent_correct", "vs_reference", "metrics"}
     assert [row["name"] for row in data["strategies"]] == ["dummy", "largest"]  # average ran for the reference only
     assert data["reference"]["name"] in ("largest", "average")
     assert data["comparisons"][0]["a"] == "dummy" and "p_value" in data["comparisons"][0]
