@@ -157,7 +157,7 @@ def test_reach_statistics(tmp_path):
         rows = list(csv.DictReader(f))
     # no tokenizer for "t": no token text
     assert [(row["sentence"], row["guess"], row["guess_token"], row["target_top1"], row["correct"]) for row in rows] == [
-        ("w", "2", "", "1", "False"), ("x", "4", "", "3", "False"), ("y", "6", "", "6", "True"), ("z", "7", "", "7", "True")]
+        ("w", "2", "", "1", "False"), ("x", "3", "", "4", "False"), ("y", "6", "", "6", "True"), ("z", "7", "", "7", "True")]
 
 
 def test_target_and_num_samples(tmp_path, original_pickle):
