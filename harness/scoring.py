@@ -76,7 +76,9 @@ def check_output(returned: object, num_sentences: int, vocab_size: int,
     if output.ndim == 0 and not isinstance(returned, np.ndarray):  # None (a forgotten `return`), a dict, a number...
         kind = "None" if returned is None else type(returned).__name__
         raise StrategyError(f"returned {kind}, expected one token id per sentence")
-    if output.ndim == 2 and output.shape == (num_sentences, vocab_size) and output.dtype.kind == "f":
+    if output.ndim == 2 and output.shape == (num_sentences, vocab_size):
+        if output.dtype.kind != "f":
+            raise StrategyError(f"returned an array of {output.dtype}: a distribution holds floats (float16, 32 or 64)")
         return check_distribution(output, index)
     if output.ndim != 1:
         raise StrategyError(f"returned an array of shape {output.shape}, expected one token id per sentence "
