@@ -37,6 +37,16 @@ LABELS = {"top1": "top-1", "top5": "top-5", "log_loss": "log-loss", "kl": "KL", 
           "tokens_per_pass": f"tokens/pass (gamma={GAMMA})"}
 BLOCK_ELEMENTS = 2 ** 22  # float32 temporaries per block: 16 MB (83 prefixes at Pythia's vocabulary)
 NUM_RESAMPLES = 10_000
+# float32 of every float16 bit pattern: indexing it converts ~3x faster than numpy's astype (2-core CPU).
+FLOAT16_TABLE = np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+FLOAT16_TABLE.flags.writeable = False
+
+
+def as_float32(probs: np.ndarray) -> np.ndarray:
+    """A float32 copy of `probs` (exact for float16)."""
+    if probs.dtype == np.float16:
+        return np.take(FLOAT16_TABLE, probs.view(np.uint16))
+    return np.array(probs, dtype=np.float32)
 
 
 @dataclass
@@ -52,14 +62,13 @@ class TargetRows:
 
 def target_rows(target_probs: np.ndarray, target_top1: np.ndarray) -> TargetRows:
     """`TargetRows` of the target's (rows, V) probabilities as stored, and its top-1 per row."""
-    p = np.asarray(target_probs, dtype=np.float32)  # a copy for float16, which we then scale in place
-    if p is target_probs:
-        p = p.copy()
+    p = as_float32(target_probs)  # a copy, scaled in place
     p /= p.sum(axis=1, keepdims=True)
     neg_entropy = np.empty(len(p))
     for rows in row_blocks(*p.shape):
         block = p[rows]
-        logs = np.log(block, where=block > 0, out=np.zeros_like(block))  # 0 log 0 = 0
+        # 0 log 0 = 0: a zero is clamped to the smallest normal float32, whose log is finite, times 0.
+        logs = np.log(np.maximum(block, np.finfo(np.float32).tiny))
         neg_entropy[rows] = np.multiply(block, logs, out=logs).sum(axis=1)
     return TargetRows(p, neg_entropy, np.asarray(target_top1, dtype=np.int64))
 
@@ -89,7 +98,7 @@ def distribution_metrics(predicted: np.ndarray, target: TargetRows) -> dict[str,
     out = {"top5": np.empty(n, dtype=bool), "log_loss": np.empty(n), "kl": np.empty(n), "alpha": np.empty(n)}
     for rows in row_blocks(n, vocab_size):
         raw, p, t = predicted[rows], target.probs[rows], target.top1[rows]
-        q = raw.astype(np.float32)  # a copy (exact for float16), ranked, then scaled and logged in place
+        q = as_float32(raw)  # a copy (exact for float16), ranked, then scaled and logged in place
         out["top5"][rows] = rank_of(raw if raw.dtype == np.float64 else q, t) < TOP_K
         q /= q.sum(axis=1, keepdims=True)
         out["alpha"][rows] = np.minimum(q, p).sum(axis=1)
