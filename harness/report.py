@@ -22,12 +22,12 @@ import numpy as np
 from harness import InputError, plural
 from harness.dataset import short_name
 from harness.files import atomic_write, check_writable
+from harness.metrics import FLOOR
 from harness.scoring import StrategyScore, bootstrap_ci, orderable
 from harness.tokenizer import local_tokenizer
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
-PROB_FLOOR = 1e-8   # float16 probabilities below ~6e-8 are 0; drawn here on the log axis
 
 
 def check_report_dir(directory: Path) -> None:
@@ -201,7 +201,7 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
     target_name = d.model_names[d.target_index]
     x = np.array(d.sizes if d.sizes is not None else np.arange(1, len(d.model_names) + 1), dtype=float)
     order = np.argsort(x, kind="stable")  # a --target other than the last may not be the largest
-    x, probs = x[order], np.maximum(d.emergent_probs[:, order], PROB_FLOOR)
+    x, probs = x[order], np.maximum(d.emergent_probs[:, order], FLOOR)
     sampled = count > MAX_LINES
     drawn = np.sort(np.random.default_rng(seed).choice(count, MAX_LINES, replace=False)) if sampled else np.arange(count)
     # Label lines spread over the target's own probability, so the labels do not pile up.
@@ -239,7 +239,7 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
         axes.set_xticks(x, [short_name(d.model_names[i]) for i in order], rotation=20, fontsize=8)
         axes.set_xlim(x[0] - 0.3, x[-1] + 1.2)
     axes.set_yscale("log")
-    axes.set_ylim(PROB_FLOOR / 2 if probs.min() <= PROB_FLOOR else None, 1.2)
+    axes.set_ylim(FLOOR / 2 if probs.min() <= FLOOR else None, 1.2)
     axes.set_ylabel("probability of the target's top-1 token")
     axes.grid(True, which="major", alpha=0.3)
     prefixes = plural(count, "prefix", "prefixes")
@@ -256,7 +256,8 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
          f"Thin lines are single prefixes ({len(drawn)} drawn" + (f", a sample with seed {seed}" if sampled else "")
          + f"; {len(labelled)} coloured and labelled with {labels})"
          + (f", the bold line the median over all {count}" if count > 1 else "")
-         + f". Probabilities below {PROB_FLOOR:g} (0 in float16) are drawn at {PROB_FLOOR:g}. The labelled ones:", ""]
+         + f". A probability of 0 (float16 stores those below about 6e-8 as 0) is drawn at 2^-24 = {FLOOR:.2g}, the "
+         "floor of every log-loss and KL. The labelled ones:", ""]
         + listed)
 
 
