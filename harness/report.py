@@ -2,6 +2,11 @@
 
 - emergence.png: each input model's top-1 agreement with the target against its size;
 - accuracy.png: each strategy's accuracy with its 95% interval, per dataset;
+- mirage.png: each input model's top-1 agreement, alpha (1 - TV) and KL from the target against its
+  size, per dataset: top-1 can be flat where the continuous metrics still improve (Schaeffer et al.);
+- speculative.png: the expected tokens per target forward pass for 1 to 8 drafted tokens, with each
+  input model, and the strategy of highest alpha, as the drafter (Leviathan et al.);
+- a table per dataset on the page: every metric of each input model and strategy, with its interval;
 - <dataset>-emergent.png: on the prefixes whose target top-1 is no input model's top-1, the
   probability every model gives that token against size (a capability against scale, as in Wei et al.);
 - <dataset>-rank.png: the rank of the target's top-1 under each input model (1 = agrees).
@@ -16,18 +21,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness import InputError, plural
 from harness.dataset import short_name
 from harness.files import atomic_write, check_writable
+from harness.metrics import FLOOR, GAMMA, LABELS, tokens_per_pass
 from harness.scoring import StrategyScore, bootstrap_ci, orderable
 from harness.tokenizer import local_tokenizer
 
+if TYPE_CHECKING:  # harness.evaluate imports this module
+    from harness.evaluate import DatasetResult
+
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
-PROB_FLOOR = 1e-8   # float16 probabilities below ~6e-8 are 0; drawn here on the log axis
 
 
 def check_report_dir(directory: Path) -> None:
@@ -82,7 +91,7 @@ class PictureData:
 class Drawn:
     """One scored dataset on the page: its label (the file's stem), its result and its per-prefix numbers."""
     name: str
-    result: "DatasetResult"  # noqa: F821 (harness.evaluate's, which imports this module)
+    result: DatasetResult
 
     @property
     def pictures(self) -> PictureData:
@@ -201,7 +210,7 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
     target_name = d.model_names[d.target_index]
     x = np.array(d.sizes if d.sizes is not None else np.arange(1, len(d.model_names) + 1), dtype=float)
     order = np.argsort(x, kind="stable")  # a --target other than the last may not be the largest
-    x, probs = x[order], np.maximum(d.emergent_probs[:, order], PROB_FLOOR)
+    x, probs = x[order], np.maximum(d.emergent_probs[:, order], FLOOR)
     sampled = count > MAX_LINES
     drawn = np.sort(np.random.default_rng(seed).choice(count, MAX_LINES, replace=False)) if sampled else np.arange(count)
     # Label lines spread over the target's own probability, so the labels do not pile up.
@@ -239,7 +248,7 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
         axes.set_xticks(x, [short_name(d.model_names[i]) for i in order], rotation=20, fontsize=8)
         axes.set_xlim(x[0] - 0.3, x[-1] + 1.2)
     axes.set_yscale("log")
-    axes.set_ylim(PROB_FLOOR / 2 if probs.min() <= PROB_FLOOR else None, 1.2)
+    axes.set_ylim(FLOOR / 2 if probs.min() <= FLOOR else None, 1.2)
     axes.set_ylabel("probability of the target's top-1 token")
     axes.grid(True, which="major", alpha=0.3)
     prefixes = plural(count, "prefix", "prefixes")
@@ -256,7 +265,8 @@ def emergent_picture(drawn: Drawn, path: Path, seed: int) -> str:
          f"Thin lines are single prefixes ({len(drawn)} drawn" + (f", a sample with seed {seed}" if sampled else "")
          + f"; {len(labelled)} coloured and labelled with {labels})"
          + (f", the bold line the median over all {count}" if count > 1 else "")
-         + f". Probabilities below {PROB_FLOOR:g} (0 in float16) are drawn at {PROB_FLOOR:g}. The labelled ones:", ""]
+         + f". A probability of 0 (float16 stores those below about 6e-8 as 0) is drawn at 2^-24 = {FLOOR:.2g}, the "
+         "floor of every log-loss and KL. The labelled ones:", ""]
         + listed)
 
 
@@ -329,6 +339,174 @@ def rank_picture(drawn: Drawn, path: Path) -> str:
             f"so the first bar is that model's point on the emergence curve (plus any float16 ties for its top-1).")
 
 
+def input_models_by_size(result: DatasetResult) -> tuple[list[int], np.ndarray | None]:
+    """The input models' indices smallest first (`DatasetResult.by_size`), and their sizes (None if any is unknown:
+    they are then drawn in the dataset's order, at 1, 2, 3...)."""
+    order = result.by_size()
+    sizes = [result.inputs[j].non_embedding_params for j in order]
+    return order, None if None in sizes else np.array(sizes, dtype=float)
+
+
+def trend(values: np.ndarray) -> str:
+    """Whether `values` (smallest model first) rise or fall at every step: the mirage's question."""
+    steps = np.diff(values)
+    return "rises at every step" if (steps > 0).all() else "falls at every step" if (steps < 0).all() else \
+        "not monotone"
+
+
+# The mirage picture's panels: (metric, title, scale of the drawn values, y limits, colour).
+MIRAGE_PANELS = (("top1", "top-1 agreement (%)", 100, (0, 100), "tab:blue"),
+                 ("alpha", "alpha = 1 - TV (higher is better)", 1, (0, 1), "tab:green"),
+                 ("kl", "KL(target || model), nats (lower is better)", 1, (0, None), "tab:red"))
+
+
+def mirage_picture(data: list[Drawn], path: Path, seed: int) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, all_axes = plt.subplots(len(data), len(MIRAGE_PANELS), figsize=(12, 0.6 + 3.0 * len(data)),
+                                    squeeze=False)
+    notes = []
+    for row, d in zip(all_axes, data):
+        order, sizes = input_models_by_size(d.result)
+        x = sizes if sizes is not None else np.arange(1, len(order) + 1, dtype=float)
+        summaries = [d.result.model_summaries[j] for j in order]
+        spans = []
+        for axes, (metric, title, scale, limits, color) in zip(row, MIRAGE_PANELS):
+            mean = np.array([s[metric]["mean"] for s in summaries]) * scale
+            low, high = (np.array([s[metric]["ci95"][i] for s in summaries]) * scale for i in (0, 1))
+            axes.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, color=color)
+            # Fixed 0-100% and 0-1 axes: top-1 and alpha are both fractions, so their slopes compare.
+            top = limits[1] if limits[1] is not None else max(high.max() * 1.15, 1e-3)
+            axes.set_ylim(limits[0] - 0.03 * top, top * 1.03)  # a margin: points at 0 or 100% stay whole
+            unit = "%" if metric == "top1" else " nats" if metric == "kl" else ""
+            digits = 1 if metric == "top1" else 2
+            span = f"{mean[0]:.{digits}f}{unit} \u2192 {mean[-1]:.{digits}f}{unit}"
+            spans.append(f"{LABELS[metric]} {span}"
+                         + (f" ({trend(mean)})" if sizes is not None and len(mean) > 1 else ""))
+            axes.set_title(f"{d.name}: {title}\nsmallest \u2192 largest: {span}", fontsize=9)
+            axes.grid(True, which="major", alpha=0.3)
+            if sizes is not None:
+                size_axis(axes)
+            else:
+                axes.set_xticks(x, [short_name(d.result.inputs[j]) for j in order], rotation=20, fontsize=8)
+        notes.append(f"{d.name} (n = {d.result.n}): " + ", ".join(spans))
+    sized = [input_models_by_size(d.result)[1] is not None for d in data]
+    figure.supxlabel("input model size (non-embedding parameters, log scale)" if all(sized) else
+                     "input model: by size (non-embedding parameters, log scale), or in the dataset's order where "
+                     "sizes are unknown", fontsize=10)
+    figure.tight_layout()
+    save(figure, path)
+    return ("Each input model against its size, one row per dataset: its top-1 agreement with the target, alpha = "
+            "sum_x min(p, q) = 1 - TV (the chance the target accepts a token drafted from it) and KL(target || model) "
+            f"in nats (probabilities floored at 2^-24), each with its 95% bootstrap interval (seed {seed}). Top-1 only "
+            "asks whether the argmax matches; alpha and KL score the whole distribution, so they can keep improving "
+            "with size where top-1 is flat: a discontinuous metric hides (or makes) emergence that continuous ones "
+            "show as a smooth trend (Schaeffer et al. 2023, \"Are emergent abilities of large language models a "
+            "mirage?\"). Smallest to largest model:\n\n" + "\n".join(f"- {note}" for note in notes))
+
+
+GAMMAS = tuple(range(1, 9))  # draft lengths of the speculative-decoding picture
+
+
+def drafting_curve(alpha: float, gammas: tuple[int, ...] = GAMMAS) -> np.ndarray:
+    """Expected tokens per target forward pass at each draft length in `gammas`, for a drafter whose
+    mean acceptance rate is `alpha` (`harness.metrics.tokens_per_pass`)."""
+    return np.array([tokens_per_pass(alpha, gamma) for gamma in gammas])
+
+
+def best_drafter(rows: list) -> StrategyScore | None:
+    """The scored strategy with the highest mean alpha of those that returned distributions (the first listed
+    on a tie), or None if none did."""
+    drafters = [row for row in rows if isinstance(row, StrategyScore) and row.summary is not None]
+    return max(drafters, key=lambda row: row.summary["alpha"]["mean"], default=None)
+
+
+def speculative_picture(data: list[Drawn], path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    columns = min(2, len(data))
+    rows = -(-len(data) // columns)
+    figure, all_axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 0.6 + 4.2 * rows), squeeze=False,
+                                    sharey=True)
+    gammas = np.array(GAMMAS)
+    notes = []
+    for k, axes in enumerate(all_axes.flat):
+        if k >= len(data):
+            axes.set_visible(False)
+            continue
+        d = data[k]
+        order, _ = input_models_by_size(d.result)
+        colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(order)))  # dark = small, light = large
+        axes.plot(gammas, gammas + 1.0, color="gray", linestyle=":", linewidth=1,
+                  label="every draft accepted (gamma + 1)")
+        at_gamma = []
+        for j, color in zip(order, colors):
+            alpha = d.result.model_summaries[j]["alpha"]["mean"]
+            name = short_name(d.result.inputs[j])
+            axes.plot(gammas, drafting_curve(alpha), marker="o", markersize=3, color=color,
+                      label=f"{name} (alpha {alpha:.3f})")
+            at_gamma.append(f"{name} {tokens_per_pass(alpha, GAMMA):.2f}")
+        drafter = best_drafter(d.result.strategies)
+        if drafter is not None:
+            alpha = drafter.summary["alpha"]["mean"]
+            axes.plot(gammas, drafting_curve(alpha), color="black", linestyle="--", linewidth=2.2,
+                      label=f"strategy {drafter.name} (alpha {alpha:.3f})")
+            at_gamma.append(f"strategy {drafter.name} {tokens_per_pass(alpha, GAMMA):.2f}")
+        axes.set_xticks(gammas)
+        axes.set_xlabel("gamma: tokens drafted per target forward pass")  # on every panel: the grid may end short
+        axes.set_ylim(1, None)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7, loc="upper left")
+        axes.set_title(f"{d.name}: n = {d.result.n}, target {short_name(d.result.target)}", fontsize=10)
+        notes.append(f"{d.name}: " + ", ".join(at_gamma)
+                     + ("" if drafter is not None else " (no strategy returned distributions)"))
+    for axes in all_axes[:, 0]:
+        axes.set_ylabel("expected tokens per target forward pass")
+    figure.tight_layout()
+    save(figure, path)
+    return ("Speculative decoding (Leviathan et al. 2023): a drafter proposes gamma tokens and one forward pass of "
+            "the target checks them all; with acceptance rate alpha (the mean over the prefixes of sum_x min(p, q)), "
+            "the expected number of tokens per target pass is (1 - alpha^(gamma+1)) / (1 - alpha). One line per "
+            "input model as the drafter, and (dashed) the strategy with the highest alpha of those that returned "
+            "distributions, which drafts from every input model at once. The drafter's own cost is left out: the "
+            "speed-up in time also depends on how much cheaper a draft is than a target pass. "
+            f"At gamma = {GAMMA}:\n\n" + "\n".join(f"- {note}" for note in notes))
+
+
+def interval_cell(entry: dict | None, scale: float = 1.0, digits: int = 3) -> str:
+    """`mean [low, high]` of a `harness.metrics.summary` entry, times `scale`; an em dash for None."""
+    if entry is None:
+        return "\u2014"
+    low, high = entry["ci95"]
+    return f"{entry['mean'] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+# The metrics table's columns: (metric, header, scale, digits).
+TABLE_COLUMNS = (("top1", "top-1 (%)", 100, 1), ("top5", "top-5 (%)", 100, 1), ("log_loss", "log-loss", 1, 3),
+                 ("kl", "KL (nats)", 1, 3), ("alpha", "alpha", 1, 3),
+                 ("tokens_per_pass", f"tokens/pass (gamma = {GAMMA})", 1, 2))
+
+
+def metrics_table(result: DatasetResult) -> str:
+    """Every metric of each input model (smallest first) and each scored strategy, with 95% intervals, in markdown."""
+    def line(label: str, summary: dict) -> str:
+        cells = [label.replace("|", "\\|")] + [interval_cell(summary.get(metric), scale, digits)
+                                                for metric, _, scale, digits in TABLE_COLUMNS]
+        return "| " + " | ".join(cells) + " |"
+
+    lines = ["| | " + " | ".join(header for _, header, _, _ in TABLE_COLUMNS) + " |",
+             "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    order, sizes = input_models_by_size(result)
+    for k, j in enumerate(order):
+        label = short_name(result.inputs[j]) + (f" ({int(sizes[k]):,})" if sizes is not None else "")
+        lines.append(line(label, result.model_summaries[j]))
+    for row in result.strategies:
+        if isinstance(row, StrategyScore):  # ids only: top-1 alone
+            lines.append(line(f"strategy {row.name}",
+                              row.summary or {"top1": {"mean": row.accuracy, "ci95": list(row.ci95)}}))
+    return "\n".join(lines)
+
+
 def unique_names(results: list) -> list[str]:
     """Each dataset's file stem, numbered where two files share one."""
     stems = [Path(r.path).stem for r in results]
@@ -356,7 +534,16 @@ def write_report(results: list, directory: str | os.PathLike, seed: int = 0) -> 
             sections.append(("Emergence curve", "emergence.png", emergence_picture(data, directory / "emergence.png",
                                                                                   seed)))
             sections.append(("Strategies", "accuracy.png", accuracy_picture(data, directory / "accuracy.png")))
+            sections.append(("Beyond top-1: the mirage", "mirage.png", mirage_picture(data, directory / "mirage.png",
+                                                                                     seed)))
+            sections.append(("Speculative decoding", "speculative.png",
+                             speculative_picture(data, directory / "speculative.png")))
         for d in data:
+            sections.append((f"{d.name}: every metric", None,
+                             f"Each input model (smallest first, with its size) and each strategy against the target "
+                             f"on {d.result.n} prefixes: the mean and its 95% bootstrap interval (seed {seed}); "
+                             f"tokens per target pass from alpha at gamma = {GAMMA}; \u2014 where a strategy returned "
+                             "token ids.\n\n" + metrics_table(d.result)))
             if len(d.pictures.emergent_tokens):
                 sections.append((f"{d.name}: emergent prefixes", f"{d.name}-emergent.png",
                                  emergent_picture(d, directory / f"{d.name}-emergent.png", seed)))

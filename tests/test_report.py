@@ -11,9 +11,10 @@ from conftest import run_script
 
 from harness.dataset import save_dataset
 from harness.evaluate import Settings, score_dataset
-from harness.registry import REGISTRY
-from harness.report import rank_bins, target_ranks, write_report
-from harness.scoring import emergent_prefixes
+from harness.registry import REGISTRY, Strategy
+from harness.report import (best_drafter, drafting_curve, interval_cell, rank_bins, target_ranks, trend,
+                            write_report)
+from harness.scoring import StrategyFailure, StrategyScore, emergent_prefixes
 from strategies import load_builtin
 
 # Three prefixes, input models a and b, target t (top-1s: 1, 3, 5), vocabulary 6, hand-checkable:
@@ -88,8 +89,9 @@ def test_report_writes_pictures_and_a_page_linking_them(tmp_path):
     page = (report / "index.md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", page)  # <...>: a file name may hold spaces
     pictures = sorted(p.name for p in report.glob("*.png"))
-    assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "sized-emergent.png", "sized-rank.png",
-                                          "unsized-emergent.png", "unsized-rank.png"]
+    assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "mirage.png", "sized-emergent.png",
+                                          "sized-rank.png", "speculative.png", "unsized-emergent.png",
+                                          "unsized-rank.png"]
     assert all((report / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for name in pictures)
     assert sorted(p.name for p in report.iterdir()) == sorted(pictures + ["index.md"])  # no temporary files left
     assert "sizes are missing from a sidecar, so models are placed by their index" in page.lower()
@@ -141,3 +143,66 @@ def test_token_labels_never_reach_for_the_network(monkeypatch):
     assert token_texts("nobody/no-such-model", np.array([5, 7])) == (["id 5", "id 7"], False)
     texts, decoded = token_texts("suite-1.5m", np.array([262]))
     assert decoded and texts == ["' the'"]
+
+
+def test_drafting_curve_by_hand():
+    # (1 - alpha^(gamma + 1)) / (1 - alpha): at alpha = 1/2 that is 2 - 2^-gamma
+    np.testing.assert_allclose(drafting_curve(0.5), [1.5, 1.75, 1.875, 1.9375, 1.96875, 1.984375, 1.9921875,
+                                                     1.99609375])
+    np.testing.assert_allclose(drafting_curve(0.0, (1, 4)), [1, 1])  # every draft rejected: the target's own token
+    np.testing.assert_allclose(drafting_curve(1.0, (1, 4)), [2, 5])  # every draft accepted: gamma + 1
+
+
+def row(name, alpha=None):
+    """A scored strategy: with a mean alpha it returned distributions, without one token ids."""
+    return StrategyScore(name, np.array([True, False]), (0.0, 1.0), 0, 0,
+                         summary=None if alpha is None else {"alpha": {"mean": alpha, "ci95": [0, 1]}})
+
+
+def test_best_drafter_is_the_highest_alpha_of_the_distributions():
+    assert best_drafter([row("ids"), StrategyFailure("broken", "error")]) is None
+    rows = [row("ids"), row("low", 0.5), StrategyFailure("broken", "error"), row("high", 0.8), row("tie", 0.8)]
+    assert best_drafter(rows).name == "high"  # the first listed on a tie
+
+
+def test_interval_cell_and_trend():
+    assert interval_cell({"mean": 0.5, "ci95": [0.25, 0.75]}, scale=100, digits=1) == "50.0 [25.0, 75.0]"
+    assert interval_cell({"mean": 2.0, "ci95": [1.5, 2.5]}) == "2.000 [1.500, 2.500]"
+    assert interval_cell(None) == "\u2014"
+    assert trend(np.array([0.1, 0.2, 0.3])) == "rises at every step"
+    assert trend(np.array([0.3, 0.2, 0.1])) == "falls at every step"
+    assert trend(np.array([0.1, 0.3, 0.2])) == trend(np.array([0.1, 0.1])) == "not monotone"
+
+
+# Token ids, not a distribution (the built-in strategies may return either): the first input model's top-1.
+FIRST_MODEL = Strategy("first-model", lambda sentences, models, target, probs: probs[:, 0].argmax(axis=1), "")
+
+
+def test_mirage_and_speculative_pictures_from_the_results(tmp_path):
+    """By hand, per prefix, alpha = sum_x min(p, q) against T: a 0.5, 0.4, 0.7 (mean 0.533); b 0.9, 0.5, 0.6
+    (0.667); the mean of a and b 0.7, 0.475, 0.65 (0.608). At gamma = 4, (1 - alpha^5) / (1 - alpha): 2.05, 2.60,
+    2.34. The file lists b first: the pictures and the table still go smallest first (a: 1,000 parameters)."""
+    pytest.importorskip("matplotlib")
+    path = hand_dataset(tmp_path / "h.pkl", order=("b", "t", "a"))
+    mean = Strategy("mean", lambda sentences, models, target, probs: probs.mean(axis=1, dtype=np.float32), "")
+    result = score_dataset(path, [FIRST_MODEL, mean], Settings(target="t", pictures=True, progress=False))
+    page = write_report([result], tmp_path / "r").read_text()
+    for name in ("mirage.png", "speculative.png"):
+        assert (tmp_path / "r" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert f"](<{name}>)" in page
+    # top-1: a agrees on no prefix, b on prefix 0; KL is left to tests/test_metrics.py
+    assert "- h (n = 3): top-1 0.0% \u2192 33.3% (rises at every step), alpha 0.53 \u2192 0.67 (rises at every step)" \
+        in page
+    assert "- h: a 2.05, b 2.60, strategy mean 2.34\n" in page  # first-model returned ids: not a drafter
+    table = page.split("## h: every metric")[1].split("##")[0]
+    assert "| a (1,000) | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] |" in table  # a ranks 1, 3, 5 within its top 5
+    assert table.index("| a (1,000) |") < table.index("| b (10,000) |") < table.index("| strategy first-model |")
+    assert "| strategy first-model | 33.3 [0.0, 100.0] | \u2014 | \u2014 | \u2014 | \u2014 | \u2014 |" in table
+    assert "| 0.608 [" in table.split("| strategy mean |")[1]
+
+
+def test_speculative_picture_without_a_distribution_says_so(tmp_path):
+    pytest.importorskip("matplotlib")
+    settings = Settings(target="t", pictures=True, progress=False)
+    write_report([score_dataset(hand_dataset(tmp_path / "h.pkl"), [FIRST_MODEL], settings)], tmp_path / "r")
+    assert "- h: a 2.05, b 2.60 (no strategy returned distributions)" in (tmp_path / "r" / "index.md").read_text()
