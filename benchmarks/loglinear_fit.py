@@ -1,15 +1,20 @@
-"""The `loglinear` fit at Pythia's vocabulary: time and peak anonymous memory, streamed vs whole-array.
+"""The `loglinear` and `loglinear-ce` fits at Pythia's vocabulary: time and peak anonymous memory,
+streamed vs whole-array.
 
     python3 benchmarks/loglinear_fit.py --prefixes 800 --old d194e7a    # time both, side by side
     python3 benchmarks/loglinear_fit.py --prefixes 1000 3000 --memory   # peak RssAnon of a streamed fit
+    python3 benchmarks/loglinear_fit.py --dataset data/wikipedia-train.pkl   # a dataset's prefixes instead
 
 A synthetic N x 7 x V float16 dataset (softmax of scaled Gaussian logits, so each distribution is
 peaked like a language model's; the target is the 7th model) is written once to a .npy file in
 --dir, then memory-mapped, so a fit reads only its chunks (`TrainingSplit.chunks()`). `--old REV`
 also times `fit_weights` as it was at git revision REV (the whole-array fit, which reads every
-training prefix into memory as float32). Each timing is the best of --repeat runs (other
-processes share the machine). Memory runs each fit in a fresh process, sampling RssAnon from
-/proc/PID/status (file-backed pages of the memory map are page cache and do not count).
+training prefix into memory as float32; top-1 objective only). `--objective` picks the fits:
+`top1` (`loglinear`) and `distribution` (`loglinear-ce`), both by default. `--dataset` reads a
+dataset file's first N prefixes (all by default; its last model the target) instead of the
+synthetic file. Each timing is the best of --repeat runs (other processes share the machine).
+Memory runs each fit in a fresh process, sampling RssAnon from /proc/PID/status (file-backed pages
+of the memory map are page cache and do not count).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.dataset import load_dataset  # noqa: E402
 from harness.learned import TrainingSplit, chunk_prefixes  # noqa: E402
 from strategies import loglinear  # noqa: E402
 
@@ -60,13 +66,18 @@ def synthetic(path: Path, prefixes: int, vocab: int = VOCAB, seed: int = 0) -> P
     return path
 
 
-def training_split(path: Path, prefixes: int) -> TrainingSplit:
-    """The first `prefixes` rows of the memory-mapped file, models 0..5 the inputs, model 6 the target."""
-    probs = np.load(path, mmap_mode="r")
-    top1 = np.concatenate([probs[start:min(start + 200, prefixes), MODELS - 1].argmax(axis=1)
+def load(path: Path) -> np.ndarray:
+    """The (N, M, V) float16 probabilities of a .npy file or a dataset pickle, memory-mapped."""
+    return np.load(path, mmap_mode="r") if path.suffix == ".npy" else load_dataset(path).probs
+
+
+def training_split(probs: np.ndarray, prefixes: int) -> TrainingSplit:
+    """The first `prefixes` rows of `probs` (N, M, V): the last model the target, the others the inputs."""
+    m = probs.shape[1]
+    top1 = np.concatenate([probs[start:min(start + 200, prefixes), m - 1].argmax(axis=1)
                            for start in range(0, prefixes, 200)])
-    return TrainingSplit([f"prefix {i}" for i in range(prefixes)], [f"model{j}" for j in range(MODELS - 1)],
-                         "target", probs, np.arange(prefixes), range(MODELS - 1), MODELS - 1, top1)
+    return TrainingSplit([f"prefix {i}" for i in range(prefixes)], [f"model{j}" for j in range(m - 1)],
+                         "target", probs, np.arange(prefixes), range(m - 1), m - 1, top1)
 
 
 def old_fit(rev: str):
@@ -112,37 +123,50 @@ def peak_rss_anon(fn) -> tuple[int, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prefixes", type=int, nargs="+", default=[800])
+    parser.add_argument("--prefixes", type=int, nargs="+", help="default: 800, or a --dataset's every prefix")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the synthetic .npy file goes")
+    parser.add_argument("--dataset", type=Path, help="fit on this dataset file's prefixes instead")
+    parser.add_argument("--objective", nargs="+", choices=("top1", "distribution"), default=["top1", "distribution"])
     parser.add_argument("--old", metavar="REV", help="also time the whole-array fit at this git revision")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="peak RssAnon of a streamed fit, one process each")
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the .npy file to measure a fit on
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the file to measure a fit on
     args = parser.parse_args()
 
     if args.child:  # one memory measurement in this fresh process
-        train = training_split(args.child, args.prefixes[0])
+        probs = load(args.child)
+        train = training_split(probs, args.prefixes[0])
         baseline, _ = peak_rss_anon(lambda: time.sleep(0.1))
-        peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, MODELS - 1))
+        peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, probs.shape[1] - 1,
+                                                                    objective=args.objective[0]))
         print(baseline, peak)
         return
-    path = synthetic(args.dir / f"loglinear-bench-{MODELS}x{VOCAB}.npy", max(args.prefixes))
-    print(f"{path}: {len(np.load(path, mmap_mode='r')):,} x {MODELS} x {VOCAB:,} float16; "
-          f"chunks of {chunk_prefixes(MODELS, VOCAB)} prefixes", flush=True)
-    for n in args.prefixes:
-        if args.memory:
-            baseline, peak = map(int, subprocess.run([sys.executable, __file__, "--child", str(path), "--prefixes", str(n)],
-                                                     check=True, capture_output=True, text=True).stdout.split())
-            print(f"  N = {n:>6,}: streamed fit peak RssAnon {peak / 2 ** 20:,.0f} MiB "
-                  f"(the process before the fit: {baseline / 2 ** 20:,.0f} MiB)", flush=True)
-        else:
-            train = training_split(path, n)
-            seconds, cpu, weights = best_time(lambda: loglinear.fit_weights(train.chunks, MODELS - 1), args.repeat)
-            print(f"  N = {n:>6,}: streamed fit    {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
-                  f"  w = {np.round(weights, 4)}", flush=True)
-            if args.old:
-                fit = old_fit(args.old)
-                seconds, cpu, old_weights = best_time(lambda: fit(train.probs_per_sentences, train.target_top1),
+    if args.dataset:
+        path, probs = args.dataset, load(args.dataset)
+    else:
+        path = synthetic(args.dir / f"loglinear-bench-{MODELS}x{VOCAB}.npy", max(args.prefixes or [800]))
+        probs = load(path)
+    n_all, m, v = probs.shape
+    print(f"{path}: {n_all:,} x {m} x {v:,} float16; chunks of {chunk_prefixes(m, v)} prefixes", flush=True)
+    for n in args.prefixes or [n_all if args.dataset else 800]:
+        n = min(n, n_all)
+        for objective in args.objective:
+            fit = f"{objective} fit"
+            if args.memory:
+                baseline, peak = map(int, subprocess.run(
+                    [sys.executable, __file__, "--child", str(path), "--prefixes", str(n), "--objective", objective],
+                    check=True, capture_output=True, text=True).stdout.split())
+                print(f"  N = {n:>6,}: streamed {fit:16} peak RssAnon {peak / 2 ** 20:,.0f} MiB "
+                      f"(the process before the fit: {baseline / 2 ** 20:,.0f} MiB)", flush=True)
+                continue
+            train = training_split(probs, n)
+            seconds, cpu, weights = best_time(lambda: loglinear.fit_weights(train.chunks, m - 1, objective=objective),
+                                              args.repeat)
+            print(f"  N = {n:>6,}: streamed {fit:16} {seconds * 1000 / n:5.1f} s per 1,000 prefixes "
+                  f"(CPU {cpu * 1000 / n:5.1f} s)  w = {np.round(weights, 4)}", flush=True)
+            if args.old and objective == "top1":
+                old = old_fit(args.old)
+                seconds, cpu, old_weights = best_time(lambda: old(train.probs_per_sentences, train.target_top1),
                                                       args.repeat)
                 print(f"  N = {n:>6,}: {args.old} fit {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
                       f"  w = {np.round(old_weights, 4)}; max relative difference "

@@ -1,12 +1,15 @@
 """The built-in strategies: one module per strategy, each registering a function with `@register`.
 
-A strategy has the original challenge's signature and returns one token id per sentence:
+A strategy has the original challenge's signature and returns one token id per sentence, or one
+distribution per sentence:
 
-    strategy(sentences, model_names, target_model_name, probs_per_sentences) -> list[int]
+    strategy(sentences, model_names, target_model_name, probs_per_sentences) -> list[int] | (N, V) array
 
 `probs_per_sentences` is a read-only (sentences, input models, vocabulary) float16 array of the
 input models only, a chunk of the dataset's prefixes at a time; the target's slice never reaches a
-strategy. See `template.py` to write one. The registry itself lives in `harness.registry`; its
+strategy. A distribution (non-negative floats, rows summing to 1) is scored on its top-1 (its
+argmax, the first on ties) like ids, and also on the metrics of the whole distribution (KL from
+the target, alpha, ...), which show "—" for ids. See `template.py` to write one. The registry itself lives in `harness.registry`; its
 decorators are re-exported here so that strategy files written for earlier versions keep working.
 `load_tokenizer` gives token strings with the `tokenizers` package alone (no transformers).
 """

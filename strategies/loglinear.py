@@ -1,8 +1,10 @@
-"""A learned log-linear pool: argmax of sum_j w_j log p_j, one weight per input model.
+"""A learned log-linear pool: the distribution softmax_k(sum_j w_j log p_jk), one weight per input model.
 
-The weights are fitted on a training split by maximizing the likelihood of the target's top-1
-token under the pooled softmax, softmax_k(sum_j w_j log p_jk), with an L2 penalty. That
-log-likelihood is concave in w, so Newton's method finds its maximum in a few steps.
+`loglinear` fits the weights on a training split by maximizing the likelihood of the target's top-1
+token under the pooled softmax, with an L2 penalty; `loglinear-ce` by maximizing the mean
+log-likelihood of the target's whole distribution (its cross-entropy, so the fit minimizes
+KL(target || pool)). Both objectives are concave in w, with the same Hessian, so Newton's method
+finds their maximum in a few steps, and one fit serves both (`objective=`).
 
 The fit streams: each evaluation (the objective, its gradient and Hessian, all at once) is
 accumulated over the training split's chunks (`TrainingSplit.chunks()`), so its memory is bounded
@@ -12,7 +14,7 @@ wikipedia data: the start and 7 Newton steps). Inside a chunk, blocks of about 1
 (one prefix at Pythia's vocabulary) stay in cache, and run on all CPU cores at once.
 float16 probabilities become float32 log-probabilities through a table of all 65,536 float16 bit
 patterns: exactly np.log(max(p, FLOOR)), at a fraction of its cost. Prediction is row-wise: a chunk
-of any size gives the same guesses.
+of any size gives the same distributions.
 
 Also here: `top2-average`, the heuristic it is compared with in the README (the mean of the two
 largest input models).
@@ -62,9 +64,12 @@ def blocks(probs: np.ndarray) -> Iterator[slice]:
     return (slice(start, start + rows) for start in range(0, n, rows))
 
 
-def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def block_terms(probs: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """One block's sums over its prefixes i, in float64, packed in one vector (see `newton_terms`):
-    log softmax(z_i)[y_i]; log p_ij[y_i] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
+    E_t[log softmax(z_i)]; E_t[log p_ij] - E_i[log p_ij]; E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik].
+
+    `target` is the target's top-1 ids (b,), where E_t[x] = x[y_i], or its probabilities (b, v),
+    where E_t is the mean under the row divided by its sum (float16 rows do not sum to 1 exactly).
 
     z is summed in float64: in float32 its rounding (about 1e-6 of each pooled logit) makes the
     objective jitter by about 1e-8 between nearby weights, as much as the last Newton steps gain, so
@@ -78,8 +83,14 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
     logp = log_probs(probs)                              # (m, b, v)
     z = (weights @ logp.reshape(m, b * v)).reshape(b, v)  # float64: see below
     z -= z.max(axis=1, keepdims=True)
-    log_lik = z[prefixes, target_top1]
-    at_target = logp[:, prefixes, target_top1].T.astype(np.float64)
+    if target.ndim == 1:  # the top-1
+        log_lik = z[prefixes, target]
+        at_target = logp[:, prefixes, target].T.astype(np.float64)
+    else:  # the distribution: sums weighted by it, pairwise like E_i's
+        t = target.astype(np.float32)
+        t /= t.sum(axis=1, dtype=np.float64, keepdims=True)
+        log_lik = (z * t).sum(axis=1)
+        at_target = (logp * t).sum(axis=2).T.astype(np.float64)
     e = np.exp(z, out=z)
     mass = e.sum(axis=1)                                 # sum_k exp(z_k - max z)
     weighted = logp * e.astype(np.float32)
@@ -94,24 +105,33 @@ def block_terms(probs: np.ndarray, target_top1: np.ndarray, weights: np.ndarray)
                            (second - expected.T @ expected).ravel()])
 
 
-def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2) -> tuple[float, np.ndarray, np.ndarray]:
-    """The objective mean_i log softmax(sum_j w_j log p_ij)[y_i] - l2/2 |w|^2 at `weights`, with its
-    gradient and Hessian, in one pass over `chunks` (each with `probs_per_sentences` and `target_top1`).
+def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2,
+                 objective: str = "top1") -> tuple[float, np.ndarray, np.ndarray]:
+    """The objective mean_i E_t[log softmax(z_i)] - l2/2 |w|^2 at `weights`, with z_i = sum_j w_j log p_ij,
+    with its gradient and Hessian, in one pass over `chunks` (each with `probs_per_sentences` and
+    `target_top1`, or `target_probs` for the distribution objective).
 
-    With s_i = softmax(z_i) the pooled distribution of prefix i and E_i[.] the mean under it:
-      gradient_j = mean_i (log p_ij[y_i] - E_i[log p_ij])                          - l2 w_j
+    E_t is the target's: objective="top1" takes the log-likelihood of its top-1 y_i (E_t[x] = x[y_i]);
+    objective="distribution" the mean under its distribution t_i, so the objective is minus the
+    cross-entropy H(t_i, s_i) = H(t_i) + KL(t_i || s_i), and maximizing it minimizes the KL. With
+    s_i = softmax(z_i) the pooled distribution of prefix i and E_i[.] the mean under it:
+      gradient_j = mean_i (E_t[log p_ij] - E_i[log p_ij])                          - l2 w_j
       Hessian_jk = -mean_i (E_i[log p_ij log p_ik] - E_i[log p_ij] E_i[log p_ik])  - l2 [j = k]
+    (the Hessian does not depend on the target, as E_t is linear in z).
     Blocks of a chunk run on THREADS threads (numpy releases the GIL), while the next chunk is read;
     their sums are added in order, so the result does not depend on the threads' timing."""
+    if objective not in ("top1", "distribution"):
+        raise ValueError(f'objective must be "top1" or "distribution", got {objective!r}')
     m = len(weights)
     sums, total, pending = np.zeros(1 + m + m * m), 0, []
     with ThreadPoolExecutor(THREADS) as pool:
         for chunk in chunks:
-            probs, top1 = chunk.probs_per_sentences, np.asarray(chunk.target_top1)
+            probs = chunk.probs_per_sentences
+            target = np.asarray(chunk.target_top1 if objective == "top1" else chunk.target_probs)
             for done in pending:  # at most two chunks in memory: this one and the one being summed
                 sums += done.result()
-            pending = [pool.submit(block_terms, probs[rows], top1[rows], weights) for rows in blocks(probs)]
-            total += len(top1)
+            pending = [pool.submit(block_terms, probs[rows], target[rows], weights) for rows in blocks(probs)]
+            total += len(probs)
         for done in pending:
             sums += done.result()
     value = sums[0] / total - l2 / 2 * weights @ weights
@@ -120,21 +140,22 @@ def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2) -> tuple
     return value, gradient, hessian
 
 
-def fit_weights(chunks: Callable[[], Iterable], num_models: int, l2: float = L2) -> np.ndarray:
-    """The weights maximizing mean_i log softmax(sum_j w_j log p_ij)[y_i] - l2/2 |w|^2 (Newton).
+def fit_weights(chunks: Callable[[], Iterable], num_models: int, l2: float = L2,
+                objective: str = "top1") -> np.ndarray:
+    """The weights maximizing `newton_terms`'s objective (Newton), from the geometric mean.
 
     `chunks()` yields the training prefixes anew on every call, a chunk at a time, each chunk with
-    `probs_per_sentences` (C, num_models, V) float16 and `target_top1` (C,): `TrainingSplit.chunks`.
-    Every evaluation reads them all once."""
+    `probs_per_sentences` (C, num_models, V) float16 and `target_top1` (C,) or `target_probs` (C, V):
+    `TrainingSplit.chunks`. Every evaluation reads them all once."""
     w = np.full(num_models, 1.0 / num_models)  # start from the geometric mean
-    value, gradient, hessian = newton_terms(chunks(), w, l2)
+    value, gradient, hessian = newton_terms(chunks(), w, l2, objective)
     for _ in range(MAX_STEPS):
         step = np.linalg.solve(hessian, -gradient)
         if gradient @ step < 1e-9:  # Newton decrement: the objective cannot rise by more than this
             break
         # Backtracking keeps every step an ascent step; a rejected step costs one more pass.
         for scale in 0.5 ** np.arange(10):
-            new_value, new_gradient, new_hessian = newton_terms(chunks(), w + scale * step, l2)
+            new_value, new_gradient, new_hessian = newton_terms(chunks(), w + scale * step, l2, objective)
             if new_value > value:
                 break
         else:
@@ -143,27 +164,48 @@ def fit_weights(chunks: Callable[[], Iterable], num_models: int, l2: float = L2)
     return w
 
 
-def pooled_argmax(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """argmax_k sum_j w_j log p_jk for every prefix of `probs` (prefixes, models, vocabulary), block by block."""
-    guesses = np.empty(len(probs), dtype=np.int64)
+def pooled_softmax(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """softmax_k(sum_j w_j log p_jk) as (prefixes, vocabulary) float32, for every prefix of `probs`
+    (prefixes, models, vocabulary), block by block (the temporaries stay in cache).
+
+    Its argmax is the pooled logits' (first on ties), unless two of them lie within float32
+    rounding (about 1e-7) of each other, where exp or the division can round them to one value."""
+    n, _, v = probs.shape
+    out = np.empty((n, v), dtype=np.float32)
     for rows in blocks(probs):
-        guesses[rows] = pooled_logits(log_probs(probs[rows]), weights).argmax(axis=1)
-    return guesses
+        z = out[rows]  # a view: exponentiated and normalized in place
+        z[...] = pooled_logits(log_probs(probs[rows]), weights)
+        z -= z.max(axis=1, keepdims=True)  # stable: the largest term is exp(0) = 1
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+    return out
 
 
-@register("loglinear", learned=True)
-def fit_loglinear(train):
-    """Learned: argmax of sum_j w_j log p_j, w fitted on the training split (L2, Newton)."""
-    weights = fit_weights(train.chunks, len(train.model_names))
+def fitted_pool(train, objective: str) -> Callable:
+    """The strategy returning the pooled distribution, its weights fitted on `train` to `objective`."""
+    weights = fit_weights(train.chunks, len(train.model_names), objective=objective)
 
     def loglinear(sentences, model_names, target_model_name, probs_per_sentences):
-        return pooled_argmax(probs_per_sentences, weights)
+        return pooled_softmax(probs_per_sentences, weights)
 
     loglinear.weights = weights  # for a researcher who wants to look
     return loglinear
 
 
+@register("loglinear", learned=True)
+def fit_loglinear(train):
+    """Learned: softmax of sum_j w_j log p_j, w fitted to the target's top-1 on the training split (L2, Newton)."""
+    return fitted_pool(train, "top1")
+
+
+@register("loglinear-ce", learned=True)
+def fit_loglinear_ce(train):
+    """Learned: softmax of sum_j w_j log p_j, w fitted to the target's whole distribution (cross-entropy = min KL)."""
+    return fitted_pool(train, "distribution")
+
+
 @register("top2-average")
 def top2_average(sentences, model_names, target_model_name, probs_per_sentences):
-    """Argmax of the mean of the two largest input models."""
-    return probs_per_sentences[:, -2:].sum(axis=1, dtype=np.float32).argmax(axis=1)
+    """The mean of the two largest input models (float32)."""
+    # Summed in float32 as before; halving is exact, so the argmax is the sum's.
+    return probs_per_sentences[:, -2:].sum(axis=1, dtype=np.float32) / np.float32(2)

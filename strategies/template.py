@@ -16,7 +16,15 @@ The API is the original challenge's, so functions written for it run unchanged:
                          is input model j's probability of token k after prefix i; V is the
                          tokenizer size. Copy it (`.astype(np.float32)`) to compute in place.
 
-Return one integer token id in [0, V) per sentence (a list or a 1-D integer array).
+Return either
+- one integer token id in [0, V) per sentence (a list or a 1-D integer array), as the original; or
+- one distribution per sentence: an (N, V) array of non-negative floats (float16, float32 or
+  float64), each row summing to 1 within harness.dataset.ROW_SUM_TOLERANCE (0.02), as
+  `my_distribution_strategy` below. Its top-1 (the argmax, the first on ties) is scored like a
+  guess, and the distribution also on the metrics that need one: top-5, log-loss of the target's
+  top-1, KL(target || prediction), alpha = 1 - TV (the acceptance rate of speculative decoding
+  with it as the drafter) and expected tokens per target pass. A strategy returning ids shows "—"
+  there, so return the distribution whenever the strategy has one.
 Work on the whole array at once with numpy: it is far faster than a loop per sentence.
 
 The harness calls a strategy on chunks of prefixes (about 128 MB of probabilities each: ~190
@@ -58,6 +66,14 @@ def my_strategy(sentences, model_names, target_model_name, probs_per_sentences):
     log_probs = np.log(probs_per_sentences[:, -2:].astype(np.float32) + 1e-9)
     extrapolated = 2 * log_probs[:, 1] - log_probs[:, 0]
     return extrapolated.argmax(axis=1)
+
+
+def my_distribution_strategy(sentences, model_names, target_model_name, probs_per_sentences):
+    """The same extrapolation as a distribution: softmax of the extrapolated log-probabilities."""
+    log_probs = np.log(probs_per_sentences[:, -2:].astype(np.float32) + 1e-9)
+    extrapolated = 2 * log_probs[:, 1] - log_probs[:, 0]
+    probs = np.exp(extrapolated - extrapolated.max(axis=1, keepdims=True))  # the largest is exp(0): no overflow
+    return probs / probs.sum(axis=1, keepdims=True)                         # (N, V), rows summing to 1
 
 
 @learned

@@ -11,7 +11,8 @@ import pytest
 
 from harness import InputError
 from harness.learned import TrainingSplit, check_disjoint, fold_indices
-from strategies.loglinear import fit_weights, pooled_argmax
+from harness.scoring import top1
+from strategies.loglinear import fit_weights, pooled_softmax
 
 
 def synthetic(n: int, models: int = 3, vocab: int = 40, seed: int = 0, weights=(-1.0, 0.5, 2.0)):
@@ -20,7 +21,7 @@ def synthetic(n: int, models: int = 3, vocab: int = 40, seed: int = 0, weights=(
     logits = rng.normal(size=(n, models, vocab)) * 2
     probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
     probs = probs.astype(np.float16)
-    target_top1 = pooled_argmax(probs, np.array(weights))
+    target_top1 = top1(pooled_softmax(probs, np.array(weights)))
     target_probs = np.eye(vocab, dtype=np.float16)[target_top1]
     sentences = [f"prefix {i}" for i in range(n)]
     return sentences, probs, target_probs, target_top1
@@ -65,7 +66,7 @@ def test_loglinear_recovers_a_known_pool():
     true = np.array([-1.0, 0.5, 2.0])
     cosine = weights @ true / np.linalg.norm(weights) / np.linalg.norm(true)
     assert cosine > 0.95, weights
-    held_out = pooled_argmax(probs[400:], weights) == target_top1[400:]
+    held_out = top1(pooled_softmax(probs[400:], weights)) == target_top1[400:]
     largest = probs[400:, -1].argmax(axis=1) == target_top1[400:]
     assert held_out.mean() > 0.9 > largest.mean()
 
