@@ -28,9 +28,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from harness.metrics import FLOOR  # 2^-24, the smallest float16 subnormal: float16 zeros become log(FLOOR)
 from strategies import register
 
-FLOOR = 2.0 ** -24  # the smallest float16 subnormal: float16 zeros become log(FLOOR), not -inf
 L2 = 1e-3           # penalty on the mean log-likelihood; keeps w finite when one model is decisive
 MAX_STEPS = 30
 BLOCK_BYTES = 2 ** 20  # float32 log-probabilities per block (at least one prefix): they stay in cache
@@ -206,6 +206,7 @@ def fit_loglinear_ce(train):
 
 @register("top2-average")
 def top2_average(sentences, model_names, target_model_name, probs_per_sentences):
-    """The mean of the two largest input models (float32)."""
+    """The mean of the two largest input models (float32; the one input model's, when there is one)."""
     # Summed in float32 as before; halving is exact, so the argmax is the sum's.
-    return probs_per_sentences[:, -2:].sum(axis=1, dtype=np.float32) / np.float32(2)
+    two = probs_per_sentences[:, -2:]
+    return two.sum(axis=1, dtype=np.float32) / np.float32(two.shape[1])

@@ -753,11 +753,19 @@ def test_show_decodes_every_models_top_k_and_the_guesses():
         assert [line for line in lines if line.startswith(f"  {label} ")][0].endswith(f"  {expected}")
     largest = int(dataset.probs[3, -2].astype(np.float32).argmax())
     right = largest == int(dataset.probs[3, -1].astype(np.float32).argmax())
-    guess = {line.split()[0]: line.split(None, 1)[1] for line in lines[lines.index(
-        next(line for line in lines if line.startswith("  strategy "))) + 1:]}
-    assert guess["largest"] == f"{tokenizer.decode([largest])!r} (id {largest})  {'right' if right else 'wrong'}"
+    headers = [i for i, line in enumerate(lines) if line.startswith("  strategy ")]
+    assert len(headers) == 2  # the guesses, then the returned distributions' top-k
+    guess = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[0] + 1:headers[1]]}
+    assert guess["largest"].startswith(f"{tokenizer.decode([largest])!r} (id {largest})  "
+                                       f"{'right' if right else 'wrong'}  (KL ")
     assert guess["dummy"] == "'<|endoftext|>' (id 0)  wrong"  # special tokens are shown, not dropped
     assert "loglinear" in guess and "error" not in guess["loglinear"]  # learned: fitted by folds, as usual
+    shown = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[1] + 1:]}
+    assert set(shown) == {"largest", "loglinear"}  # dummy returns ids
+    row = dataset.probs[3, -2].astype(np.float32)  # largest's distribution is the largest input model's
+    assert shown["largest"] == " · ".join(f"{tokenizer.decode([int(k)])!r} {row[k]:.3f}"
+                                          for k in np.argsort(-row, kind="stable")[:4])
+    assert any(line.startswith("  difficulty: KL(target || ") for line in lines)
 
 
 def test_show_without_a_tokenizer_gives_ids_and_says_why(tmp_path, paired_case):

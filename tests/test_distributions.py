@@ -112,3 +112,9 @@ def test_on_the_bundled_splits_every_top1_is_the_old_guess(split_files):
         out = run(name, inputs, predict)
         check_distribution(out, n, v)
         assert np.array_equal(top1(out), old_loglinear(inputs, predict.weights)), name
+
+
+def test_top2_average_of_a_single_input_model_is_that_model():
+    probs = np.array([[[0.25, 0.75]], [[1.0, 0.0]]], dtype=np.float16)  # 2 prefixes, 1 input model
+    out = REGISTRY["top2-average"].fn(["a", "b"], ["m"], "t", probs)
+    assert out.tolist() == [[0.25, 0.75], [1.0, 0.0]]
