@@ -969,3 +969,25 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
+    out = tmp_path / "r.json"
+    result = run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "average",
+                        "--strategy", "dummy", "--metric", "alpha", "--json", out)
+    rows = [line.split()[0] for line in result.stdout.splitlines()[4:7]]
+    data = json.loads(out.read_text())["datasets"][0]
+    by_name = {row["name"]: row for row in data["strategies"]}
+    alpha = {name: by_name[name]["metrics"]["alpha"]["mean"] for name in ("largest", "average")}
+    assert rows == sorted(alpha, key=lambda name: -alpha[name]) + ["dummy"]  # ids (dummy) rank last
+    assert "alpha = 1 - TV(target, model): " in result.stdout
+    for name in ("largest", "average"):
+        assert set(by_name[name]["metrics"]) == {"top1", "top5", "log_loss", "kl", "alpha", "tokens_per_pass"}
+    assert set(by_name["dummy"]["metrics"]) == {"top1"}
+    # largest's distribution is its largest input model's: the same numbers as that model's in the curve
+    assert by_name["largest"]["metrics"] == data["emergence_curve"][-1]["metrics"]
+    assert {"kl", "alpha", "top5"} <= set(by_name["average"]["vs_reference"])
+    assert data["floor"] == 2.0 ** -24 and len(data["hardest"]) == 10
+    assert data["near_ties"]["prefixes"] > 0
+    bad = run_script("challenge.py", "--metric", "accuracy", check=False)
+    assert bad.returncode == 2 and "--metric: invalid choice: 'accuracy'" in bad.stderr
