@@ -140,7 +140,8 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
         rest = ties["reference_top1_rest"]
         note(f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
              f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
-             f"{reference.name}'s {ties['reference_misses']} misses fall on them (it is right on "
+             f"{reference.name}'s {ties['reference_misses']} {plural(ties['reference_misses'], 'miss', 'misses')} "
+             f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
              f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
              + ")")
     for fit in dict.fromkeys(row.fit for row in rows if isinstance(row, StrategyScore) and row.fit):

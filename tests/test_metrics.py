@@ -186,3 +186,15 @@ def test_show_keeps_each_distribution_at_the_prefix(small):
     shown = show_prefix(small, 2, [as_strategy("b", lambda s, m, t, probs: probs[:, 1])], Settings(chunk_size=3))
     assert shown.runs[0].shown.tolist() == PROBS[2, 1].astype(np.float32).tolist()
     assert shown.difficulty is None  # no reference heuristic ran
+
+
+def test_a_whole_array_strategy_is_scored_chunk_by_chunk_like_the_others(small):
+    mean = lambda s, m, t, probs: probs.astype(np.float32).mean(axis=1)
+    chunked = score_dataset(small, [as_strategy("mean", mean)], Settings(chunk_size=3)).strategies[0]
+    def whole_mean(s, m, t, probs):
+        assert len(s) == 4  # every prefix in one call
+        return mean(s, m, t, probs)
+    whole_mean.whole_array = True
+    whole = score_dataset(small, [as_strategy("mean", whole_mean)], Settings(chunk_size=3)).strategies[0]
+    for name in ("top5", "log_loss", "kl", "alpha"):
+        assert whole.per_prefix[name].tolist() == chunked.per_prefix[name].tolist(), name
