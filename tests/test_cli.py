@@ -231,6 +231,17 @@ def ragged(s, m, t, p): return [[1, 2], [3]] + [0] * (len(s) - 2)
 def two_arguments(s, p): return [0] * len(s)
 def inside_numpy(s, m, t, p):
     return np.linalg.inv(np.zeros((2, 2)))  # raised in numpy's own Python code
+def nan_distribution(s, m, t, p):
+    q = p[:, -1].astype(np.float32)
+    q[2, 5] = np.nan
+    return q
+def negative_distribution(s, m, t, p):
+    q = p[:, -1].astype(np.float32)
+    q[4, 0] -= 2
+    q[4, 1] += 2  # still sums to 1
+    return q
+def unnormalised_distribution(s, m, t, p): return p[:, -1].astype(np.float32) * 2
+def wrong_width(s, m, t, p): return p[:, -1, :-1]
 '''
 
 
@@ -238,7 +249,8 @@ def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, 
     path = tmp_path / "broken.py"
     path.write_text(BROKEN_STRATEGIES)
     names = ["raises", "index_error", "no_return", "a_dict", "short", "floats", "out_of_range", "negative", "ragged",
-             "two_arguments", "inside_numpy"]
+             "two_arguments", "inside_numpy", "nan_distribution", "negative_distribution", "unnormalised_distribution",
+             "wrong_width"]
     result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--json",
                         tmp_path / "r.json", *[a for n in names for a in ("--strategy", f"{path}:{n}")], check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
@@ -257,6 +269,12 @@ def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, 
     assert rows["two_arguments"]["error"].endswith(f"(defined at {path}:13)")
     assert rows["inside_numpy"]["error"].startswith("raised LinAlgError: ")
     assert rows["inside_numpy"]["error"].endswith(f"(at {path}:15)")
+    assert rows["nan_distribution"]["error"] == "returned NaN or infinite probabilities for sentence 2"
+    assert rows["negative_distribution"]["error"].startswith("returned a negative probability (")
+    assert rows["negative_distribution"]["error"].endswith(") for sentence 4")
+    assert rows["unnormalised_distribution"]["error"] == ("returned a distribution summing to 2 for sentence 0 "
+                                                          "(each row must sum to 1 within 0.02)")
+    assert rows["wrong_width"]["error"].startswith("returned an array of shape (40, 50276), expected")
     for name in names:
         assert f"{path}:{name}" in result.stdout and "error:" in result.stdout
 
