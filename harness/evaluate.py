@@ -16,6 +16,13 @@ strategy is called as in the original challenge, with the chunk's sentences, and
 concatenated. A strategy registered `whole_array` gets every prefix in one call instead (a copy of
 N x (M-1) x V float16: 6 GB for 10,000 prefixes of 7 models at Pythia's vocabulary).
 
+A strategy returns N token ids, or an (N, V) array of distributions whose argmaxes are its guesses
+(`harness.scoring.check_output`). When the target is read, each chunk's distributions are scored
+right away against the target's rows of that chunk (`harness.metrics.distribution_metrics`: top-5,
+log-loss, KL, alpha), as is every input model's distribution, and only those per-prefix numbers are
+kept: memory stays bounded by the chunk. Intervals and paired tests come from one set of bootstrap
+resamples of the prefixes, shared by every strategy and model (`harness.metrics.resample_metrics`).
+
 Each strategy is seeded (`random`, `numpy.random`) with `Settings.seed` once, and its generators'
 state is kept across its chunks, so its guesses do not depend on the chunk size or on the other
 strategies. A failure on any chunk is that strategy's one-line error, and it is not called again;
