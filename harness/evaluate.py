@@ -469,10 +469,11 @@ class DatasetFailure:
         return {"path": str(self.path), "error": self.error}
 
 
-def best_reference(scores: dict[str, StrategyScore]) -> StrategyScore | None:
-    """The most accurate built-in heuristic on this dataset (the first listed on a tie), or None."""
-    scored = [(scores[name].correct, -i, name) for i, name in enumerate(REFERENCE_HEURISTICS) if name in scores]
-    return scores[max(scored)[2]] if scored else None
+def best_reference(correct: dict[str, int]) -> str | None:
+    """The most accurate built-in heuristic on this dataset (`correct`: top-1 hits by strategy name;
+    the first listed on a tie), or None."""
+    scored = [(correct[name], -i, name) for i, name in enumerate(REFERENCE_HEURISTICS) if name in correct]
+    return max(scored)[2] if scored else None
 
 
 def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetResult:
@@ -512,7 +513,7 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
             out.update(compare(scores[a].per_prefix, resampled[a], scores[b].per_prefix, resampled[b]))
         return out
 
-    reference = best_reference(scores)
+    reference = scores.get(best_reference({name: score.correct for name, score in scores.items()}))
     rows = []
     for run in runs[:len(strategies)]:
         if run.error is not None:
@@ -594,9 +595,9 @@ def show_prefix(path: Path, index: int, strategies: list[Strategy], settings: Se
     runs, _ = run_strategies(data, strategies + references_only, settings, view, train, keep=index)
     difficulty = None
     if view is not None:
-        correct = {run.name: int((run.guesses == view.target_top1).sum()) for run in runs if run.error is None}
-        scored = [(correct[name], -i, name) for i, name in enumerate(REFERENCE_HEURISTICS) if name in correct]
-        best = next(run for run in runs if run.name == max(scored)[2]) if scored else None
+        scored = {run.name: run for run in runs if run.error is None}
+        best = scored.get(best_reference({name: int((run.guesses == view.target_top1).sum())
+                                          for name, run in scored.items()}))
         if best is not None and best.metrics is not None:
             difficulty = best.name, float(best.metrics["kl"][index])
     models = [(name, data.probs[index, j].astype(np.float32)) for name, j in zip(data.input_names, data.input_columns)]
