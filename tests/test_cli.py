@@ -993,7 +993,9 @@ def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
     out = tmp_path / "r.json"
     result = run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "average",
                         "--strategy", "dummy", "--metric", "alpha", "--json", out)
-    rows = [line.split()[0] for line in result.stdout.splitlines()[4:7]]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("  strategy "))
+    rows = [line.split()[0] for line in lines[header + 1:header + 4]]
     data = json.loads(out.read_text())["datasets"][0]
     by_name = {row["name"]: row for row in data["strategies"]}
     alpha = {name: by_name[name]["metrics"]["alpha"]["mean"] for name in ("largest", "average")}
