@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.dataset import load_dataset
+from harness.dataset import Dataset, load_dataset
 from harness.learned import TrainingSplit
 from harness.scoring import top1
 from strategies import REGISTRY, load_builtin
@@ -88,9 +88,13 @@ def test_a_pool_on_ties_keeps_the_first_top1():
 @pytest.fixture(scope="module", params=["wikipedia", "glue-rte"])
 def split_files(request):
     train, test = DATA / f"{request.param}-train.pkl", DATA / f"{request.param}-test.pkl"
-    if not (train.exists() and test.exists()):
-        pytest.skip(f"{train.name} or {test.name} absent (bash suite/build_splits.sh builds them)")
-    return load_dataset(train), load_dataset(test)
+    if train.exists() and test.exists():
+        return load_dataset(train), load_dataset(test)
+    # A fresh clone has no split files (bash suite/build_splits.sh builds them): the committed
+    # 110-prefix dataset's first 60 prefixes fit, its last 50 are tested.
+    bundled = load_dataset(DATA / f"{request.param}.pkl")
+    half = lambda rows: Dataset(bundled.path, bundled.model_names, bundled.sentences[rows], bundled.probs[rows])
+    return half(slice(0, 60)), half(slice(60, None))
 
 
 def training_split(dataset) -> TrainingSplit:
