@@ -4,6 +4,7 @@ next-token distribution as a (prefixes x models x vocabulary) float16 tensor.
     python preprocess_train.py                                   # Pythia 70m..2.8b -> 12b, 100 Wikipedia openings
     python preprocess_train.py --dataset glue-rte --dataset-path rte-train.tsv --out data/glue-rte.pkl
     python preprocess_train.py --models small/ medium/ large/ --dataset my_prefixes.txt
+    python preprocess_train.py --models suite --dataset arithmetic --digits 2 --shots 4 --out data/arithmetic.pkl
 
 The last model is the target. Rows are written into the output file as they are computed (host
 memory does not grow with the number of prefixes), and each finished model's slice is cached, so
@@ -50,7 +51,7 @@ import numpy as np
 from harness import InputError, cli
 from harness.dataset import DatasetFile, sidecar_path, start_dataset
 from harness.files import read_text_file
-from harness.prefixes import NAMED, build_prefixes
+from harness.prefixes import FROM_SOURCE, MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options
 from harness.tokenizer import SUITE_MODELS
 
 if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
@@ -97,9 +98,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--revision", action="append", default=[],
                         help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
     parser.add_argument("--dataset", default="wikipedia",
-                        help=f"{' or '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl ({{\"text\": ...}}) file")
-    parser.add_argument("--dataset-path", help="local copy for a named dataset (wikipedia: jsonl/parquet; glue-rte: GLUE TSV), "
+                        help=f"{', '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl "
+                             "({\"text\": ...} per line, optionally with an \"answer\") file")
+    parser.add_argument("--dataset-path", help="local copy for wikipedia or copy (jsonl/parquet) or glue-rte (GLUE TSV), "
                              "or a folder of them (read in name order)")
+    parser.add_argument("--shots", type=int, help="solved examples before each question: arithmetic (default 0), "
+                             "cot-arithmetic (default 3), glue-rte (labelled demonstrations; default: the original set)")
+    parser.add_argument("--digits", type=int,
+                        help=f"operand digits, 1-{MAX_DIGITS}: arithmetic (default 2), cot-arithmetic (default 1)")
+    parser.add_argument("--operation", choices=list(OPERATIONS), help="arithmetic's operation (default add)")
     parser.add_argument("--num-prefixes", type=int, help="how many prefixes (default: 100 for named datasets, all of a file)")
     parser.add_argument("--seed", type=int, default=0, help="seeds which prefixes are drawn")
     parser.add_argument("--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json")
@@ -186,7 +193,7 @@ def check_sources(models: list[str], revisions: list[str | None], dataset: str, 
         if name.startswith((".", "~")) or name.endswith(os.sep):
             raise InputError(f"{name}: no such directory")
         hub_models.append((name, revision))
-    if not hub_models and (dataset not in NAMED or dataset_path is not None):
+    if not hub_models and (dataset not in FROM_SOURCE or dataset_path is not None):
         return
     if constants.is_offline_mode():
         reason = "offline mode is set"
@@ -201,7 +208,7 @@ def check_sources(models: list[str], revisions: list[str | None], dataset: str, 
         if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
             raise InputError(f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
                              "connect to the network, or pass --models with local model directories")
-    if dataset in NAMED and dataset_path is None:
+    if dataset in FROM_SOURCE and dataset_path is None:
         raise InputError(f"--dataset {dataset} streams from the hub ({reason}): connect to the network, "
                          "or pass --dataset-path with a local copy")
 
@@ -304,8 +311,11 @@ def shared_output(state: PartialState, out: Path, model_names: list[str], prefix
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     # Sources, prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
+    check_options(args.dataset, args.num_prefixes, args.dataset_path, args.shots, args.digits, args.operation)
     check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
-    prefixes, prefix_rule = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path)
+    prefix_set = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
+                                digits=args.digits, operation=args.operation)
+    prefixes = prefix_set.prefixes
     extra = read_meta_json(args.meta_json) if args.meta_json else None
 
     import torch
@@ -320,6 +330,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     tokenizer = inference.shared_tokenizer(specs)
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     token_ids = inference.tokenize(tokenizer, prefixes)
+    # Each answer's ids, tokenized alone and without special tokens: the ids it has after its prefix
+    # wherever the pre-tokenizer splits between the two, as byte-level BPE does before the leading
+    # space of " 73" or " True".
+    answers = None
+    if prefix_set.answers is not None:
+        answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
+        answers = [{"text": text, "ids": ids} for text, ids in zip(prefix_set.answers, answer_ids)]
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
         check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
@@ -345,7 +362,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "target_model": specs[-1].stored_name,
                 "num_prefixes": len(prefixes),
                 "vocab_size": vocab_size,
-                "prefixes": prefix_rule,
+                "prefixes": prefix_set.record,
                 "device": device,
                 "num_processes": state.num_processes,
                 "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -353,6 +370,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
             }
+            if answers is not None:  # aligned with the sentences; harness.dataset.sidecar_answers reads them
+                metadata["answers"] = answers
             if extra is not None:
                 metadata["extra"] = extra
             output.finish(metadata)

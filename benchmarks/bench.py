@@ -71,13 +71,13 @@ def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
         tokenizer = load_tokenizer(str(path))
         wiki = SHARED / "corpus" / "wikipedia-en-0.jsonl"
         rte = SHARED / "corpus" / "rte-train.tsv"
-        sets = {"short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki))[0],
-                "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte))[0]}
+        sets = {"short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki)).prefixes,
+                "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte)).prefixes}
         source = "Pythia tokenizer; Wikipedia openings and RTE prompts from ../shared/data"
     else:
         tokenizer = load_tokenizer("suite-1.5m")  # the bundled suite's, committed
-        sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes)[0],
-                "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes)[0]}
+        sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes).prefixes,
+                "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes).prefixes}
         source = "the bundled suite's tokenizer; the bundled prefix files"
     return tokenizer, {name: inference.tokenize(tokenizer, p) for name, p in sets.items()}, source
 

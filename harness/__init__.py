@@ -7,7 +7,8 @@ one module here:
 - `safe_pickle`: loading a pickle without running code from it, in memory bounded by the file;
 - `files`: atomic writes, output paths checked before work, user text files;
 - `resume_cache`: preprocessing's per-model cache, beside `inference`;
-- `prefixes`: the prefix sets (Wikipedia openings, GLUE RTE prompts, a user's .txt/.jsonl);
+- `prefixes`: the prefix sets and their gold answers (Wikipedia openings, GLUE RTE prompts, copying,
+  arithmetic, a user's .txt/.jsonl);
 - `tokenizer`: a model's tokenizer, with the `tokenizers` package alone (encoding and decoding);
 - `inference`: running a model suite over prefixes into a float16 probability tensor (torch),
   `run_suite`;

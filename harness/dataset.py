@@ -3,7 +3,8 @@
 The pickle format is the original challenge's, unchanged: a 3-tuple of the model names (the last
 is the target), the prefixes, and a float16 array `probs[prefix, model, token]`. Metadata goes in
 a JSON sidecar beside it (`wikipedia.pkl` -> `wikipedia.json`), which records the pickle's size and
-SHA-256 so that a sidecar left beside another pickle (a crash between the two writes) is detected.
+SHA-256 so that a sidecar left beside another pickle (a crash between the two writes) is detected,
+and, for prefix sets with answers, each prefix's gold answer and its token ids (`sidecar_answers`).
 
 Loading goes through `harness.safe_pickle` (no code from the file runs), which memory-maps the
 array where the file holds it (protocols 3-5): `Dataset.probs` is a read-only map, read from the
@@ -360,6 +361,33 @@ def model_sizes(model_names: list[str], metadata: dict | None) -> dict[str, dict
     return {m["name"]: {"non_embedding_params": counts(m.get("non_embedding_params")),
                         "total_params": counts(m.get("total_params", m.get("parameters")))} for m in models}
 
+
+@dataclass(frozen=True)
+class Answer:
+    """A prefix's gold continuation (" 73", " True") and its token ids under the dataset's tokenizer."""
+    text: str
+    ids: tuple[int, ...]
+
+
+def sidecar_answers(dataset: Dataset, metadata: dict | None) -> list[Answer] | None:
+    """Each sentence's gold answer from the sidecar's `metadata` (`read_sidecar`: read it once),
+    aligned with `dataset.sentences`; None when the dataset has none (a plain prefix set, the
+    original pickles, no sidecar). A malformed list is a one-line error naming the sidecar."""
+    answers = metadata.get("answers") if isinstance(metadata, dict) else None
+    if answers is None:
+        return None
+    where = sidecar_path(dataset.path)
+    if not isinstance(answers, list) or len(answers) != len(dataset.sentences):
+        raise InputError(f'{where}: "answers" must be a list with one answer per sentence ({len(dataset.sentences)})')
+    parsed = []
+    for i, answer in enumerate(answers):
+        text, ids = (answer.get("text"), answer.get("ids")) if isinstance(answer, dict) else (None, None)
+        if not (isinstance(text, str) and text and isinstance(ids, list) and ids
+                and all(type(t) is int and 0 <= t < dataset.vocab_size for t in ids)):
+            raise InputError(f'{where}: answer {i} must be {{"text": a non-empty string, "ids": token ids below '
+                             f'the vocabulary size {dataset.vocab_size}}}')
+        parsed.append(Answer(text, tuple(ids)))
+    return parsed
 
 
 def short_name(model: str) -> str:

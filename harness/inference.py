@@ -91,16 +91,17 @@ def shared_tokenizer(specs: list[ModelSpec]) -> Tokenizer:
     return first
 
 
-def tokenize(tokenizer: Tokenizer, prefixes: list[str]) -> list[list[int]]:
+def tokenize(tokenizer: Tokenizer, prefixes: list[str], special_tokens: bool = True) -> list[list[int]]:
     """Token ids per prefix, as transformers' AutoTokenizer encodes them by default: special tokens
-    as the tokenizer's post-processor adds them, no truncation (left_truncate does that per model)."""
+    as the tokenizer's post-processor adds them (none with `special_tokens=False`, for answers,
+    which continue a prefix), no truncation (left_truncate does that per model)."""
     if tokenizer.truncation is not None or tokenizer.padding is not None:
         # Some tokenizer.json files switch these on; transformers switches them off per call. A copy:
         # the loaded tokenizer is shared.
         tokenizer = Tokenizer.from_str(tokenizer.to_str())
         tokenizer.no_truncation()
         tokenizer.no_padding()
-    token_ids = [encoding.ids for encoding in tokenizer.encode_batch(prefixes)]
+    token_ids = [encoding.ids for encoding in tokenizer.encode_batch(prefixes, add_special_tokens=special_tokens)]
     empty = [i for i, ids in enumerate(token_ids) if not ids]
     if empty:
         raise InputError(f"prefix {empty[0]} ({prefixes[empty[0]]!r}) encodes to no tokens")

@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM
 
 from benchmarks.original import original_loop
 from harness import InputError, inference, resume_cache
-from harness.dataset import load_dataset
+from harness.dataset import Answer, Dataset, load_dataset, read_sidecar, sidecar_answers
+from harness.prefixes import build_prefixes
 from harness.tokenizer import load_tokenizer
 
 
@@ -177,6 +178,8 @@ def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file)
     bad_json.write_text("{not json")
     for args, message in [(["--dataset", tmp_path / "missing.txt"], "missing.txt: no such file"),
                           (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+                          (["--dataset", "arithmetic", "--digits", "6"], "error: --digits must be 1 to 5, got 6\n"),
+                          (["--dataset", "glue-rte", "--shots", "-1"], "error: --shots must be at least 0, got -1\n"),
                           (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
                           (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file"),
                           (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file")]:
@@ -197,6 +200,51 @@ def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
     assert all("\nQuestion: " in s and s.endswith(" True or False?\nAnswer:") for s in sentences)
     result = run_script("challenge.py", "--dataset", out)
     assert "12 prefixes, 1 input model," in result.stdout
+
+
+def test_arithmetic_end_to_end_writes_the_answers_and_their_ids_in_the_sidecar(tmp_path, suite, tokenizer):
+    out = tmp_path / "arithmetic.pkl"
+    run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", "arithmetic", "--digits", 1,
+               "--operation", "multiply", "--shots", 2, "--num-prefixes", 6, "--seed", 3, "--out", out,
+               "--device", "cpu", "--no-progress")  # offline: the arithmetic builder needs no source
+    dataset = load_dataset(out)
+    meta = read_sidecar(out)
+    assert meta["prefixes"]["dataset"] == "arithmetic" and meta["prefixes"]["seed"] == 3
+    assert {k: meta["prefixes"][k] for k in ("shots", "digits", "operation")} == {"shots": 2, "digits": 1,
+                                                                                 "operation": "multiply"}
+    assert [a["text"] for a in meta["answers"]] == build_prefixes("arithmetic", 6, 3, shots=2, digits=1,
+                                                                  operation="multiply").answers
+    answers = sidecar_answers(dataset, meta)
+    assert len(answers) == len(dataset.sentences) == 6
+    for sentence, answer in zip(dataset.sentences, answers):
+        a, b = sentence.rsplit("What is ", 1)[1].removesuffix("?\nAnswer:").split(" times ")
+        assert answer.text == f" {int(a) * int(b)}"  # aligned with its sentence
+        assert list(answer.ids) == tokenizer(answer.text, add_special_tokens=False)["input_ids"]
+    # The answer's ids are what it has after its prefix: the prefix's ids, then the answer's.
+    together = encode(suite[0], [dataset.sentences[0] + answers[0].text])[0]
+    assert together == encode(suite[0], [dataset.sentences[0]])[0] + list(answers[0].ids)
+    assert sidecar_answers(load_dataset(out), None) is None
+
+
+def test_a_set_without_answers_has_none_in_its_sidecar(built_dataset):
+    meta = read_sidecar(built_dataset)
+    assert "answers" not in meta and sidecar_answers(load_dataset(built_dataset), meta) is None
+
+
+@pytest.mark.parametrize("answers, message", [
+    ([{"text": " 4", "ids": [5]}], r'"answers" must be a list with one answer per sentence \(2\)'),
+    ("4, 5", r'"answers" must be a list with one answer per sentence \(2\)'),
+    ([{"text": " 4", "ids": [5]}, {"text": " 5"}], r'answer 1 must be \{"text": a non-empty string, "ids": token ids'),
+    ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [10]}], "answer 1 must be .* below the vocabulary size 10"),
+    ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [True]}], "answer 1 must be"),
+    ([{"text": "", "ids": [5]}, {"text": " 5", "ids": [6]}], "answer 0 must be"),
+])
+def test_malformed_sidecar_answers_are_one_line_errors(tmp_path, answers, message):
+    dataset = Dataset(tmp_path / "d.pkl", ["a", "b"], ["2 + 2 =", "2 + 3 ="], np.zeros((2, 2, 10), np.float16))
+    assert sidecar_answers(dataset, {"answers": [{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [6]}]}) == [
+        Answer(" 4", (5,)), Answer(" 5", (6,))]
+    with pytest.raises(InputError, match=f"^{tmp_path}/d.json: {message}"):
+        sidecar_answers(dataset, {"answers": answers})
 
 
 def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefix_file):
