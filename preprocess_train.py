@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from harness import InputError, cli
-from harness.dataset import DatasetFile, sidecar_path, start_dataset
+from harness.dataset import FORMAT, DatasetFile, sidecar_path, start_dataset
 from harness.files import read_text_file
 from harness.prefixes import FROM_SOURCE, MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options
 from harness.tokenizer import SUITE_MODELS
@@ -356,8 +356,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         state.wait_for_everyone()  # every process's rows are in the file
         if state.is_main_process:
             metadata = {
-                "format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
-                          "under model j, float16; the last model is the target",
+                "format": FORMAT,
                 "models": summary,
                 "target_model": specs[-1].stored_name,
                 "num_prefixes": len(prefixes),

@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.dataset import start_dataset  # noqa: E402
+from harness.dataset import FORMAT, start_dataset  # noqa: E402
 
 # (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
 PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
@@ -139,18 +139,13 @@ def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, voc
     sentences = [f"synthetic prefix {i}" for i in range(num_prefixes)]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     file = start_dataset(path, names, sentences, vocab_size)
-    try:
-        out = file.open()
+
+    def fill(out: np.ndarray) -> None:
         for start, chunk in zip(range(0, num_prefixes, CHUNK), generate(num_prefixes, seed, vocab_size, models)):
             out[start:start + len(chunk)] = chunk
-        if isinstance(out, np.memmap):
-            out.flush()
-        del out
-    except BaseException:
-        file.discard()
-        raise
-    record = {"format": "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) "
-                        "under model j, float16; the last model is the target",
+
+    file.fill(fill)
+    record = {"format": FORMAT,
               "models": [{"name": name, "non_embedding_params": non_embedding, "total_params": total}
                          for name, non_embedding, total in models],
               "synthetic": {"generator": "benchmarks/make_dataset.py", "prefixes": num_prefixes,

@@ -24,7 +24,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -32,6 +32,8 @@ from harness import InputError, one_line
 from harness.files import atomic_write, remove_stale_temps, temp_path
 from harness.safe_pickle import find_payload, load_pickle, plain_dtype
 
+FORMAT = ("pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under model j, "
+          "float16; the last model is the target")  # as sidecars describe it
 ROW_SUM_TOLERANCE = 0.02  # float16 rounding and underflow lose far less than this
 _CHUNK_ELEMENTS = 1 << 18  # validate ~256K values at a time: the temporaries stay in cache (1.8x faster than 4M)
 # Every float16 bit pattern's float32 value: a table look-up converts ~2x faster than numpy's
@@ -222,6 +224,19 @@ class DatasetFile:
             return np.zeros(self.shape, np.float16)  # no bytes to map
         return np.memmap(self.tmp, np.float16, mode="r+", offset=self.offset, shape=self.shape)
 
+    def fill(self, write: Callable[[np.ndarray], None]) -> None:
+        """`write(array)` into the file's array through one `open()` map, flushed; any failure
+        removes the file (`discard`) and is raised."""
+        try:
+            out = self.open()
+            write(out)
+            if isinstance(out, np.memmap):
+                out.flush()
+            del out
+        except BaseException:
+            self.discard()
+            raise
+
     def finish(self, metadata: dict | None) -> dict:
         """Make the file the dataset (flush the maps from `open()` first) and write its sidecar;
         return the pickle's {"bytes", "sha256"}, as the sidecar records them.
@@ -286,15 +301,7 @@ def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: lis
     if probs.shape[0] != len(sentences) or probs.ndim != 3 or len(model_names) != models:
         raise ValueError(f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models")
     file = start_dataset(path, model_names, sentences, probs.shape[2])
-    try:
-        out = file.open()
-        copy_rows(out, probs, columns)
-        if isinstance(out, np.memmap):
-            out.flush()
-        del out
-    except BaseException:
-        file.discard()
-        raise
+    file.fill(lambda out: copy_rows(out, probs, columns))
     return file.finish(metadata)
 
 

@@ -167,6 +167,8 @@ def test_near_ties_and_difficulty(small):
     assert result.reference.name == "average"
     assert np.array_equal(result.difficulty, result.strategies[0].per_prefix["kl"])
     assert [h["index"] for h in result.hardest()] == list(np.argsort(-result.difficulty, kind="stable"))
+    kls = [h["kl"] for h in result.hardest()]
+    assert len(kls) == 4 and kls == sorted(kls, reverse=True) and kls[0] == result.difficulty.max()
     # The target's second token over its first: 1/2, 1/2, 1 (a tie: prefix 2 is near-tied), 0.6.
     # The mean's top-1s are 1, 0, 3, 0 against the target's 0, 2, 1, 1: four misses, one near-tied.
     assert result.view.second_ratio.tolist() == pytest.approx([0.5, 0.5, 1.0, 0.6])

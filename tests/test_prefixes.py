@@ -22,13 +22,19 @@ def wiki_jsonl(tmp_path):
     return path
 
 
-@pytest.fixture
-def rte_tsv(tmp_path):
-    path = tmp_path / "rte.tsv"
+def glue_tsv(path, pairs):
+    """A GLUE RTE TSV of (premise, hypothesis, entailed) rows, indexed from 0."""
     rows = ["index\tsentence1\tsentence2\tlabel"]
-    rows += [f'{i}\tPremise "{i}" says so.\tHypothesis {i}.\t{"not_" * (i % 2)}entailment' for i in range(30)]
+    rows += [f"{i}\t{premise}\t{hypothesis}\t{'' if entailed else 'not_'}entailment"
+             for i, (premise, hypothesis, entailed) in enumerate(pairs)]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+@pytest.fixture
+def rte_tsv(tmp_path):
+    return glue_tsv(tmp_path / "rte.tsv", [(f'Premise "{i}" says so.', f"Hypothesis {i}.", i % 2 == 0)
+                                           for i in range(30)])
 
 
 def test_wikipedia_openings_are_10_to_20_words_and_seeded(wiki_jsonl):
@@ -241,11 +247,8 @@ def test_cot_arithmetic_worked_steps_and_answers():
 @pytest.fixture
 def rte_premises_tsv(tmp_path):
     """40 labelled pairs, two hypotheses per premise; pair i is entailment unless i % 3 == 0."""
-    path = tmp_path / "rte.tsv"
-    rows = ["index\tsentence1\tsentence2\tlabel"]
-    rows += [f"{i}\tPremise {i // 2} holds.\tHypothesis {i}.\t{'not_' * (i % 3 == 0)}entailment" for i in range(40)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return glue_tsv(tmp_path / "rte.tsv", [(f"Premise {i // 2} holds.", f"Hypothesis {i}.", i % 3 != 0)
+                                           for i in range(40)])
 
 
 RTE_BLOCK = re.compile(r"Premise (\d+) holds\.\nQuestion: Hypothesis (\d+)\. True or False\?\nAnswer:( True| False)?")
