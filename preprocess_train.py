@@ -247,6 +247,30 @@ def check_free_space(out: Path, nbytes: int) -> None:
                          f"about {nbytes / 1e6:,.0f} MB")
 
 
+def single_token_choices(tokenizer, choices: list[str] | None) -> list[int] | None:
+    """The ids of a choice task's answers (glue-rte's " True" and " False"), if each is one token:
+    their log-probabilities after the prefix are then in the answer pass's first position."""
+    if not choices:
+        return None
+    from harness.inference import tokenize
+
+    ids = tokenize(tokenizer, choices, special_tokens=False)
+    return [i[0] for i in ids] if all(len(i) == 1 for i in ids) else None
+
+
+def answer_records(texts: list[str], answer_ids: list[list[int]], summary: list[dict]) -> list[dict]:
+    """Per prefix: its answer and ids, and per model (in the dataset's order) the answer pass's
+    scores, moved out of the models' summary rows."""
+    scores = [row.pop("answers") for row in summary]
+    records = []
+    for i, (text, ids) in enumerate(zip(texts, answer_ids)):
+        record = {"text": text, "ids": ids}
+        for name in scores[0]:
+            record[name] = [model_scores[name][i] for model_scores in scores]
+        records.append(record)
+    return records
+
+
 def read_meta_json(path: Path) -> object:
     text = read_text_file(path, "a JSON file (--meta-json)")
     try:
@@ -333,10 +357,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     # Each answer's ids, tokenized alone and without special tokens: the ids it has after its prefix
     # wherever the pre-tokenizer splits between the two, as byte-level BPE does before the leading
     # space of " 73" or " True".
-    answers = None
+    answer_ids, choice_ids = None, None
     if prefix_set.answers is not None:
         answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
-        answers = [{"text": text, "ids": ids} for text, ids in zip(prefix_set.answers, answer_ids)]
+        choice_ids = single_token_choices(tokenizer, prefix_set.record.get("choices"))
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
         check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
@@ -349,7 +373,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         probs = output.open()
         _, summary = inference.run_suite(specs, token_ids, vocab_size, device=device, dtype=args.dtype,
                                          cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
-                                         progress=not args.no_progress, out=probs)
+                                         progress=not args.no_progress, out=probs, answer_ids=answer_ids,
+                                         choice_ids=choice_ids)
         if isinstance(probs, np.memmap):
             probs.flush()
         del probs
@@ -369,8 +394,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
             }
-            if answers is not None:  # aligned with the sentences; harness.dataset.sidecar_answers reads them
-                metadata["answers"] = answers
+            if answer_ids is not None:  # aligned with the sentences; harness.dataset.sidecar_answers reads them
+                metadata["answers"] = answer_records(prefix_set.answers, answer_ids, summary)
             if extra is not None:
                 metadata["extra"] = extra
             output.finish(metadata)

@@ -397,6 +397,55 @@ def sidecar_answers(dataset: Dataset, metadata: dict | None) -> list[Answer] | N
     return parsed
 
 
+@dataclass
+class AnswerScores:
+    """What preprocessing's answer pass measured (`preprocess_train.py` on a prefix set with answers):
+    arrays over (models in the file's order, prefixes)."""
+    first_ids: np.ndarray          # (n,) each answer's first token id
+    loglik: np.ndarray             # the whole answer's teacher-forced log-likelihood, in nats
+    greedy: np.ndarray             # bool: greedy decoding writes the whole answer
+    first_top1: np.ndarray         # bool: the answer's first token is the model's top-1
+    choices: list[str] | None      # a choice task's answers (glue-rte: " True", " False"), else None
+    choice_logprobs: np.ndarray | None  # (models, n, choices): each choice's log-probability after the prefix
+    gold_choice: np.ndarray | None      # (n,) the gold answer's index in `choices`
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(models, n) whether each model answers each prefix right: of a choice task, its likeliest
+        choice is the gold one (lm-evaluation-harness's multiple-choice accuracy); else greedy
+        decoding writes the gold answer (its `is_greedy`, the arithmetic tasks' accuracy)."""
+        if self.choice_logprobs is None:
+            return self.greedy
+        return self.choice_logprobs.argmax(axis=2) == self.gold_choice[None, :]
+
+
+def sidecar_answer_scores(dataset: Dataset, metadata: dict | None) -> AnswerScores | None:
+    """The answer pass's scores from the sidecar's `metadata`, for the first `n` sentences; None
+    when it has none (no answers, or a sidecar written before the answer pass)."""
+    answers = sidecar_answers(dataset, metadata)
+    if answers is None or not all(isinstance(a, dict) and "loglik" in a for a in metadata["answers"]):
+        return None
+    where, models = sidecar_path(dataset.path), len(dataset.model_names)
+    rows = metadata["answers"]
+    choices = metadata.get("prefixes", {}).get("choices") if isinstance(metadata.get("prefixes"), dict) else None
+    fields = ["loglik", "greedy", "first_top1"] + (["choice_logprobs"] if choices else [])
+    arrays = {}
+    for name in fields:
+        try:
+            arrays[name] = np.array([row[name] for row in rows], dtype=np.float64).swapaxes(0, 1)
+        except (KeyError, TypeError, ValueError):
+            arrays[name] = None
+        if arrays[name] is None or arrays[name].shape[0] != models:
+            raise InputError(f'{where}: every answer\'s "{name}" must hold one value per model ({models})')
+    gold_choice = None
+    if choices:
+        if any(a.text not in choices for a in answers):
+            raise InputError(f"{where}: an answer is not one of the choices {choices}")
+        gold_choice = np.array([choices.index(a.text) for a in answers])
+    return AnswerScores(np.array([a.ids[0] for a in answers]), arrays["loglik"], arrays["greedy"].astype(bool),
+                        arrays["first_top1"].astype(bool), choices, arrays.get("choice_logprobs"), gold_choice)
+
+
 def short_name(model: str) -> str:
     """A model's name without its folders: `EleutherAI/pythia-12b` -> `pythia-12b`, `build/suite-1.5m/` -> `suite-1.5m`."""
     return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

@@ -255,6 +255,94 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     return {"rows": rows, "seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)}
 
 
+@torch.inference_mode()
+def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]],
+                    vocab_size: int, choice_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Teacher-forced scores of each prefix's answer: (log-likelihood of the whole answer, whether
+    every answer token is the model's top-1 given the tokens before it, i.e. greedy decoding writes
+    the answer, whether the first answer token is its top-1, and the log-probabilities of the
+    single-token `choice_ids` at the first answer position, or None). Over the tokenizer's
+    `vocab_size` ids, as the dataset's distributions are (Pythia pads its output head past them).
+
+    Left-padded, with position ids that skip the pads, so the answers end every row together and
+    the model's own forward (`logits_to_keep`, the last positions only) gives their logits."""
+    device = model.get_input_embeddings().weight.device
+    sequences = [prefix + answer for prefix, answer in zip(token_ids, answer_ids)]
+    width = max(map(len, sequences))
+    keep = max(map(len, answer_ids)) + 1  # the last prefix position predicts the first answer token
+    input_ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids):] = torch.tensor(ids)
+        attention_mask[row, width - len(ids):] = 1
+    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                   position_ids=position_ids.to(device), logits_to_keep=keep, use_cache=False).logits
+    logprobs = torch.log_softmax(logits[:, -keep:-1, :vocab_size].float(), dim=-1).cpu()  # position k predicts token k + 1
+    loglik = np.empty(len(sequences))
+    greedy = np.empty(len(sequences), dtype=bool)
+    first_top1 = np.empty(len(sequences), dtype=bool)
+    choices = np.empty((len(sequences), len(choice_ids))) if choice_ids else None
+    for row, answer in enumerate(answer_ids):  # per row: answers differ in length (a loop over a batch's rows)
+        steps = logprobs[row, keep - 1 - len(answer):]
+        target = torch.tensor(answer)
+        loglik[row] = float(steps[torch.arange(len(answer)), target].sum())
+        top1 = steps.argmax(-1)
+        greedy[row] = bool((top1 == target).all())
+        first_top1[row] = bool(top1[0] == target[0])
+        if choices is not None:
+            choices[row] = steps[0, choice_ids].numpy()
+    return loglik, greedy, first_top1, choices
+
+
+def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int, *,
+                  choice_ids: list[int] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
+                  rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict[str, np.ndarray]:
+    """`answer_logprobs` over every prefix, batched like `next_token_probs` (sorted by length under a
+    token budget, the batches dealt out round-robin under `accelerate launch`). Returns arrays over
+    all prefixes: `rows` (this process's), `loglik`, `greedy`, `first_top1` and, with `choice_ids`,
+    `choice_logprobs`; rows of other processes are NaN/False."""
+    device = model.get_input_embeddings().weight.device
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
+    lengths = np.array([len(p) + len(a) for p, a in zip(token_ids, answer_ids)])
+    batches = length_sorted_batches(lengths, max(max_tokens, int(lengths.max())), batch_size)[rank::world_size]
+    n = len(token_ids)
+    scores = {"loglik": np.full(n, np.nan), "greedy": np.zeros(n, dtype=bool), "first_top1": np.zeros(n, dtype=bool)}
+    if choice_ids:
+        scores["choice_logprobs"] = np.full((n, len(choice_ids)), np.nan)
+    with tqdm(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
+              leave=False, disable=not progress) as bar:
+        for batch in batches:
+            loglik, greedy, first_top1, choices = answer_logprobs(
+                model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch], vocab_size, choice_ids)
+            scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = loglik, greedy, first_top1
+            if choices is not None:
+                scores["choice_logprobs"][batch] = choices
+            bar.update(int(lengths[batch].sum()))
+    scores["rows"] = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
+    return scores
+
+
+def fit_answers(token_ids: list[list[int]], answer_ids: list[list[int]], context: int) -> list[list[int]]:
+    """Each prefix cut from the left so that it and its answer fit the model's context."""
+    return [prefix[-max(1, context - len(answer)):] for prefix, answer in zip(token_ids, answer_ids)]
+
+
+def gathered_answer_scores(state: PartialState, scores: dict[str, np.ndarray]) -> dict[str, list]:
+    """Every process's rows of `answer_scores` in one dict of per-prefix lists (JSON-ready)."""
+    parts = [scores]
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        parts = gather_object([scores])
+    merged = {name: values.copy() for name, values in scores.items() if name != "rows"}
+    for part in parts:
+        for name in merged:
+            merged[name][part["rows"]] = part[name][part["rows"]]
+    return {name: values.tolist() for name, values in merged.items()}
+
+
 def free_memory() -> None:
     """Return freed memory to the device (after `del model`, or a failed attempt), on any backend."""
     release_memory()  # with no objects: gc.collect(), then the device's empty_cache()
@@ -264,7 +352,8 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
               dtype: str | torch.dtype = "auto", cache_dir: Path | None = None, max_tokens: int | None = None,
               batch_size: int | None = None, progress: bool = True,
               load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
-              out: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+              out: np.ndarray | None = None, answer_ids: list[list[int]] | None = None,
+              choice_ids: list[int] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Every model's next-token distribution after every prefix, models in the order given.
 
     Fills `out`, the (prefixes, models, vocab_size) float16 array (default: a new one in memory;
@@ -277,6 +366,11 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
     rows of its own map (`out`) of one shared file, and nothing is gathered: the main process
     alone copies cached slices in and, once all have written a model's rows, writes its slice to
     the cache. The caller waits for all processes before it reads the file.
+
+    With `answer_ids` (one list per prefix), each model also scores every prefix's answer in a
+    second pass (`answer_scores`), and its summary row gets `answers`: per prefix, the answer's
+    log-likelihood, whether greedy decoding writes it, whether its first token is the top-1, and
+    with `choice_ids` the log-probabilities of the choices (e.g. " True" and " False").
     """
     state = PartialState()
     device = device or str(state.device)
@@ -293,9 +387,10 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         if spec.label is not None:
             row["path"] = spec.name
         summary.append(row)
-        key = cache_key(spec, token_ids, model_dtype, vocab_size) if cache_dir is not None else None
+        answers = None if answer_ids is None else [answer_ids, choice_ids]
+        key = cache_key(spec, token_ids, model_dtype, vocab_size, answers) if cache_dir is not None else None
         cached = read_cached_slice(cache_dir, key, (len(token_ids), vocab_size)) if key else None
-        if cached is not None:  # every process sees the same cache: none is written while they look
+        if cached is not None and (answer_ids is None or "answers" in cached[1]):  # every process sees the same cache: none is written while they look
             if state.is_main_process:
                 copy_rows(probs[:, j], cached[0])
             # The cache holds measurements (sizes, timings); names and paths are this run's.
@@ -307,8 +402,17 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         stats = next_token_probs(model, left_truncate(token_ids, context_length(model), spec.name), probs[:, j],
                                  max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
                                  world_size=state.num_processes, desc=short_name(spec.name), progress=progress)
+        if answer_ids is not None:
+            answer_start = time.perf_counter()
+            row["answers"] = gathered_answer_scores(state, answer_scores(
+                model, fit_answers(token_ids, answer_ids, context_length(model)), answer_ids, vocab_size,
+                choice_ids=choice_ids,
+                max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
+                world_size=state.num_processes, desc=short_name(spec.name) + " answers", progress=progress))
         row.update(**param_counts(model), load_seconds=round(load_seconds, 3), seconds=round(stats["seconds"], 3),
                    tokens=stats["tokens"], tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
+        if answer_ids is not None:
+            row["answer_seconds"] = round(time.perf_counter() - answer_start, 3)
         del model
         free_memory()
         if key:

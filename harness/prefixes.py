@@ -129,6 +129,8 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
         warnings.warn(f"{source}: only {len(prefixes)} prefixes available, fewer than the {num_prefixes} asked for")
     record = {"dataset": dataset, "source": str(source), "rule": rule, "seed": seed, "num_prefixes": len(prefixes),
               **options}
+    if dataset == "glue-rte" and answers is not None:  # a two-way choice: task accuracy compares the two, chance 50%
+        record["choices"] = sorted(set(RTE_GOLD.values()), reverse=True)
     return PrefixSet(prefixes, answers, record)
 
 

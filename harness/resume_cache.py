@@ -101,8 +101,11 @@ def hub_commit(spec: ModelSpec) -> str | None:
         return None
 
 
-def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int) -> str:
+def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int,
+              answers: list | None = None) -> str:
     """What a cached slice depends on: the model (name, revision and weights), the token ids (the
-    prefixes and the tokenizer), the dtype and the vocabulary."""
-    blob = json.dumps([spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, token_ids])
+    prefixes and the tokenizer), the dtype and the vocabulary; and, for a dataset with answers, the
+    answers' and choices' ids, whose scores are cached in the slice's summary row."""
+    key = [spec.name, spec.revision, model_fingerprint(spec), str(dtype), vocab_size, token_ids]
+    blob = json.dumps(key if answers is None else [*key, answers])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
