@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 import harness.cli
-from harness.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, Settings, default_datasets, predict_dataset,
-                              score_dataset, show_prefix)
+from harness.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, DatasetResult, Settings, default_datasets,
+                              predict_dataset, score_dataset, show_prefix)
 from harness.files import check_writable, write_output
-from harness.leaderboard import predictions_csv, print_leaderboard, print_predictions, print_shown
+from harness.leaderboard import predictions_csv, print_harder_here, print_leaderboard, print_predictions, print_shown
 from harness.metrics import GAMMA, METRICS
 from harness.registry import REGISTRY, learned, register, resolve  # noqa: F401 (learned: for the block below)
 from harness.report import check_report_dir, write_report
+from harness.tasks import harder_here
 from strategies import load_builtin
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -142,10 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         print_predictions(result) if args.predict_only else print_leaderboard(result, args.metric)
         results.append(result)
     failed = any(result.failed for result in results)
+    scored = [result for result in results if isinstance(result, DatasetResult)]
+    harder = harder_here(scored, args.seed) if len(scored) > 1 else None
+    if harder:
+        print_harder_here(harder)
 
     if args.json:
         failed |= not write_output(args.json, lambda f: json.dump(
-            {"seed": args.seed, "datasets": [result.to_json() for result in results]}, f, indent=2))
+            {"seed": args.seed, "datasets": [result.to_json() for result in results], "harder_here": harder}, f,
+            indent=2))
     if args.predictions and any(isinstance(result, DatasetFailure) for result in results):
         # A CSV cannot say that a dataset is missing from it: no file rather than one that looks complete.
         print(f"error: {args.predictions}: not written, since a dataset failed", file=sys.stderr)

@@ -46,10 +46,11 @@ from typing import Callable
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import find_model, load_dataset, model_sizes, read_sidecar
+from harness.dataset import AnswerScores, find_model, load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
 from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
 from harness.registry import ModelName, Strategy
 from harness.report import PictureData, target_ranks
+from harness.tasks import TaskCurve, strategy_task_accuracy, task_curve
 from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics, near_tied,
                              resample_metrics, summary, target_rows)
 from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
@@ -89,6 +90,7 @@ class DatasetView:
     target: str                    # the target's name as strategies receive it (HIDDEN_TARGET if hidden)
     model_names: list[str]         # every model, in the file's order
     model_sizes: list[int | None]  # each one's non-embedding parameters (the sidecar's; None: unknown)
+    answers: AnswerScores | None = None  # the answer pass's scores of a prefix set with answers (to score)
 
     @property
     def n(self) -> int:
@@ -134,7 +136,8 @@ def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> Data
     return DatasetView(path, dataset.sentences[:n], dataset.probs,
                        [ModelName(names[j], **sizes.get(names[j], {})) for j in columns], columns, t,
                        HIDDEN_TARGET if t is None else names[t], names,
-                       [sizes.get(name, {}).get("non_embedding_params") for name in names])
+                       [sizes.get(name, {}).get("non_embedding_params") for name in names],
+                       sidecar_answer_scores(dataset, metadata) if purpose == "score" else None)
 
 
 def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
@@ -354,6 +357,8 @@ class DatasetResult:
     comparisons: list[dict]       # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
     input_model_reach: dict
     model_summaries: list[dict]   # each input model's metrics against the target (`harness.metrics.summary`)
+    model_names: list[str]        # every model, in the file's order
+    task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
@@ -426,7 +431,7 @@ class DatasetResult:
                 "near_ties": self.near_ties(), "floor": FLOOR, "gamma": GAMMA,
                 "reference": None if reference is None else
                 {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
-                "hardest": self.hardest(),
+                "hardest": self.hardest(), "task": None if self.task is None else self.task.to_json(),
                 "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
 
 
@@ -532,9 +537,15 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     model_summaries = [summary(metrics, resampled[j], (float(agreement[:, j].mean()),
                                                        bootstrap_ci(agreement[:, j], seed=settings.seed)))
                        for j, metrics in enumerate(model_metrics)]
+    task = None
+    if data.answers is not None:
+        task = task_curve(data.answers, data.model_names, data.n, settings.seed)
+        task.strategies = {run.name: strategy_task_accuracy(run.guesses, data.answers, settings.seed)
+                           for run in runs[:len(strategies)] if run.error is None}
     return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
                          settings.folds if any_learned and train is None else None, rows, reference, comparisons,
-                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.sentences, view,
+                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names, task,
+                         data.sentences, view,
                          {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
                          model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
 

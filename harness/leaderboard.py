@@ -16,7 +16,7 @@ import numpy as np
 from harness import plural
 from harness.dataset import short_name
 from harness.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
-from harness.metrics import GAMMA, HIGHER_IS_BETTER, LABELS, PER_PREFIX, describe_difference
+from harness.metrics import GAMMA, HIGHER_IS_BETTER, LABELS, NUM_RESAMPLES, PER_PREFIX, describe_difference
 from harness.scoring import StrategyScore, describe_comparison, short_path, tie_note
 from harness.tokenizer import decode_ids, local_tokenizer
 
@@ -34,18 +34,23 @@ def human_size(count: int) -> str:
     return str(count)
 
 
+def size_labels(curve: list[dict]) -> tuple[list[str], str]:
+    """The input models' labels, smallest first: their sizes where every size is known, else their
+    short names less a prefix they share (and a note naming it: ` (pythia-*)`)."""
+    if all(point["non_embedding_params"] is not None for point in curve):
+        return [human_size(point["non_embedding_params"]) for point in curve], ""
+    labels = [short_name(point["model"]) for point in curve]
+    shared = os.path.commonprefix(labels) if len(labels) > 1 else ""
+    shared = shared[:shared.rfind("-") + 1]
+    if shared:
+        return [label[len(shared):] for label in labels], f" ({shared}*)"
+    return labels, ""
+
+
 def emergence_line(curve: list[dict], metric: str = "top1") -> str:
     """Each input model's top-1 agreement with the target (or another metric), smallest first,
     labelled by size where every size is known, else by short name (less a prefix they share: `pythia-*`)."""
-    note = ""
-    if all(point["non_embedding_params"] is not None for point in curve):
-        labels = [human_size(point["non_embedding_params"]) for point in curve]
-    else:
-        labels = [short_name(point["model"]) for point in curve]
-        shared = os.path.commonprefix(labels) if len(labels) > 1 else ""
-        shared = shared[:shared.rfind("-") + 1]
-        if shared:
-            labels, note = [label[len(shared):] for label in labels], f" ({shared}*)"
+    labels, note = size_labels(curve)
     if metric == "top1":
         points = " · ".join(f"{label} {point['agreement']:.1%}" for label, point in zip(labels, curve))
         return f"agreement with the target{note}: {points}"
@@ -56,6 +61,26 @@ def emergence_line(curve: list[dict], metric: str = "top1") -> str:
 METRIC_LINES = {"top5": "the target's top-1 in the model's top 5", "log_loss": "log-loss of the target's top-1",
                 "kl": "KL(target || model), nats", "alpha": "alpha = 1 - TV(target, model)",
                 "tokens_per_pass": f"tokens per target pass drafting {GAMMA}"}
+
+
+def task_lines(result: DatasetResult) -> list[str]:
+    """Task accuracy against scale (Wei et al.): each input model's, smallest first, then the
+    target's with its interval; and the answer's log-likelihood the same way."""
+    task = result.task
+    curve = result.emergence_curve()
+    labels, note = size_labels(curve)
+    order = [result.model_names.index(point["model"]) for point in curve]
+    target = result.model_names.index(result.target)
+    rule = "the likelier choice" if task.rule == "choice" else "greedy decoding writes the answer"
+    chance = "" if task.chance is None else f"; chance {task.chance:.0%}"
+    low, high = task.accuracy_ci95[target]
+    accuracy = " · ".join(f"{label} {task.accuracy[j]:.1%}" for label, j in zip(labels, order))
+    loglik = " · ".join(f"{label} {task.loglik[j]:.2f}" for label, j in zip(labels, order))
+    ll_low, ll_high = task.loglik_ci95[target]
+    return [f"task accuracy ({rule}{chance}){note}: {accuracy} -> target {task.accuracy[target]:.1%} "
+            f"[{low:.1%}, {high:.1%}]",
+            f"answer log-likelihood (nats){note}: {loglik} -> target {task.loglik[target]:.2f} "
+            f"[{ll_low:.2f}, {ll_high:.2f}]"]
 
 
 def header(result: DatasetResult | DatasetPredictions) -> str:
@@ -94,6 +119,9 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     print(header(result))
     print(f"  {emergence_line(result.emergence_curve())}")
     print(f"  {emergence_line(result.emergence_curve(), second)}")
+    if result.task is not None:
+        for line in task_lines(result):
+            print(f"  {line}")
     rows = result.strategies
     scored = ranked(rows, metric)
 
@@ -118,12 +146,14 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     vs1 = max([6] + [len(top[2]) for _, top, _ in table])
     vs2 = max([6] + [len(other[2]) for _, _, other in table])
     label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"
+    tasks = result.task.strategies if result.task is not None else None
     print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<14}  {'vs ref':<{vs1}}  {label:>6}  {'95% CI':<14}  "
-          f"{'vs ref':<{vs2}}  {'seconds':>7}  emergent")
+          f"{'vs ref':<{vs2}}  {'seconds':>7}  emergent" + ("  task" if tasks is not None else ""))
     for row, top, other in table:
         print(f"  {row.name:<{width}} {top[0]:>6}  {top[1]:<14}  {top[2] if reference else '':<{vs1}}  "
               f"{other[0]:>6}  {other[1]:<14}  {other[2] if reference else '':<{vs2}}  {row.seconds:>7.2f}  "
-              f"{row.emergent_correct}/{emergent}")
+              f"{f'{row.emergent_correct}/{emergent}':>8}" +
+              (f"  {tasks[row.name]['accuracy']:.1%}" if tasks is not None else ""))
     for row in rows:
         if not isinstance(row, StrategyScore):
             print(f"  {row.name:<{width}} error: {row.error}")
@@ -135,6 +165,10 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
              f"exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired bootstrap p")
     print(f"  emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
           f"model's top-1 is the target's (the column: how many each got right)")
+    if tasks is not None:
+        note("task: how often a strategy's top-1 is the answer's first token (the models' line above: "
+             + ("their likelier choice" if result.task.rule == "choice" else "greedy decoding of the whole answer")
+             + ")")
     ties = result.near_ties()
     if reference and ties["prefixes"]:
         rest = ties["reference_top1_rest"]
@@ -155,6 +189,41 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     tied = result.view.tied_targets
     if tied:
         print(f"  {tie_note(tied, [(row.name, row.tied_misses) for row in scored])}")
+
+
+def print_harder_here(rows: list[dict]) -> None:
+    """"Is prediction harder here?": the datasets side by side (`harness.tasks.harder_here`)."""
+    def pct(value, ci=None) -> str:
+        return "—" if value is None else f"{value:.1%}" + ("" if ci is None else f" [{ci[0]:.1%}, {ci[1]:.1%}]")
+
+    def versus(row: dict, metric: str, scale: str) -> str:
+        test = row.get("vs_first", {}).get(metric)
+        if test is None:
+            return "first" if row is rows[0] else "—"
+        p = test["p_value"]
+        diff = f"{test['difference'] * 100:+.1f} pts" if scale == "pts" else f"{test['difference']:+.3f}"
+        return f"{diff} p={p:.1e}" if p < 0.001 else f"{diff} p={p:.2g}"
+
+    names = [short_path(row["path"]) for row in rows]
+    width = max(8, *(len(name) for name in names))
+    print(f"\nis prediction harder here? each dataset against the first (unpaired: permutation test, "
+          f"{NUM_RESAMPLES:,} permutations)")
+    print(f"  {'dataset':<{width}} {'n':>5}  {'target task acc':<22}  {'rise':>7}  {'steepest':>8}  "
+          f"{'best heuristic top-1':<22}  {'vs first':<18}  {'its KL':>6}  {'vs first':<18}  emergent")
+    for name, row in zip(names, rows):
+        task = row["task"]
+        target = "—" if task is None else pct(task["target_accuracy"], task["target_accuracy_ci95"])
+        rise = "—" if task is None else f"{task['rise'] * 100:+.1f}"
+        steepest = "—" if task is None else f"{task['steepest_step'] * 100:+.1f}"
+        kl = "—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}"
+        print(f"  {name:<{width}} {row['n']:>5}  {target:<22}  {rise:>7}  {steepest:>8}  "
+              f"{pct(row['reference_top1'], row['reference_top1_ci95']):<22}  {versus(row, 'top1', 'pts'):<18}  "
+              f"{kl:>6}  {versus(row, 'kl', 'nats'):<18}  {row['emergent']:.1%}")
+    note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
+         "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
+         "(best of largest, average, top2-average) on that dataset, its top-1 agreement with the target and its KL; "
+         "vs first: the difference from the first dataset (negative top-1, positive KL: harder here), with its "
+         "two-sided p")
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from conftest import run_script
 from harness.dataset import AnswerScores, load_dataset, sidecar_answer_scores
 from harness.inference import answer_logprobs, answer_scores, fit_answers
+from harness.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
 
 
 def direct_scores(model, prefix: list[int], answer: list[int], choice_ids: list[int], vocab_size: int) -> tuple:
@@ -75,11 +76,22 @@ def rte_file(path, count: int = 8):
     return path
 
 
-def test_preprocess_records_each_models_answer_scores_and_a_resumed_run_reads_them_back(tmp_path, suite, tokenizer):
-    out, cache = tmp_path / "rte.pkl", tmp_path / "cache"
-    args = ["--models", *suite, "--dataset", "glue-rte", "--dataset-path", rte_file(tmp_path / "rte.tsv"),
-            "--out", out, "--device", "cpu", "--dtype", "float32", "--no-progress", "--cache-dir", cache]
-    run_script("preprocess_train.py", *args)
+def rte_args(directory, suite) -> list:
+    return ["--models", *suite, "--dataset", "glue-rte", "--dataset-path", rte_file(directory / "rte.tsv"),
+            "--out", directory / "rte.pkl", "--device", "cpu", "--dtype", "float32", "--no-progress",
+            "--cache-dir", directory / "cache"]
+
+
+@pytest.fixture(scope="module")
+def rte_dataset(tmp_path_factory, suite):
+    """A zero-shot glue-rte set from the tiny suite, through preprocess_train.py's CLI (cache kept)."""
+    directory = tmp_path_factory.mktemp("rte")
+    run_script("preprocess_train.py", *rte_args(directory, suite))
+    return directory / "rte.pkl"
+
+
+def test_preprocess_records_each_models_answer_scores_and_a_resumed_run_reads_them_back(rte_dataset, suite, tokenizer):
+    out = rte_dataset
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["prefixes"]["choices"] == [" True", " False"]
     dataset = load_dataset(out)
@@ -103,7 +115,7 @@ def test_preprocess_records_each_models_answer_scores_and_a_resumed_run_reads_th
     drawn = [int(sentence.split()[2]) for sentence in dataset.sentences]  # "The cat {i} sat ...", in drawn order
     assert scores.gold_choice.tolist() == [1 if i % 3 == 0 else 0 for i in drawn]
 
-    again = run_script("preprocess_train.py", *args)
+    again = run_script("preprocess_train.py", *rte_args(out.parent, suite))
     assert again.stdout.count("from cache") == 3
     assert json.loads(out.with_suffix(".json").read_text())["answers"] == meta["answers"]
 
@@ -117,3 +129,48 @@ def test_task_correctness_is_the_likeliest_choice_or_the_greedy_answer():
     choice = AnswerScores(np.zeros(3, dtype=int), np.zeros((2, 3)), greedy, greedy, [" True", " False"],
                           choice_logprobs, np.array([0, 1, 0]))
     assert choice.correct.tolist() == [[True, True, True], [False, False, False]]
+
+
+def test_steepest_rise_orders_the_models_by_size():
+    assert steepest_rise([0.1, 0.5, 0.2, 0.9], order=[0, 2, 1, 3]) == {
+        "rise": pytest.approx(0.8), "steepest_step": pytest.approx(0.4), "steepest_between": [1, 3]}
+    assert steepest_rise([0.3], order=[0])["steepest_between"] is None
+
+
+def test_unpaired_test_by_hand():
+    # Pooled [0, 1, 1, 1] split 2 + 2: the 0 lands in either half, and |gap| is 0.5 either way: p = 1.
+    test = unpaired_test(np.array([0, 1]), np.array([1, 1]), permutations=200)
+    assert test["difference"] == 0.5 and test["p_value"] == 1.0
+    # All misses against all hits: no relabelling is as extreme, so p is its floor 1 / (1 + B).
+    test = unpaired_test(np.zeros(40), np.ones(60), permutations=999)
+    assert test["difference"] == 1.0 and test["p_value"] == 1 / 1000 and test["ci95"] == [1.0, 1.0]
+    assert unpaired_test(np.ones(5), np.ones(7))["p_value"] == 1.0
+
+
+def test_task_curve_and_strategy_task_accuracy_by_hand():
+    greedy = np.array([[True, False, False, False], [True, True, True, False]])
+    loglik = np.array([[-1.0, -3.0, -5.0, -7.0], [-0.5, -0.5, -1.0, -2.0]])
+    scores = AnswerScores(np.array([11, 12, 13, 14]), loglik, greedy, greedy, None, None, None)
+    curve = task_curve(scores, ["small", "target"], n=4)
+    assert curve.rule == "greedy" and curve.chance is None
+    assert curve.accuracy == [0.25, 0.75] and curve.loglik == [-4.0, -1.0]
+    assert curve.loglik_ci95[0][0] <= -4.0 <= curve.loglik_ci95[0][1]
+    assert task_curve(scores, ["small", "target"], n=2).accuracy == [0.5, 1.0]  # the first n prefixes
+    assert strategy_task_accuracy(np.array([11, 0, 13, 0]), scores)["accuracy"] == 0.5
+
+
+def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built_dataset, tmp_path):
+    result = run_script("challenge.py", "--dataset", built_dataset, "--dataset", rte_dataset, "--strategy", "average",
+                        "--json", tmp_path / "out.json", "--no-progress")
+    out = json.loads((tmp_path / "out.json").read_text())
+    plain, rte = out["datasets"]
+    assert plain["task"] is None and rte["task"]["rule"] == "choice" and rte["task"]["chance"] == 0.5
+    scores = sidecar_answer_scores(load_dataset(rte_dataset), json.loads(rte_dataset.with_suffix(".json").read_text()))
+    assert [m["accuracy"] for m in rte["task"]["models"]] == pytest.approx(scores.correct.mean(axis=1).tolist())
+    guesses = np.stack([load_dataset(rte_dataset).probs[:, j].astype(np.float32) for j in (0, 1)]).mean(0).argmax(1)
+    assert rte["task"]["strategies"]["average"]["accuracy"] == pytest.approx((guesses == scores.first_ids).mean())
+    first, second = out["harder_here"]
+    assert "vs_first" not in first and set(second["vs_first"]) == {"top1", "kl"}
+    assert second["vs_first"]["top1"]["difference"] == pytest.approx(second["reference_top1"] - first["reference_top1"])
+    assert "task accuracy (the likelier choice; chance 50%)" in result.stdout
+    assert "is prediction harder here?" in result.stdout
