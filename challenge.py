@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         failed |= not write_output(args.predictions, lambda f: f.write(text))
     if args.report:
         try:
-            print(f"\nreport: {write_report(results, args.report, seed=args.seed)}")
+            print(f"\nreport: {write_report(results, args.report, seed=args.seed, harder=harder)}")
         except harness.InputError as e:
             print(f"error: {e}", file=sys.stderr)
             failed = True

@@ -473,6 +473,89 @@ def speculative_picture(data: list[Drawn], path: Path) -> str:
             f"At gamma = {GAMMA}:\n\n" + "\n".join(f"- {note}" for note in notes))
 
 
+def task_picture(data: list[Drawn], path: Path, seed: int) -> str:
+    """Wei et al.'s picture: each model's task accuracy, and its answer log-likelihood, against size."""
+    import matplotlib.pyplot as plt
+
+    figure, all_axes = plt.subplots(len(data), 2, figsize=(11, 0.6 + 3.0 * len(data)), squeeze=False)
+    notes = []
+    for (left, right), d in zip(all_axes, data):
+        task, pictures = d.result.task, d.pictures
+        sizes = pictures.sizes
+        order = sorted(range(len(task.models)), key=lambda j: (sizes[j] if sizes else j))
+        x = np.array([sizes[j] for j in order], dtype=float) if sizes else np.arange(1, len(order) + 1, dtype=float)
+        target = task.models.index(d.result.target)
+        for axes, values, intervals, scale, title in (
+                (left, task.accuracy, task.accuracy_ci95, 100, "task accuracy (%)"),
+                (right, task.loglik, task.loglik_ci95, 1, "answer log-likelihood (nats)")):
+            mean = np.array([values[j] for j in order]) * scale
+            low, high = (np.array([intervals[j][i] for j in order]) * scale for i in (0, 1))
+            axes.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, color="tab:purple")
+            at = order.index(target)
+            axes.plot(x[at], mean[at], marker="*", markersize=14, color="tab:red", linestyle="none", label="target")
+            if scale == 100:
+                axes.set_ylim(-3, 103)
+                if task.chance is not None:
+                    axes.axhline(task.chance * 100, color="grey", linestyle="--", label=f"chance {task.chance:.0%}")
+            axes.set_title(f"{d.name}: {title}", fontsize=9)
+            axes.grid(True, which="major", alpha=0.3)
+            axes.legend(fontsize=8, loc="best")
+            if sizes:
+                size_axis(axes)
+            else:
+                axes.set_xticks(x, [short_name(task.models[j]) for j in order], rotation=20, fontsize=8)
+        rule = "the likelier choice" if task.rule == "choice" else "greedy decoding writes the answer"
+        notes.append(f"{d.name} (n = {d.result.n}, right when {rule}): "
+                     + ", ".join(f"{short_name(task.models[j])} {task.accuracy[j]:.1%}" for j in order))
+    figure.supxlabel("model size (non-embedding parameters, log scale)", fontsize=10)
+    figure.tight_layout()
+    save(figure, path)
+    return ("Task accuracy against scale, as Wei et al. (2022) draw emergence: every model of the suite (the target "
+            "starred), each dataset with answers in its row; left, the share of prefixes each model answers right "
+            "(a choice task: its likelier choice; otherwise greedy decoding writes the whole answer, "
+            "lm-evaluation-harness's is_greedy), the chance level dashed; right, the answer's teacher-forced "
+            "log-likelihood, the continuous measure of Schaeffer et al. (2023) and Snell et al. (2024). 95% bootstrap "
+            f"intervals (seed {seed}). Smallest to largest:\n\n" + "\n".join(f"- {note}" for note in notes))
+
+
+def harder_picture(rows: list[dict], names: list[str], path: Path) -> str:
+    """"Is prediction harder here?": per dataset, the best heuristic's top-1 and the target's task accuracy."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.6 * len(rows)), 3.6))
+    x = np.arange(len(rows))
+    for offset, label, color, get in (
+            (-0.2, "best heuristic's top-1 agreement with the target", "tab:blue",
+             lambda row: (row["reference_top1"], row["reference_top1_ci95"])),
+            (0.2, "the target's task accuracy", "tab:purple",
+             lambda row: (row["task"]["target_accuracy"], row["task"]["target_accuracy_ci95"]) if row["task"]
+             else (None, None))):
+        values = [get(row) for row in rows]
+        shown = [(k, v, ci) for k, (v, ci) in enumerate(values) if v is not None]
+        if not shown:
+            continue
+        where = np.array([k for k, _, _ in shown]) + offset
+        mean = np.array([v for _, v, _ in shown]) * 100
+        low, high = (np.array([ci[i] for _, _, ci in shown]) * 100 for i in (0, 1))
+        axes.bar(where, mean, width=0.4, color=color, label=label, yerr=[mean - low, high - mean], capsize=3)
+    axes.set_xticks(x, names, rotation=15, fontsize=8)
+    axes.set_ylim(0, 105)
+    axes.set_ylabel("%")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes.grid(True, axis="y", alpha=0.3)
+    save(figure, path)
+    lines = []
+    for name, row in zip(names, rows):
+        test = row.get("vs_first", {}).get("top1")
+        against = "" if test is None else (f"; against {names[0]}: {test['difference'] * 100:+.1f} points, "
+                                           f"p = {test['p_value']:.2g}")
+        lines.append(f"{name}: best heuristic ({row['reference']}) {row['reference_top1']:.1%}{against}")
+    return ("Is prediction harder on a task? Per dataset, the best built-in heuristic's top-1 agreement with the target "
+            "(lower: harder to predict) and, where the prefixes carry answers, the target's task accuracy, with 95% "
+            "bootstrap intervals; each dataset is tested against the first with an unpaired permutation test:\n\n"
+            + "\n".join(f"- {line}" for line in lines))
+
+
 def interval_cell(entry: dict | None, scale: float = 1.0, digits: int = 3) -> str:
     """`mean [low, high]` of a `harness.metrics.summary` entry, times `scale`; an em dash for None."""
     if entry is None:
@@ -513,12 +596,13 @@ def unique_names(results: list) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{stem}-{k + 1}" for k, stem in enumerate(stems)]
 
 
-def write_report(results: list, directory: str | os.PathLike, seed: int = 0) -> Path:
+def write_report(results: list, directory: str | os.PathLike, seed: int = 0, harder: list[dict] | None = None) -> Path:
     """Draw the pictures of `harness.evaluate.score_dataset`'s results (scored with
     `Settings.pictures`) into `directory` and write its index.md (last, so a page is only there
     with its pictures); returns the page's path.
 
     A dataset that could not be scored (`DatasetFailure`) is left out, and the page says so.
+    `harder`: `harness.tasks.harder_here` of the scored datasets, drawn when given.
     """
     import matplotlib
 
@@ -538,6 +622,13 @@ def write_report(results: list, directory: str | os.PathLike, seed: int = 0) -> 
                                                                                      seed)))
             sections.append(("Speculative decoding", "speculative.png",
                              speculative_picture(data, directory / "speculative.png")))
+            tasks = [d for d in data if d.result.task is not None]
+            if tasks:
+                sections.append(("Task accuracy against scale", "tasks.png",
+                                 task_picture(tasks, directory / "tasks.png", seed)))
+            if harder and len(harder) == len(data):
+                sections.append(("Is prediction harder here?", "harder.png",
+                                 harder_picture(harder, [d.name for d in data], directory / "harder.png")))
         for d in data:
             sections.append((f"{d.name}: every metric", None,
                              f"Each input model (smallest first, with its size) and each strategy against the target "

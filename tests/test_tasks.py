@@ -161,7 +161,7 @@ def test_task_curve_and_strategy_task_accuracy_by_hand():
 
 def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built_dataset, tmp_path):
     result = run_script("challenge.py", "--dataset", built_dataset, "--dataset", rte_dataset, "--strategy", "average",
-                        "--json", tmp_path / "out.json", "--no-progress")
+                        "--json", tmp_path / "out.json", "--report", tmp_path / "report", "--no-progress")
     out = json.loads((tmp_path / "out.json").read_text())
     plain, rte = out["datasets"]
     assert plain["task"] is None and rte["task"]["rule"] == "choice" and rte["task"]["chance"] == 0.5
@@ -174,3 +174,6 @@ def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built
     assert second["vs_first"]["top1"]["difference"] == pytest.approx(second["reference_top1"] - first["reference_top1"])
     assert "task accuracy (the likelier choice; chance 50%)" in result.stdout
     assert "is prediction harder here?" in result.stdout
+    page = (tmp_path / "report" / "index.md").read_text()
+    assert "![Task accuracy against scale](<tasks.png>)" in page and (tmp_path / "report" / "tasks.png").stat().st_size
+    assert "![Is prediction harder here?](<harder.png>)" in page and (tmp_path / "report" / "harder.png").stat().st_size
