@@ -81,6 +81,16 @@ def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
     return paths, labels
 
 
+def bundled_ceiling(models: list[str], labels: list[str | None]) -> tuple[str | None, str | None]:
+    """With the bundled suite's largest model as the target, its other seed in suite/seeds/ (the
+    noise ceiling), if the checkout has one: its directory and short name; else (None, None)."""
+    target = labels[-1]
+    if target is None:
+        return None, None
+    seeds = sorted(d for d in (SUITE_MODELS.parent / "seeds").glob(f"{target}-seed*/") if (d / "config.json").is_file())
+    return (str(seeds[0]), seeds[0].name) if seeds else (None, None)
+
+
 EXIT_CODES = """exit status:
   0    the dataset and its sidecar were written
   1    bad input: a model, prefix file, --out, a full disk or a missing package (one line on stderr;
@@ -95,6 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=PYTHIA,
                         help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "
                              "`suite`: the bundled suite (suite/models/), whose members also go by their short names")
+    parser.add_argument("--ceiling-model", help="another seed of the target (same size, data and recipe): its "
+                        "agreement with the target, the noise ceiling, goes in the sidecar; never an input "
+                        "(default with --models suite: the bundled one in suite/seeds/, if any)")
     parser.add_argument("--revision", action="append", default=[],
                         help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
     parser.add_argument("--dataset", default="wikipedia",
@@ -120,6 +133,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     args.models, args.labels = bundled_suite(args.models)
+    args.ceiling_label = None
+    if args.ceiling_model is None:
+        args.ceiling_model, args.ceiling_label = bundled_ceiling(args.models, args.labels)
     if len(args.models) < 2:
         parser.error("--models needs at least two models: inputs, then the target")
     if args.out is None:
@@ -337,6 +353,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     # Sources, prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
     check_options(args.dataset, args.num_prefixes, args.dataset_path, args.shots, args.digits, args.operation)
     check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
+    if args.ceiling_model is not None:
+        check_sources([args.ceiling_model], [None], args.dataset, args.dataset_path)
     prefix_set = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
                                 digits=args.digits, operation=args.operation)
     prefixes = prefix_set.prefixes
@@ -351,7 +369,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     state = join_process_group(args.device)
     device = args.device or str(state.device)
     specs = model_specs(args.models, args.revision, args.labels)
-    tokenizer = inference.shared_tokenizer(specs)
+    ceiling = None if args.ceiling_model is None else inference.ModelSpec(args.ceiling_model, None, args.ceiling_label)
+    tokenizer = inference.shared_tokenizer(specs + ([ceiling] if ceiling else []))
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     token_ids = inference.tokenize(tokenizer, prefixes)
     # Each answer's ids, tokenized alone and without special tokens: the ids it has after its prefix
@@ -363,7 +382,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         choice_ids = single_token_choices(tokenizer, prefix_set.record.get("choices"))
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
-        check_free_space(args.out, 3 * len(prefixes) * len(specs) * vocab_size * 2)
+        check_free_space(args.out, 3 * len(prefixes) * (len(specs) + (ceiling is not None)) * vocab_size * 2)
     if args.no_progress or not state.is_local_main_process:
         transformers.utils.logging.disable_progress_bar()
 
@@ -377,8 +396,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                                          choice_ids=choice_ids)
         if isinstance(probs, np.memmap):
             probs.flush()
-        del probs
         state.wait_for_everyone()  # every process's rows are in the file
+        ceiling_record = None
+        if ceiling is not None:
+            ceiling_record = inference.ceiling_scores(
+                ceiling, token_ids, probs[:, -1], cache_dir / "ceiling.npy", device=device, dtype=args.dtype,
+                cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
+                progress=not args.no_progress)
+        del probs
         if state.is_main_process:
             metadata = {
                 "format": FORMAT,
@@ -396,6 +421,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             }
             if answer_ids is not None:  # aligned with the sentences; harness.dataset.sidecar_answers reads them
                 metadata["answers"] = answer_records(prefix_set.answers, answer_ids, summary)
+            if ceiling_record is not None:  # harness.dataset.sidecar_noise_ceiling reads it
+                metadata["noise_ceiling"] = {
+                    "rule": "another seed of the target (same size, data and recipe), never an input: per prefix, "
+                            "its top-1 id, KL(target || it) and alpha against the target", **ceiling_record}
             if extra is not None:
                 metadata["extra"] = extra
             output.finish(metadata)

@@ -446,6 +446,35 @@ def sidecar_answer_scores(dataset: Dataset, metadata: dict | None) -> AnswerScor
                         arrays["first_top1"].astype(bool), choices, arrays.get("choice_logprobs"), gold_choice)
 
 
+@dataclass
+class NoiseCeiling:
+    """Another seed of the target, scored against it per prefix (`preprocess_train.py --ceiling-model`)."""
+    model: str
+    top1: np.ndarray   # (n,) its top-1 id
+    kl: np.ndarray     # (n,) KL(target || it), nats
+    alpha: np.ndarray  # (n,) 1 - TV(target, it)
+
+
+def sidecar_noise_ceiling(dataset: Dataset, metadata: dict | None) -> NoiseCeiling | None:
+    """The sidecar's noise ceiling, or None when it has none; a malformed one is a one-line error."""
+    ceiling = metadata.get("noise_ceiling") if isinstance(metadata, dict) else None
+    if ceiling is None:
+        return None
+    n = len(dataset.sentences)
+    try:
+        name = ceiling["model"]["name"]
+        arrays = [np.asarray(ceiling[key], dtype=dtype) for key, dtype in
+                  (("top1", np.int64), ("kl", np.float64), ("alpha", np.float64))]
+        ok = isinstance(name, str) and all(a.shape == (n,) for a in arrays) and arrays[0].min(initial=0) >= 0 \
+            and arrays[0].max(initial=0) < dataset.vocab_size
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f'{sidecar_path(dataset.path)}: "noise_ceiling" must name its model and hold a top-1 id, '
+                         f'kl and alpha per sentence ({n})')
+    return NoiseCeiling(name, *arrays)
+
+
 def short_name(model: str) -> str:
     """A model's name without its folders: `EleutherAI/pythia-12b` -> `pythia-12b`, `build/suite-1.5m/` -> `suite-1.5m`."""
     return model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

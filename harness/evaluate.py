@@ -46,13 +46,14 @@ from typing import Callable
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import AnswerScores, find_model, load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
+from harness.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
+                             sidecar_answer_scores, sidecar_noise_ceiling)
 from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
 from harness.registry import ModelName, Strategy
 from harness.report import PictureData, target_ranks
 from harness.tasks import TaskCurve, strategy_task_accuracy, task_curve
-from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics, near_tied,
-                             resample_metrics, summary, target_rows)
+from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, bootstrap_means, compare,
+                             distribution_metrics, near_tied, percentile_ci, resample_metrics, summary, target_rows)
 from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
                              bootstrap_ci, chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
                              score_guesses, short_path, target_view)
@@ -91,6 +92,7 @@ class DatasetView:
     model_names: list[str]         # every model, in the file's order
     model_sizes: list[int | None]  # each one's non-embedding parameters (the sidecar's; None: unknown)
     answers: AnswerScores | None = None  # the answer pass's scores of a prefix set with answers (to score)
+    ceiling: NoiseCeiling | None = None  # another seed of the target, scored against it (to score the last model)
 
     @property
     def n(self) -> int:
@@ -137,7 +139,8 @@ def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> Data
                        [ModelName(names[j], **sizes.get(names[j], {})) for j in columns], columns, t,
                        HIDDEN_TARGET if t is None else names[t], names,
                        [sizes.get(name, {}).get("non_embedding_params") for name in names],
-                       sidecar_answer_scores(dataset, metadata) if purpose == "score" else None)
+                       sidecar_answer_scores(dataset, metadata) if purpose == "score" else None,
+                       sidecar_noise_ceiling(dataset, metadata) if purpose == "score" and t == len(names) - 1 else None)
 
 
 def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
@@ -359,6 +362,7 @@ class DatasetResult:
     model_summaries: list[dict]   # each input model's metrics against the target (`harness.metrics.summary`)
     model_names: list[str]        # every model, in the file's order
     task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
+    noise_ceiling: dict | None    # another seed of the target against it: top-1 agreement, KL and alpha
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
@@ -432,6 +436,7 @@ class DatasetResult:
                 "reference": None if reference is None else
                 {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
                 "hardest": self.hardest(), "task": None if self.task is None else self.task.to_json(),
+                "noise_ceiling": self.noise_ceiling,
                 "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
 
 
@@ -545,9 +550,23 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
                          settings.folds if any_learned and train is None else None, rows, reference, comparisons,
                          input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names, task,
+                         noise_ceiling(data.ceiling, view.target_top1, settings.seed),
                          data.sentences, view,
                          {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
                          model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
+
+
+def noise_ceiling(ceiling: NoiseCeiling | None, target_top1: np.ndarray, seed: int) -> dict | None:
+    """Another seed of the target against it on the scored prefixes: its top-1 agreement, KL and alpha,
+    each with its 95% bootstrap interval."""
+    if ceiling is None:
+        return None
+    n = len(target_top1)
+    agree = ceiling.top1[:n] == target_top1
+    resampled = bootstrap_means(np.stack([ceiling.kl[:n], ceiling.alpha[:n]], axis=1), seed)
+    return {"model": ceiling.model, "top1": float(agree.mean()), "ci95": list(bootstrap_ci(agree, seed=seed)),
+            "kl": {"mean": float(ceiling.kl[:n].mean()), "ci95": list(percentile_ci(resampled[:, 0]))},
+            "alpha": {"mean": float(ceiling.alpha[:n].mean()), "ci95": list(percentile_ci(resampled[:, 1]))}}
 
 
 def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:

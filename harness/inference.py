@@ -324,6 +324,51 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
     return scores
 
 
+def ceiling_scores(spec: ModelSpec, token_ids: list[list[int]], target_probs: np.ndarray, scratch: Path, *,
+                   device: str | None = None, dtype: str | torch.dtype = "auto", cache_dir: Path | None = None,
+                   max_tokens: int | None = None, batch_size: int | None = None,
+                   progress: bool = True) -> dict | None:
+    """The noise ceiling: `spec`, another seed of the target (same size, data and recipe), run like
+    the suite's models into `scratch` (a float16 file, removed after), then scored against the
+    target's rows (`target_probs`, the dataset's column) prefix by prefix: its top-1 id, KL(target
+    || it) and alpha. How often another seed agrees with the target is how predictable the target
+    is at all. Under `accelerate launch` every process runs its share; the main process returns the
+    scores (with the model's summary row), the others None."""
+    from harness.metrics import distribution_metrics, target_rows
+    from harness.scoring import top1
+
+    state = PartialState()
+    shape = (len(token_ids), 1, target_probs.shape[1])
+    if state.is_main_process:
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float16, shape=shape).flush()
+    state.wait_for_everyone()
+    try:
+        probs = np.lib.format.open_memmap(scratch, mode="r+")
+        _, summary = run_suite([spec], token_ids, target_probs.shape[1], device=device, dtype=dtype,
+                               cache_dir=cache_dir, max_tokens=max_tokens, batch_size=batch_size, progress=progress,
+                               out=probs)
+        probs.flush()
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
+        scores: dict[str, list] = {"top1": [], "kl": [], "alpha": []}
+        for start in range(0, len(token_ids), 256):  # 256 rows at a time: memory stays flat
+            target_block = np.asarray(target_probs[start:start + 256])
+            target = target_rows(target_block, top1(target_block))
+            block = np.asarray(probs[start:start + 256, 0])
+            metrics = distribution_metrics(block, target)
+            scores["top1"] += top1(block).tolist()
+            scores["kl"] += metrics["kl"].tolist()
+            scores["alpha"] += metrics["alpha"].tolist()
+        del probs
+        return {"model": summary[0], **scores}
+    finally:
+        state.wait_for_everyone()
+        if state.is_main_process:
+            scratch.unlink(missing_ok=True)
+
+
 def fit_answers(token_ids: list[list[int]], answer_ids: list[list[int]], context: int) -> list[list[int]]:
     """Each prefix cut from the left so that it and its answer fit the model's context."""
     return [prefix[-max(1, context - len(answer)):] for prefix, answer in zip(token_ids, answer_ids)]

@@ -122,6 +122,11 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     if result.task is not None:
         for line in task_lines(result):
             print(f"  {line}")
+    ceiling = result.noise_ceiling
+    if ceiling is not None:
+        low, high = ceiling["ci95"]
+        print(f"  noise ceiling: {ceiling['model']}, another seed of the target, agrees with it on {ceiling['top1']:.1%} "
+              f"[{low:.1%}, {high:.1%}] (KL {ceiling['kl']['mean']:.3f}, alpha {ceiling['alpha']['mean']:.3f})")
     rows = result.strategies
     scored = ranked(rows, metric)
 
@@ -209,7 +214,8 @@ def print_harder_here(rows: list[dict]) -> None:
     print(f"\nis prediction harder here? each dataset against the first (unpaired: permutation test, "
           f"{NUM_RESAMPLES:,} permutations)")
     print(f"  {'dataset':<{width}} {'n':>5}  {'target task acc':<22}  {'rise':>7}  {'steepest':>8}  "
-          f"{'best heuristic top-1':<22}  {'vs first':<18}  {'its KL':>6}  {'vs first':<18}  emergent")
+          f"{'best heuristic top-1':<22}  {'vs first':<18}  {'its KL':>6}  {'vs first':<18}  {'emergent':>8}  "
+          "noise ceiling")
     for name, row in zip(names, rows):
         task = row["task"]
         target = "—" if task is None else pct(task["target_accuracy"], task["target_accuracy_ci95"])
@@ -218,12 +224,13 @@ def print_harder_here(rows: list[dict]) -> None:
         kl = "—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}"
         print(f"  {name:<{width}} {row['n']:>5}  {target:<22}  {rise:>7}  {steepest:>8}  "
               f"{pct(row['reference_top1'], row['reference_top1_ci95']):<22}  {versus(row, 'top1', 'pts'):<18}  "
-              f"{kl:>6}  {versus(row, 'kl', 'nats'):<18}  {row['emergent']:.1%}")
+              f"{kl:>6}  {versus(row, 'kl', 'nats'):<18}  {row['emergent']:>8.1%}  "
+              + ("—" if row["noise_ceiling"] is None else pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"])))
     note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
          "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
          "(best of largest, average, top2-average) on that dataset, its top-1 agreement with the target and its KL; "
          "vs first: the difference from the first dataset (negative top-1, positive KL: harder here), with its "
-         "two-sided p")
+         "two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

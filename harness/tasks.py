@@ -7,9 +7,10 @@ log-likelihood, the continuous measure of Schaeffer et al. (2023) and Snell et a
 with a 95% interval; and each strategy's task accuracy, where its top-1 is the answer's first token.
 
 `harder_here` puts several datasets side by side ("is prediction harder here?", the challenge's
-third question): the target's task accuracy, how sharply accuracy rises across the inputs, and the
+third question): the target's task accuracy, how sharply accuracy rises across the inputs, the
 challenge's difficulty (the best heuristic's top-1, and its KL where it returns distributions),
-each dataset tested against the first (plain text) with an unpaired test (`unpaired_test`).
+each dataset tested against the first (plain text) with an unpaired test (`unpaired_test`), and
+the noise ceiling (another seed of the target) where the dataset carries one.
 numpy only.
 """
 
@@ -113,7 +114,8 @@ def harder_here(results: list, seed: int = 0) -> list[dict]:
         row = {"path": str(result.path), "n": result.n, "reference": None if reference is None else reference.name,
                "reference_top1": None if reference is None else reference.accuracy,
                "reference_top1_ci95": None if reference is None else list(reference.ci95),
-               "reference_kl": None, "emergent": result.emergent / result.n, "task": None}
+               "reference_kl": None, "emergent": result.emergent / result.n, "task": None,
+               "noise_ceiling": result.noise_ceiling}
         kl = None if reference is None or reference.per_prefix is None else reference.per_prefix["kl"]
         if kl is not None:
             row["reference_kl"] = reference.summary["kl"]

@@ -177,3 +177,46 @@ def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built
     page = (tmp_path / "report" / "index.md").read_text()
     assert "![Task accuracy against scale](<tasks.png>)" in page and (tmp_path / "report" / "tasks.png").stat().st_size
     assert "![Is prediction harder here?](<harder.png>)" in page and (tmp_path / "report" / "harder.png").stat().st_size
+
+
+def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_input(tmp_path, suite, tokenizer,
+                                                                                   prefix_file):
+    from conftest import WIDTHS, make_model
+    from harness.metrics import distribution_metrics, target_rows
+    from harness.scoring import top1
+
+    other_seed = make_model(tmp_path / "neox-64-seed1", WIDTHS[-1], tokenizer, seed=1)
+    out, both = tmp_path / "ceiling.pkl", tmp_path / "both.pkl"
+    common = ["--dataset", prefix_file, "--device", "cpu", "--dtype", "float32", "--no-progress"]
+    run_script("preprocess_train.py", "--models", *suite, "--ceiling-model", other_seed, "--out", out, *common)
+    run_script("preprocess_train.py", "--models", other_seed, suite[-1], "--out", both, *common)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    dataset, pair = load_dataset(out), load_dataset(both)
+    assert dataset.model_names == [str(m) for m in suite]  # not an input: the pickle holds the suite alone
+    ceiling = meta["noise_ceiling"]
+    assert ceiling["model"]["name"] == str(other_seed)
+    assert ceiling["top1"] == top1(pair.probs[:, 0]).tolist()
+    target = target_rows(dataset.probs[:, -1], top1(dataset.probs[:, -1]))
+    np.testing.assert_allclose(ceiling["kl"], distribution_metrics(pair.probs[:, 0], target)["kl"], atol=1e-6)
+    assert not any(p.name.endswith(".npy") for p in tmp_path.rglob("*"))  # the scratch file is gone
+
+    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress")
+    scored = json.loads((tmp_path / "r.json").read_text())["datasets"][0]["noise_ceiling"]
+    agree = np.array(ceiling["top1"]) == top1(dataset.probs[:, -1])
+    assert scored["top1"] == pytest.approx(agree.mean()) and scored["kl"]["mean"] == pytest.approx(np.mean(ceiling["kl"]))
+    # Another target: the ceiling is not of it.
+    run_script("challenge.py", "--dataset", out, "--target", str(suite[1]), "--json", tmp_path / "t.json",
+               "--no-progress")
+    assert json.loads((tmp_path / "t.json").read_text())["datasets"][0]["noise_ceiling"] is None
+
+
+def test_the_bundled_suites_other_seed_is_the_default_ceiling(tmp_path, monkeypatch):
+    import preprocess_train
+
+    (tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235").mkdir(parents=True)
+    (tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235" / "config.json").write_text("{}")
+    monkeypatch.setattr(preprocess_train, "SUITE_MODELS", tmp_path / "suite" / "models")
+    assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-0.8m", "suite-1.5m"]) == (
+        str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"), "suite-1.5m-seed1235")
+    assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
+    assert preprocess_train.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
