@@ -191,6 +191,9 @@ def train_tokenizer(train_docs: Sequence[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if os.environ.get("SUITE_SPLIT_DIGITS"):  # pilot: one token per digit, so that sums can be learned digit by digit
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     # Same post-processor as Pythia: fixes offsets, adds no special tokens.
     tok.post_processor = processors.ByteLevel(trim_offsets=True)
