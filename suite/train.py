@@ -183,7 +183,7 @@ def split_documents(docs: Sequence[str]) -> tuple[list[str], list[str]]:
 # Tokenizer and token arrays
 # --------------------------------------------------------------------------
 
-def train_tokenizer(train_docs: Sequence[str], vocab_size: int):
+def train_tokenizer(train_docs: Sequence[str], vocab_size: int, split_digits: bool = False):
     """Byte-level BPE like Pythia's (NFC, GPT-2 regex, no prefix space)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -191,6 +191,9 @@ def train_tokenizer(train_docs: Sequence[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_digits:  # one token per digit, as in LLaMA: sums can then be learned digit by digit
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     # Same post-processor as Pythia: fixes offsets, adds no special tokens.
     tok.post_processor = processors.ByteLevel(trim_offsets=True)
@@ -224,14 +227,19 @@ def encode(tokenizer, docs: Sequence[str], eos_id: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: Path):
-    """Train tokenizer + encode once; reuse the cache when the corpus matches."""
+def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: Path, split_digits: bool = False,
+                 arithmetic_docs: int = 0, arithmetic_seed: int = 0):
+    """Train tokenizer + encode once; reuse the cache when the corpus matches.
+
+    `arithmetic_docs` synthetic worksheets (suite.arithmetic) join the training documents only: the
+    validation loss stays a loss on natural text."""
     from transformers import PreTrainedTokenizerFast
 
     meta_path = data_dir / "meta.json"
     key = {"corpus_sha256": corpus_meta["sha256"], "vocab_size": vocab_size,
            "rte_prompt_files": corpus_meta.get("rte_prompt_files", []),
-           "val_rule": corpus_meta["validation_rule"]}
+           "val_rule": corpus_meta["validation_rule"], "split_digits": split_digits,
+           "arithmetic_docs": arithmetic_docs, "arithmetic_seed": arithmetic_seed}
     if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
         print(f"[data] reusing cached tokenizer and tokens in {data_dir}")
         tokenizer = PreTrainedTokenizerFast.from_pretrained(data_dir / "tokenizer")
@@ -239,11 +247,16 @@ def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: 
                 np.fromfile(data_dir / "val.bin", dtype=np.uint16))
 
     train_docs, val_docs = split_documents(docs)
+    natural_docs = len(train_docs)
+    if arithmetic_docs:
+        from suite.arithmetic import documents as arithmetic_documents
+        train_docs += arithmetic_documents(arithmetic_docs, arithmetic_seed)
     t0 = time.time()
-    tokenizer = train_tokenizer(train_docs, vocab_size)
+    tokenizer = train_tokenizer(train_docs, vocab_size, split_digits)
     print(f"[data] tokenizer trained in {time.time() - t0:.0f}s")
     t0 = time.time()
     train = encode(tokenizer, train_docs, tokenizer.eos_token_id)
+    natural_tokens = len(encode(tokenizer, train_docs[:natural_docs], tokenizer.eos_token_id))
     val = encode(tokenizer, val_docs, tokenizer.eos_token_id)
     print(f"[data] encoded {len(train):,} train + {len(val):,} val tokens in {time.time() - t0:.0f}s")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -251,7 +264,8 @@ def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: 
     train.tofile(data_dir / "train.bin")
     val.tofile(data_dir / "val.bin")
     meta_path.write_text(json.dumps({"key": key, "train_docs": len(train_docs),
-                                     "val_docs": len(val_docs)}, indent=1))
+                                     "val_docs": len(val_docs), "arithmetic_train_tokens": len(train) - natural_tokens},
+                                    indent=1))
     return tokenizer, train, val
 
 
@@ -408,10 +422,13 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
 def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, val_batches: list[torch.Tensor],
                args: argparse.Namespace) -> None:
     """Build, train and evaluate one size; save it with its tokenizer, loss curve and record.json."""
-    model = build_model(size, args.model_vocab, args.seq_len, args.seed)
+    init_seed = args.seed if args.init_seed is None else args.init_seed
+    model = build_model(size, args.model_vocab, args.seq_len, init_seed)
     counts = param_counts(model)
     total, non_emb = counts["total_params"], counts["non_embedding_params"]
     name = model_name(non_emb)
+    if init_seed != args.seed:  # another seed of a size: the noise ceiling, kept apart from the suite's inputs
+        name = f"{name}-seed{init_seed}"
     peak_lr = lr_for(size, args)
     print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
           f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
@@ -421,7 +438,7 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
     eval_s = time.perf_counter() - t0
     print(f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
           f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)", flush=True)
-    model_dir = Path(args.out) / "models" / name
+    model_dir = Path(args.out) / ("models" if init_seed == args.seed else "seeds") / name
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     (model_dir / "train_curve.json").write_text(json.dumps(stats["curve"]))
@@ -429,7 +446,7 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
               "non_embedding_params": non_emb, "total_params": total, "tokens": stats["tokens"],
               "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss,
               "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
-              "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s,
+              "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s, "init_seed": init_seed,
               "final_train_loss_ema": stats["final_train_loss_ema"], "config": model.config.to_dict()}
     (model_dir / "record.json").write_text(json.dumps(record, default=str))
 
@@ -510,10 +527,23 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
                f"Suite: validation loss vs size ({tokens / 1e6:.1f}M tokens each)")
 
     tok_sha = hashlib.sha256((out / "data" / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
+    data_meta = json.loads((out / "data" / "meta.json").read_text())
+    seed_variants = read_records(out / "seeds") if (out / "seeds").is_dir() else []
+    arithmetic = None
+    if args.arithmetic_docs:
+        from suite.arithmetic import FORMATS, HELD_OUT_SEED, HELD_OUT_SHARE
+        arithmetic = {"generator": "suite.arithmetic.documents", "documents": args.arithmetic_docs,
+                      "seed": args.arithmetic_seed, "formats": [f for f, _ in FORMATS],
+                      "train_tokens": data_meta["arithmetic_train_tokens"],
+                      "share_of_train_tokens": data_meta["arithmetic_train_tokens"] / train_tokens,
+                      "held_out": f"2-digit addition pairs: {HELD_OUT_SHARE:g} of the pairs a <= b (0-99), both "
+                                  f"orders, drawn with seed {HELD_OUT_SEED}, never in the text",
+                      "validation": "training text only; validation loss is on the natural text"}
     suite = {
         "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
         "corpus": corpus_meta,
-        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False",
+        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False"
+                              + (", one token per digit" if args.split_digits else ""),
                       "vocab_size": len(tokenizer), "model_vocab_size": args.model_vocab,
                       "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS),
                                          PAD: tokenizer.convert_tokens_to_ids(PAD)},
@@ -536,6 +566,8 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
         "torch_version": torch.__version__, "transformers_version": transformers.__version__,
         "val_loss_strictly_decreasing": monotone,
         "models": records,
+        "synthetic_arithmetic": arithmetic,
+        "seed_variants": seed_variants,
         "total_train_wall_s": total_train, "total_wall_s": wall_s,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -615,6 +647,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eval-seqs", type=int, default=128, help="held-out sequences for the final loss")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--init-seed", type=int, default=None,
+                   help="another weight-init seed (same data, same order): the model goes to --out/seeds/")
+    p.add_argument("--split-digits", action="store_true", help="one token per digit")
+    p.add_argument("--arithmetic-docs", type=int, default=0,
+                   help="synthetic arithmetic worksheets (suite.arithmetic) added to the training text only")
+    p.add_argument("--arithmetic-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
     p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
@@ -638,7 +676,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # ---- corpus -> tokenizer -> token streams (cached in --out/data)
     docs, corpus_meta = read_corpus(args)
     print(f"[data] {len(docs):,} documents, corpus sha256 {corpus_meta['sha256'][:16]}...")
-    tokenizer, train, val = prepare_data(docs, corpus_meta, args.vocab_size, out / "data")
+    tokenizer, train, val = prepare_data(docs, corpus_meta, args.vocab_size, out / "data", args.split_digits,
+                                         args.arithmetic_docs, args.arithmetic_seed)
     del docs
     if args.bench_steps:
         bench(args.sizes, train, args)
