@@ -6,7 +6,11 @@ The evaluation prompts never appear: every operand pair of `held_out_pairs` (bot
 left out of the training text in every format, so the 2-digit addition of the challenge's
 `--dataset arithmetic` is asked about pairs no model has seen.
 
-    python3 -m suite.arithmetic --documents 20000 --out build/arithmetic.jsonl
+    python3 -m suite.arithmetic --documents 20000 --out build/arithmetic.jsonl   # worksheets (train.py makes its own)
+    python3 -m suite.arithmetic --questions 200 --out data/prefixes/arithmetic.jsonl
+
+`--questions N` writes N held-out 2-digit addition questions in lm-evaluation-harness's format, with
+their answers, for preprocess_train.py: the bundled arithmetic set, asked of pairs no model saw.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from harness.files import atomic_write
 
 HELD_OUT_SEED = 2024
 HELD_OUT_SHARE = 0.2  # of the 2-digit addition pairs (a <= b): never in the training text
@@ -67,16 +73,27 @@ def documents(count: int, seed: int = 0, excluded: set[tuple[int, int]] | None =
     return ["\n".join(statement(rng, excluded) for _ in range(int(rng.integers(8, 25)))) for _ in range(count)]
 
 
+def held_out_questions(count: int, seed: int = 0) -> list[dict]:
+    """`count` of the held-out pairs (drawn with `seed`), as lm-evaluation-harness's arithmetic_2da
+    asks them: {"text": "Question: What is A plus B?\\nAnswer:", "answer": " C"}."""
+    pairs = sorted(held_out_pairs())
+    chosen = np.random.default_rng(seed).choice(len(pairs), size=min(count, len(pairs)), replace=False)
+    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"}
+            for a, b in (pairs[i] for i in chosen)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, default=20_000)
+    parser.add_argument("--documents", type=int, default=20_000, help="worksheets to write")
+    parser.add_argument("--questions", type=int, help="write this many held-out questions instead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    rows = (held_out_questions(args.questions, args.seed) if args.questions else
+            [{"text": text} for text in documents(args.documents, args.seed)])
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as f:
-        for text in documents(args.documents, args.seed):
-            f.write(json.dumps({"text": text}) + "\n")
+    atomic_write(args.out, lambda f: f.write(lines), mode="w")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,41 @@ def test_glue_tsv_keeps_bare_quotes(tmp_path):
     rows = list(read_glue_tsv(path))
     assert [(r["sentence1"], r["sentence2"], r["label"]) for r in rows] == [
         ('"Yes," he said.', '"No.', "not_entailment"), ("A town.", "A place.", "entailment")]
+
+
+def test_arithmetic_worksheets_never_state_a_held_out_pair_and_the_questions_ask_only_those():
+    import re
+
+    from suite.arithmetic import documents, held_out_pairs, held_out_questions
+
+    held = held_out_pairs()
+    assert len(held) > 1900 and all((b, a) in held for a, b in held)  # both orders
+    stated = {tuple(int(x) for x in re.findall(r"\d+", line)[:2]) for doc in documents(2000, seed=5)
+              for line in doc.splitlines()}
+    assert len(stated) > 3000 and not stated & held
+    questions = held_out_questions(50, seed=1)
+    assert len({q["text"] for q in questions}) == 50 and questions == held_out_questions(50, seed=1)
+    for q in questions:
+        a, b = map(int, re.fullmatch(r"Question: What is (\d+) plus (\d+)\?\nAnswer:", q["text"]).groups())
+        assert (a, b) in held and q["answer"] == f" {a + b}"
+
+
+def test_train_with_digits_arithmetic_and_another_seed(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    out = tmp_path / "build"
+    options = ["--corpus", corpus, "--out", out, "--sizes", "16x1x1", *TINY[2:], "--split-digits",
+               "--arithmetic-docs", "40"]
+    assert train(*options).returncode == 0
+    result = train(*options, "--init-seed", "7")
+    assert result.returncode == 0, result.stderr[-3000:]
+    suite = json.loads((out / "suite.json").read_text())
+    assert [m["name"] for m in suite["models"]] == ["suite-0.0033m"]  # the other seed is not one of the sizes
+    (variant,) = suite["seed_variants"]
+    assert variant["name"] == "suite-0.0033m-seed7" and variant["init_seed"] == 7
+    assert (out / "seeds" / "suite-0.0033m-seed7" / "model.safetensors").exists()
+    arithmetic = suite["synthetic_arithmetic"]
+    assert arithmetic["documents"] == 40 and 0 < arithmetic["share_of_train_tokens"] < 1
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(out / "seeds" / "suite-0.0033m-seed7")
+    assert tokenizer.convert_ids_to_tokens(tokenizer(" 1234")["input_ids"])[-4:] == ["1", "2", "3", "4"]
