@@ -89,7 +89,8 @@ def test_report_writes_pictures_and_a_page_linking_them(tmp_path):
     page = (report / "index.md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", page)  # <...>: a file name may hold spaces
     pictures = sorted(p.name for p in report.glob("*.png"))
-    assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "mirage.png", "sized-emergent.png",
+    assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "harder.png", "mirage.png",
+                                          "sized-emergent.png",
                                           "sized-rank.png", "speculative.png", "unsized-emergent.png",
                                           "unsized-rank.png"]
     assert all((report / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for name in pictures)
