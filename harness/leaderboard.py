@@ -202,19 +202,19 @@ def print_harder_here(rows: list[dict]) -> None:
         return "—" if value is None else f"{value:.1%}" + ("" if ci is None else f" [{ci[0]:.1%}, {ci[1]:.1%}]")
 
     def versus(row: dict, metric: str, scale: str) -> str:
-        test = row.get("vs_first", {}).get(metric)
+        test = row.get("vs_baseline", {}).get(metric)
         if test is None:
-            return "first" if row is rows[0] else "—"
+            return "baseline" if row["baseline"] else "—"
         p = test["p_value"]
         diff = f"{test['difference'] * 100:+.1f} pts" if scale == "pts" else f"{test['difference']:+.3f}"
         return f"{diff} p={p:.1e}" if p < 0.001 else f"{diff} p={p:.2g}"
 
     names = [short_path(row["path"]) for row in rows]
     width = max(8, *(len(name) for name in names))
-    print(f"\nis prediction harder here? each dataset against the first (unpaired: permutation test, "
+    print(f"\nis prediction harder here? each dataset against the baseline (unpaired: permutation test, "
           f"{NUM_RESAMPLES:,} permutations)")
     print(f"  {'dataset':<{width}} {'n':>5}  {'target task acc':<22}  {'rise':>7}  {'steepest':>8}  "
-          f"{'best heuristic top-1':<22}  {'vs first':<18}  {'its KL':>6}  {'vs first':<18}  {'emergent':>8}  "
+          f"{'best heuristic top-1':<22}  {'vs baseline':<18}  {'its KL':>6}  {'vs baseline':<18}  {'emergent':>8}  "
           "noise ceiling")
     for name, row in zip(names, rows):
         task = row["task"]
@@ -229,8 +229,8 @@ def print_harder_here(rows: list[dict]) -> None:
     note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
          "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
          "(best of largest, average, top2-average) on that dataset, its top-1 agreement with the target and its KL; "
-         "vs first: the difference from the first dataset (negative top-1, positive KL: harder here), with its "
-         "two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
+         "vs baseline: the difference from the baseline, the first dataset without answers (plain text) (negative "
+         "top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

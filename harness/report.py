@@ -546,13 +546,14 @@ def harder_picture(rows: list[dict], names: list[str], path: Path) -> str:
     save(figure, path)
     lines = []
     for name, row in zip(names, rows):
-        test = row.get("vs_first", {}).get("top1")
-        against = "" if test is None else (f"; against {names[0]}: {test['difference'] * 100:+.1f} points, "
-                                           f"p = {test['p_value']:.2g}")
+        test = row.get("vs_baseline", {}).get("top1")
+        against = " (the baseline)" if row["baseline"] else "" if test is None else (
+            f"; against the baseline: {test['difference'] * 100:+.1f} points, p = {test['p_value']:.2g}")
         lines.append(f"{name}: best heuristic ({row['reference']}) {row['reference_top1']:.1%}{against}")
     return ("Is prediction harder on a task? Per dataset, the best built-in heuristic's top-1 agreement with the target "
             "(lower: harder to predict) and, where the prefixes carry answers, the target's task accuracy, with 95% "
-            "bootstrap intervals; each dataset is tested against the first with an unpaired permutation test:\n\n"
+            "bootstrap intervals; each dataset is tested against the baseline, the first without answers (plain "
+            "text), with an unpaired permutation test:\n\n"
             + "\n".join(f"- {line}" for line in lines))
 
 

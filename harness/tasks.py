@@ -9,7 +9,7 @@ with a 95% interval; and each strategy's task accuracy, where its top-1 is the a
 `harder_here` puts several datasets side by side ("is prediction harder here?", the challenge's
 third question): the target's task accuracy, how sharply accuracy rises across the inputs, the
 challenge's difficulty (the best heuristic's top-1, and its KL where it returns distributions),
-each dataset tested against the first (plain text) with an unpaired test (`unpaired_test`), and
+each dataset tested against a plain-text one with an unpaired test (`unpaired_test`), and
 the noise ceiling (another seed of the target) where the dataset carries one.
 numpy only.
 """
@@ -105,17 +105,20 @@ def unpaired_test(first: np.ndarray, other: np.ndarray, seed: int = 0, permutati
 
 def harder_here(results: list, seed: int = 0) -> list[dict]:
     """One row per scored dataset (`harness.evaluate.DatasetResult`): its task's accuracy and rise
-    where it has answers, and the challenge's difficulty, each dataset after the first tested
-    against the first (unpaired: different prefixes)."""
+    where it has answers, and the challenge's difficulty, every dataset tested against the baseline
+    (unpaired: different prefixes): the first without answers (plain text), else the first."""
     rows = []
-    first = None
+    plain = [k for k, result in enumerate(results) if result.task is None and result.reference is not None]
+    baseline = results[plain[0]] if plain else next((r for r in results if r.reference is not None), None)
+    first = None if baseline is None else (baseline.reference.hits, None if baseline.reference.per_prefix is None
+                                           else baseline.reference.per_prefix["kl"])
     for result in results:
         reference = result.reference
         row = {"path": str(result.path), "n": result.n, "reference": None if reference is None else reference.name,
                "reference_top1": None if reference is None else reference.accuracy,
                "reference_top1_ci95": None if reference is None else list(reference.ci95),
                "reference_kl": None, "emergent": result.emergent / result.n, "task": None,
-               "noise_ceiling": result.noise_ceiling}
+               "noise_ceiling": result.noise_ceiling, "baseline": result is baseline}
         kl = None if reference is None or reference.per_prefix is None else reference.per_prefix["kl"]
         if kl is not None:
             row["reference_kl"] = reference.summary["kl"]
@@ -129,12 +132,9 @@ def harder_here(results: list, seed: int = 0) -> list[dict]:
                            **steepest_rise(task.accuracy, order)}
             if row["task"]["steepest_between"] is not None:
                 row["task"]["steepest_between"] = [task.models[j] for j in row["task"]["steepest_between"]]
-        if reference is not None:
-            if first is None:
-                first = (reference.hits, kl)
-            else:
-                row["vs_first"] = {"top1": unpaired_test(first[0], reference.hits, seed)}
-                if kl is not None and first[1] is not None:
-                    row["vs_first"]["kl"] = unpaired_test(first[1], kl, seed)
+        if reference is not None and result is not baseline:
+            row["vs_baseline"] = {"top1": unpaired_test(first[0], reference.hits, seed)}
+            if kl is not None and first[1] is not None:
+                row["vs_baseline"]["kl"] = unpaired_test(first[1], kl, seed)
         rows.append(row)
     return rows

@@ -160,18 +160,20 @@ def test_task_curve_and_strategy_task_accuracy_by_hand():
 
 
 def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built_dataset, tmp_path):
-    result = run_script("challenge.py", "--dataset", built_dataset, "--dataset", rte_dataset, "--strategy", "average",
+    # The plain-text set is the baseline wherever it is listed.
+    result = run_script("challenge.py", "--dataset", rte_dataset, "--dataset", built_dataset, "--strategy", "average",
                         "--json", tmp_path / "out.json", "--report", tmp_path / "report", "--no-progress")
     out = json.loads((tmp_path / "out.json").read_text())
-    plain, rte = out["datasets"]
+    rte, plain = out["datasets"]
     assert plain["task"] is None and rte["task"]["rule"] == "choice" and rte["task"]["chance"] == 0.5
     scores = sidecar_answer_scores(load_dataset(rte_dataset), json.loads(rte_dataset.with_suffix(".json").read_text()))
     assert [m["accuracy"] for m in rte["task"]["models"]] == pytest.approx(scores.correct.mean(axis=1).tolist())
     guesses = np.stack([load_dataset(rte_dataset).probs[:, j].astype(np.float32) for j in (0, 1)]).mean(0).argmax(1)
     assert rte["task"]["strategies"]["average"]["accuracy"] == pytest.approx((guesses == scores.first_ids).mean())
-    first, second = out["harder_here"]
-    assert "vs_first" not in first and set(second["vs_first"]) == {"top1", "kl"}
-    assert second["vs_first"]["top1"]["difference"] == pytest.approx(second["reference_top1"] - first["reference_top1"])
+    second, first = out["harder_here"]
+    assert first["baseline"] and "vs_baseline" not in first and set(second["vs_baseline"]) == {"top1", "kl"}
+    assert second["vs_baseline"]["top1"]["difference"] == pytest.approx(
+        second["reference_top1"] - first["reference_top1"])
     assert "task accuracy (the likelier choice; chance 50%)" in result.stdout
     assert "is prediction harder here?" in result.stdout
     page = (tmp_path / "report" / "index.md").read_text()
