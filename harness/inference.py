@@ -267,32 +267,26 @@ def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_i
     Left-padded, with position ids that skip the pads, so the answers end every row together and
     the model's own forward (`logits_to_keep`, the last positions only) gives their logits."""
     device = model.get_input_embeddings().weight.device
-    sequences = [prefix + answer for prefix, answer in zip(token_ids, answer_ids)]
-    width = max(map(len, sequences))
-    keep = max(map(len, answer_ids)) + 1  # the last prefix position predicts the first answer token
-    input_ids = torch.zeros((len(sequences), width), dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention_mask[row, width - len(ids):] = 1
+
+    def left_padded(rows: list[list[int]]) -> torch.Tensor:  # right padding, flipped twice
+        return torch.nn.utils.rnn.pad_sequence([torch.tensor(r).flip(0) for r in rows], batch_first=True).flip(1)
+
+    input_ids = left_padded([prefix + answer for prefix, answer in zip(token_ids, answer_ids)])
+    attention_mask = left_padded([[1] * (len(prefix) + len(answer)) for prefix, answer in zip(token_ids, answer_ids)])
     position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    width = max(map(len, answer_ids))  # the last prefix position predicts the first answer token
     logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                   position_ids=position_ids.to(device), logits_to_keep=keep, use_cache=False).logits
-    logprobs = torch.log_softmax(logits[:, -keep:-1, :vocab_size].float(), dim=-1).cpu()  # position k predicts token k + 1
-    loglik = np.empty(len(sequences))
-    greedy = np.empty(len(sequences), dtype=bool)
-    first_top1 = np.empty(len(sequences), dtype=bool)
-    choices = np.empty((len(sequences), len(choice_ids))) if choice_ids else None
-    for row, answer in enumerate(answer_ids):  # per row: answers differ in length (a loop over a batch's rows)
-        steps = logprobs[row, keep - 1 - len(answer):]
-        target = torch.tensor(answer)
-        loglik[row] = float(steps[torch.arange(len(answer)), target].sum())
-        top1 = steps.argmax(-1)
-        greedy[row] = bool((top1 == target).all())
-        first_top1[row] = bool(top1[0] == target[0])
-        if choices is not None:
-            choices[row] = steps[0, choice_ids].numpy()
-    return loglik, greedy, first_top1, choices
+                   position_ids=position_ids.to(device), logits_to_keep=width + 1, use_cache=False).logits
+    logprobs = torch.log_softmax(logits[:, -width - 1:-1, :vocab_size].float(), dim=-1).cpu()
+    # Answers right-aligned in `width` columns: column k's logprobs predict column k's token.
+    targets = left_padded(answer_ids)
+    in_answer = left_padded([[1] * len(answer) for answer in answer_ids]).bool()
+    target_logprobs = logprobs.gather(2, targets[:, :, None])[:, :, 0]
+    hit = (logprobs.argmax(-1) == targets) | ~in_answer
+    rows, first = torch.arange(len(answer_ids)), width - torch.tensor([len(answer) for answer in answer_ids])
+    choices = logprobs[rows, first][:, choice_ids].numpy().astype(np.float64) if choice_ids else None
+    return (torch.where(in_answer, target_logprobs, 0.0).sum(1).numpy().astype(np.float64), hit.all(1).numpy(),
+            hit[rows, first].numpy(), choices)
 
 
 def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int, *,
