@@ -202,7 +202,9 @@ def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_in
     np.testing.assert_allclose(ceiling["kl"], distribution_metrics(pair.probs[:, 0], target)["kl"], atol=1e-6)
     assert not any(p.name.endswith(".npy") for p in tmp_path.rglob("*"))  # the scratch file is gone
 
-    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress")
+    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress",
+               "--report", tmp_path / "report")
+    assert "the noise ceiling, another seed of the target" in (tmp_path / "report" / "index.md").read_text()
     scored = json.loads((tmp_path / "r.json").read_text())["datasets"][0]["noise_ceiling"]
     agree = np.array(ceiling["top1"]) == top1(dataset.probs[:, -1])
     assert scored["top1"] == pytest.approx(agree.mean()) and scored["kl"]["mean"] == pytest.approx(np.mean(ceiling["kl"]))
