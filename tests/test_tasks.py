@@ -251,3 +251,22 @@ def test_two_process_accelerate_run_scores_answers_and_ceiling_as_one_process(tm
     assert two["answers"] == single["answers"] and not np.isnan([a["loglik"] for a in two["answers"]]).any()
     for key in ("top1", "kl", "alpha"):
         assert two["noise_ceiling"][key] == single["noise_ceiling"][key]
+
+
+def test_the_baseline_is_plain_wikipedia_text_unless_named():
+    from types import SimpleNamespace
+
+    from harness import InputError
+    from harness.tasks import pick_baseline
+
+    def result(path, task=None, reference=True):
+        return SimpleNamespace(path=path, task=task, reference=object() if reference else None)
+
+    arithmetic, rte, wiki = result("d/arithmetic.pkl", task=1), result("d/glue-rte-test.pkl"), result("d/wikipedia.pkl")
+    assert pick_baseline([arithmetic, rte, wiki]) is wiki
+    assert pick_baseline([arithmetic, rte]) is rte
+    assert pick_baseline([arithmetic, result("d/copy.pkl", task=1)]) is arithmetic
+    assert pick_baseline([arithmetic, rte, wiki], "glue-rte-test") is rte
+    assert pick_baseline([result("d/x.pkl", reference=False)]) is None
+    with pytest.raises(InputError, match="--baseline nope: not one of the scored datasets"):
+        pick_baseline([arithmetic, wiki], "nope")
