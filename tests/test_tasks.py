@@ -270,3 +270,24 @@ def test_the_baseline_is_plain_wikipedia_text_unless_named():
     assert pick_baseline([result("d/x.pkl", reference=False)]) is None
     with pytest.raises(InputError, match="--baseline nope: not one of the scored datasets"):
         pick_baseline([arithmetic, wiki], "nope")
+
+
+def test_a_batch_out_of_memory_is_halved_and_every_row_still_scored(model, tokenizer, monkeypatch):
+    import harness.inference as inference
+
+    prefixes = [[5 + i] * (2 + i) for i in range(6)]
+    answers = [[40 + i, 41] for i in range(6)]
+    expected = answer_logprobs(model, prefixes, answers, len(tokenizer))
+    real, sizes = inference.answer_logprobs, []
+
+    def small_memory(model, token_ids, *args):
+        sizes.append(len(token_ids))
+        if len(token_ids) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, token_ids, *args)
+
+    monkeypatch.setattr(inference, "answer_logprobs", small_memory)
+    scores = answer_scores(model, prefixes, answers, len(tokenizer), max_tokens=1000, progress=False)
+    scored = [size for size in sizes if size <= 2]
+    assert sizes[:2] == [6, 3] and sum(scored) == 6  # 6 -> 3 + 3 -> (1 + 2) + (1 + 2)
+    np.testing.assert_allclose(scores["loglik"], expected[0], atol=1e-4)
