@@ -11,10 +11,13 @@ one module here:
   arithmetic, a user's .txt/.jsonl);
 - `tokenizer`: a model's tokenizer, with the `tokenizers` package alone (encoding and decoding);
 - `inference`: running a model suite over prefixes into a float16 probability tensor (torch),
-  `run_suite`;
+  `run_suite`, with each model's scores of the prefixes' answers and the noise ceiling;
 - `registry`: what a strategy is, `register`/`learned`/`whole_array`, loading one from a user's file;
 - `scoring`: the target view (top-1s, emergent prefixes, float16 ties), scores, bootstrap intervals,
   paired comparisons and strategy-output checks (numpy only);
+- `metrics`: top-5, log-loss, KL, alpha and tokens per target pass; their bootstrap and paired tests
+  (numpy only);
+- `tasks`: task accuracy against scale and "is prediction harder here?" (numpy only);
 - `learned`: training splits read chunk by chunk, folds, train/test disjointness (numpy only);
 - `evaluate`: the engine: a dataset opened for scoring, strategies run chunk by chunk (with the
   fits of learned ones), `score_dataset`, `predict_dataset`, `show_prefix`, typed results;
