@@ -39,4 +39,5 @@ python3 preprocess_train.py "${common[@]}" --dataset copy \
   --dataset-path ../shared/data/prefix-source/wikipedia-en-prefix-source.jsonl --num-prefixes 100 --out data/copy.pkl
 bash suite/build_splits.sh
 python3 challenge.py
+python3 -m suite.targets
 python3 -m suite.agreement_vs_size  # last: its exit status says whether agreement rises with size
