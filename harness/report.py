@@ -143,8 +143,12 @@ def emergence_picture(data: list[Drawn], path: Path, seed: int) -> str:
         x = x * 10 ** (0.015 * (k - (len(data) - 1) / 2)) if by_size else x + 0.06 * (k - (len(data) - 1) / 2)
         agreement = p.agreement.mean(axis=0) * 100
         intervals = np.array([bootstrap_ci(column, seed=seed) for column in p.agreement.T]) * 100
-        axes.errorbar(x, agreement, yerr=[agreement - intervals[:, 0], intervals[:, 1] - agreement], marker="o",
-                      capsize=3, label=f"{d.name} (n = {n}, target {short_name(d.result.target)})")
+        line = axes.errorbar(x, agreement, yerr=[agreement - intervals[:, 0], intervals[:, 1] - agreement],
+                             marker="o", capsize=3, label=f"{d.name} (n = {n}, target {short_name(d.result.target)})")
+        ceiling = d.result.noise_ceiling
+        if ceiling is not None:  # another seed of the target: how high agreement can go at all
+            axes.axhline(ceiling["top1"] * 100, color=line[0].get_color(), linestyle="--", linewidth=1,
+                         label=f"{d.name}: noise ceiling ({short_name(ceiling['model'])})")
     if by_size:
         size_axis(axes)
         axes.set_xlabel("input model size (non-embedding parameters, log scale)")
@@ -158,9 +162,13 @@ def emergence_picture(data: list[Drawn], path: Path, seed: int) -> str:
     save(figure, path)
     sizes_note = "" if by_size else " Sizes are missing from a sidecar, so models are placed by their index."
     counts = ", ".join(f"{d.name}: {d.result.n} prefixes" for d in data)
+    ceilings = "".join(f" {d.name}'s dashed line: the noise ceiling, another seed of the target "
+                       f"({short_name(d.result.noise_ceiling['model'])}), which agrees with it on "
+                       f"{d.result.noise_ceiling['top1']:.1%} of the prefixes."
+                       for d in data if d.result.noise_ceiling is not None)
     return (f"Each input model's top-1 agreement with the target against its size, one line per dataset "
             f"({counts}), with 95% bootstrap "
-            f"intervals (seed {seed}).{sizes_note}")
+            f"intervals (seed {seed}).{sizes_note}{ceilings}")
 
 
 def accuracy_picture(data: list[Drawn], path: Path) -> str:

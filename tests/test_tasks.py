@@ -202,7 +202,9 @@ def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_in
     np.testing.assert_allclose(ceiling["kl"], distribution_metrics(pair.probs[:, 0], target)["kl"], atol=1e-6)
     assert not any(p.name.endswith(".npy") for p in tmp_path.rglob("*"))  # the scratch file is gone
 
-    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress")
+    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress",
+               "--report", tmp_path / "report")
+    assert "the noise ceiling, another seed of the target" in (tmp_path / "report" / "index.md").read_text()
     scored = json.loads((tmp_path / "r.json").read_text())["datasets"][0]["noise_ceiling"]
     agree = np.array(ceiling["top1"]) == top1(dataset.probs[:, -1])
     assert scored["top1"] == pytest.approx(agree.mean()) and scored["kl"]["mean"] == pytest.approx(np.mean(ceiling["kl"]))
@@ -222,3 +224,30 @@ def test_the_bundled_suites_other_seed_is_the_default_ceiling(tmp_path, monkeypa
         str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"), "suite-1.5m-seed1235")
     assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
     assert preprocess_train.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
+
+
+def test_two_process_accelerate_run_scores_answers_and_ceiling_as_one_process(tmp_path, suite, tokenizer):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, WIDTHS, make_model
+
+    other_seed = make_model(tmp_path / "neox-64-seed2", WIDTHS[-1], tokenizer, seed=2)
+    prefixes = tmp_path / "qa.jsonl"
+    prefixes.write_text("".join(json.dumps({"text": f"Question: What is {a} plus {a + 3}?\nAnswer:",
+                                            "answer": f" {2 * a + 3}"}) + "\n" for a in range(9)))
+    args = ["--models", *map(str, suite), "--ceiling-model", str(other_seed), "--dataset", str(prefixes),
+            "--device", "cpu", "--dtype", "float32", "--max-tokens", "64", "--no-progress"]
+    run_script("preprocess_train.py", *args, "--out", tmp_path / "single.pkl", env={"OMP_NUM_THREADS": "1"})
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--num_cpu_threads_per_process", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(29600 + os.getpid() % 1000),
+               str(ROOT / "preprocess_train.py"), *args, "--out", str(tmp_path / "two.pkl")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    single, two = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("single", "two"))
+    assert two["num_processes"] == 2 and (tmp_path / "two.pkl").read_bytes() == (tmp_path / "single.pkl").read_bytes()
+    assert two["answers"] == single["answers"] and not np.isnan([a["loglik"] for a in two["answers"]]).any()
+    for key in ("top1", "kl", "alpha"):
+        assert two["noise_ceiling"][key] == single["noise_ceiling"][key]
