@@ -4,11 +4,8 @@
 #      cores, two processes of one thread each, which run steadier than one process of two on a
 #      shared machine): the seven sizes and another seed of the largest, the noise ceiling;
 #   2. commit-ready float16 copies of the weights in suite/models/ and suite/seeds/ (suite/export.py);
-#   3. the train/test prefix files (suite/prefix_splits.py, from ../shared/data/prefix-source) and
-#      the held-out arithmetic questions (suite/arithmetic.py);
-#   4. the default datasets data/{wikipedia,glue-rte,arithmetic,copy}.pkl and the four split
-#      datasets (suite/build_splits.sh), all through preprocess_train.py's CLI, as a user would run it;
-#   5. the leaderboard, then the agreement-vs-size table and plot (suite/agreement_vs_size.py).
+#   3. everything made from the weights (suite/build_data.sh): the prefix files, the default and
+#      split datasets, the leaderboard, the targets and the agreement-vs-size table and plot.
 #
 #   bash suite/rebuild.sh                      # corpus: ../shared/data/corpus
 #   bash suite/rebuild.sh my_texts/ more.jsonl # any text/jsonl/tsv files or folders
@@ -28,16 +25,4 @@ wait -n && wait -n || { echo "training failed: see build/suite-{a,b}.log" >&2; e
 rm -rf suite/models suite/seeds
 python3 -m suite.export build/suite/models suite/models
 python3 -m suite.export build/suite/seeds suite/seeds
-python3 -m suite.prefix_splits
-python3 -m suite.arithmetic --questions 100 --out data/prefixes/arithmetic.jsonl
-common=(--models suite --device cpu --dtype float32 --meta-json suite/suite.json --no-progress)
-python3 preprocess_train.py "${common[@]}" --dataset data/prefixes/wikipedia.txt --out data/wikipedia.pkl
-python3 preprocess_train.py "${common[@]}" --dataset data/prefixes/arithmetic.jsonl --out data/arithmetic.pkl
-python3 preprocess_train.py "${common[@]}" --dataset glue-rte --shots 2 --dataset-path ../shared/data/corpus/rte-train.tsv \
-  --num-prefixes 100 --out data/glue-rte.pkl
-python3 preprocess_train.py "${common[@]}" --dataset copy \
-  --dataset-path ../shared/data/prefix-source/wikipedia-en-prefix-source.jsonl --num-prefixes 100 --out data/copy.pkl
-bash suite/build_splits.sh
-python3 challenge.py
-python3 -m suite.targets
-python3 -m suite.agreement_vs_size  # last: its exit status says whether agreement rises with size
+bash suite/build_data.sh

@@ -51,7 +51,8 @@ def wikipedia_agreement(path: Path) -> tuple[np.ndarray, np.ndarray, dict | None
 
 def main() -> int:
     names, sizes, accuracy = arithmetic_curve(ROOT / "data" / "arithmetic.pkl")
-    rho_arithmetic = spearman(sizes, accuracy)
+    # Spearman's rho is undefined when every model scores the same (e.g. 0%): nan, said so.
+    rho_arithmetic = spearman(sizes, accuracy) if np.ptp(accuracy) > 0 else float("nan")
     suite = json.loads((ROOT / "suite" / "suite.json").read_text())
     losses = [m["val_loss"] for m in suite["models"]]
     wiki_sizes, agree, ceiling = wikipedia_agreement(ROOT / "data" / "wikipedia-test.pkl")
@@ -59,7 +60,8 @@ def main() -> int:
     rows = [("held-out 2-digit addition, smallest model", f"{accuracy[0]:.1%}", "<= 5%", accuracy[0] <= 0.05),
             ("held-out 2-digit addition, largest model (the target)", f"{accuracy[-1]:.1%}", ">= 50%",
              accuracy[-1] >= 0.5),
-            ("held-out 2-digit addition, Spearman rho against size", f"{rho_arithmetic:.2f}", ">= 0.8",
+            ("held-out 2-digit addition, Spearman rho against size",
+             f"{rho_arithmetic:.2f}" if rho_arithmetic == rho_arithmetic else "undefined (all equal)", ">= 0.8",
              rho_arithmetic >= 0.8),
             ("validation loss falls strictly with size", " > ".join(f"{x:.3f}" for x in losses), "strictly",
              all(b < a for a, b in zip(losses, losses[1:]))),
