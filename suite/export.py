@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
 
 FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
 
@@ -27,14 +28,37 @@ def export(source: Path, destination: Path) -> None:
     save_file(weights, destination / "model.safetensors", metadata={"format": "pt"})
 
 
+def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict:
+    """What storing `source`'s weights in float16 changes, both run in float32 on `prefixes`: the
+    largest difference of a next-token probability, and how often the top-1 stays the same."""
+    from harness.inference import last_token_probs, tokenize
+    from harness.tokenizer import load_tokenizer
+
+    token_ids = tokenize(load_tokenizer(str(source)), prefixes)
+    probs = []
+    for folder in (source, destination):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        vocab_size = len(load_tokenizer(str(folder)).get_vocab())
+        probs.append(torch.cat([last_token_probs(model, token_ids[i:i + 16], vocab_size, library_head=False)
+                                for i in range(0, len(token_ids), 16)]))
+    return {"max_abs_difference": float((probs[0] - probs[1]).abs().max()),
+            "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
+    parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
+                        "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
     args = parser.parse_args()
+    prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
     for folder in sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file()):
         export(folder, args.destination / folder.name)
-        print(f"{folder} -> {args.destination / folder.name} (float16)")
+        change = float16_change(folder, args.destination / folder.name, prefixes)
+        print(f"{folder} -> {args.destination / folder.name} (float16): on {len(prefixes)} prefixes, next-token "
+              f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
+              f"{change['same_top1']:.1%}")
 
 
 if __name__ == "__main__":
