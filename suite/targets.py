@@ -49,6 +49,35 @@ def wikipedia_agreement(path: Path) -> tuple[np.ndarray, np.ndarray, dict | None
     return np.array([sizes[m]["non_embedding_params"] for m in dataset.model_names[:-1]]), agree, ceiling_agree
 
 
+def addition_questions(pairs) -> list[dict]:
+    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"} for a, b in pairs]
+
+
+def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list[float]]:
+    """Greedy accuracy of each model on addition beyond the held-out set: 2-digit pairs the worksheets
+    do state (seen), and every 1-digit sum (most of them seen): is the skill learned at all?"""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.inference import answer_logprobs, tokenize
+    from harness.tokenizer import load_tokenizer
+    from suite.arithmetic import held_out_pairs
+
+    held, rng = held_out_pairs(), np.random.default_rng(0)
+    seen = [p for p in ((int(a), int(b)) for a, b in rng.integers(10, 100, (4 * count, 2))) if p not in held][:count]
+    sets = {"seen 2-digit addition": addition_questions(seen),
+            "1-digit addition (all 100 sums)": addition_questions([(a, b) for a in range(10) for b in range(10)])}
+    tokenizer = load_tokenizer(str(models[0]))
+    curves = {name: [] for name in sets}
+    for folder in models:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        for name, questions in sets.items():
+            prefixes = tokenize(tokenizer, [q["text"] for q in questions])
+            answers = tokenize(tokenizer, [q["answer"] for q in questions], special_tokens=False)
+            curves[name].append(float(answer_logprobs(model, prefixes, answers, tokenizer.get_vocab_size())[1].mean()))
+    return curves
+
+
 def main() -> int:
     names, sizes, accuracy = arithmetic_curve(ROOT / "data" / "arithmetic.pkl")
     # Spearman's rho is undefined when every model scores the same (e.g. 0%): nan, said so.
@@ -71,7 +100,13 @@ def main() -> int:
              "| target | measured | required | met |", "|---|---|---|---|"]
     lines += [f"| {what} | {measured} | {required} | {'yes' if ok else 'no'} |" for what, measured, required, ok in rows]
     lines += ["", "Held-out 2-digit addition accuracy (greedy decoding writes the sum), smallest first: "
-              + ", ".join(f"{Path(n).name} {a:.1%}" for n, a in zip(names, accuracy)) + ".", "",
+              + ", ".join(f"{Path(n).name} {a:.1%}" for n, a in zip(names, accuracy)) + "."]
+    models = sorted((ROOT / "suite" / "models").glob("suite-*/"),
+                    key=lambda d: (d / "model.safetensors").stat().st_size)
+    for name, curve in supplementary_curves(models).items():
+        lines += ["", f"{name[0].upper() + name[1:]}, the same way: "
+                  + ", ".join(f"{d.name} {a:.1%}" for d, a in zip(models, curve)) + "."]
+    lines += ["",
               "Wikipedia-test agreement with the target, smallest first: "
               + ", ".join(f"{a:.1%}" for a in agree) + "."]
     if ceiling is not None:
