@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: top1); all are in --json. Besides top-1 they need a strategy that returns "
                         "distributions: top5, log_loss, kl (KL(target || prediction), nats), alpha (1 - TV), "
                         f"tokens_per_pass (expected tokens per target forward pass, drafting {GAMMA})")
+    parser.add_argument("--baseline", metavar="DATASET", help="with several datasets, the one the others are tested "
+                        "against in 'is prediction harder here?' (a path or file stem; default: the first Wikipedia "
+                        "set without answers, else the first set without answers)")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV, tokens decoded")
     parser.add_argument("--report", type=Path, metavar="DIR", help="draw the results into DIR: PNGs and index.md "
@@ -119,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         check_report_dir(args.report)
     datasets = [(path, args.train) for path in args.dataset] if args.dataset else default_datasets(DATA_DIR)
+    if args.baseline is not None and not any(args.baseline in (str(path), path.stem, path.name) for path, _ in datasets):
+        raise harness.InputError(f"--baseline {args.baseline}: not one of the datasets "
+                                 f"({', '.join(str(path) for path, _ in datasets)})")
     strategies = list({s.name: s for s in strategies + compared}.values())  # --compare's are scored too
     settings = Settings(target=args.target, num_samples=args.num_samples, seed=args.seed, folds=args.folds,
                         references=tuple(REGISTRY[name] for name in REFERENCE_HEURISTICS if name in REGISTRY),
@@ -144,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     failed = any(result.failed for result in results)
     scored = [result for result in results if isinstance(result, DatasetResult)]
-    harder = harder_here(scored, args.seed) if len(scored) > 1 else None
+    harder = None
+    if len(scored) > 1:
+        try:
+            harder = harder_here(scored, args.seed, args.baseline)
+        except harness.InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
     if harder:
         print_harder_here(harder)
 

@@ -189,7 +189,8 @@ def hub_reachable() -> bool:
     return bool(answered)
 
 
-def check_sources(models: list[str], revisions: list[str | None], dataset: str, dataset_path: str | None) -> None:
+def check_sources(models: list[str], revisions: list[str | None], dataset: str, dataset_path: str | None,
+                  option: str = "--models") -> None:
     """Fail in seconds, before torch loads: local model directories must exist, and hub models and
     datasets need the network or, offline, the local Hugging Face cache."""
     from huggingface_hub import constants, try_to_load_from_cache
@@ -223,7 +224,7 @@ def check_sources(models: list[str], revisions: list[str | None], dataset: str, 
     for name, revision in hub_models:
         if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
             raise InputError(f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
-                             "connect to the network, or pass --models with local model directories")
+                             f"connect to the network, or pass {option} with local model directories")
     if dataset in FROM_SOURCE and dataset_path is None:
         raise InputError(f"--dataset {dataset} streams from the hub ({reason}): connect to the network, "
                          "or pass --dataset-path with a local copy")
@@ -354,7 +355,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     check_options(args.dataset, args.num_prefixes, args.dataset_path, args.shots, args.digits, args.operation)
     check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
     if args.ceiling_model is not None:
-        check_sources([args.ceiling_model], [None], args.dataset, args.dataset_path)
+        check_sources([args.ceiling_model], [None], args.dataset, args.dataset_path, option="--ceiling-model")
     prefix_set = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
                                 digits=args.digits, operation=args.operation)
     prefixes = prefix_set.prefixes

@@ -277,25 +277,27 @@ def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_i
     width = max(map(len, answer_ids))  # the last prefix position predicts the first answer token
     logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                    position_ids=position_ids.to(device), logits_to_keep=width + 1, use_cache=False).logits
-    logprobs = torch.log_softmax(logits[:, -width - 1:-1, :vocab_size].float(), dim=-1).cpu()
+    logprobs = torch.log_softmax(logits[:, -width - 1:-1, :vocab_size].float(), dim=-1)
     # Answers right-aligned in `width` columns: column k's logprobs predict column k's token.
-    targets = left_padded(answer_ids)
-    in_answer = left_padded([[1] * len(answer) for answer in answer_ids]).bool()
+    targets = left_padded(answer_ids).to(logprobs.device)
+    in_answer = left_padded([[1] * len(answer) for answer in answer_ids]).bool().to(logprobs.device)
     target_logprobs = logprobs.gather(2, targets[:, :, None])[:, :, 0]
     hit = (logprobs.argmax(-1) == targets) | ~in_answer
-    rows, first = torch.arange(len(answer_ids)), width - torch.tensor([len(answer) for answer in answer_ids])
-    choices = logprobs[rows, first][:, choice_ids].numpy().astype(np.float64) if choice_ids else None
-    return (torch.where(in_answer, target_logprobs, 0.0).sum(1).numpy().astype(np.float64), hit.all(1).numpy(),
-            hit[rows, first].numpy(), choices)
+    rows = torch.arange(len(answer_ids), device=logprobs.device)
+    first = width - torch.tensor([len(answer) for answer in answer_ids], device=logprobs.device)
+    choices = logprobs[rows, first][:, choice_ids].double().cpu().numpy() if choice_ids else None
+    return (torch.where(in_answer, target_logprobs, 0.0).sum(1).double().cpu().numpy(), hit.all(1).cpu().numpy(),
+            hit[rows, first].cpu().numpy(), choices)
 
 
 def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int, *,
                   choice_ids: list[int] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
                   rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict[str, np.ndarray]:
     """`answer_logprobs` over every prefix, batched like `next_token_probs` (sorted by length under a
-    token budget, the batches dealt out round-robin under `accelerate launch`). Returns arrays over
-    all prefixes: `rows` (this process's), `loglik`, `greedy`, `first_top1` and, with `choice_ids`,
-    `choice_logprobs`; rows of other processes are NaN/False."""
+    token budget, the batches dealt out round-robin under `accelerate launch`; a batch that runs out
+    of memory is halved). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
+    `greedy`, `first_top1` and, with `choice_ids`, `choice_logprobs`; rows of other processes are
+    NaN/False."""
     device = model.get_input_embeddings().weight.device
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
@@ -307,9 +309,21 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
         scores["choice_logprobs"] = np.full((n, len(choice_ids)), np.nan)
     with tqdm(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
               leave=False, disable=not progress) as bar:
-        for batch in batches:
-            loglik, greedy, first_top1, choices = answer_logprobs(
-                model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch], vocab_size, choice_ids)
+        pending = list(batches)
+        while pending:
+            batch = pending.pop(0)
+            try:
+                result = answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
+                                         vocab_size, choice_ids)
+            except torch.OutOfMemoryError:
+                if len(batch) == 1:
+                    raise
+                result = None  # halved below, once the traceback has let go of the failed batch's tensors
+            if result is None:
+                free_memory()
+                pending[:0] = [batch[:len(batch) // 2], batch[len(batch) // 2:]]
+                continue
+            loglik, greedy, first_top1, choices = result
             scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = loglik, greedy, first_top1
             if choices is not None:
                 scores["choice_logprobs"][batch] = choices

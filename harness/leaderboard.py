@@ -229,8 +229,8 @@ def print_harder_here(rows: list[dict]) -> None:
     note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
          "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
          "(best of largest, average, top2-average) on that dataset, its top-1 agreement with the target and its KL; "
-         "vs baseline: the difference from the baseline, the first dataset without answers (plain text) (negative "
-         "top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
+         "vs baseline: the difference from the baseline (plain text: the first Wikipedia set without answers, or "
+         "--baseline) (negative top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

@@ -560,8 +560,8 @@ def harder_picture(rows: list[dict], names: list[str], path: Path) -> str:
         lines.append(f"{name}: best heuristic ({row['reference']}) {row['reference_top1']:.1%}{against}")
     return ("Is prediction harder on a task? Per dataset, the best built-in heuristic's top-1 agreement with the target "
             "(lower: harder to predict) and, where the prefixes carry answers, the target's task accuracy, with 95% "
-            "bootstrap intervals; each dataset is tested against the baseline, the first without answers (plain "
-            "text), with an unpaired permutation test:\n\n"
+            "bootstrap intervals; each dataset is tested against the baseline (plain text: the first Wikipedia set "
+            "without answers, or --baseline) with an unpaired permutation test:\n\n"
             + "\n".join(f"- {line}" for line in lines))
 
 

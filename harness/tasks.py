@@ -17,9 +17,11 @@ numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from harness import InputError
 from harness.dataset import AnswerScores
 from harness.metrics import NUM_RESAMPLES, bootstrap_means, percentile_ci
 from harness.scoring import bootstrap_ci
@@ -103,13 +105,27 @@ def unpaired_test(first: np.ndarray, other: np.ndarray, seed: int = 0, permutati
             "p_value": (1 + extreme) / (1 + permutations), "permutations": permutations}
 
 
-def harder_here(results: list, seed: int = 0) -> list[dict]:
+def pick_baseline(results: list, name: str | None = None):
+    """The dataset the others are tested against: the one `name`d (its path or file stem), else plain
+    text: the first Wikipedia set (`wikipedia*.pkl`) without answers, else the first set without
+    answers, else the first. None if none has a reference (nothing to test)."""
+    candidates = [r for r in results if r.reference is not None]
+    if name is not None:
+        named = [r for r in candidates if name in (str(r.path), Path(r.path).stem, Path(r.path).name)]
+        if not named:
+            raise InputError(f"--baseline {name}: not one of the scored datasets")
+        return named[0]
+    plain = [r for r in candidates if r.task is None]
+    wikipedia = [r for r in plain if Path(r.path).name.startswith("wikipedia")]
+    return (wikipedia or plain or candidates or [None])[0]
+
+
+def harder_here(results: list, seed: int = 0, baseline_name: str | None = None) -> list[dict]:
     """One row per scored dataset (`harness.evaluate.DatasetResult`): its task's accuracy and rise
     where it has answers, and the challenge's difficulty, every dataset tested against the baseline
-    (unpaired: different prefixes): the first without answers (plain text), else the first."""
+    (`pick_baseline`; unpaired: different prefixes)."""
     rows = []
-    plain = [k for k, result in enumerate(results) if result.task is None and result.reference is not None]
-    baseline = results[plain[0]] if plain else next((r for r in results if r.reference is not None), None)
+    baseline = pick_baseline(results, baseline_name)
     first = None if baseline is None else (baseline.reference.hits, None if baseline.reference.per_prefix is None
                                            else baseline.reference.per_prefix["kl"])
     for result in results:

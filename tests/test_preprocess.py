@@ -182,7 +182,11 @@ def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file)
                           (["--dataset", "glue-rte", "--shots", "-1"], "error: --shots must be at least 0, got -1\n"),
                           (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
                           (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file"),
-                          (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file")]:
+                          (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file"),
+                          (["--dataset", prefix_file, "--ceiling-model", tmp_path / "gone"], "gone: no such directory\n"),
+                          (["--dataset", prefix_file, "--ceiling-model", "nobody/model"],
+                           "nobody/model: no such directory, and not in the local Hugging Face cache (offline mode is set): "
+                           "connect to the network, or pass --ceiling-model with local model directories")]:
         result = run_script("preprocess_train.py", "--models", *suite[:2], *args,
                             "--device", "cpu", "--out", tmp_path / "x.pkl", check=False)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr

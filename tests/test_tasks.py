@@ -251,3 +251,43 @@ def test_two_process_accelerate_run_scores_answers_and_ceiling_as_one_process(tm
     assert two["answers"] == single["answers"] and not np.isnan([a["loglik"] for a in two["answers"]]).any()
     for key in ("top1", "kl", "alpha"):
         assert two["noise_ceiling"][key] == single["noise_ceiling"][key]
+
+
+def test_the_baseline_is_plain_wikipedia_text_unless_named():
+    from types import SimpleNamespace
+
+    from harness import InputError
+    from harness.tasks import pick_baseline
+
+    def result(path, task=None, reference=True):
+        return SimpleNamespace(path=path, task=task, reference=object() if reference else None)
+
+    arithmetic, rte, wiki = result("d/arithmetic.pkl", task=1), result("d/glue-rte-test.pkl"), result("d/wikipedia.pkl")
+    assert pick_baseline([arithmetic, rte, wiki]) is wiki
+    assert pick_baseline([arithmetic, rte]) is rte
+    assert pick_baseline([arithmetic, result("d/copy.pkl", task=1)]) is arithmetic
+    assert pick_baseline([arithmetic, rte, wiki], "glue-rte-test") is rte
+    assert pick_baseline([result("d/x.pkl", reference=False)]) is None
+    with pytest.raises(InputError, match="--baseline nope: not one of the scored datasets"):
+        pick_baseline([arithmetic, wiki], "nope")
+
+
+def test_a_batch_out_of_memory_is_halved_and_every_row_still_scored(model, tokenizer, monkeypatch):
+    import harness.inference as inference
+
+    prefixes = [[5 + i] * (2 + i) for i in range(6)]
+    answers = [[40 + i, 41] for i in range(6)]
+    expected = answer_logprobs(model, prefixes, answers, len(tokenizer))
+    real, sizes = inference.answer_logprobs, []
+
+    def small_memory(model, token_ids, *args):
+        sizes.append(len(token_ids))
+        if len(token_ids) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, token_ids, *args)
+
+    monkeypatch.setattr(inference, "answer_logprobs", small_memory)
+    scores = answer_scores(model, prefixes, answers, len(tokenizer), max_tokens=1000, progress=False)
+    scored = [size for size in sizes if size <= 2]
+    assert sizes[:2] == [6, 3] and sum(scored) == 6  # 6 -> 3 + 3 -> (1 + 2) + (1 + 2)
+    np.testing.assert_allclose(scores["loglik"], expected[0], atol=1e-4)
