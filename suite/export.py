@@ -10,6 +10,8 @@ upcast, are the float32 ones rounded to 11 significant bits; README.md says what
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -49,16 +51,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
+    parser.add_argument("--suite-json", type=Path, help="record each copy's weights hash and what float16 "
+                        "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)")
     parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
                         "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
     args = parser.parse_args()
     prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
+    suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
     for folder in sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file()):
-        export(folder, args.destination / folder.name)
-        change = float16_change(folder, args.destination / folder.name, prefixes)
-        print(f"{folder} -> {args.destination / folder.name} (float16): on {len(prefixes)} prefixes, next-token "
+        copy = args.destination / folder.name
+        export(folder, copy)
+        change = float16_change(folder, copy, prefixes)
+        print(f"{folder} -> {copy} (float16): on {len(prefixes)} prefixes, next-token "
               f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
               f"{change['same_top1']:.1%}")
+        if suite is not None:  # suite.json's weights_sha256 is the float32 training output's; say what is committed
+            for record in suite["models"] + suite.get("seed_variants", []):
+                if record["name"] == folder.name:
+                    record["float16_weights_sha256"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+                    record["float16_change"] = {**change, "prefixes": len(prefixes), "measured_in": "float32"}
+    if suite is not None:
+        tmp = args.suite_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(suite, indent=1, default=str))
+        tmp.replace(args.suite_json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,6 @@ rm -rf build/suite/models build/suite/seeds
 wait -n && wait -n || { echo "training failed: see build/suite-{a,b}.log" >&2; exit 1; }
 "${train[@]}" --report-only --results-dir suite
 rm -rf suite/models suite/seeds
-python3 -m suite.export build/suite/models suite/models
-python3 -m suite.export build/suite/seeds suite/seeds
+python3 -m suite.export build/suite/models suite/models --suite-json suite/suite.json
+python3 -m suite.export build/suite/seeds suite/seeds --suite-json suite/suite.json
 bash suite/build_data.sh
