@@ -113,6 +113,24 @@ def test_committed_suite_is_the_one_neox_config_at_its_shapes():
         assert shape_and_recipe(config) == shape_and_recipe(built), model.name
 
 
+def test_questions_for_a_digit_tokenizer_end_after_the_space_and_ask_for_the_first_digit():
+    """The committed suite writes one token per digit, so " 73" is a bare space, then 7, then 3:
+    with the space in the prompt its next token is the sum's first digit, and the prompt and answer
+    tokenize to the same ids as lm-evaluation-harness's form."""
+    from tokenizers import Tokenizer
+
+    from suite.arithmetic import held_out_questions
+
+    tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"))
+    ids = lambda text: tokenizer.encode(text, add_special_tokens=False).ids
+    plain, spaced = held_out_questions(20, seed=3), held_out_questions(20, seed=3, space_in_prefix=True)
+    for q, s in zip(plain, spaced):
+        assert (s["text"], s["answer"]) == (q["text"] + " ", q["answer"][1:])
+        assert ids(s["text"]) + ids(s["answer"]) == ids(q["text"]) + ids(q["answer"]) == ids(q["text"] + q["answer"])
+        assert tokenizer.id_to_token(ids(q["answer"])[0]) == "Ġ"  # the plain form's next token: the space
+        assert tokenizer.id_to_token(ids(s["answer"])[0]) == s["answer"][0]  # the spaced form's: the first digit
+
+
 def test_glue_tsv_keeps_bare_quotes(tmp_path):
     path = tmp_path / "rte.tsv"
     path.write_text('index\tsentence1\tsentence2\tlabel\n0\t"Yes," he said.\t"No.\tnot_entailment\n'
