@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything made from the committed suite (suite/models/, suite/seeds/), offline on CPU, in about
-# N minutes on 2 cores (suite/rebuild.sh runs it after training):
+# 2.5 minutes on 2 cores (suite/rebuild.sh runs it after training):
 #   1. the train/test prefix files (suite/prefix_splits.py, from ../shared/data/prefix-source) and
 #      the held-out arithmetic questions (suite/arithmetic.py);
 #   2. the default datasets data/{wikipedia,glue-rte,arithmetic,copy}.pkl: Wikipedia openings,
