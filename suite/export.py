@@ -26,7 +26,8 @@ def export(source: Path, destination: Path) -> None:
     weights = {name: tensor.to(torch.float16) for name, tensor in load_file(source / "model.safetensors").items()}
     destination.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        shutil.copy2(source / name, destination / name)
+        if (source / name).is_file():  # a model saved without generation settings has no generation_config.json
+            shutil.copy2(source / name, destination / name)
     save_file(weights, destination / "model.safetensors", metadata={"format": "pt"})
 
 
@@ -47,7 +48,7 @@ def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict
             "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
@@ -55,7 +56,7 @@ def main() -> None:
                         "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)")
     parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
                         "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
     suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
     for folder in sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,45 @@ def test_questions_for_a_digit_tokenizer_end_after_the_space_and_ask_for_the_fir
         assert ids(s["text"]) + ids(s["answer"]) == ids(q["text"]) + ids(q["answer"]) == ids(q["text"] + q["answer"])
         assert tokenizer.id_to_token(ids(q["answer"])[0]) == "Ġ"  # the plain form's next token: the space
         assert tokenizer.id_to_token(ids(s["answer"])[0]) == s["answer"][0]  # the spaced form's: the first digit
+
+
+def test_export_stores_float16_weights_and_records_what_they_change(tmp_path, suite, prefix_file, tokenizer):
+    """suite/export.py: the copy's weights are the originals rounded to float16, its suite.json
+    entry gets the copy's hash, and the change it reports is what running both in float32 gives."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from suite import export
+
+    source = tmp_path / "trained"
+    source.mkdir()
+    shutil.copytree(suite[0], source / "tiny")
+    suite_json = tmp_path / "suite.json"
+    suite_json.write_text(json.dumps({"models": [{"name": "tiny"}], "seed_variants": []}))
+    export.main([str(source), str(tmp_path / "out"), "--suite-json", str(suite_json), "--prefixes", str(prefix_file)])
+
+    copy = tmp_path / "out" / "tiny"
+    original, stored = load_file(source / "tiny" / "model.safetensors"), load_file(copy / "model.safetensors")
+    assert original.keys() == stored.keys()
+    for name, tensor in original.items():
+        assert stored[name].dtype == torch.float16 and torch.equal(stored[name], tensor.to(torch.float16))
+    record = json.loads(suite_json.read_text())["models"][0]
+    assert record["float16_weights_sha256"] == hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+
+    prefixes = [line for line in prefix_file.read_text().splitlines() if line.strip()]
+    probs = []
+    for folder in (source / "tiny", copy):  # each prefix alone, no padding
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        with torch.no_grad():
+            probs.append(torch.stack([model(torch.tensor([tokenizer(p)["input_ids"]])).logits[0, -1, :len(tokenizer)]
+                                      .softmax(-1) for p in prefixes]))
+    change = record["float16_change"]
+    assert change["max_abs_difference"] == pytest.approx(float((probs[0] - probs[1]).abs().max()), abs=1e-6)
+    assert change["same_top1"] == pytest.approx(float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean()))
+    assert 0 < change["max_abs_difference"] < 0.01 and change["prefixes"] == len(prefixes)
 
 
 def test_glue_tsv_keeps_bare_quotes(tmp_path):
