@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -207,6 +207,35 @@ def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_s
     return torch.softmax(logits[:, :vocab_size].float(), dim=-1)
 
 
+def halving_on_oom(run: Callable[[np.ndarray], object], batches: list[np.ndarray], lengths: np.ndarray,
+                   max_tokens: int, batch_size: int | None, bar: tqdm, desc: str) -> Iterator[tuple[np.ndarray, object]]:
+    """Yield (batch, run(batch)) for each batch of prefix indices, advancing `bar` by its tokens.
+
+    A batch that runs out of memory is not lost: the token budget and the batch size halve, and it
+    and the batches after it are formed again (accelerate's find_executable_batch_size would restart
+    from scratch with 0.9x one batch size; here the finished rows stay). A single prefix that does
+    not fit raises."""
+    batches = list(batches)
+    while batches:
+        batch = batches.pop(0)
+        try:
+            result = run(batch)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            result = None  # handled below, once the traceback has let go of the failed batch's tensors
+        if result is None:
+            free_memory()
+            max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
+            batch_size = max(1, (batch_size or len(batch)) // 2)
+            bar.write(f"{desc}: out of memory, batches halved to {max_tokens} tokens")
+            remaining = np.concatenate([batch, *batches])
+            batches = [remaining[b] for b in length_sorted_batches(lengths[remaining], max_tokens, batch_size)]
+            continue
+        yield batch, result
+        bar.update(int(lengths[batch].sum()))
+
+
 def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np.ndarray, *,
                      max_tokens: int | None = None, batch_size: int | None = None, rank: int = 0,
                      world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
@@ -230,26 +259,9 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     start_time = time.perf_counter()
     with tqdm(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
               disable=not progress) as bar:
-        while batches:
-            batch = batches.pop(0)
-            try:
-                probs = last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise
-                probs = None  # handled below, once the traceback has let go of the failed batch's tensors
-            if probs is None:
-                # accelerate's find_executable_batch_size would restart from scratch with 0.9x one
-                # batch size; here the finished rows stay, and the token budget halves too.
-                free_memory()
-                max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
-                batch_size = max(1, (batch_size or len(batch)) // 2)
-                bar.write(f"{desc}: out of GPU memory, batches halved to {max_tokens} tokens")
-                remaining = np.concatenate([batch, *batches])
-                batches = [remaining[b] for b in length_sorted_batches(lengths[remaining], max_tokens, batch_size)]
-                continue
+        run = lambda batch: last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
+        for batch, probs in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             out[batch] = probs.cpu().numpy()
-            bar.update(int(lengths[batch].sum()))
     seconds = time.perf_counter() - start_time
     tokens = int(lengths[rows].sum())
     return {"rows": rows, "seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)}
@@ -292,8 +304,8 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
                   choice_ids: list[list[int]] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
                   rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict[str, np.ndarray]:
     """`answer_logprobs` over every prefix, batched like `next_token_probs` (sorted by length under a
-    token budget, the batches dealt out round-robin under `accelerate launch`; a batch that runs out
-    of memory is halved). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
+    token budget, the batches dealt out round-robin under `accelerate launch`, halved when one runs
+    out of memory: `halving_on_oom`). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
     `greedy`, `first_top1`; rows of other processes are NaN/False.
 
     A choice task (`choice_ids`: each choice's token ids, every answer one of them) scores every
@@ -314,27 +326,16 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
     lengths = np.array([len(p) + len(a) for p, a in zip(token_ids, answer_ids)])
-    batches = length_sorted_batches(lengths, max(max_tokens, int(lengths.max())), batch_size)[rank::world_size]
+    max_tokens = max(max_tokens, int(lengths.max()))
+    batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     n = len(token_ids)
     scores = {"loglik": np.full(n, np.nan), "greedy": np.zeros(n, dtype=bool), "first_top1": np.zeros(n, dtype=bool)}
     with tqdm(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
               leave=False, disable=not progress) as bar:
-        pending = list(batches)
-        while pending:
-            batch = pending.pop(0)
-            try:
-                result = answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
-                                         vocab_size)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise
-                result = None  # halved below, once the traceback has let go of the failed batch's tensors
-            if result is None:
-                free_memory()
-                pending[:0] = [batch[:len(batch) // 2], batch[len(batch) // 2:]]
-                continue
+        run = lambda batch: answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
+                                            vocab_size)
+        for batch, result in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = result
-            bar.update(int(lengths[batch].sum()))
     scores["rows"] = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     return scores
 
