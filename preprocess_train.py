@@ -264,17 +264,6 @@ def check_free_space(out: Path, nbytes: int) -> None:
                          f"about {nbytes / 1e6:,.0f} MB")
 
 
-def single_token_choices(tokenizer, choices: list[str] | None) -> list[int] | None:
-    """The ids of a choice task's answers (glue-rte's " True" and " False"), if each is one token:
-    their log-probabilities after the prefix are then in the answer pass's first position."""
-    if not choices:
-        return None
-    from harness.inference import tokenize
-
-    ids = tokenize(tokenizer, choices, special_tokens=False)
-    return [i[0] for i in ids] if all(len(i) == 1 for i in ids) else None
-
-
 def answer_records(texts: list[str], answer_ids: list[list[int]], summary: list[dict]) -> list[dict]:
     """Per prefix: its answer and ids, and per model (in the dataset's order) the answer pass's
     scores, moved out of the models' summary rows."""
@@ -380,7 +369,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     answer_ids, choice_ids = None, None
     if prefix_set.answers is not None:
         answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
-        choice_ids = single_token_choices(tokenizer, prefix_set.record.get("choices"))
+        if prefix_set.record.get("choices"):  # a choice task: every choice is scored as a continuation
+            choice_ids = inference.tokenize(tokenizer, prefix_set.record["choices"], special_tokens=False)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
         check_free_space(args.out, 3 * len(prefixes) * (len(specs) + (ceiling is not None)) * vocab_size * 2)

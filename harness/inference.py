@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -207,6 +207,35 @@ def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_s
     return torch.softmax(logits[:, :vocab_size].float(), dim=-1)
 
 
+def halving_on_oom(run: Callable[[np.ndarray], object], batches: list[np.ndarray], lengths: np.ndarray,
+                   max_tokens: int, batch_size: int | None, bar: tqdm, desc: str) -> Iterator[tuple[np.ndarray, object]]:
+    """Yield (batch, run(batch)) for each batch of prefix indices, advancing `bar` by its tokens.
+
+    A batch that runs out of memory is not lost: the token budget and the batch size halve, and it
+    and the batches after it are formed again (accelerate's find_executable_batch_size would restart
+    from scratch with 0.9x one batch size; here the finished rows stay). A single prefix that does
+    not fit raises."""
+    batches = list(batches)
+    while batches:
+        batch = batches.pop(0)
+        try:
+            result = run(batch)
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            result = None  # handled below, once the traceback has let go of the failed batch's tensors
+        if result is None:
+            free_memory()
+            max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
+            batch_size = max(1, (batch_size or len(batch)) // 2)
+            bar.write(f"{desc}: out of memory, batches halved to {max_tokens} tokens")
+            remaining = np.concatenate([batch, *batches])
+            batches = [remaining[b] for b in length_sorted_batches(lengths[remaining], max_tokens, batch_size)]
+            continue
+        yield batch, result
+        bar.update(int(lengths[batch].sum()))
+
+
 def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np.ndarray, *,
                      max_tokens: int | None = None, batch_size: int | None = None, rank: int = 0,
                      world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
@@ -230,26 +259,9 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     start_time = time.perf_counter()
     with tqdm(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
               disable=not progress) as bar:
-        while batches:
-            batch = batches.pop(0)
-            try:
-                probs = last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise
-                probs = None  # handled below, once the traceback has let go of the failed batch's tensors
-            if probs is None:
-                # accelerate's find_executable_batch_size would restart from scratch with 0.9x one
-                # batch size; here the finished rows stay, and the token budget halves too.
-                free_memory()
-                max_tokens = max(int(lengths[batch].max()), max_tokens // 2)
-                batch_size = max(1, (batch_size or len(batch)) // 2)
-                bar.write(f"{desc}: out of GPU memory, batches halved to {max_tokens} tokens")
-                remaining = np.concatenate([batch, *batches])
-                batches = [remaining[b] for b in length_sorted_batches(lengths[remaining], max_tokens, batch_size)]
-                continue
+        run = lambda batch: last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
+        for batch, probs in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             out[batch] = probs.cpu().numpy()
-            bar.update(int(lengths[batch].sum()))
     seconds = time.perf_counter() - start_time
     tokens = int(lengths[rows].sum())
     return {"rows": rows, "seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)}
@@ -257,12 +269,11 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
 
 @torch.inference_mode()
 def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]],
-                    vocab_size: int, choice_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                    vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher-forced scores of each prefix's answer: (log-likelihood of the whole answer, whether
     every answer token is the model's top-1 given the tokens before it, i.e. greedy decoding writes
-    the answer, whether the first answer token is its top-1, and the log-probabilities of the
-    single-token `choice_ids` at the first answer position, or None). Over the tokenizer's
-    `vocab_size` ids, as the dataset's distributions are (Pythia pads its output head past them).
+    the answer, and whether the first answer token is its top-1). Over the tokenizer's `vocab_size`
+    ids, as the dataset's distributions are (Pythia pads its output head past them).
 
     Left-padded, with position ids that skip the pads, so the answers end every row together and
     the model's own forward (`logits_to_keep`, the last positions only) gives their logits."""
@@ -285,49 +296,46 @@ def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_i
     hit = (logprobs.argmax(-1) == targets) | ~in_answer
     rows = torch.arange(len(answer_ids), device=logprobs.device)
     first = width - torch.tensor([len(answer) for answer in answer_ids], device=logprobs.device)
-    choices = logprobs[rows, first][:, choice_ids].double().cpu().numpy() if choice_ids else None
     return (torch.where(in_answer, target_logprobs, 0.0).sum(1).double().cpu().numpy(), hit.all(1).cpu().numpy(),
-            hit[rows, first].cpu().numpy(), choices)
+            hit[rows, first].cpu().numpy())
 
 
 def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int, *,
-                  choice_ids: list[int] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
+                  choice_ids: list[list[int]] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
                   rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict[str, np.ndarray]:
     """`answer_logprobs` over every prefix, batched like `next_token_probs` (sorted by length under a
-    token budget, the batches dealt out round-robin under `accelerate launch`; a batch that runs out
-    of memory is halved). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
-    `greedy`, `first_top1` and, with `choice_ids`, `choice_logprobs`; rows of other processes are
-    NaN/False."""
+    token budget, the batches dealt out round-robin under `accelerate launch`, halved when one runs
+    out of memory: `halving_on_oom`). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
+    `greedy`, `first_top1`; rows of other processes are NaN/False.
+
+    A choice task (`choice_ids`: each choice's token ids, every answer one of them) scores every
+    choice as the continuation of every prefix, as lm-evaluation-harness does for multiple choice:
+    `choice_logprobs` (prefixes, choices) holds each choice's whole log-likelihood, and the other
+    arrays are the answer's own, its choice's."""
+    if choice_ids:
+        per_choice = [answer_scores(model, token_ids, [choice] * len(token_ids), vocab_size, max_tokens=max_tokens,
+                                    batch_size=batch_size, rank=rank, world_size=world_size,
+                                    desc=f"{desc} {k + 1}/{len(choice_ids)}", progress=progress)
+                      for k, choice in enumerate(choice_ids)]
+        gold = np.array([choice_ids.index(answer) for answer in answer_ids])
+        scores = {name: np.stack([s[name] for s in per_choice], axis=1)[np.arange(len(gold)), gold]
+                  for name in ("loglik", "greedy", "first_top1")}
+        return {**scores, "choice_logprobs": np.stack([s["loglik"] for s in per_choice], axis=1),
+                "rows": per_choice[0]["rows"]}
     device = model.get_input_embeddings().weight.device
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
     lengths = np.array([len(p) + len(a) for p, a in zip(token_ids, answer_ids)])
-    batches = length_sorted_batches(lengths, max(max_tokens, int(lengths.max())), batch_size)[rank::world_size]
+    max_tokens = max(max_tokens, int(lengths.max()))
+    batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     n = len(token_ids)
     scores = {"loglik": np.full(n, np.nan), "greedy": np.zeros(n, dtype=bool), "first_top1": np.zeros(n, dtype=bool)}
-    if choice_ids:
-        scores["choice_logprobs"] = np.full((n, len(choice_ids)), np.nan)
     with tqdm(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
               leave=False, disable=not progress) as bar:
-        pending = list(batches)
-        while pending:
-            batch = pending.pop(0)
-            try:
-                result = answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
-                                         vocab_size, choice_ids)
-            except torch.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise
-                result = None  # halved below, once the traceback has let go of the failed batch's tensors
-            if result is None:
-                free_memory()
-                pending[:0] = [batch[:len(batch) // 2], batch[len(batch) // 2:]]
-                continue
-            loglik, greedy, first_top1, choices = result
-            scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = loglik, greedy, first_top1
-            if choices is not None:
-                scores["choice_logprobs"][batch] = choices
-            bar.update(int(lengths[batch].sum()))
+        run = lambda batch: answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
+                                            vocab_size)
+        for batch, result in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
+            scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = result
     scores["rows"] = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     return scores
 
@@ -406,7 +414,7 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
               batch_size: int | None = None, progress: bool = True,
               load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
               out: np.ndarray | None = None, answer_ids: list[list[int]] | None = None,
-              choice_ids: list[int] | None = None) -> tuple[np.ndarray, list[dict]]:
+              choice_ids: list[list[int]] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Every model's next-token distribution after every prefix, models in the order given.
 
     Fills `out`, the (prefixes, models, vocab_size) float16 array (default: a new one in memory;
@@ -423,12 +431,14 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
     With `answer_ids` (one list per prefix), each model also scores every prefix's answer in a
     second pass (`answer_scores`), and its summary row gets `answers`: per prefix, the answer's
     log-likelihood, whether greedy decoding writes it, whether its first token is the top-1, and
-    with `choice_ids` the log-probabilities of the choices (e.g. " True" and " False").
+    with `choice_ids` (each choice's ids, e.g. " True" and " False") each choice's log-likelihood.
     """
     state = PartialState()
     device = device or str(state.device)
     load = load or load_model
     progress = progress and state.is_local_main_process
+    if answer_ids is not None:  # what each prefix must leave room for in the context
+        longest_continuations = [max([answer, *(choice_ids or [])], key=len) for answer in answer_ids]
     if state.num_processes > 1 and not isinstance(out, np.memmap):
         raise ValueError("under accelerate launch, `out` must be each process's map of one shared file")
     # float16 from the start: the original's float64 array was 4x this.
@@ -458,7 +468,7 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         if answer_ids is not None:
             answer_start = time.perf_counter()
             row["answers"] = gathered_answer_scores(state, answer_scores(
-                model, fit_answers(token_ids, answer_ids, context_length(model)), answer_ids, vocab_size,
+                model, fit_answers(token_ids, longest_continuations, context_length(model)), answer_ids, vocab_size,
                 choice_ids=choice_ids,
                 max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
                 world_size=state.num_processes, desc=short_name(spec.name) + " answers", progress=progress))

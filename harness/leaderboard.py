@@ -125,8 +125,9 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     ceiling = result.noise_ceiling
     if ceiling is not None:
         low, high = ceiling["ci95"]
-        print(f"  noise ceiling: {ceiling['model']}, another seed of the target, agrees with it on {ceiling['top1']:.1%} "
-              f"[{low:.1%}, {high:.1%}] (KL {ceiling['kl']['mean']:.3f}, alpha {ceiling['alpha']['mean']:.3f})")
+        note(f"noise ceiling: another seed of the target ({short_name(ceiling['model'])}) agrees with it on "
+             f"{ceiling['top1']:.1%} [{low:.1%}, {high:.1%}]; KL {ceiling['kl']['mean']:.3f}, "
+             f"alpha {ceiling['alpha']['mean']:.3f}")
     rows = result.strategies
     scored = ranked(rows, metric)
 

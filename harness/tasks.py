@@ -44,7 +44,6 @@ class TaskCurve:
     loglik_ci95: list[tuple[float, float]]
     first_top1: list[float]
     strategies: dict[str, dict] = field(default_factory=dict)
-    correct: np.ndarray = field(default=None, repr=False)  # (models, n) per prefix
 
     def to_json(self) -> dict:
         return {"rule": self.rule, "chance": self.chance,
@@ -66,7 +65,7 @@ def task_curve(scores: AnswerScores, models: list[str], n: int, seed: int = 0) -
                      accuracy_ci95=[bootstrap_ci(c, seed=seed) for c in correct],
                      loglik=[float(ll.mean()) for ll in loglik],
                      loglik_ci95=[percentile_ci(resampled[:, j]) for j in range(len(models))],
-                     first_top1=[float(f.mean()) for f in scores.first_top1[:, :n]], correct=correct)
+                     first_top1=[float(f.mean()) for f in scores.first_top1[:, :n]])
 
 
 def strategy_task_accuracy(guesses: np.ndarray, scores: AnswerScores, seed: int = 0) -> dict:

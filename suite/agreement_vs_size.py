@@ -4,7 +4,11 @@
 
 For each split dataset, every input model's top-1 agreement with the target (the largest model),
 and the Spearman correlation of agreement with size over the input models that do not give every
-prefix the same top-1 (a model that answers every prompt alike carries no signal about size).
+prefix the same top-1 (a model that answers every prompt alike carries no signal about size), and
+the noise ceiling where the sidecar has one: how often another seed of the target agrees with it.
+The suite's target is rho >= 0.9 on wikipedia-test (the exit status says whether it holds); the RTE
+splits are reported, not required: after "Answer:" the suite's target picks between a newline, a
+space and a digit, a choice that another seed of it reproduces on few prompts.
 Writes suite/agreement_vs_size.md and suite/agreement_vs_size.png.
 """
 
@@ -16,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import load_dataset, model_sizes, read_sidecar
+from harness.dataset import load_dataset, model_sizes, read_sidecar, sidecar_noise_ceiling
 from harness.scoring import top1
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("wikipedia-test", "glue-rte-test", "wikipedia-train", "glue-rte-train")
-RHO_REQUIRED = 0.8
+REQUIRED = ("wikipedia-test", 0.9)  # split, the least Spearman rho
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -43,12 +47,15 @@ def agreement(path: Path) -> dict:
     inputs = model_top1[:, :-1]
     agree = (inputs == target_top1[:, None]).mean(axis=0)
     informative = np.array([len(np.unique(inputs[:, j])) > 1 for j in range(inputs.shape[1])])
-    sizes = model_sizes(dataset.model_names, read_sidecar(dataset.path, verify_hash=False))  # from the sidecar, which preprocess_train.py writes
+    metadata = read_sidecar(dataset.path, verify_hash=False)
+    sizes = model_sizes(dataset.model_names, metadata)  # from the sidecar, which preprocess_train.py writes
+    ceiling = sidecar_noise_ceiling(dataset, metadata)
     if not sizes:
         raise SystemExit(f"{path}: no sidecar with model sizes beside it: rebuild it with suite/build_splits.sh")
     return {"names": dataset.model_names[:-1], "target": dataset.model_names[-1], "n": len(dataset.sentences),
             "agreement": agree.tolist(), "informative": informative.tolist(),
-            "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]]}
+            "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]],
+            "noise_ceiling": None if ceiling is None else float((ceiling.top1 == target_top1).mean())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
              f"Each input model's top-1 agreement with the target ({next(iter(results.values()))['target']}) "
              "on the split datasets, and Spearman's rho of agreement vs non-embedding parameters over the "
              "input models that do not give every prefix the same top-1 (marked *). "
-             f"Required: rho >= {RHO_REQUIRED} on each test split.", "",
-             "| split | n | " + " | ".join(Path(n).name for n in names) + " | Spearman rho |",
-             "|---|---:|" + "---:|" * len(names) + "---:|"]
+             f"Required: rho >= {REQUIRED[1]} on {REQUIRED[0]}. Noise ceiling: another seed of the target, "
+             "its agreement with the target.", "",
+             "| split | n | " + " | ".join(Path(n).name for n in names) + " | Spearman rho | noise ceiling |",
+             "|---|---:|" + "---:|" * len(names) + "---:|---:|"]
     for split, r in results.items():
         cells = [f"{a:.1%}" + ("" if keep else "*") for a, keep in zip(r["agreement"], r["informative"])]
-        lines.append(f"| {split} | {r['n']} | " + " | ".join(cells) + f" | {r['spearman']:.3f} |")
+        ceiling = "—" if r["noise_ceiling"] is None else f"{r['noise_ceiling']:.1%}"
+        lines.append(f"| {split} | {r['n']} | " + " | ".join(cells) + f" | {r['spearman']:.3f} | {ceiling} |")
     (args.out / "agreement_vs_size.md").write_text("\n".join(lines) + "\n")
     (args.out / "agreement_vs_size.json").write_text(json.dumps(results, indent=1))
 
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xscale("log")
     ax.set_xlabel("input model: non-embedding parameters (log scale)")
     ax.set_ylabel("top-1 agreement with the target (%)")
-    ax.set_title("Agreement with the largest model rises with size")
+    ax.set_title("Agreement with the largest model against size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -102,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     plt.close(fig)
 
     print("\n".join(lines[4:]))
-    ok = all(r["spearman"] >= RHO_REQUIRED for split, r in results.items() if split.endswith("test"))
-    print(f"rho >= {RHO_REQUIRED} on every test split: {'yes' if ok else 'NO'}")
+    split, least = REQUIRED
+    ok = split in results and results[split]["spearman"] >= least
+    print(f"rho >= {least} on {split}: {'yes' if ok else 'NO'}")
     return 0 if ok else 1
 
 

@@ -485,13 +485,16 @@ def read_records(models_dir: Path) -> list[dict]:
     Sizes may be trained by several processes into one --out (one thread each runs steadier on a
     busy machine than one process with two): the report covers every model trained there.
     """
-    records = sorted((json.loads(f.read_text()) for f in models_dir.glob("*/record.json")),
-                     key=lambda r: r["non_embedding_params"])
+    records = []
+    for f in models_dir.glob("*/record.json"):
+        record = json.loads(f.read_text())
+        # the weights' hash goes into every dataset's sidecar, via suite.json; read from where the
+        # record is now, since record["dir"] is relative to wherever training ran
+        record["weights_sha256"] = sha256_files([f.parent / "model.safetensors"])[1]["model.safetensors"]
+        records.append(record)
     if not records:
         raise InputError(f"{models_dir}: no trained models to report on")
-    for r in records:  # the weights' hash goes into every dataset's sidecar, via suite.json
-        r["weights_sha256"] = sha256_files([Path(r["dir"]) / "model.safetensors"])[1]["model.safetensors"]
-    return records
+    return sorted(records, key=lambda r: r["non_embedding_params"])
 
 
 def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_tokens: int, val_tokens: int,
@@ -577,7 +580,7 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
     print(f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
           f"val loss strictly decreasing: {monotone}")
     for r in records:
-        print(os.path.abspath(r["dir"]))
+        print((out / "models" / r["name"]).resolve())
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:

@@ -3,11 +3,12 @@ its pass over the data: the report reads no dataset), and refusals."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import ROOT, run_script
 
 from harness.dataset import save_dataset
 from harness.evaluate import Settings, score_dataset
@@ -142,7 +143,8 @@ def test_token_labels_never_reach_for_the_network(monkeypatch):
     monkeypatch.setattr(Tokenizer, "from_pretrained", lambda *a, **k: pytest.fail("the report tried to download"))
     load_tokenizer.cache_clear()
     assert token_texts("nobody/no-such-model", np.array([5, 7])) == (["id 5", "id 7"], False)
-    texts, decoded = token_texts("suite-1.5m", np.array([262]))
+    the = json.loads((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_text())["model"]["vocab"]["Ġthe"]
+    texts, decoded = token_texts("suite-1.5m", np.array([the]))
     assert decoded and texts == ["' the'"]
 
 

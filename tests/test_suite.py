@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,63 @@ def test_committed_suite_is_the_one_neox_config_at_its_shapes():
         shape_and_recipe = lambda c: {k: v for k, v in c.to_dict().items()
                                       if k not in ("architectures", "dtype", "_name_or_path")}  # set by saving
         assert shape_and_recipe(config) == shape_and_recipe(built), model.name
+
+
+def test_questions_for_a_digit_tokenizer_end_after_the_space_and_ask_for_the_first_digit():
+    """The committed suite writes one token per digit, so " 73" is a bare space, then 7, then 3:
+    with the space in the prompt its next token is the sum's first digit, and the prompt and answer
+    tokenize to the same ids as lm-evaluation-harness's form."""
+    from tokenizers import Tokenizer
+
+    from suite.arithmetic import held_out_questions
+
+    tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"))
+    ids = lambda text: tokenizer.encode(text, add_special_tokens=False).ids
+    plain, spaced = held_out_questions(20, seed=3), held_out_questions(20, seed=3, space_in_prefix=True)
+    for q, s in zip(plain, spaced):
+        assert (s["text"], s["answer"]) == (q["text"] + " ", q["answer"][1:])
+        assert ids(s["text"]) + ids(s["answer"]) == ids(q["text"]) + ids(q["answer"]) == ids(q["text"] + q["answer"])
+        assert tokenizer.id_to_token(ids(q["answer"])[0]) == "Ġ"  # the plain form's next token: the space
+        assert tokenizer.id_to_token(ids(s["answer"])[0]) == s["answer"][0]  # the spaced form's: the first digit
+
+
+def test_export_stores_float16_weights_and_records_what_they_change(tmp_path, suite, prefix_file, tokenizer):
+    """suite/export.py: the copy's weights are the originals rounded to float16, its suite.json
+    entry gets the copy's hash, and the change it reports is what running both in float32 gives."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from suite import export
+
+    source = tmp_path / "trained"
+    source.mkdir()
+    shutil.copytree(suite[0], source / "tiny")
+    suite_json = tmp_path / "suite.json"
+    suite_json.write_text(json.dumps({"models": [{"name": "tiny"}], "seed_variants": []}))
+    export.main([str(source), str(tmp_path / "out"), "--suite-json", str(suite_json), "--prefixes", str(prefix_file)])
+
+    copy = tmp_path / "out" / "tiny"
+    original, stored = load_file(source / "tiny" / "model.safetensors"), load_file(copy / "model.safetensors")
+    assert original.keys() == stored.keys()
+    for name, tensor in original.items():
+        assert stored[name].dtype == torch.float16 and torch.equal(stored[name], tensor.to(torch.float16))
+    record = json.loads(suite_json.read_text())["models"][0]
+    assert record["float16_weights_sha256"] == hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+
+    prefixes = [line for line in prefix_file.read_text().splitlines() if line.strip()]
+    probs = []
+    for folder in (source / "tiny", copy):  # each prefix alone, no padding
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        with torch.no_grad():
+            probs.append(torch.stack([model(torch.tensor([tokenizer(p)["input_ids"]])).logits[0, -1, :len(tokenizer)]
+                                      .softmax(-1) for p in prefixes]))
+    change = record["float16_change"]
+    assert change["max_abs_difference"] == pytest.approx(float((probs[0] - probs[1]).abs().max()), abs=1e-6)
+    assert change["same_top1"] == pytest.approx(float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean()))
+    assert 0 < change["max_abs_difference"] < 0.01 and change["prefixes"] == len(prefixes)
 
 
 def test_glue_tsv_keeps_bare_quotes(tmp_path):

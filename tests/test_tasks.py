@@ -16,14 +16,14 @@ from harness.inference import answer_logprobs, answer_scores, fit_answers
 from harness.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
 
 
-def direct_scores(model, prefix: list[int], answer: list[int], choice_ids: list[int], vocab_size: int) -> tuple:
+def direct_scores(model, prefix: list[int], answer: list[int], vocab_size: int) -> tuple:
     """One sequence, no padding: the log-probabilities the batched pass must reproduce."""
     with torch.no_grad():
         logprobs = model(torch.tensor([prefix + answer])).logits[0, :, :vocab_size].float().log_softmax(-1)
     steps = logprobs[len(prefix) - 1:len(prefix) + len(answer) - 1]
     target = torch.tensor(answer)
     return (float(steps[torch.arange(len(answer)), target].sum()), bool((steps.argmax(-1) == target).all()),
-            bool(steps[0].argmax() == answer[0]), steps[0, choice_ids].numpy())
+            bool(steps[0].argmax() == answer[0]))
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,11 @@ def greedy_continuation(model, prefix: list[int], length: int) -> list[int]:
 def test_the_batched_answer_pass_matches_each_sequence_alone(model, tokenizer):
     prefixes = [[5, 17, 230, 41, 9], [300], [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23], [77, 78]]
     answers = [[100, 101, 102], [7], [250, 251], greedy_continuation(model, [77, 78], 3)]
-    choices = [100, 7]
-    loglik, greedy, first_top1, choice_logprobs = answer_logprobs(model, prefixes, answers, len(tokenizer), choices)
+    loglik, greedy, first_top1 = answer_logprobs(model, prefixes, answers, len(tokenizer))
     for i, (prefix, answer) in enumerate(zip(prefixes, answers)):
-        expected = direct_scores(model, prefix, answer, choices, len(tokenizer))
+        expected = direct_scores(model, prefix, answer, len(tokenizer))
         assert loglik[i] == pytest.approx(expected[0], abs=1e-4)
-        assert (greedy[i], first_top1[i]) == expected[1:3]
-        np.testing.assert_allclose(choice_logprobs[i], expected[3], atol=1e-4)
+        assert (greedy[i], first_top1[i]) == expected[1:]
     assert greedy[3] and first_top1[3]  # the model's own greedy continuation
     assert loglik.max() <= 0
 
@@ -63,6 +61,24 @@ def test_answer_scores_batch_by_tokens_and_cover_every_row(model, tokenizer):
     assert scores["rows"].tolist() == list(range(9))
     half = answer_scores(model, prefixes, answers, len(tokenizer), max_tokens=8, rank=1, world_size=2, progress=False)
     assert 0 < len(half["rows"]) < 9 and np.isnan(np.delete(half["loglik"], half["rows"])).all()
+
+
+def test_multi_token_choices_are_each_scored_as_a_whole_continuation(model, tokenizer):
+    """A choice task whose choices take several tokens (the bundled suite writes " True" as " T",
+    "rue"): each choice's log-likelihood is its whole continuation's, and the answer's own scores
+    are its choice's."""
+    prefixes = [[5, 17, 230, 41, 9], [300], [12, 13, 14]]
+    choice_ids = [[100, 101], [7]]
+    answers = [choice_ids[0], choice_ids[1], choice_ids[0]]
+    scores = answer_scores(model, prefixes, answers, len(tokenizer), choice_ids=choice_ids, max_tokens=8,
+                           progress=False)
+    for i, prefix in enumerate(prefixes):
+        choices = [direct_scores(model, prefix, ids, len(tokenizer)) for ids in choice_ids]
+        np.testing.assert_allclose(scores["choice_logprobs"][i], [c[0] for c in choices], atol=1e-4)
+        own = choices[choice_ids.index(answers[i])]
+        assert scores["loglik"][i] == pytest.approx(own[0], abs=1e-4)
+        assert (scores["greedy"][i], scores["first_top1"][i]) == own[1:]
+    assert scores["rows"].tolist() == [0, 1, 2]
 
 
 def test_prefixes_are_cut_from_the_left_to_fit_the_context_with_their_answer():
@@ -98,19 +114,21 @@ def test_preprocess_records_each_models_answer_scores_and_a_resumed_run_reads_th
     scores = sidecar_answer_scores(dataset, meta)
     assert scores.loglik.shape == scores.greedy.shape == (3, len(dataset.sentences))
     assert scores.choice_logprobs.shape == (3, len(dataset.sentences), 2)
-    choice_ids = [tokenizer(c)["input_ids"][0] for c in scores.choices]
+    choice_ids = [tokenizer(c)["input_ids"] for c in scores.choices]
+    assert all(len(ids) == 1 for ids in choice_ids)  # one token each here; test_multi_token_choices: several
     for j, directory in enumerate(suite):  # each model's scores, computed here one sequence at a time
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
         for i in (0, 5):
             prefix = tokenizer(dataset.sentences[i])["input_ids"]
             answer = list(json.loads(out.with_suffix(".json").read_text())["answers"][i]["ids"])
-            loglik, greedy, first_top1, choices = direct_scores(model, prefix, answer, choice_ids, len(tokenizer))
+            loglik, greedy, first_top1 = direct_scores(model, prefix, answer, len(tokenizer))
             assert scores.loglik[j, i] == pytest.approx(loglik, abs=1e-4)
             assert (scores.greedy[j, i], scores.first_top1[j, i]) == (greedy, first_top1)
+            choices = [direct_scores(model, prefix, ids, len(tokenizer))[0] for ids in choice_ids]
             np.testing.assert_allclose(scores.choice_logprobs[j, i], choices, atol=1e-4)
             # The stored next-token row is the same position's distribution as the answer pass's.
-            np.testing.assert_allclose(dataset.probs[i, j, choice_ids].astype(np.float64), np.exp(choices),
-                                       rtol=1e-3, atol=2.0 ** -24)  # float16: subnormal below 2^-14
+            np.testing.assert_allclose(dataset.probs[i, j, [ids[0] for ids in choice_ids]].astype(np.float64),
+                                       np.exp(choices), rtol=1e-3, atol=2.0 ** -24)  # float16: subnormal below 2^-14
     assert (scores.correct == (scores.choice_logprobs.argmax(2) == scores.gold_choice)).all()
     drawn = [int(sentence.split()[2]) for sentence in dataset.sentences]  # "The cat {i} sat ...", in drawn order
     assert scores.gold_choice.tolist() == [1 if i % 3 == 0 else 0 for i in drawn]

@@ -1,0 +1,81 @@
+"""Commit-ready copies of trained suite models: config, tokenizer, and the weights in float16.
+
+    python3 -m suite.export build/suite/models suite/models      # every model folder in the first
+
+Half precision halves the committed bytes (the suite and its other seed fit the 60 MB budget with
+the default data). The models still run in float32 (`--dtype auto` on CPU): float16 weights,
+upcast, are the float32 ones rounded to 11 significant bits; README.md says what that changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+
+
+def export(source: Path, destination: Path) -> None:
+    weights = {name: tensor.to(torch.float16) for name, tensor in load_file(source / "model.safetensors").items()}
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (source / name).is_file():  # a model saved without generation settings has no generation_config.json
+            shutil.copy2(source / name, destination / name)
+    save_file(weights, destination / "model.safetensors", metadata={"format": "pt"})
+
+
+def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict:
+    """What storing `source`'s weights in float16 changes, both run in float32 on `prefixes`: the
+    largest difference of a next-token probability, and how often the top-1 stays the same."""
+    from harness.inference import last_token_probs, tokenize
+    from harness.tokenizer import load_tokenizer
+
+    token_ids = tokenize(load_tokenizer(str(source)), prefixes)
+    probs = []
+    for folder in (source, destination):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        vocab_size = len(load_tokenizer(str(folder)).get_vocab())
+        probs.append(torch.cat([last_token_probs(model, token_ids[i:i + 16], vocab_size, library_head=False)
+                                for i in range(0, len(token_ids), 16)]))
+    return {"max_abs_difference": float((probs[0] - probs[1]).abs().max()),
+            "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="a folder of trained model folders")
+    parser.add_argument("destination", type=Path)
+    parser.add_argument("--suite-json", type=Path, help="record each copy's weights hash and what float16 "
+                        "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)")
+    parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
+                        "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
+    args = parser.parse_args(argv)
+    prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
+    suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
+    for folder in sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file()):
+        copy = args.destination / folder.name
+        export(folder, copy)
+        change = float16_change(folder, copy, prefixes)
+        print(f"{folder} -> {copy} (float16): on {len(prefixes)} prefixes, next-token "
+              f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
+              f"{change['same_top1']:.1%}")
+        if suite is not None:  # suite.json's weights_sha256 is the float32 training output's; say what is committed
+            for record in suite["models"] + suite.get("seed_variants", []):
+                if record["name"] == folder.name:
+                    record["float16_weights_sha256"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+                    record["float16_change"] = {**change, "prefixes": len(prefixes), "measured_in": "float32"}
+    if suite is not None:
+        tmp = args.suite_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(suite, indent=1, default=str))
+        tmp.replace(args.suite_json)
+
+
+if __name__ == "__main__":
+    main()
