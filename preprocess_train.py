@@ -51,7 +51,7 @@ import numpy as np
 from harness import InputError, cli
 from harness.dataset import FORMAT, DatasetFile, sidecar_path, start_dataset
 from harness.files import read_text_file
-from harness.prefixes import FROM_SOURCE, MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options
+from harness.prefixes import FROM_SOURCE, MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options, space_into_prefixes
 from harness.tokenizer import SUITE_MODELS
 
 if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
@@ -362,6 +362,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     ceiling = None if args.ceiling_model is None else inference.ModelSpec(args.ceiling_model, None, args.ceiling_label)
     tokenizer = inference.shared_tokenizer(specs + ([ceiling] if ceiling else []))
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    prefix_set = space_into_prefixes(prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False))
+    if prefix_set.record.get("answer_space_in_prefix") and state.is_main_process:
+        moved = prefix_set.record["answer_space_in_prefix"]
+        print(f"{moved} of {len(prefixes)} answers begin with a space that this tokenizer writes as a token of its own: "
+              f"those prefixes end after it, so they ask for the answer's first digit or word", file=sys.stderr)
+    prefixes = prefix_set.prefixes
     token_ids = inference.tokenize(tokenizer, prefixes)
     # Each answer's ids, tokenized alone and without special tokens: the ids it has after its prefix
     # wherever the pre-tokenizer splits between the two, as byte-level BPE does before the leading

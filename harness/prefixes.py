@@ -17,7 +17,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -53,6 +53,32 @@ class PrefixSet:
     prefixes: list[str]
     answers: list[str] | None
     record: dict
+
+
+def space_into_prefixes(prefix_set: PrefixSet, encode: Callable[[list[str]], list[list[int]]]) -> PrefixSet:
+    """End a prefix after its answer's leading space where the tokenizer (`encode`: texts -> ids,
+    no special tokens) writes that space as a token of its own, as one with one token per digit
+    writes " 73": " ", "7", "3". Every such prefix would ask each model for the same bare space,
+    and agree on it; ending after the space asks for the answer's first digit or word instead. A
+    prefix moves only where the ids of prefix and answer together stay the same, so the answer's
+    scores do not change. Choice tasks are left as they are (each choice is scored whole)."""
+    if prefix_set.answers is None or prefix_set.record.get("choices"):
+        return prefix_set
+    space = encode([" "])[0]
+    candidates = [i for i, answer in enumerate(prefix_set.answers) if len(answer) > 1 and answer[0] == " "]
+    if not candidates:
+        return prefix_set
+    prefixes = [prefix_set.prefixes[i] for i in candidates]
+    answers = [prefix_set.answers[i] for i in candidates]
+    before = zip(encode(prefixes), encode(answers))
+    after = zip(encode([p + " " for p in prefixes]), encode([a[1:] for a in answers]))
+    moved = {i for i, (old, new) in zip(candidates, zip(before, after))
+             if old[1][:len(space)] == space and old[0] + old[1] == new[0] + new[1]}
+    if not moved:
+        return prefix_set
+    return PrefixSet([p + " " if i in moved else p for i, p in enumerate(prefix_set.prefixes)],
+                     [a[1:] if i in moved else a for i, a in enumerate(prefix_set.answers)],
+                     {**prefix_set.record, "answer_space_in_prefix": len(moved)})
 
 
 def rte_prompt(premise: str, hypothesis: str) -> str:

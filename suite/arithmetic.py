@@ -73,18 +73,12 @@ def documents(count: int, seed: int = 0, excluded: set[tuple[int, int]] | None =
     return ["\n".join(statement(rng, excluded) for _ in range(int(rng.integers(8, 25)))) for _ in range(count)]
 
 
-def held_out_questions(count: int, seed: int = 0, space_in_prefix: bool = False) -> list[dict]:
+def held_out_questions(count: int, seed: int = 0) -> list[dict]:
     """`count` of the held-out pairs (drawn with `seed`), as lm-evaluation-harness's arithmetic_2da
-    asks them: {"text": "Question: What is A plus B?\\nAnswer:", "answer": " C"}.
-
-    `space_in_prefix` moves the answer's leading space into the prompt ("Answer: ", "C"), for a
-    tokenizer with one token per digit: it writes " C" as a bare space, then the digits, so the
-    prompt's next token would always be the space and never the sum. Both forms tokenize to the
-    same ids, so whole-answer scores (log-likelihood, greedy) do not change."""
+    asks them: {"text": "Question: What is A plus B?\\nAnswer:", "answer": " C"}."""
     pairs = sorted(held_out_pairs())
     chosen = np.random.default_rng(seed).choice(len(pairs), size=min(count, len(pairs)), replace=False)
-    space = " " if space_in_prefix else ""
-    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:{space}", "answer": f"{'' if space else ' '}{a + b}"}
+    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"}
             for a, b in (pairs[i] for i in chosen)]
 
 
@@ -92,12 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--documents", type=int, default=20_000, help="worksheets to write")
     parser.add_argument("--questions", type=int, help="write this many held-out questions instead")
-    parser.add_argument("--space-in-prefix", action="store_true", help="end each question after \"Answer: \" and "
-                        "drop the answer's leading space (for a tokenizer with one token per digit, as the suite's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    rows = (held_out_questions(args.questions, args.seed, args.space_in_prefix) if args.questions else
+    rows = (held_out_questions(args.questions, args.seed) if args.questions else
             [{"text": text} for text in documents(args.documents, args.seed)])
     lines = "".join(json.dumps(row) + "\n" for row in rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

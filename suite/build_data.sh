@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 python3 -m suite.prefix_splits
-python3 -m suite.arithmetic --questions 100 --space-in-prefix --out data/prefixes/arithmetic.jsonl
+python3 -m suite.arithmetic --questions 100 --out data/prefixes/arithmetic.jsonl
 common=(--models suite --device cpu --dtype float32 --meta-json suite/suite.json --no-progress)
 python3 preprocess_train.py "${common[@]}" --dataset data/prefixes/wikipedia.txt --out data/wikipedia.pkl
 python3 preprocess_train.py "${common[@]}" --dataset data/prefixes/arithmetic.jsonl --out data/arithmetic.pkl

@@ -114,22 +114,33 @@ def test_committed_suite_is_the_one_neox_config_at_its_shapes():
         assert shape_and_recipe(config) == shape_and_recipe(built), model.name
 
 
-def test_questions_for_a_digit_tokenizer_end_after_the_space_and_ask_for_the_first_digit():
-    """The committed suite writes one token per digit, so " 73" is a bare space, then 7, then 3:
-    with the space in the prompt its next token is the sum's first digit, and the prompt and answer
-    tokenize to the same ids as lm-evaluation-harness's form."""
+def test_an_answers_bare_space_moves_into_its_prefix_only_where_the_tokenizer_splits_it_off(tokenizer):
+    """The committed suite writes one token per digit, so " 73" is a bare space, then 7, then 3: a
+    question ending at "Answer:" would ask every model for the space. The space moves into the
+    prefix, the ids of prefix and answer together stay the same, and the next token is the sum's
+    first digit. A word answer (one token with its space), a tokenizer that keeps " 73" whole and a
+    choice task are left alone."""
     from tokenizers import Tokenizer
 
+    from harness.prefixes import PrefixSet, space_into_prefixes
     from suite.arithmetic import held_out_questions
 
-    tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"))
-    ids = lambda text: tokenizer.encode(text, add_special_tokens=False).ids
-    plain, spaced = held_out_questions(20, seed=3), held_out_questions(20, seed=3, space_in_prefix=True)
-    for q, s in zip(plain, spaced):
-        assert (s["text"], s["answer"]) == (q["text"] + " ", q["answer"][1:])
-        assert ids(s["text"]) + ids(s["answer"]) == ids(q["text"]) + ids(q["answer"]) == ids(q["text"] + q["answer"])
-        assert tokenizer.id_to_token(ids(q["answer"])[0]) == "Ġ"  # the plain form's next token: the space
-        assert tokenizer.id_to_token(ids(s["answer"])[0]) == s["answer"][0]  # the spaced form's: the first digit
+    suite_tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"))
+    encode = lambda texts: [e.ids for e in suite_tokenizer.encode_batch(texts, add_special_tokens=False)]
+    questions = held_out_questions(20, seed=3)
+    texts, answers = [q["text"] for q in questions] + ["The cat sat on"], [q["answer"] for q in questions] + [" the"]
+    moved = space_into_prefixes(PrefixSet(texts, answers, {"dataset": "mine"}), encode)
+    assert moved.prefixes == [t + " " for t in texts[:20]] + ["The cat sat on"]
+    assert moved.answers == [a[1:] for a in answers[:20]] + [" the"]
+    assert moved.record == {"dataset": "mine", "answer_space_in_prefix": 20}
+    for old_text, old_answer, text, answer in zip(texts, answers, moved.prefixes, moved.answers):
+        assert encode([text])[0] + encode([answer])[0] == encode([old_text])[0] + encode([old_answer])[0]
+    assert all(suite_tokenizer.id_to_token(encode([a])[0][0]).isdigit() for a in moved.answers[:20])
+
+    whole = PrefixSet(texts, answers, {})  # the tests' tokenizer writes " 73" as one token, as Pythia's does
+    assert space_into_prefixes(whole, lambda t: [tokenizer(x)["input_ids"] for x in t]) is whole
+    choices = PrefixSet(texts, answers, {"choices": [" 1", " 2"]})
+    assert space_into_prefixes(choices, encode) is choices
 
 
 def test_export_stores_float16_weights_and_records_what_they_change(tmp_path, suite, prefix_file, tokenizer):

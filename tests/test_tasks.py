@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from conftest import run_script
+from conftest import ROOT, run_script
 from harness.dataset import AnswerScores, load_dataset, sidecar_answer_scores
 from harness.inference import answer_logprobs, answer_scores, fit_answers
 from harness.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
@@ -242,6 +242,25 @@ def test_the_bundled_suites_other_seed_is_the_default_ceiling(tmp_path, monkeypa
         str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"), "suite-1.5m-seed1235")
     assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
     assert preprocess_train.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
+
+
+def test_arithmetic_on_the_digit_tokenizer_asks_for_the_first_digit(tmp_path):
+    """The arithmetic builder on the bundled suite (one token per digit): each prefix ends after
+    "Answer: ", its answer is the bare sum, the sidecar records the move, and the answer pass
+    scores the same ids as lm-evaluation-harness's text would have."""
+    from tokenizers import Tokenizer
+
+    out = tmp_path / "sums.pkl"
+    result = run_script("preprocess_train.py", "--models", "suite-0.0066m", "suite-0.025m", "--dataset", "arithmetic",
+                        "--num-prefixes", "6", "--out", out, "--device", "cpu", "--no-progress")
+    assert "6 of 6 answers begin with a space that this tokenizer writes as a token of its own" in result.stderr
+    dataset, meta = load_dataset(out), json.loads(out.with_suffix(".json").read_text())
+    assert all(s.endswith("\nAnswer: ") for s in dataset.sentences) and meta["prefixes"]["answer_space_in_prefix"] == 6
+    tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-0.0066m" / "tokenizer.json"))
+    for sentence, answer in zip(dataset.sentences, meta["answers"]):
+        assert answer["text"].isdigit() and answer["ids"] == tokenizer.encode(answer["text"], add_special_tokens=False).ids
+        original = tokenizer.encode(sentence[:-1] + " " + answer["text"], add_special_tokens=False).ids
+        assert tokenizer.encode(sentence, add_special_tokens=False).ids + answer["ids"] == original
 
 
 def test_two_process_accelerate_run_scores_answers_and_ceiling_as_one_process(tmp_path, suite, tokenizer):
