@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the bundled challenge's four train/test datasets from the committed suite (suite/models/),
-# offline on CPU, in about 70 seconds on 2 cores:
+# offline on CPU, in about 90 seconds on 2 cores:
 #
 #   bash suite/build_splits.sh
 #
