@@ -58,6 +58,7 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
     do state (seen), and every 1-digit sum (most of them seen): is the skill learned at all?"""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
     from harness.inference import answer_logprobs, tokenize
     from harness.tokenizer import load_tokenizer
@@ -69,6 +70,7 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
             "1-digit addition (all 100 sums)": addition_questions([(a, b) for a in range(10) for b in range(10)])}
     tokenizer = load_tokenizer(str(models[0]))
     curves = {name: [] for name in sets}
+    logging.disable_progress_bar()  # a bar per model load would bury the table
     for folder in models:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         for name, questions in sets.items():
