@@ -55,7 +55,8 @@ def agreement(path: Path) -> dict:
     return {"names": dataset.model_names[:-1], "target": dataset.model_names[-1], "n": len(dataset.sentences),
             "agreement": agree.tolist(), "informative": informative.tolist(),
             "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]],
-            "noise_ceiling": None if ceiling is None else float((ceiling.top1 == target_top1).mean())}
+            "noise_ceiling": None if ceiling is None else float((ceiling.top1 == target_top1).mean()),
+            "noise_ceiling_model": None if ceiling is None else ceiling.model}
 
 
 def main(argv: list[str] | None = None) -> int:

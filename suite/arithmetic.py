@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -78,8 +79,12 @@ def held_out_questions(count: int, seed: int = 0) -> list[dict]:
     asks them: {"text": "Question: What is A plus B?\\nAnswer:", "answer": " C"}."""
     pairs = sorted(held_out_pairs())
     chosen = np.random.default_rng(seed).choice(len(pairs), size=min(count, len(pairs)), replace=False)
-    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"}
-            for a, b in (pairs[i] for i in chosen)]
+    return addition_questions(pairs[i] for i in chosen)
+
+
+def addition_questions(pairs: Iterable[tuple[int, int]]) -> list[dict]:
+    """Each pair (A, B) asked as lm-evaluation-harness's arithmetic_2da asks it, with its answer."""
+    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"} for a, b in pairs]
 
 
 def main() -> None:

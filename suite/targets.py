@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import load_dataset, model_sizes, read_sidecar, sidecar_answer_scores, sidecar_noise_ceiling
-from harness.scoring import top1
-from suite.agreement_vs_size import spearman
+from harness.dataset import load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
+from suite.agreement_vs_size import agreement, spearman
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,22 +36,6 @@ def arithmetic_curve(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
             scores.correct.mean(axis=1))
 
 
-def wikipedia_agreement(path: Path) -> tuple[np.ndarray, np.ndarray, dict | None]:
-    dataset = load_dataset(path)
-    metadata = read_sidecar(path, verify_hash=False)
-    model_top1 = np.concatenate([top1(dataset.probs[i:i + 256]) for i in range(0, len(dataset.sentences), 256)])
-    sizes = model_sizes(dataset.model_names, metadata)
-    agree = (model_top1[:, :-1] == model_top1[:, -1:]).mean(axis=0)
-    ceiling = sidecar_noise_ceiling(dataset, metadata)
-    ceiling_agree = None if ceiling is None else {"model": ceiling.model,
-                                                  "top1": float((ceiling.top1 == model_top1[:, -1]).mean())}
-    return np.array([sizes[m]["non_embedding_params"] for m in dataset.model_names[:-1]]), agree, ceiling_agree
-
-
-def addition_questions(pairs) -> list[dict]:
-    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"} for a, b in pairs]
-
-
 def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list[float]]:
     """Greedy accuracy of each model on addition beyond the held-out set: 2-digit pairs the worksheets
     do state (seen), and every 1-digit sum (most of them seen): is the skill learned at all?"""
@@ -62,7 +45,7 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
 
     from harness.inference import answer_logprobs, tokenize
     from harness.tokenizer import load_tokenizer
-    from suite.arithmetic import held_out_pairs
+    from suite.arithmetic import addition_questions, held_out_pairs
 
     held, rng = held_out_pairs(), np.random.default_rng(0)
     seen = [p for p in ((int(a), int(b)) for a, b in rng.integers(10, 100, (4 * count, 2))) if p not in held][:count]
@@ -86,8 +69,9 @@ def main() -> int:
     rho_arithmetic = spearman(sizes, accuracy) if np.ptp(accuracy) > 0 else float("nan")
     suite = json.loads((ROOT / "suite" / "suite.json").read_text())
     losses = [m["val_loss"] for m in suite["models"]]
-    wiki_sizes, agree, ceiling = wikipedia_agreement(ROOT / "data" / "wikipedia-test.pkl")
-    rho_wiki = spearman(wiki_sizes, agree)
+    wikipedia = agreement(ROOT / "data" / "wikipedia-test.pkl")
+    agree = wikipedia["agreement"]
+    rho_wiki = spearman(np.array(wikipedia["sizes"]), np.array(agree))
     rows = [("held-out 2-digit addition, smallest model", f"{accuracy[0]:.1%}", "<= 5%", accuracy[0] <= 0.05),
             ("held-out 2-digit addition, largest model (the target)", f"{accuracy[-1]:.1%}", ">= 50%",
              accuracy[-1] >= 0.5),
@@ -111,9 +95,9 @@ def main() -> int:
     lines += ["",
               "Wikipedia-test agreement with the target, smallest first: "
               + ", ".join(f"{a:.1%}" for a in agree) + "."]
-    if ceiling is not None:
-        lines += ["", f"Noise ceiling: {ceiling['model']}, another seed of the target, agrees with it on "
-                      f"{ceiling['top1']:.1%} of the Wikipedia test prefixes."]
+    if wikipedia["noise_ceiling"] is not None:
+        lines += ["", f"Noise ceiling: {Path(wikipedia['noise_ceiling_model']).name}, another seed of the target, "
+                      f"agrees with it on {wikipedia['noise_ceiling']:.1%} of the Wikipedia test prefixes."]
     (ROOT / "suite" / "targets.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:]))
     return 0
