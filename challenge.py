@@ -31,7 +31,7 @@ from harness.leaderboard import predictions_csv, print_harder_here, print_leader
 from harness.metrics import GAMMA, METRICS
 from harness.registry import REGISTRY, learned, register, resolve  # noqa: F401 (learned: for the block below)
 from harness.report import check_report_dir, write_report
-from harness.tasks import harder_here
+from harness.tasks import harder_here, names_dataset
 from strategies import load_builtin
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         check_report_dir(args.report)
     datasets = [(path, args.train) for path in args.dataset] if args.dataset else default_datasets(DATA_DIR)
-    if args.baseline is not None and not any(args.baseline in (str(path), path.stem, path.name) for path, _ in datasets):
+    if args.baseline is not None and not any(names_dataset(args.baseline, path) for path, _ in datasets):
         raise harness.InputError(f"--baseline {args.baseline}: not one of the datasets "
                                  f"({', '.join(str(path) for path, _ in datasets)})")
     strategies = list({s.name: s for s in strategies + compared}.values())  # --compare's are scored too

@@ -229,9 +229,10 @@ def print_harder_here(rows: list[dict]) -> None:
               + ("—" if row["noise_ceiling"] is None else pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"])))
     note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
          "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
-         "(best of largest, average, top2-average) on that dataset, its top-1 agreement with the target and its KL; "
-         "vs baseline: the difference from the baseline (plain text: the first Wikipedia set without answers, or "
-         "--baseline) (negative top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed of the target's top-1 agreement with it, where the dataset has one")
+         f"(best of {', '.join(REFERENCE_HEURISTICS)}) on that dataset, its top-1 agreement with the target and its "
+         "KL; vs baseline: the difference from the baseline (plain text: the first Wikipedia set without answers, or "
+         "--baseline) (negative top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed "
+         "of the target's top-1 agreement with it, where the dataset has one")
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821

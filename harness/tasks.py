@@ -104,13 +104,18 @@ def unpaired_test(first: np.ndarray, other: np.ndarray, seed: int = 0, permutati
             "p_value": (1 + extreme) / (1 + permutations), "permutations": permutations}
 
 
+def names_dataset(name: str, path: str | Path) -> bool:
+    """Whether `--baseline name` means the dataset at `path`: its path, file name or stem."""
+    return name in (str(path), Path(path).name, Path(path).stem)
+
+
 def pick_baseline(results: list, name: str | None = None):
     """The dataset the others are tested against: the one `name`d (its path or file stem), else plain
     text: the first Wikipedia set (`wikipedia*.pkl`) without answers, else the first set without
     answers, else the first. None if none has a reference (nothing to test)."""
     candidates = [r for r in results if r.reference is not None]
     if name is not None:
-        named = [r for r in candidates if name in (str(r.path), Path(r.path).stem, Path(r.path).name)]
+        named = [r for r in candidates if names_dataset(name, r.path)]
         if not named:
             raise InputError(f"--baseline {name}: not one of the scored datasets")
         return named[0]
