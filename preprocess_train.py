@@ -4,7 +4,7 @@ next-token distribution as a (prefixes x models x vocabulary) float16 tensor.
     python preprocess_train.py                                   # Pythia 70m..2.8b -> 12b, 100 Wikipedia openings
     python preprocess_train.py --dataset glue-rte --dataset-path rte-train.tsv --out data/glue-rte.pkl
     python preprocess_train.py --models small/ medium/ large/ --dataset my_prefixes.txt
-    python preprocess_train.py --models suite --dataset arithmetic --digits 2 --shots 4 --out data/arithmetic.pkl
+    python preprocess_train.py --models suite --dataset arithmetic --digits 2 --shots 4 --out data/arithmetic-4shot.pkl
 
 The last model is the target. Rows are written into the output file as they are computed (host
 memory does not grow with the number of prefixes), and each finished model's slice is cached, so

@@ -406,7 +406,7 @@ class AnswerScores:
     greedy: np.ndarray             # bool: greedy decoding writes the whole answer
     first_top1: np.ndarray         # bool: the answer's first token is the model's top-1
     choices: list[str] | None      # a choice task's answers (glue-rte: " True", " False"), else None
-    choice_logprobs: np.ndarray | None  # (models, n, choices): each choice's log-probability after the prefix
+    choice_logprobs: np.ndarray | None  # (models, n, choices): each choice's log-likelihood as the prefix's continuation
     gold_choice: np.ndarray | None      # (n,) the gold answer's index in `choices`
 
     @property
@@ -420,8 +420,8 @@ class AnswerScores:
 
 
 def sidecar_answer_scores(dataset: Dataset, metadata: dict | None) -> AnswerScores | None:
-    """The answer pass's scores from the sidecar's `metadata`, for the first `n` sentences; None
-    when it has none (no answers, or a sidecar written before the answer pass)."""
+    """The answer pass's scores from the sidecar's `metadata`, one per sentence; None when it has
+    none (no answers, or a sidecar written before the answer pass)."""
     answers = sidecar_answers(dataset, metadata)
     if answers is None or not all(isinstance(a, dict) and "loglik" in a for a in metadata["answers"]):
         return None

@@ -91,7 +91,7 @@ def split_files(request):
     if train.exists() and test.exists():
         return load_dataset(train), load_dataset(test)
     # A fresh clone has no split files (bash suite/build_splits.sh builds them): the committed
-    # 110-prefix dataset's first 60 prefixes fit, its last 50 are tested.
+    # dataset's first 60 prefixes fit, the rest (40-50) are tested.
     bundled = load_dataset(DATA / f"{request.param}.pkl")
     half = lambda rows: Dataset(bundled.path, bundled.model_names, bundled.sentences[rows], bundled.probs[rows])
     return half(slice(0, 60)), half(slice(60, None))
