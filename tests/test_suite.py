@@ -71,6 +71,16 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
     assert loaded.probs.shape == (2, 2, 300)  # the tokenizer's 300 ids, not the padded 384
     assert json.loads(dataset.with_suffix(".json").read_text())["extra"]["seed"] == suite["seed"]
 
+    # A trained --out reports wherever it has moved: each record's "dir" names where training ran,
+    # so the weights are hashed beside the record instead.
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", moved, *TINY,
+                   "--report-only", "--results-dir", report)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reported = json.loads((report / "suite.json").read_text())["models"]
+    assert [m["weights_sha256"] for m in reported] == [m["weights_sha256"] for m in suite["models"]]
+
 
 @pytest.mark.parametrize("args, code, message", [
     (["--sizes", "16x2"], 2, "give comma-separated HIDDENxLAYERSxHEADS"),
