@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
@@ -34,16 +35,17 @@ def export(source: Path, destination: Path) -> None:
 def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict:
     """What storing `source`'s weights in float16 changes, both run in float32 on `prefixes`: the
     largest difference of a next-token probability, and how often the top-1 stays the same."""
-    from harness.inference import last_token_probs, tokenize
+    from harness.inference import next_token_probs, tokenize
     from harness.tokenizer import load_tokenizer
 
-    token_ids = tokenize(load_tokenizer(str(source)), prefixes)
+    tokenizer = load_tokenizer(str(source))
+    token_ids = tokenize(tokenizer, prefixes)
     probs = []
     for folder in (source, destination):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        vocab_size = len(load_tokenizer(str(folder)).get_vocab())
-        probs.append(torch.cat([last_token_probs(model, token_ids[i:i + 16], vocab_size, library_head=False)
-                                for i in range(0, len(token_ids), 16)]))
+        out = np.zeros((len(token_ids), tokenizer.get_vocab_size()), np.float32)
+        next_token_probs(model, token_ids, out, progress=False)
+        probs.append(torch.from_numpy(out))
     return {"max_abs_difference": float((probs[0] - probs[1]).abs().max()),
             "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
 
