@@ -27,6 +27,13 @@ def exit_codes(ok: str, bad: str) -> str:
     return EXIT_CODES.format(ok=ok, bad=bad)
 
 
+def terminal_width(minimum: int = 80) -> int:
+    """The width tables fit: the terminal's (or $COLUMNS), at least `minimum`; 100 when not a terminal."""
+    import shutil
+
+    return max(minimum, shutil.get_terminal_size((100, 24)).columns)
+
+
 def one_line_warnings() -> None:
     """`warning: MESSAGE` on one line, like every other message, instead of Python's two-line format."""
     warnings.formatwarning = lambda message, *_: f"warning: {' '.join(str(message).split())}\n"

@@ -280,12 +280,12 @@ def test_no_gloo_thread_outlives_the_process_group_after_a_model_loaded(suite):
     where it can abort a finished run ("terminate called without an active exception")."""
     script = f"""
 import os, torch
-import preprocess_train
 from harness import inference
-preprocess_train.join_process_group("cpu")
+from harness.models.processes import join_process_group, leave_process_group
+join_process_group("cpu")
 assert torch.distributed.is_initialized()
 inference.load_model(inference.ModelSpec({str(suite[0])!r}), "cpu", torch.float32)
-preprocess_train.leave_process_group()
+leave_process_group()
 print([open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")])
 """
     env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
@@ -318,12 +318,12 @@ def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, sui
 
 
 def test_revision_for_all_models_or_one():
-    import preprocess_train
+    from harness.models import suites
 
-    specs = preprocess_train.model_specs(["a", "b", "c"], ["step1000", "b=step143000"])
+    specs = suites.model_specs(["a", "b", "c"], ["step1000", "b=step143000"])
     assert [(s.name, s.revision) for s in specs] == [("a", "step1000"), ("b", "step143000"), ("c", "step1000")]
     with pytest.raises(InputError, match="--revision z=step1: z is not one of --models"):
-        preprocess_train.model_specs(["a"], ["z=step1"])
+        suites.model_specs(["a"], ["z=step1"])
 
 
 def test_strategies_can_load_the_suite_tokenizer_lazily(suite, tokenizer):

@@ -233,15 +233,15 @@ def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_in
 
 
 def test_the_bundled_suites_other_seed_is_the_default_ceiling(tmp_path, monkeypatch):
-    import preprocess_train
+    from harness.models import suites
 
     (tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235").mkdir(parents=True)
     (tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235" / "config.json").write_text("{}")
-    monkeypatch.setattr(preprocess_train, "SUITE_MODELS", tmp_path / "suite" / "models")
-    assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-0.8m", "suite-1.5m"]) == (
+    monkeypatch.setattr(suites, "SUITE_MODELS", tmp_path / "suite" / "models")
+    assert suites.bundled_ceiling(["a", "b"], ["suite-0.8m", "suite-1.5m"]) == (
         str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"), "suite-1.5m-seed1235")
-    assert preprocess_train.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
-    assert preprocess_train.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
+    assert suites.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
+    assert suites.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
 
 
 def test_arithmetic_on_the_digit_tokenizer_asks_for_the_first_digit(tmp_path):

@@ -1,0 +1,254 @@
+"""The runs of an emergence study: finetune a model on D examples of a task, score it on the test
+questions, and measure its pretraining loss, the x-axis of the emergence law.
+
+A run is (model, revision, D, seed, learning rate). It starts from the pretrained weights (kept on
+the host once per model, so runs do not reload from disk), finetunes on the seed's draw of D
+examples from the task's pool (full finetuning with AdamW, or LoRA through peft), loss on the
+answer tokens only, then scores the validation slice (where the learning rate is chosen) and the
+test questions: exact match by a teacher-forced greedy pass (lm-evaluation-harness's `is_greedy`),
+or for a choice task the likelier whole continuation. Each finished run is appended to the
+results file at once (`harness.data.study.append_result`); a rerun skips the finished ones. Under
+`accelerate launch`, the processes share the runs out, one model per GPU, each appending its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
+
+from harness import InputError
+from harness.data.study import StudyTask, append_result, run_key
+from harness.inference import (ModelSpec, answer_scores, context_length, free_memory, length_sorted_batches,
+                               load_model, resolve_dtype, tokenize)
+
+WARMUP_SHARE = 0.1  # of the steps: the learning rate rises linearly, then falls linearly to 0
+
+
+@dataclass
+class Protocol:
+    """How every run finetunes: recorded on each results line."""
+    epochs: float = 2.0
+    batch_size: int = 32
+    min_steps: int = 20  # a handful of examples still gets this many steps (many epochs over them)
+    learning_rates: tuple[float, ...] = (3e-4, 1e-3)
+    weight_decay: float = 0.0
+    lora_rank: int | None = None  # None: full finetuning
+    dtype: str = "auto"
+
+    def record(self) -> dict:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "min_steps": self.min_steps,
+                "weight_decay": self.weight_decay,
+                "finetuning": "full" if self.lora_rank is None else f"lora-r{self.lora_rank}"}
+
+
+@dataclass
+class Encoded:
+    """A list of questions as token ids: prompts (with the tokenizer's special tokens) and answers."""
+    prompts: list[list[int]]
+    answers: list[list[int]]
+    gold: np.ndarray | None = None  # a choice task's answer index per question
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer, rows: list[dict], choices: list[str] | None) -> "Encoded":
+        prompts = tokenize(tokenizer, [r["text"] for r in rows])
+        answers = tokenize(tokenizer, [r["answer"] for r in rows], special_tokens=False)
+        gold = None if choices is None else np.array([choices.index(r["answer"]) for r in rows])
+        return cls(prompts, answers, gold)
+
+
+@torch.inference_mode()
+def pretraining_loss(model: torch.nn.Module, token_ids: list[list[int]], max_tokens: int = 8192) -> float:
+    """Mean next-token loss (nats per token) over texts the model never trained on: every token
+    after each text's first, right-padded batches sorted by length."""
+    device = model.get_input_embeddings().weight.device
+    token_ids = [ids[-context_length(model):] for ids in token_ids if len(ids) > 1]
+    lengths = np.array([len(ids) for ids in token_ids])
+    total, count = 0.0, 0
+    for batch in length_sorted_batches(lengths, max(max_tokens, int(lengths.max()))):
+        rows = [torch.tensor(token_ids[i]) for i in batch]
+        input_ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True).to(device)
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows],
+                                               batch_first=True).to(device)
+        logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+        total += float((nll * mask[:, 1:]).sum())
+        count += int(mask[:, 1:].sum())
+    return total / count
+
+
+def _training_batch(examples: list[tuple[list[int], list[int]]], device: torch.device,
+                    context: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prompt + answer, right-padded; targets are the next tokens, -100 except on the answer."""
+    rows, targets = [], []
+    for prompt, answer in examples:
+        ids = (prompt + answer)[-context:]
+        rows.append(torch.tensor(ids))
+        target = [-100] * (len(ids) - len(answer)) + answer
+        targets.append(torch.tensor(target[1:] + [-100]))
+    pad = lambda seqs, value: torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value).to(device)
+    mask = pad([torch.ones(len(r), dtype=torch.long) for r in rows], 0)
+    return pad(rows, 0), mask, pad(targets, -100)
+
+
+def finetune(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]], learning_rate: float,
+             protocol: Protocol, seed: int) -> dict:
+    """Finetune `model` in place on `examples` (prompt ids, answer ids): AdamW, linear warmup and
+    decay, loss on the answer tokens only, `protocol.epochs` passes in a seeded order (and at
+    least `protocol.min_steps` steps)."""
+    device = model.get_input_embeddings().weight.device
+    batch_size = min(protocol.batch_size, len(examples))
+    steps = max(protocol.min_steps, math.ceil(protocol.epochs * len(examples) / batch_size))
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(examples)) for _ in range(math.ceil(steps * batch_size / len(examples)))])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=protocol.weight_decay)
+    warmup = max(1, int(WARMUP_SHARE * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
+    context = context_length(model)
+    model.train()
+    losses = []
+    for step in range(steps):
+        batch = [examples[i] for i in order[step * batch_size:(step + 1) * batch_size]]
+        input_ids, mask, targets = _training_batch(batch, device, context)
+        logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.detach().item())
+    model.eval()
+    return {"steps": steps, "final_train_loss": float(np.mean(losses[-max(1, steps // 10):]))}
+
+
+def task_outcomes(model: torch.nn.Module, questions: Encoded, vocab_size: int,
+                  choice_ids: list[list[int]] | None) -> np.ndarray:
+    """Whether the model answers each question: greedy decoding writes the whole answer, or (a
+    choice task) the answer is the likeliest choice."""
+    prompts = [p[-(context_length(model) - max(map(len, [a, *(choice_ids or [])]))):]
+               for p, a in zip(questions.prompts, questions.answers)]
+    scores = answer_scores(model, prompts, questions.answers, vocab_size, choice_ids=choice_ids, progress=False)
+    if choice_ids:
+        return scores["choice_logprobs"].argmax(1) == questions.gold
+    return scores["greedy"].astype(bool)
+
+
+def with_lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise InputError("--lora needs the package peft (pip install peft)") from None
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear",
+                                            lora_dropout=0.0, task_type="CAUSAL_LM"))
+
+
+@dataclass
+class Run:
+    task: StudyTask
+    spec: ModelSpec
+    data_size: int
+    seed: int
+    learning_rate: float | None  # None: no finetuning (D = 0)
+
+    def key(self) -> tuple:
+        return (self.task.name, self.spec.stored_name, self.spec.revision, self.data_size, self.seed,
+                self.learning_rate)
+
+
+@dataclass
+class Study:
+    """Everything a study runs: its tasks, models, data sizes, seeds and protocol."""
+    tasks: list[StudyTask]
+    specs: list[ModelSpec]
+    data_sizes: list[int]
+    seeds: list[int]
+    protocol: Protocol
+    loss_texts: list[str]
+    loss_source: str
+    device: str | None = None
+    finished: set = field(default_factory=set)  # run keys already in the results file
+
+    def runs(self) -> list[Run]:
+        """Every run, model by model (one model in memory at a time). D = 0 is one run: nothing is
+        drawn and nothing is trained."""
+        runs = []
+        for spec in self.specs:
+            for task in self.tasks:
+                for size in self.data_sizes:
+                    for seed in (self.seeds if size else self.seeds[:1]):
+                        for lr in (self.protocol.learning_rates if size else (None,)):
+                            runs.append(Run(task, spec, size, seed, lr))
+        return runs
+
+
+def run_study(study: Study, tokenizer: Tokenizer, results: Path, progress: bool = True, rank: int = 0,
+              world_size: int = 1) -> int:
+    """Every unfinished run of `study` (this process's share of them), each appended to `results`
+    as it ends. Returns how many ran."""
+    todo = [run for i, run in enumerate(r for r in study.runs() if r.key() not in study.finished)
+            if i % world_size == rank]
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    encoded = {}
+    for task in study.tasks:
+        choice_ids = None if task.choices is None else tokenize(tokenizer, task.choices, special_tokens=False)
+        encoded[task.name] = (Encoded.of(tokenizer, task.test, task.choices),
+                              Encoded.of(tokenizer, task.validation, task.choices),
+                              Encoded.of(tokenizer, task.pool, task.choices), choice_ids)
+    loss_ids = tokenize(tokenizer, study.loss_texts)
+    device = study.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    transformers.utils.logging.disable_progress_bar()  # one bar, over the runs: not one per model load
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
+    loaded_name, base, pristine, loss = None, None, None, None
+    for run in todo:
+        spec = run.spec
+        if (spec.name, spec.revision) != loaded_name:
+            base = pristine = None
+            free_memory()
+            dtype = resolve_dtype(study.protocol.dtype, device, spec)
+            base = load_model(spec, device, dtype)
+            pristine = {k: v.detach().to("cpu", copy=True) for k, v in base.state_dict().items()}  # host copy
+            loss = pretraining_loss(base, loss_ids)
+            loaded_name = (spec.name, spec.revision)
+        base.load_state_dict(pristine)
+        test, validation, pool, choice_ids = encoded[run.task.name]
+        bar.set_postfix_str(f"{spec.stored_name} {run.task.name} D={run.data_size} lr={run.learning_rate}")
+        start = time.perf_counter()
+        torch.manual_seed(run.seed)
+        model, stats = base, {"steps": 0}
+        if run.data_size:
+            chosen = np.random.default_rng(run.seed).permutation(len(pool.prompts))[:run.data_size]
+            examples = [(pool.prompts[i], pool.answers[i]) for i in chosen]
+            if study.protocol.lora_rank is not None:
+                model = with_lora(copy.deepcopy(base), study.protocol.lora_rank)
+            stats = finetune(model, examples, run.learning_rate, study.protocol, run.seed)
+        finetune_seconds = time.perf_counter() - start
+        valid = task_outcomes(model, validation, vocab_size, choice_ids)
+        outcomes = task_outcomes(model, test, vocab_size, choice_ids)
+        record = {"task": run.task.name, "model": spec.stored_name, "revision": spec.revision,
+                  "pretraining_loss": round(loss, 6), "loss_text": study.loss_source, "data_size": run.data_size,
+                  "seed": run.seed, "learning_rate": run.learning_rate,
+                  "validation_accuracy": float(valid.mean()), "validation_n": len(valid),
+                  "correct": int(outcomes.sum()), "n": len(outcomes), "outcomes": "".join("1" if o else "0" for o in outcomes),
+                  **study.protocol.record(), **stats, "task_fingerprint": run.task.fingerprint(),
+                  "finetune_seconds": round(finetune_seconds, 2),
+                  "seconds": round(time.perf_counter() - start, 2)}
+        if spec.label is not None:
+            record["path"] = spec.name
+        append_result(results, record)
+        assert run_key(record) == run.key()
+        if model is not base:
+            del model
+        bar.update(1)
+    bar.close()
+    return len(todo)

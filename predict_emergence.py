@@ -1,0 +1,200 @@
+"""Forecast emergence (Snell et al. 2024): finetune the models that cannot do a task yet on several
+amounts of task data, fit an emergence law of how the point of emergence moves with the amount, and
+extrapolate to where the few-shot ability appears, in pretraining loss.
+
+    python predict_emergence.py                                   # the bundled suite's study (refits its committed results)
+    python predict_emergence.py --fit-up-to suite-0.34m --report report/   # backtest: hold the larger models back
+    python predict_emergence.py --results mine.jsonl              # the bundled study from scratch (~1 h on 2 cores)
+    python predict_emergence.py --models pythia --task arithmetic --digits 2 --results pythia.jsonl
+    python predict_emergence.py --from-results mine.jsonl --json forecast.json   # refit only: no torch
+
+Each finished run is appended to the results file as one JSON line; rerunning the same command skips
+the finished runs, so a killed study resumes. `accelerate launch predict_emergence.py ...` shares the
+runs out over the GPUs of one machine. The finetuning lives in `harness/models/finetune.py`, the
+law and its fit in `harness/analysis/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import harness.cli
+from harness import InputError
+from harness.analysis.emergence_law import NUM_RESAMPLES
+from harness.analysis.forecast import format_forecast, forecasts
+from harness.data.study import (arithmetic_task, builder_task, check_resumable, default_data_sizes, default_seeds,
+                                read_results)
+from harness.files import check_writable, write_output
+from harness.models.suites import PYTHIA, bundled_suite, check_sources, model_revisions, model_specs
+
+ROOT = Path(__file__).resolve().parent
+BUNDLED_RESULTS = ROOT / "data" / "emergence" / "suite-addition.jsonl"  # the bundled study, committed
+LOSS_TEXT = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"  # Wikipedia openings no suite model trained on
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=harness.cli.exit_codes(
+                                         "every run finished (or was already in the results) and the law was fitted",
+                                         "bad input: a task, model, data size, --fit-up-to or results file (one line on "
+                                         "stderr;\n       finished runs stay in the results file)"))
+    parser.add_argument("--models", nargs="+", default=["suite"],
+                        help="hub ids or local directories, least capable first; `suite` (default): the bundled suite; "
+                             "`pythia`: Pythia 70m ... 12b")
+    parser.add_argument("--revision", action="append", default=[],
+                        help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
+    parser.add_argument("--task", default="arithmetic",
+                        help="arithmetic (default), copy, glue-rte, cot-arithmetic, or a .jsonl with an \"answer\" per line")
+    parser.add_argument("--digits", type=int, nargs="+", default=None,
+                        help="arithmetic's operand digits; several make several tasks (default: 2 1 for the bundled "
+                             "suite, else 2)")
+    parser.add_argument("--operation", default="add", help="arithmetic's operation: add, subtract or multiply")
+    parser.add_argument("--shots", type=int, help="solved examples before every question (arithmetic: default 0)")
+    parser.add_argument("--dataset-path", help="local copy for copy (jsonl/parquet) or glue-rte (GLUE TSV)")
+    parser.add_argument("--test-size", type=int, help="test questions (default: 200, or 40%% of a smaller task)")
+    parser.add_argument("--validation-size", type=int,
+                        help="validation questions, where the learning rate is chosen (default: 200, or 12%% of a "
+                             "smaller task)")
+    parser.add_argument("--data-sizes", type=int, nargs="+",
+                        help="finetuning set sizes D, 0 = no finetuning (default: 0, and the pool, 1/4, 1/16 and 1/64 of it)")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="finetuning seeds: which D examples and their order (default: 0 1 2 where the pool is "
+                             "under 1,000 questions, else 0)")
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
+                        help="the sweep per model and D, chosen on the validation questions (default: 1e-4 3e-4 1e-3)")
+    parser.add_argument("--epochs", type=float, default=2.0, help="passes over the D examples (default 2)")
+    parser.add_argument("--batch-size", type=int, default=32, help="finetuning batch (default 32)")
+    parser.add_argument("--min-steps", type=int, default=20,
+                        help="optimizer steps at least, however few the examples (default 20)")
+    parser.add_argument("--lora", type=int, metavar="RANK", help="LoRA of this rank (peft) instead of full finetuning")
+    parser.add_argument("--loss-text", type=Path, default=LOSS_TEXT,
+                        help="held-out text for each model's pretraining loss, .txt or .jsonl (default: "
+                             "data/prefixes/wikipedia-test.jsonl)")
+    parser.add_argument("--results", type=Path,
+                        help=f"the results file, appended run by run (default: {BUNDLED_RESULTS.relative_to(ROOT)} for "
+                             "the bundled study, else emergence.jsonl)")
+    parser.add_argument("--from-results", type=Path, metavar="FILE", help="refit and report from FILE only: no runs, no torch")
+    parser.add_argument("--fit-up-to", metavar="MODEL", help="fit on the models up to MODEL only and predict the rest")
+    parser.add_argument("--resamples", type=int, default=NUM_RESAMPLES, help="bootstrap resamples (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the task's split into test, validation and pool, "
+                                                            "and the bootstrap")
+    parser.add_argument("--json", type=Path, help="write the forecast here")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="draw the pictures here")
+    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
+                        help="model dtype (auto: half precision on GPU, float32 on CPU)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.models == ["pythia"]:
+        args.models = PYTHIA
+    args.bundled = args.models == ["suite"]
+    args.models, args.labels = bundled_suite(args.models)
+    if len(args.models) < 3:
+        parser.error("--models needs at least three models: the law is fitted on three or more")
+    if args.digits is None:
+        args.digits = [2, 1] if args.bundled and args.task == "arithmetic" else [2]
+    if args.results is None:
+        args.results = BUNDLED_RESULTS if args.bundled and args.task == "arithmetic" else Path("emergence.jsonl")
+    return args
+
+
+def shown_path(path: Path) -> str:
+    """A path as the results record it: relative to the project where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def build_tasks(args: argparse.Namespace) -> list:
+    """The study's tasks. On the bundled suite, 2-digit addition is tested on the pairs its corpus
+    never stated (suite/arithmetic.py), and none of them is finetuned on."""
+    sizes = lambda total: dict(test_size=args.test_size or min(200, int(0.4 * total)),
+                               validation_size=args.validation_size or min(200, int(0.12 * total)))
+    if args.task == "arithmetic":
+        tasks = []
+        for digits in args.digits:
+            held_out = None
+            if args.bundled and digits == 2 and args.operation == "add":
+                from suite.arithmetic import held_out_pairs
+                held_out = held_out_pairs()
+            tasks.append(arithmetic_task(digits, args.operation, seed=args.seed, shots=args.shots or 0,
+                                         test_pairs=held_out, **sizes(100 ** digits)))
+        return tasks
+    if args.task not in ("copy", "glue-rte", "cot-arithmetic") and not args.task.endswith(".jsonl"):
+        raise InputError(f"unknown task {args.task!r}: use arithmetic, copy, glue-rte, cot-arithmetic or a .jsonl file "
+                         "with answers")
+    return [builder_task(args.task, seed=args.seed, dataset_path=args.dataset_path, shots=args.shots,
+                         **sizes(10 ** 9))]
+
+
+def run_study(args: argparse.Namespace) -> None:
+    """Every unfinished run of the study, appended to args.results."""
+    from harness.inference import shared_tokenizer
+    from harness.models.finetune import Protocol, Study, run_study as run_all
+    from harness.models.processes import join_process_group, leave_process_group
+    from harness.prefixes import read_prefix_file
+
+    tasks = build_tasks(args)
+    for task in tasks:
+        task.check_data_sizes(args.data_sizes or [])
+    revisions = model_revisions(args.models, args.revision)
+    check_sources(args.models, revisions, args.task, args.dataset_path)
+    protocol = Protocol(epochs=args.epochs, batch_size=args.batch_size, min_steps=args.min_steps, learning_rates=tuple(args.learning_rates),
+                        lora_rank=args.lora, dtype=args.dtype)
+    records = read_results(args.results) if args.results.exists() and args.results.stat().st_size else []
+    finished = check_resumable(records, tasks, protocol.record(), args.results)
+    loss_texts, _ = read_prefix_file(args.loss_text)
+    specs = model_specs(args.models, args.revision, args.labels)
+    state = join_process_group(args.device)
+    try:
+        tokenizer = shared_tokenizer(specs)
+        for task in tasks:
+            sizes = args.data_sizes or default_data_sizes(len(task.pool))
+            study = Study([task], specs, sizes, args.seeds or default_seeds(len(task.pool)), protocol, loss_texts,
+                          shown_path(args.loss_text), device=args.device or str(state.device), finished=finished)
+            run_all(study, tokenizer, args.results, progress=not args.no_progress and state.is_local_main_process,
+                    rank=state.process_index, world_size=state.num_processes)
+        state.wait_for_everyone()
+    finally:
+        leave_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for path in (args.json,):
+        if path is not None:
+            check_writable(path)
+    if args.report is not None:
+        from harness.analysis.forecast_report import check_report_dir
+        check_report_dir(args.report)
+    if args.from_results is None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(args.results)
+        run_study(args)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0  # under accelerate launch, the main process reports
+    records = read_results(args.from_results or args.results)
+    results = forecasts(records, args.fit_up_to, args.resamples, args.seed)
+    for result in results:
+        print("\n".join(format_forecast(result, harness.cli.terminal_width())))
+        print()
+    if args.json is not None:
+        document = {"results_file": str(args.from_results or args.results), "fit_up_to": args.fit_up_to,
+                    "tasks": [r.to_json() for r in results]}
+        if not write_output(args.json, lambda f: f.write(json.dumps(document, indent=1) + "\n")):
+            return 1
+        print(f"wrote {args.json}")
+    if args.report is not None:
+        from harness.analysis.forecast_report import write_report
+        for path in write_report(results, args.report):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    harness.cli.run(main)
