@@ -1,7 +1,19 @@
 """Shared code of the challenge: dataset I/O, prefixes, tokenizers, inference and scoring.
 
-`challenge.py`, `preprocess_train.py` and `blind_test.py` are the entry points; each concept lives in exactly
-one module here:
+`challenge.py`, `preprocess_train.py`, `blind_test.py` and `predict_emergence.py` are the entry points;
+each concept lives in exactly one module here. The rule the layout is moving to: three folders,
+`data/` (what both sides share: files and the questions asked), `analysis/` (numpy and scipy, never
+torch: what runs on a laptop from results already computed) and `models/` (torch and transformers).
+The forecasting modules live there already:
+
+- `data/study`: an emergence study's task data (test, validation, finetuning pool) and results file;
+- `analysis/emergence_law`, `analysis/forecast`, `analysis/forecast_report`: the law, its fit,
+  bootstrap and backtest, the table and the pictures of predict_emergence.py;
+- `models/suites`: which models a command names (Pythia, the bundled suite, hub ids), checked before
+  torch loads; `models/processes`: joining and leaving accelerate's process group;
+  `models/finetune`: the study's runs (finetuning, scoring, pretraining loss).
+
+The modules below are still flat:
 
 - `dataset`: the pickle format (validation, writing), its JSON sidecar, and model names;
 - `safe_pickle`: loading a pickle without running code from it, in memory bounded by the file;

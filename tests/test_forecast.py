@@ -11,17 +11,17 @@ import pytest
 from harness import InputError
 from harness.analysis.emergence_law import Cell, emergence_point, fit_law, law_accuracy
 from harness.analysis.forecast import fit_models_up_to, forecast, format_forecast, study_cells
-from harness.data.study import (append_result, arithmetic_task, check_resumable, default_data_sizes, read_results,
-                                selected_runs)
+from harness.data.study import (append_result, arithmetic_task, builder_task, check_resumable, default_data_sizes,
+                                read_results, selected_runs)
 
-TRUE_LAW = dict(floor=0.02, slope=2.0, softness=0.03, e0=4.30, shift=0.004, power=0.5)
+TRUE_LAW = dict(floor=0.02, slope=2.0, softness=0.03, e0=4.30, shift=0.03)
 LOSSES = [5.13, 4.75, 4.61, 4.49, 4.39, 4.32, 4.26]
-SIZES = [0, 256, 1024, 4096]
+SIZES = [0, 64, 256, 1024, 4096]
 
 
 def test_law_by_hand():
-    # E(D) = 4.3 + 0.004 * D^0.5: E(0) = 4.3, E(100) = 4.34, E(10000) = 4.7
-    assert emergence_point([0, 100, 10_000], 4.3, 0.004, 0.5) == pytest.approx([4.3, 4.34, 4.7])
+    # E(D) = 4.3 + 0.05 * log(1 + D): log(1 + D) is 0, 1 and 2 at D = 0, e - 1 and e^2 - 1
+    assert emergence_point([0, np.e - 1, np.e ** 2 - 1], 4.3, 0.05) == pytest.approx([4.3, 4.35, 4.4])
     # Far above E (weaker models): the floor. Far below: floor + slope * (E - L), the ReLU's ramp.
     assert law_accuracy(5.0, 0, **TRUE_LAW) == pytest.approx(0.02, abs=1e-9)
     assert law_accuracy(4.0, 0, **TRUE_LAW) == pytest.approx(0.02 + 2.0 * 0.3, abs=1e-5)  # softplus(10) = 10 + 4.5e-5
@@ -47,7 +47,7 @@ def test_the_fit_recovers_a_known_law_within_0_05_nats(seed):
     and the intervals cover it."""
     fit = fit_law(synthetic_cells(seed), resamples=40, seed=0)
     for size in SIZES:
-        true = float(emergence_point(size, TRUE_LAW["e0"], TRUE_LAW["shift"], TRUE_LAW["power"]))
+        true = float(emergence_point(size, TRUE_LAW["e0"], TRUE_LAW["shift"]))
         point = fit.emergence_points[size]
         assert abs(point["emergence_point"] - true) < 0.05, (size, point, true)
         assert point["ci95"][0] - 0.02 <= true <= point["ci95"][1] + 0.02
@@ -65,15 +65,15 @@ def test_backtest_holds_the_larger_models_back_and_reports_them():
     result = forecast(records, "t", fit_up_to="m4", resamples=20)
     assert result.fit.fitted_on == ["m0", "m1", "m2", "m3", "m4"]
     assert result.held_back == ["m5", "m6"]
-    assert set(result.backtest["mean_abs_error_per_data_size"]) == {"0", "256", "1024", "4096"}
+    assert set(result.backtest["mean_abs_error_per_data_size"]) == {"0", "64", "256", "1024", "4096"}
     assert result.backtest["mean_abs_error"] < 0.10
     lines = format_forecast(result, width=80)
     assert all(len(line) <= 80 for line in lines)
     assert any(line.startswith("m5*") for line in lines)
     document = json.loads(json.dumps(result.to_json()))  # plain JSON
-    assert set(document["emergence_point"]) == {"0", "256", "1024", "4096"}
-    full = forecast(records, "t", resamples=20)  # on every model, E(0) = 4.30 falls between 4.39 and 4.32
-    assert full.to_json()["zero_shot"]["between"] == ["m4", "m5"] and full.backtest is None
+    assert set(document["emergence_point"]) == {"0", "64", "256", "1024", "4096"}
+    full = forecast(records, "t", resamples=20)  # on every model: the true E(0) = 4.30 lies between 4.32 and 4.26
+    assert full.to_json()["zero_shot"]["between"] == ["m5", "m6"] and full.backtest is None
 
 
 def test_fit_up_to_errors():
@@ -146,3 +146,24 @@ def test_a_resumed_study_must_ask_the_same_questions(tmp_path):
         check_resumable([record], [other], {"epochs": 2.0}, tmp_path / "r.jsonl")
     with pytest.raises(InputError, match="finetuned with another epochs"):
         check_resumable([record], [task], {"epochs": 3.0}, tmp_path / "r.jsonl")
+
+
+def test_a_users_jsonl_and_a_choice_task_become_study_tasks(tmp_path):
+    from conftest import SHARED
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps({"text": f"Q{i}?", "answer": f" A{i}"}) + "\n" for i in range(30)))
+    task = builder_task(str(path), test_size=10, validation_size=5, seed=1)
+    assert (task.name, len(task.test), len(task.validation), len(task.pool), task.choices) == ("qa", 10, 5, 15, None)
+    assert sorted(q["text"] for q in task.test + task.validation + task.pool) == sorted(f"Q{i}?" for i in range(30))
+    (tmp_path / "plain.jsonl").write_text('{"text": "no answer here"}\n')
+    with pytest.raises(InputError, match='plain.jsonl: no "answer" on its lines'):
+        builder_task(str(tmp_path / "plain.jsonl"))
+    rte = SHARED / "corpus" / "rte-train.tsv"
+    if not rte.exists():
+        pytest.skip("../shared/data is not beside the project")
+    with pytest.warns(UserWarning, match="prefixes available") as warned:  # the builder's warning: fewer than asked
+        task = builder_task("glue-rte", test_size=100, validation_size=50, dataset_path=str(rte))
+    assert task.choices == [" True", " False"] and {q["answer"] for q in task.test} == {" True", " False"}
+    available = int(str(warned[0].message).split("only ")[1].split(" ")[0])
+    assert len(task.test) + len(task.validation) + len(task.pool) == available > 1000

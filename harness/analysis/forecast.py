@@ -5,14 +5,16 @@ the few-shot emergence point, and the terminal table. numpy and scipy only.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from harness import InputError, plural
 from harness.analysis.emergence_law import NUM_RESAMPLES, Cell, LawFit, fit_law, hindsight_point
-from harness.data.study import run_key, selected_runs, tasks_in
+from harness.data.study import selected_runs, tasks_in
+from harness.dataset import short_name
 
 MIN_FIT_MODELS = 3
 
@@ -53,7 +55,7 @@ def fit_models_up_to(cells: list[Cell], last: str | None, minimum: int = MIN_FIT
     if last is None:
         chosen = models
     else:
-        matches = [m for m in models if last in (m, m.split("@")[0], Path(m.split("@")[0]).name)]
+        matches = [m for m in models if last in (m, m.split("@")[0], short_name(m.split("@")[0]))]
         if not matches:
             raise InputError(f"--fit-up-to {last}: not a model of the study ({', '.join(models)})")
         chosen = models[:models.index(matches[0]) + 1]
@@ -123,12 +125,23 @@ def forecast(records: list[dict], task: str, fit_up_to: str | None = None, resam
 
 def forecasts(records: list[dict], fit_up_to: str | None = None, resamples: int = NUM_RESAMPLES,
               seed: int = 0, tasks: list[str] | None = None) -> list[Forecast]:
-    """A forecast for every task in the results (or those named)."""
+    """A forecast for every task in the results (or those named), tasks in parallel processes: each
+    is a few hundred bootstrap refits."""
     present = tasks_in(records)
     for task in tasks or []:
         if task not in present:
             raise InputError(f"--task {task}: no runs of it in the results ({', '.join(present)})")
-    return [forecast(records, task, fit_up_to, resamples, seed) for task in (tasks or present)]
+    tasks = tasks or present
+    for task in tasks:  # bad input (a --fit-up-to, a task without finetuned runs) fails here, in this process
+        cells = study_cells(records, task)
+        if not any(c.data_size > 0 for c in cells):
+            raise InputError(f"task {task}: no finetuned runs (data_size > 0) to fit the emergence law on")
+        fit_models_up_to(cells, fit_up_to)
+    workers = min(len(tasks), os.cpu_count() or 1)
+    if workers == 1:
+        return [forecast(records, task, fit_up_to, resamples, seed) for task in tasks]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(forecast, *zip(*((records, task, fit_up_to, resamples, seed) for task in tasks))))
 
 
 def _point(point: dict | None) -> str:
@@ -144,12 +157,12 @@ def format_forecast(result: Forecast, width: int = 100) -> list[str]:
     beyond the width are dropped (the JSON has them all)."""
     sizes = result.fit.data_sizes
     predictions = {(p["model"], p["data_size"]): p for p in result.fit.predictions}
-    name_width = max(len(m) for m in result.models) + 2
+    name_width = max(len(short_name(m)) for m in result.models) + 2
     column = 10
     fits = max(1, (width - name_width - 7) // column)
     shown = sizes[:fits]
-    lines = [f"task {result.task}: the law fitted on the D > 0 runs of {result.fit.fitted_on[0]} ... "
-             f"{result.fit.fitted_on[-1]} ({len(result.fit.fitted_on)} models)",
+    lines = [f"task {result.task}: the law fitted on the D > 0 runs of {short_name(result.fit.fitted_on[0])} ... "
+             f"{short_name(result.fit.fitted_on[-1])} ({len(result.fit.fitted_on)} models)",
              f"accuracy %, measured/predicted{'; * held back from the fit' if result.held_back else ''}"
              + (f"; {len(sizes) - len(shown)} more D in --json" if len(shown) < len(sizes) else ""),
              f"{'model':<{name_width}}{'loss':>7}" + "".join(f"{'D=' + str(d):>{column}}" for d in shown)]
@@ -159,7 +172,7 @@ def format_forecast(result: Forecast, width: int = 100) -> list[str]:
             p = predictions.get((model, d))
             cells.append("-" if p is None else f"{100 * p['measured']:.0f}/{100 * p['predicted']:.0f}")
         mark = "*" if model in result.held_back else " "
-        lines.append(f"{model + mark:<{name_width}}{result.losses[model]:>7.3f}" + "".join(f"{c:>{column}}" for c in cells))
+        lines.append(f"{short_name(model) + mark:<{name_width}}{result.losses[model]:>7.3f}" + "".join(f"{c:>{column}}" for c in cells))
     lines.append(f"{'emergence point E(D), nats':<28}{'fitted [95% CI]':<26}measured from all models")
     for d in sizes:
         label = "D=0 (extrapolated)" if d == 0 else f"D={d}"
@@ -167,6 +180,7 @@ def format_forecast(result: Forecast, width: int = 100) -> list[str]:
                      f"{_point(result.measured_points.get(d))}")
     lines.append(f"  ({result.fit.resamples} bootstrap resamples of test questions and seeds)")
     before, after = result.zero_shot_between()
+    before, after = (None if m is None else short_name(m) for m in (before, after))
     where = (f"between {before} and {after}" if before and after else
              f"past the most capable model ({before})" if before else f"before the least capable model ({after})")
     lines.append(f"  few-shot (D=0) ability predicted to appear {where}")

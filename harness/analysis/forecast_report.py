@@ -60,7 +60,7 @@ def emergence_point_picture(result: Forecast, path: Path) -> None:
     # D = 0 sits one step of the grid to the left of the smallest D, on the same log axis.
     zero_at = min(sizes) / 4 if sizes else 1.0
     grid = np.geomspace(min(sizes) if sizes else 1.0, max(sizes) if sizes else 1.0, 100)
-    law = lambda d: emergence_point(d, params["e0"], params["shift"], params["power"])
+    law = lambda d: emergence_point(d, params["e0"], params["shift"])
     axis.plot(grid, law(grid), color="C0", label="fitted E(D)")
     axis.plot([zero_at, grid[0]], [law(0), law(grid[0])], color="C0", ls=":")  # the extrapolation
     for size, point in result.fit.emergence_points.items():

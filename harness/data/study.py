@@ -22,10 +22,27 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import InputError, plural
+from harness import InputError
 from harness.prefixes import OPERATIONS, SEPARATOR, build_prefixes, read_prefix_file
 
 REQUIRED = ("model", "pretraining_loss", "data_size", "correct", "n")
+
+
+@dataclass
+class Protocol:
+    """How every run finetunes: recorded on each results line."""
+    epochs: float = 2.0
+    batch_size: int = 32
+    min_steps: int = 20  # a handful of examples still gets this many steps (many epochs over them)
+    learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3)  # the sweep per model, D and seed
+    weight_decay: float = 0.0
+    lora_rank: int | None = None  # None: full finetuning
+    dtype: str = "auto"
+
+    def record(self) -> dict:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "min_steps": self.min_steps,
+                "weight_decay": self.weight_decay,
+                "finetuning": "full" if self.lora_rank is None else f"lora-r{self.lora_rank}"}
 
 
 @dataclass
@@ -195,6 +212,15 @@ def run_key(record: dict) -> tuple:
     """What makes a run: the task, model, revision, D, seed and learning rate."""
     return (record.get("task", "task"), record["model"], record.get("revision"), int(record["data_size"]),
             int(record.get("seed", 0)), record.get("learning_rate"))
+
+
+def planned_runs(task: str, models: list[tuple[str, str | None]], data_sizes: list[int], seeds: list[int],
+                 learning_rates: list[float]) -> list[tuple]:
+    """Every run of a study of `task` (`run_key`s), model by model ((name, revision): one model in
+    memory at a time): each D with each seed and learning rate, and D = 0 once (nothing is drawn,
+    nothing is trained)."""
+    return [(task, name, revision, size, seed, rate) for name, revision in models for size in data_sizes
+            for seed in (seeds if size else seeds[:1]) for rate in (learning_rates if size else (None,))]
 
 
 def tasks_in(records: list[dict]) -> list[str]:

@@ -26,28 +26,11 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
 from harness import InputError
-from harness.data.study import StudyTask, append_result, run_key
+from harness.data.study import Protocol, StudyTask, append_result, planned_runs
 from harness.inference import (ModelSpec, answer_scores, context_length, free_memory, length_sorted_batches,
                                load_model, resolve_dtype, tokenize)
 
 WARMUP_SHARE = 0.1  # of the steps: the learning rate rises linearly, then falls linearly to 0
-
-
-@dataclass
-class Protocol:
-    """How every run finetunes: recorded on each results line."""
-    epochs: float = 2.0
-    batch_size: int = 32
-    min_steps: int = 20  # a handful of examples still gets this many steps (many epochs over them)
-    learning_rates: tuple[float, ...] = (3e-4, 1e-3)
-    weight_decay: float = 0.0
-    lora_rank: int | None = None  # None: full finetuning
-    dtype: str = "auto"
-
-    def record(self) -> dict:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "min_steps": self.min_steps,
-                "weight_decay": self.weight_decay,
-                "finetuning": "full" if self.lora_rank is None else f"lora-r{self.lora_rank}"}
 
 
 @dataclass
@@ -154,22 +137,9 @@ def with_lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
 
 
 @dataclass
-class Run:
-    task: StudyTask
-    spec: ModelSpec
-    data_size: int
-    seed: int
-    learning_rate: float | None  # None: no finetuning (D = 0)
-
-    def key(self) -> tuple:
-        return (self.task.name, self.spec.stored_name, self.spec.revision, self.data_size, self.seed,
-                self.learning_rate)
-
-
-@dataclass
 class Study:
-    """Everything a study runs: its tasks, models, data sizes, seeds and protocol."""
-    tasks: list[StudyTask]
+    """Everything a study of one task runs: its models, data sizes, seeds and protocol."""
+    task: StudyTask
     specs: list[ModelSpec]
     data_sizes: list[int]
     seeds: list[int]
@@ -179,76 +149,63 @@ class Study:
     device: str | None = None
     finished: set = field(default_factory=set)  # run keys already in the results file
 
-    def runs(self) -> list[Run]:
-        """Every run, model by model (one model in memory at a time). D = 0 is one run: nothing is
-        drawn and nothing is trained."""
-        runs = []
-        for spec in self.specs:
-            for task in self.tasks:
-                for size in self.data_sizes:
-                    for seed in (self.seeds if size else self.seeds[:1]):
-                        for lr in (self.protocol.learning_rates if size else (None,)):
-                            runs.append(Run(task, spec, size, seed, lr))
-        return runs
+    def unfinished(self) -> list[tuple[ModelSpec, int, int, float | None]]:
+        """(spec, D, seed, learning rate) of every run not in the results file, model by model."""
+        specs = {(spec.stored_name, spec.revision): spec for spec in self.specs}
+        keys = planned_runs(self.task.name, list(specs), self.data_sizes, self.seeds,
+                            list(self.protocol.learning_rates))
+        return [(specs[key[1:3]], *key[3:]) for key in keys if key not in self.finished]
 
 
 def run_study(study: Study, tokenizer: Tokenizer, results: Path, progress: bool = True, rank: int = 0,
               world_size: int = 1) -> int:
     """Every unfinished run of `study` (this process's share of them), each appended to `results`
     as it ends. Returns how many ran."""
-    todo = [run for i, run in enumerate(r for r in study.runs() if r.key() not in study.finished)
-            if i % world_size == rank]
+    todo = study.unfinished()[rank::world_size]
+    if not todo:
+        return 0
+    task, protocol = study.task, study.protocol
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    encoded = {}
-    for task in study.tasks:
-        choice_ids = None if task.choices is None else tokenize(tokenizer, task.choices, special_tokens=False)
-        encoded[task.name] = (Encoded.of(tokenizer, task.test, task.choices),
-                              Encoded.of(tokenizer, task.validation, task.choices),
-                              Encoded.of(tokenizer, task.pool, task.choices), choice_ids)
+    choice_ids = None if task.choices is None else tokenize(tokenizer, task.choices, special_tokens=False)
+    test, validation, pool = (Encoded.of(tokenizer, part, task.choices) for part in (task.test, task.validation, task.pool))
     loss_ids = tokenize(tokenizer, study.loss_texts)
     device = study.device or ("cuda" if torch.cuda.is_available() else "cpu")
     transformers.utils.logging.disable_progress_bar()  # one bar, over the runs: not one per model load
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
-    loaded_name, base, pristine, loss = None, None, None, None
-    for run in todo:
-        spec = run.spec
-        if (spec.name, spec.revision) != loaded_name:
+    bar = tqdm(total=len(todo), desc=f"{task.name} runs", unit="run", disable=not progress)
+    loaded, base, pristine, loss = None, None, None, None
+    for spec, size, seed, rate in todo:
+        if (spec.name, spec.revision) != loaded:
             base = pristine = None
             free_memory()
-            dtype = resolve_dtype(study.protocol.dtype, device, spec)
-            base = load_model(spec, device, dtype)
+            base = load_model(spec, device, resolve_dtype(protocol.dtype, device, spec))
             pristine = {k: v.detach().to("cpu", copy=True) for k, v in base.state_dict().items()}  # host copy
             loss = pretraining_loss(base, loss_ids)
-            loaded_name = (spec.name, spec.revision)
+            loaded = (spec.name, spec.revision)
         base.load_state_dict(pristine)
-        test, validation, pool, choice_ids = encoded[run.task.name]
-        bar.set_postfix_str(f"{spec.stored_name} {run.task.name} D={run.data_size} lr={run.learning_rate}")
+        bar.set_postfix_str(f"{spec.stored_name} D={size} lr={rate}")
         start = time.perf_counter()
-        torch.manual_seed(run.seed)
+        torch.manual_seed(seed)
         model, stats = base, {"steps": 0}
-        if run.data_size:
-            chosen = np.random.default_rng(run.seed).permutation(len(pool.prompts))[:run.data_size]
+        if size:
+            chosen = np.random.default_rng(seed).permutation(len(pool.prompts))[:size]
             examples = [(pool.prompts[i], pool.answers[i]) for i in chosen]
-            if study.protocol.lora_rank is not None:
-                model = with_lora(copy.deepcopy(base), study.protocol.lora_rank)
-            stats = finetune(model, examples, run.learning_rate, study.protocol, run.seed)
+            if protocol.lora_rank is not None:
+                model = with_lora(copy.deepcopy(base), protocol.lora_rank)
+            stats = finetune(model, examples, rate, protocol, seed)
         finetune_seconds = time.perf_counter() - start
         valid = task_outcomes(model, validation, vocab_size, choice_ids)
         outcomes = task_outcomes(model, test, vocab_size, choice_ids)
-        record = {"task": run.task.name, "model": spec.stored_name, "revision": spec.revision,
-                  "pretraining_loss": round(loss, 6), "loss_text": study.loss_source, "data_size": run.data_size,
-                  "seed": run.seed, "learning_rate": run.learning_rate,
-                  "validation_accuracy": float(valid.mean()), "validation_n": len(valid),
-                  "correct": int(outcomes.sum()), "n": len(outcomes), "outcomes": "".join("1" if o else "0" for o in outcomes),
-                  **study.protocol.record(), **stats, "task_fingerprint": run.task.fingerprint(),
-                  "finetune_seconds": round(finetune_seconds, 2),
+        record = {"task": task.name, "model": spec.stored_name, "revision": spec.revision,
+                  "pretraining_loss": round(loss, 6), "loss_text": study.loss_source, "data_size": size,
+                  "seed": seed, "learning_rate": rate, "validation_accuracy": float(valid.mean()),
+                  "validation_n": len(valid), "correct": int(outcomes.sum()), "n": len(outcomes),
+                  "outcomes": "".join("1" if o else "0" for o in outcomes), **protocol.record(), **stats,
+                  "task_fingerprint": task.fingerprint(), "finetune_seconds": round(finetune_seconds, 2),
                   "seconds": round(time.perf_counter() - start, 2)}
         if spec.label is not None:
             record["path"] = spec.name
         append_result(results, record)
-        assert run_key(record) == run.key()
-        if model is not base:
-            del model
+        del model
         bar.update(1)
     bar.close()
     return len(todo)
