@@ -100,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.models, args.labels = bundled_suite(args.models)
     if len(args.models) < 3:
         parser.error("--models needs at least three models: the law is fitted on three or more")
+    if args.task != "arithmetic" and (args.digits is not None or args.operation != "add"):
+        parser.error("--digits and --operation are for --task arithmetic")
     if args.digits is None:
         args.digits = [2, 1] if args.bundled and args.task == "arithmetic" else [2]
     if args.results is None:
@@ -144,8 +146,6 @@ def run_study(args: argparse.Namespace) -> None:
     for task in tasks:
         task.check_data_sizes(args.data_sizes or [])
     revisions = model_revisions(args.models, args.revision)
-    check_sources(args.models, revisions, args.task, args.dataset_path)
-    loss_texts, _ = read_prefix_file(args.loss_text)
     records = read_results(args.results) if args.results.exists() and args.results.stat().st_size else []
     protocol = Protocol(epochs=args.epochs, batch_size=args.batch_size, min_steps=args.min_steps,
                         learning_rates=tuple(args.learning_rates), lora_rank=args.lora, dtype=args.dtype)
@@ -156,10 +156,15 @@ def run_study(args: argparse.Namespace) -> None:
     if all(set(planned_runs(task.name, names, sizes, seeds, args.learning_rates)) <= finished
            for task, sizes, seeds in plans):
         return
-
-    from harness.inference import shared_tokenizer
-    from harness.models.finetune import Study, run_study as run_all
-    from harness.models.processes import join_process_group, leave_process_group
+    check_sources(args.models, revisions, args.task, args.dataset_path)
+    loss_texts, _ = read_prefix_file(args.loss_text)
+    try:
+        from harness.inference import shared_tokenizer
+        from harness.models.finetune import Study, run_study as run_all
+        from harness.models.processes import join_process_group, leave_process_group
+    except ModuleNotFoundError as e:
+        raise InputError(f"running the study's runs needs the package {(e.name or '?').split('.')[0]!r} "
+                         "(pip install -r requirements-dev.txt); --from-results refits without it") from None
 
     specs = model_specs(args.models, args.revision, args.labels)
     state = join_process_group(args.device)

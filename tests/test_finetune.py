@@ -71,30 +71,35 @@ def without_torch(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_study_end_to_end_resumes_and_refits_without_torch(tmp_path, suite, prefix_file):
     results, forecast_json = tmp_path / "r.jsonl", tmp_path / "f.json"
-    first = run_script("predict_emergence.py", "--models", *suite, *SMALL_STUDY, "--results", results,
-                       "--json", forecast_json, "--loss-text", prefix_file)
-    lines = results.read_text().splitlines()
+    # Two tasks: their fits run in processes forked after the runs (torch loaded).
+    first = run_script("predict_emergence.py", "--models", *suite, *SMALL_STUDY, "--digits", "1", "2",
+                       "--test-size", "40", "--results", results, "--json", forecast_json, "--loss-text", prefix_file)
+    lines = [line for line in results.read_text().splitlines() if '"addition-1digit"' in line]
     assert len(lines) == 3 * 2  # three models, D = 0 and D = 8
+    assert len(results.read_text().splitlines()) == 2 * 3 * 2
     record = json.loads(lines[1])
     assert record["task"] == "addition-1digit" and record["n"] == 40 and len(record["outcomes"]) == 40
     assert record["validation_n"] == 12 and record["steps"] == 20  # 8 examples, 2 epochs, at least 20 steps
     assert record["loss_text"] == str(prefix_file)
-    assert "task addition-1digit" in first.stdout
+    assert "task addition-1digit" in first.stdout and "task addition-2digit" in first.stdout
     document = json.loads(forecast_json.read_text())
+    assert [t["task"] for t in document["tasks"]] == ["addition-1digit", "addition-2digit"]
     assert set(document["tasks"][0]["emergence_point"]) == {"0", "8"}
 
-    run_script("predict_emergence.py", "--models", *suite, *SMALL_STUDY, "--results", results)
-    assert results.read_text().splitlines() == lines  # every run was finished: nothing reran
+    everything = results.read_text().splitlines()
+    run_script("predict_emergence.py", "--models", *suite, *SMALL_STUDY, "--digits", "1", "2", "--test-size", "40",
+               "--results", results, "--loss-text", prefix_file)
+    assert results.read_text().splitlines() == everything  # every run was finished: nothing reran
 
     refit = without_torch("--from-results", str(results), "--resamples", "5", "--json", str(tmp_path / "g.json"))
     assert refit.returncode == 0, refit.stderr
     assert json.loads((tmp_path / "g.json").read_text())["tasks"][0]["params"] == document["tasks"][0]["params"]
 
-    results.write_text("\n".join(lines) + '\n{"model": "x", "pretrain')  # killed while writing a line
+    results.write_text("\n".join(everything) + '\n{"model": "x", "pretrain')  # killed while writing a line
     torn = run_script("predict_emergence.py", "--models", *suite, *SMALL_STUDY, "--results", results, check=False)
     assert torn.returncode == 1 and torn.stderr.strip().count("\n") == 0
-    assert f"{results}:7: the last line is torn" in torn.stderr
-    assert results.read_text().splitlines()[:6] == lines  # nothing lost
+    assert f"{results}:13: the last line is torn" in torn.stderr
+    assert results.read_text().splitlines()[:12] == everything  # nothing lost
 
 
 @pytest.mark.parametrize("args, message", [

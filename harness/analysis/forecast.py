@@ -60,8 +60,10 @@ def fit_models_up_to(cells: list[Cell], last: str | None, minimum: int = MIN_FIT
             raise InputError(f"--fit-up-to {last}: not a model of the study ({', '.join(models)})")
         chosen = models[:models.index(matches[0]) + 1]
     if len(chosen) < minimum:
-        raise InputError(f"--fit-up-to {last}: leaves {len(chosen)} {plural(len(chosen), 'model', 'models')} "
-                         f"to fit the law on; it needs at least {minimum}")
+        models_word = plural(len(chosen), "model", "models")
+        raise InputError(f"the study has {len(chosen)} {models_word}; the law needs at least {minimum}" if last is None
+                         else f"--fit-up-to {last}: leaves {len(chosen)} {models_word} to fit the law on; it needs "
+                              f"at least {minimum}")
     return chosen
 
 
