@@ -4,7 +4,7 @@ extrapolate to where the few-shot ability appears, in pretraining loss.
 
     python predict_emergence.py                                   # the bundled suite's study (refits its committed results)
     python predict_emergence.py --fit-up-to suite-0.34m --report report/   # backtest: hold the larger models back
-    python predict_emergence.py --results mine.jsonl              # the bundled study from scratch (~1 h on 2 cores)
+    python predict_emergence.py --results mine.jsonl              # the bundled study from scratch (12 min on 2 cores)
     python predict_emergence.py --models pythia --task arithmetic --digits 2 --results pythia.jsonl
     python predict_emergence.py --from-results mine.jsonl --json forecast.json   # refit only: no torch
 
@@ -33,7 +33,7 @@ from harness.data.study import (arithmetic_task, builder_task, check_resumable, 
                                 planned_runs, Protocol, read_results)
 from harness.files import check_writable, write_output
 from harness.models.suites import PYTHIA, bundled_suite, check_sources, model_revisions, model_specs
-from harness.prefixes import read_prefix_file
+from harness.prefixes import FROM_SOURCE, read_prefix_file
 
 ROOT = Path(__file__).resolve().parent
 BUNDLED_RESULTS = ROOT / "data" / "emergence" / "suite-addition.jsonl"  # the bundled study, committed
@@ -94,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="model dtype (auto: half precision on GPU, float32 on CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.resamples < 1:
+        parser.error("--resamples must be at least 1")
     if args.models == ["pythia"]:
         args.models = PYTHIA
     args.bundled = args.models == ["suite"]
@@ -142,7 +144,13 @@ def build_tasks(args: argparse.Namespace) -> list:
 def run_study(args: argparse.Namespace) -> None:
     """Every unfinished run of the study, appended to args.results. Bad input fails before torch
     loads, and a study whose runs are all in the results file does not load it at all."""
-    tasks = build_tasks(args)
+    try:
+        if args.task in FROM_SOURCE and args.dataset_path is None:  # the hub, before reading from it
+            check_sources([], [], args.task, None, dataset_option="--task")
+        tasks = build_tasks(args)
+    except ModuleNotFoundError as e:
+        raise InputError(f"--task {args.task} needs the package {(e.name or '?').split('.')[0]!r} "
+                         "(pip install -r requirements-dev.txt)") from None
     for task in tasks:
         task.check_data_sizes(args.data_sizes or [])
     revisions = model_revisions(args.models, args.revision)
@@ -156,9 +164,9 @@ def run_study(args: argparse.Namespace) -> None:
     if all(set(planned_runs(task.name, names, sizes, seeds, args.learning_rates)) <= finished
            for task, sizes, seeds in plans):
         return
-    check_sources(args.models, revisions, args.task, args.dataset_path)
     loss_texts, _ = read_prefix_file(args.loss_text)
     try:
+        check_sources(args.models, revisions, args.task, args.dataset_path, dataset_option="--task")
         from harness.inference import shared_tokenizer
         from harness.models.finetune import Study, run_study as run_all
         from harness.models.processes import join_process_group, leave_process_group

@@ -16,7 +16,7 @@ import torch
 from conftest import ROOT, run_script
 from harness.inference import ModelSpec, load_model, shared_tokenizer
 from harness.data.study import Protocol, arithmetic_task
-from harness.models.finetune import Encoded, _training_batch, finetune, pretraining_loss, task_outcomes, with_lora
+from harness.models.finetune import Encoded, _training_batch, answer_loss, finetune, pretraining_loss, task_outcomes, with_lora
 
 SMALL_STUDY = ["--task", "arithmetic", "--digits", "1", "--data-sizes", "0", "8", "--learning-rates", "1e-3",
                "--seeds", "0", "--resamples", "5", "--device", "cpu", "--no-progress"]
@@ -32,12 +32,19 @@ def test_pretraining_loss_is_the_mean_next_token_loss(suite):
     assert pretraining_loss(model, texts) == pytest.approx(np.mean(by_hand), rel=1e-5)
 
 
-def test_the_finetuning_loss_is_on_the_answer_only():
-    input_ids, mask, targets = _training_batch([([5, 6, 7], [8, 9]), ([3], [4])], torch.device("cpu"), 64)
-    assert input_ids.tolist() == [[5, 6, 7, 8, 9], [3, 4, 0, 0, 0]]
-    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
-    # position t predicts token t + 1: only the answer's tokens are targets
-    assert targets.tolist() == [[-100, -100, 8, 9, -100], [4, -100, -100, -100, -100]]
+def test_the_finetuning_loss_is_on_the_answer_only(suite):
+    input_ids, mask, positions, targets = _training_batch([([5, 6, 7], [8, 9]), ([3], [4])], torch.device("cpu"), 64)
+    assert input_ids.tolist() == [[5, 6, 7, 8, 9], [0, 0, 0, 3, 4]]  # left-padded: the answers end together
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]
+    assert positions.tolist() == [[0, 1, 2, 3, 4], [0, 0, 0, 0, 1]]  # the pads take no positions
+    assert targets.tolist() == [[8, 9], [-100, 4]]  # the answers, right-aligned
+    # The same loss as each example alone, unpadded: the mean over the 3 answer tokens.
+    model = load_model(ModelSpec(str(suite[0])), "cpu", torch.float32)
+    by_hand = []
+    for prompt, answer in ([5, 6, 7], [8, 9]), ([3], [4]):
+        logits = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1:-1]
+        by_hand.extend(torch.nn.functional.cross_entropy(logits, torch.tensor(answer), reduction="none").tolist())
+    assert float(answer_loss(model, [([5, 6, 7], [8, 9]), ([3], [4])], 64)) == pytest.approx(np.mean(by_hand), rel=1e-5)
 
 
 def test_finetuning_learns_its_examples_and_lora_leaves_the_base_untouched(suite):

@@ -33,6 +33,17 @@ from harness.inference import (ModelSpec, answer_scores, context_length, free_me
 WARMUP_SHARE = 0.1  # of the steps: the learning rate rises linearly, then falls linearly to 0
 
 
+def run_precision(dtype: str, device: str, spec: ModelSpec, lora: bool) -> tuple[torch.dtype, bool]:
+    """The weights' dtype, and whether to compute in bfloat16 under autocast. `auto` on a GPU:
+    float32 weights computed in bfloat16 (AdamW's updates at a learning rate of 1e-4 vanish in
+    bfloat16 weights), or with LoRA the frozen base in bfloat16 (peft keeps its adapters in
+    float32); on the CPU, float32. Another --dtype is taken as it is, without autocast."""
+    if dtype != "auto" or not device.startswith("cuda"):
+        return resolve_dtype(dtype, device, spec), False
+    half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return (half, half == torch.bfloat16) if lora else (torch.float32, half == torch.bfloat16)
+
+
 @dataclass
 class Encoded:
     """A list of questions as token ids: prompts (with the tokenizer's special tokens) and answers."""
@@ -69,17 +80,27 @@ def pretraining_loss(model: torch.nn.Module, token_ids: list[list[int]], max_tok
 
 
 def _training_batch(examples: list[tuple[list[int], list[int]]], device: torch.device,
-                    context: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Prompt + answer, right-padded; targets are the next tokens, -100 except on the answer."""
-    rows, targets = [], []
-    for prompt, answer in examples:
-        ids = (prompt + answer)[-context:]
-        rows.append(torch.tensor(ids))
-        target = [-100] * (len(ids) - len(answer)) + answer
-        targets.append(torch.tensor(target[1:] + [-100]))
-    pad = lambda seqs, value: torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value).to(device)
-    mask = pad([torch.ones(len(r), dtype=torch.long) for r in rows], 0)
-    return pad(rows, 0), mask, pad(targets, -100)
+                    context: int) -> tuple[torch.Tensor, ...]:
+    """Prompt + answer, left-padded so that every answer ends at the last position (position ids
+    skip the pads), and the answers right-aligned in `width` columns as targets, -100 where a row's
+    answer is shorter: the output head then runs on the last width + 1 positions only, not on the
+    whole prompt (RTE's 2-shot prompts are 100 times longer than their answers)."""
+    left = lambda seqs, value: torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(seq).flip(0) for seq in seqs], batch_first=True, padding_value=value).flip(1).to(device)
+    rows = [(prompt + answer)[-context:] for prompt, answer in examples]
+    mask = left([[1] * len(row) for row in rows], 0)
+    return left(rows, 0), mask, (mask.cumsum(1) - 1).clamp(min=0), left([answer for _, answer in examples], -100)
+
+
+def answer_loss(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]], context: int) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of a batch, each given its prompt and the answer
+    tokens before it (teacher forcing)."""
+    input_ids, mask, position_ids, targets = _training_batch(examples, model.get_input_embeddings().weight.device,
+                                                             context)
+    width = targets.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=width + 1,
+                   use_cache=False).logits[:, :-1]  # position t predicts token t + 1
+    return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
 
 
 def finetune(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]], learning_rate: float,
@@ -87,7 +108,6 @@ def finetune(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]]
     """Finetune `model` in place on `examples` (prompt ids, answer ids): AdamW, linear warmup and
     decay, loss on the answer tokens only, `protocol.epochs` passes in a seeded order (and at
     least `protocol.min_steps` steps)."""
-    device = model.get_input_embeddings().weight.device
     batch_size = min(protocol.batch_size, len(examples))
     steps = max(protocol.min_steps, math.ceil(protocol.epochs * len(examples) / batch_size))
     rng = np.random.default_rng(seed)
@@ -101,10 +121,7 @@ def finetune(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]]
     model.train()
     losses = []
     for step in range(steps):
-        batch = [examples[i] for i in order[step * batch_size:(step + 1) * batch_size]]
-        input_ids, mask, targets = _training_batch(batch, device, context)
-        logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
+        loss = answer_loss(model, [examples[i] for i in order[step * batch_size:(step + 1) * batch_size]], context)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -177,7 +194,8 @@ def run_study(study: Study, tokenizer: Tokenizer, results: Path, progress: bool 
         if (spec.name, spec.revision) != loaded:
             base = pristine = None
             free_memory()
-            base = load_model(spec, device, resolve_dtype(protocol.dtype, device, spec))
+            weights, autocast = run_precision(protocol.dtype, device, spec, protocol.lora_rank is not None)
+            base = load_model(spec, device, weights)
             pristine = {k: v.detach().to("cpu", copy=True) for k, v in base.state_dict().items()}  # host copy
             loss = pretraining_loss(base, loss_ids)
             loaded = (spec.name, spec.revision)
@@ -186,20 +204,22 @@ def run_study(study: Study, tokenizer: Tokenizer, results: Path, progress: bool 
         start = time.perf_counter()
         torch.manual_seed(seed)
         model, stats = base, {"steps": 0}
-        if size:
-            chosen = np.random.default_rng(seed).permutation(len(pool.prompts))[:size]
-            examples = [(pool.prompts[i], pool.answers[i]) for i in chosen]
-            if protocol.lora_rank is not None:
-                model = with_lora(copy.deepcopy(base), protocol.lora_rank)
-            stats = finetune(model, examples, rate, protocol, seed)
-        finetune_seconds = time.perf_counter() - start
-        valid = task_outcomes(model, validation, vocab_size, choice_ids)
-        outcomes = task_outcomes(model, test, vocab_size, choice_ids)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=autocast):
+            if size:
+                chosen = np.random.default_rng(seed).permutation(len(pool.prompts))[:size]
+                examples = [(pool.prompts[i], pool.answers[i]) for i in chosen]
+                if protocol.lora_rank is not None:
+                    model = with_lora(copy.deepcopy(base), protocol.lora_rank)
+                stats = finetune(model, examples, rate, protocol, seed)
+            finetune_seconds = time.perf_counter() - start
+            valid = task_outcomes(model, validation, vocab_size, choice_ids)
+            outcomes = task_outcomes(model, test, vocab_size, choice_ids)
         record = {"task": task.name, "model": spec.stored_name, "revision": spec.revision,
                   "pretraining_loss": round(loss, 6), "loss_text": study.loss_source, "data_size": size,
                   "seed": seed, "learning_rate": rate, "validation_accuracy": float(valid.mean()),
                   "validation_n": len(valid), "correct": int(outcomes.sum()), "n": len(outcomes),
                   "outcomes": "".join("1" if o else "0" for o in outcomes), **protocol.record(), **stats,
+                  "precision": str(weights).removeprefix("torch.") + (" weights, bfloat16 autocast" if autocast else ""),
                   "task_fingerprint": task.fingerprint(), "finetune_seconds": round(finetune_seconds, 2),
                   "seconds": round(time.perf_counter() - start, 2)}
         if spec.label is not None:

@@ -95,7 +95,7 @@ def hub_reachable() -> bool:
 
 
 def check_sources(models: list[str], revisions: list[str | None], dataset: str, dataset_path: str | None,
-                  option: str = "--models") -> None:
+                  option: str = "--models", dataset_option: str = "--dataset") -> None:
     """Fail in seconds, before torch loads: local model directories must exist, and hub models and
     datasets need the network or, offline, the local Hugging Face cache."""
     from huggingface_hub import constants, try_to_load_from_cache
@@ -131,5 +131,5 @@ def check_sources(models: list[str], revisions: list[str | None], dataset: str, 
             raise InputError(f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
                              f"connect to the network, or pass {option} with local model directories")
     if dataset in FROM_SOURCE and dataset_path is None:
-        raise InputError(f"--dataset {dataset} streams from the hub ({reason}): connect to the network, "
+        raise InputError(f"{dataset_option} {dataset} streams from the hub ({reason}): connect to the network, "
                          "or pass --dataset-path with a local copy")
