@@ -162,6 +162,7 @@ def test_a_users_jsonl_and_a_choice_task_become_study_tasks(tmp_path):
     rte = SHARED / "corpus" / "rte-train.tsv"
     if not rte.exists():
         pytest.skip("../shared/data is not beside the project")
+    pytest.importorskip("datasets")  # the builders read a local TSV through it (not in the numpy-only venv)
     with pytest.warns(UserWarning, match="prefixes available") as warned:  # the builder's warning: fewer than asked
         task = builder_task("glue-rte", test_size=100, validation_size=50, dataset_path=str(rte))
     assert task.choices == [" True", " False"] and {q["answer"] for q in task.test} == {" True", " False"}
