@@ -78,8 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true", help="print the full traceback of a strategy that raises")
     parser.add_argument("--train", type=Path, help="learned strategies fit on this dataset (no prefix in common "
                         "with --dataset), then predict --dataset; without it they are scored by K-fold")
-    parser.add_argument("--folds", type=int, default=5, help="K for cross-validating learned strategies by prefix "
-                        "when there is no --train (default: 5; folds drawn with --seed)")
+    parser.add_argument("--folds", type=int, help="K for cross-validating learned strategies by prefix when there "
+                        "is no --train (default: 5, or the number of prefixes where fewer; folds drawn with --seed)")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="paired comparison of two "
                         "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p "
                         "(repeatable)")
@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.num_samples is not None and args.num_samples < 1:
         parser.error("--num-samples must be at least 1")
-    if args.folds < 2:
+    if args.folds is not None and args.folds < 2:
         parser.error("--folds must be at least 2")
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")

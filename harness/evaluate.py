@@ -60,6 +60,18 @@ from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, Targ
 
 HIDDEN_TARGET = "hidden"  # the target's name in a blind test's public file, as strategies receive it
 REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
+DEFAULT_FOLDS = 5
+
+
+def folds_for(settings: "Settings", n: int) -> int:
+    """The K of K-fold cross-validation on a dataset of `n` prefixes: --folds as given, else the
+    default, shrunk to `n` (a 3-prefix dataset is cross-validated 3 ways, not refused)."""
+    if settings.folds is not None:
+        return settings.folds
+    if n < 2:
+        raise InputError(f"a learned strategy needs at least 2 prefixes to cross-validate on (this dataset has {n}); "
+                         "or pass --train")
+    return min(DEFAULT_FOLDS, n)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ class Settings:
     target: str | None = None        # the model whose top-1 is predicted (default: the last)
     num_samples: int | None = None   # the first N prefixes only
     seed: int = 0                    # seeds each strategy's random/numpy.random, the folds, the bootstrap
-    folds: int = 5                   # K of learned strategies' cross-validation, without `train`
+    folds: int | None = None         # K of learned strategies' cross-validation, without `train` (None: the
+                                     # default, DEFAULT_FOLDS, shrunk to the dataset's prefixes where it has fewer)
     train: Path | None = None        # learned strategies fit on this file instead
     references: tuple[Strategy, ...] = ()           # the heuristics the reference is the best of
     comparisons: tuple[tuple[str, str], ...] = ()   # pairs of strategy names to compare
@@ -200,13 +213,16 @@ def fit_learned(strategy: Strategy, data: DatasetView, settings: Settings, view:
         raise InputError("a learned strategy needs --train under --predict-only (a file with the target "
                          "and the same input models)")
     fold, predictors = np.empty(data.n, dtype=np.int64), []
-    for k, held_out in enumerate(fold_indices(data.n, settings.folds, settings.seed)):
+    folds = folds_for(settings, data.n)
+    for k, held_out in enumerate(fold_indices(data.n, folds, settings.seed)):
         fold[held_out] = k
         rows = np.setdiff1d(np.arange(data.n), held_out, assume_unique=True)
         split = TrainingSplit([data.sentences[i] for i in rows], data.input_names, data.target, data.probs, rows,
                               data.input_columns, data.target_column, view.target_top1[rows], settings.chunk_size)
         predictors.append(fit_strategy(strategy.fn, split))
-    return Fitted(predictors, fold, f"{settings.folds}-fold cross-validation by prefix")
+    shrunk = f", the default {DEFAULT_FOLDS} shrunk to the {data.n} prefixes" if folds < DEFAULT_FOLDS \
+        and settings.folds is None else ""
+    return Fitted(predictors, fold, f"{folds}-fold cross-validation by prefix{shrunk}")
 
 
 @dataclass
@@ -548,7 +564,8 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
         task.strategies = {run.name: strategy_task_accuracy(run.guesses, data.answers, settings.seed)
                            for run in runs[:len(strategies)] if run.error is None}
     return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
-                         settings.folds if any_learned and train is None else None, rows, reference, comparisons,
+                         folds_for(settings, data.n) if any_learned and train is None and data.n >= 2 else None,
+                         rows, reference, comparisons,
                          input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names, task,
                          noise_ceiling(data.ceiling, view.target_top1, settings.seed),
                          data.sentences, view,

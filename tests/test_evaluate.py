@@ -237,6 +237,19 @@ def test_too_many_folds_is_the_learned_rows_error(seven):
     assert isinstance(scores(result)["largest"], float)
 
 
+def test_the_default_folds_shrink_to_a_small_dataset(seven):
+    """Without --folds, a dataset of fewer than 5 prefixes is cross-validated once per prefix,
+    and says so; a single prefix cannot be, and the error does not blame a --folds never passed."""
+    result = score_dataset(seven, builtin("loglinear"), settings(num_samples=3))
+    [row] = result.strategies
+    assert isinstance(row.accuracy, float) and result.folds == 3
+    assert row.fit == "3-fold cross-validation by prefix, the default 5 shrunk to the 3 prefixes"
+    result = score_dataset(seven, builtin("loglinear"), settings(num_samples=1))
+    assert scores(result)["loglinear"] == ("a learned strategy needs at least 2 prefixes to cross-validate on "
+                                           "(this dataset has 1); or pass --train")
+    assert score_dataset(seven, builtin("loglinear"), settings()).strategies[0].fit == "5-fold cross-validation by prefix"
+
+
 # ---- --predict-only and --show
 
 def test_predicting_never_reads_the_target(seven, monkeypatch):
