@@ -270,6 +270,8 @@ def main() -> None:
         return
     transformers_logging.disable_progress_bar()
     device = args.device or ("cuda" if args.mode == "gpu" else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"error: --mode {args.mode} on {device}: this machine has no CUDA GPU (try --mode cpu)")
     sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)
     load_sizes = args.load_sizes if args.load_sizes is not None else sorted({sizes[0], sizes[-1]}, key=sizes.index)
     dtype = inference.resolve_dtype("auto", device)

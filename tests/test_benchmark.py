@@ -16,3 +16,13 @@ def test_benchmark_cpu_mode_smoke(tmp_path):
     assert len(rows) == 3  # short set, long set, loading
     assert all(row.rstrip(" |").endswith("1.00") for row in rows[:2])  # top-1 agreement with the original loop
     assert "Output host memory" in text and "bare pickle.load" in text
+
+
+def test_gpu_mode_without_a_gpu_is_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --mode gpu would run")
+    result = run_script("benchmarks/bench.py", "--mode", "gpu", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --mode gpu on cuda: this machine has no CUDA GPU (try --mode cpu)"
