@@ -131,12 +131,13 @@ def context_length(model: torch.nn.Module) -> int:
     return getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 2048)
 
 
-def left_truncate(token_ids: list[list[int]], max_length: int, model_name: str) -> list[list[int]]:
+def left_truncate(token_ids: list[list[int]], max_length: int, model_name: str, warn: bool = True) -> list[list[int]]:
     """Keep the last `max_length` tokens of each prefix: the next token depends on the end."""
     too_long = sum(len(ids) > max_length for ids in token_ids)
-    if too_long:
+    if too_long and warn:
         warnings.warn(f"{too_long} {plural(too_long, 'prefix is', 'prefixes are')} longer than {model_name}'s "
-                      f"context of {max_length} tokens: their beginnings were cut off")
+                      f"context of {max_length} tokens: their beginnings were cut off (for every model with that "
+                      "context)")
     return [ids[-max_length:] for ids in token_ids]
 
 
@@ -443,7 +444,7 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         raise ValueError("under accelerate launch, `out` must be each process's map of one shared file")
     # float16 from the start: the original's float64 array was 4x this.
     probs = np.empty((len(token_ids), len(specs), vocab_size), dtype=np.float16) if out is None else out
-    summary = []
+    summary, contexts_seen = [], set()
     for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=not progress)):
         model_dtype = resolve_dtype(dtype, device, spec)
         row = {"name": spec.stored_name, "revision": spec.revision, "dtype": str(model_dtype).removeprefix("torch.")}
@@ -462,7 +463,10 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         start = time.perf_counter()
         model = load(spec, device, model_dtype)
         load_seconds = time.perf_counter() - start
-        stats = next_token_probs(model, left_truncate(token_ids, context_length(model), spec.name), probs[:, j],
+        context = context_length(model)
+        truncated = left_truncate(token_ids, context, spec.name, warn=context not in contexts_seen)
+        contexts_seen.add(context)  # one warning per context length, not one per model (8 for 2-shot RTE)
+        stats = next_token_probs(model, truncated, probs[:, j],
                                  max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
                                  world_size=state.num_processes, desc=short_name(spec.name), progress=progress)
         if answer_ids is not None:

@@ -118,6 +118,7 @@ def test_long_prefix_is_left_truncated_with_a_warning(tmp_path, suite, tokenizer
     result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefixes, "--out", out,
                         "--device", "cpu", "--dtype", "float32", "--no-progress")
     assert f"longer than {suite[0]}'s context of {CONTEXT} tokens" in result.stderr
+    assert result.stderr.count("longer than") == 1  # both models have that context: one warning, not one per model
     ids = encode(suite[0], [long_prefix])[0]
     assert len(ids) > CONTEXT
     reference = reference_probs(suite[0], [ids[-CONTEXT:]], len(tokenizer))[0]
