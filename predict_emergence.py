@@ -190,9 +190,8 @@ def run_study(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for path in (args.json,):
-        if path is not None:
-            check_writable(path)
+    if args.json is not None:
+        check_writable(args.json)
     if args.report is not None:
         from harness.analysis.forecast_report import check_report_dir
         check_report_dir(args.report)
