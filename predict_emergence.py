@@ -122,8 +122,7 @@ def shown_path(path: Path) -> str:
 def build_tasks(args: argparse.Namespace) -> list:
     """The study's tasks. On the bundled suite, 2-digit addition is tested on the pairs its corpus
     never stated (suite/arithmetic.py), and none of them is finetuned on."""
-    sizes = lambda total: dict(test_size=args.test_size or min(200, int(0.4 * total)),
-                               validation_size=args.validation_size or min(200, int(0.12 * total)))
+    sizes = dict(test_size=args.test_size, validation_size=args.validation_size)
     if args.task == "arithmetic":
         tasks = []
         for digits in args.digits:
@@ -132,13 +131,12 @@ def build_tasks(args: argparse.Namespace) -> list:
                 from suite.arithmetic import held_out_pairs
                 held_out = held_out_pairs()
             tasks.append(arithmetic_task(digits, args.operation, seed=args.seed, shots=args.shots or 0,
-                                         test_pairs=held_out, **sizes(100 ** digits)))
+                                         test_pairs=held_out, **sizes))
         return tasks
     if args.task not in ("copy", "glue-rte", "cot-arithmetic") and not args.task.endswith(".jsonl"):
         raise InputError(f"unknown task {args.task!r}: use arithmetic, copy, glue-rte, cot-arithmetic or a .jsonl file "
                          "with answers")
-    return [builder_task(args.task, seed=args.seed, dataset_path=args.dataset_path, shots=args.shots,
-                         **sizes(10 ** 9))]
+    return [builder_task(args.task, seed=args.seed, dataset_path=args.dataset_path, shots=args.shots, **sizes)]
 
 
 def run_study(args: argparse.Namespace) -> None:

@@ -156,6 +156,8 @@ def test_a_users_jsonl_and_a_choice_task_become_study_tasks(tmp_path):
     task = builder_task(str(path), test_size=10, validation_size=5, seed=1)
     assert (task.name, len(task.test), len(task.validation), len(task.pool), task.choices) == ("qa", 10, 5, 15, None)
     assert sorted(q["text"] for q in task.test + task.validation + task.pool) == sorted(f"Q{i}?" for i in range(30))
+    task = builder_task(str(path))  # a small task: 40% test (12), 12% validation (3), the rest to finetune on
+    assert (len(task.test), len(task.validation), len(task.pool)) == (12, 3, 15)
     (tmp_path / "plain.jsonl").write_text('{"text": "no answer here"}\n')
     with pytest.raises(InputError, match='plain.jsonl: no "answer" on its lines'):
         builder_task(str(tmp_path / "plain.jsonl"))

@@ -69,6 +69,13 @@ class StudyTask:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def split_sizes(total: int, test_size: int | None, validation_size: int | None) -> tuple[int, int]:
+    """Test and validation sizes as given, else 200 each, or 40% and 12% of a task of fewer than
+    500 questions (the rest, at least 48%, is the finetuning pool)."""
+    return (min(200, int(0.4 * total)) if test_size is None else test_size,
+            min(200, int(0.12 * total)) if validation_size is None else validation_size)
+
+
 def _split(rows: list[dict], test_size: int, validation_size: int, rng: np.random.Generator,
            source: str) -> tuple[list[dict], list[dict], list[dict]]:
     if len(rows) < test_size + validation_size + 1:
@@ -79,8 +86,8 @@ def _split(rows: list[dict], test_size: int, validation_size: int, rng: np.rando
     return rows[:test_size], rows[test_size:test_size + validation_size], rows[test_size + validation_size:]
 
 
-def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int = 200, validation_size: int = 200,
-                    seed: int = 0, shots: int = 0, test_pairs: set[tuple[int, int]] | None = None,
+def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int | None = None,
+                    validation_size: int | None = None, seed: int = 0, shots: int = 0, test_pairs: set[tuple[int, int]] | None = None,
                     max_pool: int = 100_000) -> StudyTask:
     """Arithmetic in lm-evaluation-harness's format ("Question: What is A plus B?\\nAnswer:", answer
     " C"), A and B in [0, 10^digits). With `test_pairs` (for the bundled suite: the pairs its corpus
@@ -94,6 +101,7 @@ def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int = 20
     rng = np.random.default_rng(seed)
     size = 10 ** digits
     space = size * size
+    test_size, validation_size = split_sizes(space, test_size, validation_size)
     drawn = rng.choice(space, min(space, max_pool + test_size + validation_size + len(test_pairs or ())),
                        replace=False)
     pairs = [(int(a), int(b)) for a, b in zip(*np.divmod(drawn, size))]
@@ -126,7 +134,7 @@ def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int = 20
                       "rule": rule, "held_out_test": bool(test_pairs)})
 
 
-def builder_task(dataset: str, test_size: int = 200, validation_size: int = 200, seed: int = 0,
+def builder_task(dataset: str, test_size: int | None = None, validation_size: int | None = None, seed: int = 0,
                  dataset_path: str | None = None, shots: int | None = None, pool_size: int = 20_000) -> StudyTask:
     """A task from preprocess_train.py's builders with answers (`copy`, `glue-rte` with its choices,
     `cot-arithmetic`) or a user's .jsonl with an "answer" on every line, split three ways."""
@@ -137,13 +145,15 @@ def builder_task(dataset: str, test_size: int = 200, validation_size: int = 200,
         if answers is None:
             raise InputError(f'{dataset}: no "answer" on its lines: a study needs the gold answer of every question')
     else:
-        prefix_set = build_prefixes(dataset, test_size + validation_size + pool_size, seed, dataset_path, shots=shots)
+        prefix_set = build_prefixes(dataset, sum(split_sizes(10 ** 9, test_size, validation_size)) + pool_size, seed,
+                                    dataset_path, shots=shots)
         texts, answers, record = prefix_set.prefixes, prefix_set.answers, prefix_set.record
         if answers is None:
             raise InputError(f"--task {dataset}: its prefixes have no answers (a labelled source is needed)")
         choices = record.get("choices")
     rows = [{"text": t, "answer": a} for t, a in zip(texts, answers)]
-    test, validation, pool = _split(rows, test_size, validation_size, np.random.default_rng(seed), dataset)
+    test, validation, pool = _split(rows, *split_sizes(len(rows), test_size, validation_size),
+                                    np.random.default_rng(seed), dataset)
     name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset
     return StudyTask(name, test, validation, pool, choices, {**record, "seed": seed})
 
