@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         check_writable(args.json)
     if args.report is not None:
-        from harness.analysis.forecast_report import check_report_dir
+        from harness.report import check_report_dir
         check_report_dir(args.report)
     if args.from_results is None:
         args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -200,6 +200,13 @@ def _join(asked: list[str], answers: list[object], shots: int) -> list[str]:
             for i in rows]
 
 
+def arithmetic_question(a: int, b: int, operation: str = "add") -> dict:
+    """One question as lm-evaluation-harness's arithmetic tasks ask it, with its answer:
+    {"text": "Question: What is A plus B?\nAnswer:", "answer": " C"}."""
+    result = {"add": a + b, "subtract": a - b, "multiply": a * b}[operation]
+    return {"text": f"Question: What is {a} {OPERATIONS[operation]} {b}?\nAnswer:", "answer": f" {result}"}
+
+
 def arithmetic(n: int, seed: int, shots: int, digits: int, operation: str) -> tuple[list[str], list[str]]:
     """Up to `n` distinct questions "Question: What is A plus B?\\nAnswer:" (lm-evaluation-harness's
     arithmetic tasks, from GPT-3's), each after `shots` solved examples, and their answers " C"
@@ -207,8 +214,7 @@ def arithmetic(n: int, seed: int, shots: int, digits: int, operation: str) -> tu
     size = 10 ** digits
     a, b = np.divmod(_draw_questions(np.random.default_rng(seed), size * size, n, shots), size)
     c = {"add": a + b, "subtract": a - b, "multiply": a * b}[operation]
-    word = OPERATIONS[operation]
-    asked = [f"Question: What is {x} {word} {y}?\nAnswer:" for x, y in zip(a.ravel().tolist(), b.ravel().tolist())]
+    asked = [arithmetic_question(x, y, operation)["text"] for x, y in zip(a.ravel().tolist(), b.ravel().tolist())]
     return _join(asked, c.ravel().tolist(), shots), [f" {z}" for z in c[:, 0].tolist()]
 
 

@@ -23,6 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from harness.files import atomic_write
+from harness.prefixes import arithmetic_question
 
 HELD_OUT_SEED = 2024
 HELD_OUT_SHARE = 0.2  # of the 2-digit addition pairs (a <= b): never in the training text
@@ -84,7 +85,7 @@ def held_out_questions(count: int, seed: int = 0) -> list[dict]:
 
 def addition_questions(pairs: Iterable[tuple[int, int]]) -> list[dict]:
     """Each pair (A, B) asked as lm-evaluation-harness's arithmetic_2da asks it, with its answer."""
-    return [{"text": f"Question: What is {a} plus {b}?\nAnswer:", "answer": f" {a + b}"} for a, b in pairs]
+    return [arithmetic_question(a, b) for a, b in pairs]
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def test_the_finetuning_loss_is_on_the_answer_only(suite):
     assert float(answer_loss(model, [([5, 6, 7], [8, 9]), ([3], [4])], 64)) == pytest.approx(np.mean(by_hand), rel=1e-5)
 
 
-def test_finetuning_learns_its_examples_and_lora_leaves_the_base_untouched(suite):
+def test_finetuning_learns_its_examples_and_lora_trains_only_its_adapters(suite):
     spec = ModelSpec(str(suite[1]))
     tokenizer = shared_tokenizer([spec])
     task = arithmetic_task(1, test_size=40, validation_size=12, seed=0)

@@ -67,6 +67,14 @@ def fit_models_up_to(cells: list[Cell], last: str | None, minimum: int = MIN_FIT
     return chosen
 
 
+def checked_cells(records: list[dict], task: str, fit_up_to: str | None) -> tuple[list[Cell], list[str]]:
+    """`task`'s cells and the models its law is fitted on; one-line errors where there is nothing to fit."""
+    cells = study_cells(records, task)
+    if not any(c.data_size > 0 for c in cells):
+        raise InputError(f"task {task}: no finetuned runs (data_size > 0) to fit the emergence law on")
+    return cells, fit_models_up_to(cells, fit_up_to)
+
+
 @dataclass
 class Forecast:
     """One task's forecast: the law fitted on `fit.fitted_on`, the models `held_back` from it, the
@@ -102,10 +110,7 @@ class Forecast:
 def forecast(records: list[dict], task: str, fit_up_to: str | None = None, resamples: int = NUM_RESAMPLES,
              seed: int = 0) -> Forecast:
     """Fit `task`'s law on the models up to `fit_up_to` and set its predictions beside the results."""
-    cells = study_cells(records, task)
-    if not any(c.data_size > 0 for c in cells):
-        raise InputError(f"task {task}: no finetuned runs (data_size > 0) to fit the emergence law on")
-    fit_on = fit_models_up_to(cells, fit_up_to)
+    cells, fit_on = checked_cells(records, task, fit_up_to)
     fit = fit_law(cells, fit_on, resamples, seed)
     models = models_by_loss(cells)
     losses = {c.model: c.loss for c in cells}
@@ -135,10 +140,7 @@ def forecasts(records: list[dict], fit_up_to: str | None = None, resamples: int 
             raise InputError(f"--task {task}: no runs of it in the results ({', '.join(present)})")
     tasks = tasks or present
     for task in tasks:  # bad input (a --fit-up-to, a task without finetuned runs) fails here, in this process
-        cells = study_cells(records, task)
-        if not any(c.data_size > 0 for c in cells):
-            raise InputError(f"task {task}: no finetuned runs (data_size > 0) to fit the emergence law on")
-        fit_models_up_to(cells, fit_up_to)
+        checked_cells(records, task, fit_up_to)
     workers = min(len(tasks), os.cpu_count() or 1)
     if workers == 1:
         return [forecast(records, task, fit_up_to, resamples, seed) for task in tasks]

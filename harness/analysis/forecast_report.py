@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.analysis.emergence_law import emergence_point
 from harness.analysis.forecast import Forecast
-from harness.report import check_report_dir, save  # noqa: F401 (check_report_dir: predict_emergence.py's check)
+from harness.report import save
 
 
 def accuracy_picture(result: Forecast, path: Path) -> None:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.prefixes import OPERATIONS, SEPARATOR, build_prefixes, read_prefix_file
+from harness.prefixes import (OPERATIONS, SEPARATOR, arithmetic_question, build_prefixes, check_options,
+                              read_prefix_file)
 
 REQUIRED = ("model", "pretraining_loss", "data_size", "correct", "n")
 
@@ -87,17 +88,14 @@ def _split(rows: list[dict], test_size: int, validation_size: int, rng: np.rando
 
 
 def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int | None = None,
-                    validation_size: int | None = None, seed: int = 0, shots: int = 0, test_pairs: set[tuple[int, int]] | None = None,
-                    max_pool: int = 100_000) -> StudyTask:
+                    validation_size: int | None = None, seed: int = 0, shots: int = 0,
+                    test_pairs: set[tuple[int, int]] | None = None, max_pool: int = 100_000) -> StudyTask:
     """Arithmetic in lm-evaluation-harness's format ("Question: What is A plus B?\\nAnswer:", answer
     " C"), A and B in [0, 10^digits). With `test_pairs` (for the bundled suite: the pairs its corpus
     never stated), the test questions are drawn from them and none of them is ever finetuned on.
     `shots` solved examples from the finetuning pool go before every question, finetuning and test
     alike."""
-    if operation not in OPERATIONS:
-        raise InputError(f"--operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
-    if not 1 <= digits <= 5:
-        raise InputError(f"--digits must be 1 to 5, got {digits}")
+    check_options("arithmetic", None, None, shots, digits, operation)
     rng = np.random.default_rng(seed)
     size = 10 ** digits
     space = size * size
@@ -105,10 +103,8 @@ def arithmetic_task(digits: int = 2, operation: str = "add", test_size: int | No
     drawn = rng.choice(space, min(space, max_pool + test_size + validation_size + len(test_pairs or ())),
                        replace=False)
     pairs = [(int(a), int(b)) for a, b in zip(*np.divmod(drawn, size))]
-    word = OPERATIONS[operation]
-    result = {"add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b}[operation]
-    question = lambda a, b: {"text": f"Question: What is {a} {word} {b}?\nAnswer:", "answer": f" {result(a, b)}"}
-    source = f"{digits}-digit {word}"
+    question = lambda a, b: arithmetic_question(a, b, operation)
+    source = f"{digits}-digit {OPERATIONS[operation]}"
     if test_pairs:
         held = sorted(p for p in test_pairs if max(p) < size)
         if len(held) < test_size:
@@ -159,10 +155,6 @@ def builder_task(dataset: str, test_size: int | None = None, validation_size: in
 
 
 # ---- The results file
-
-def _label(record: dict) -> str:
-    return record["model"] + (f"@{record['revision']}" if record.get("revision") else "")
-
 
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Every run in a results file, checked: one-line errors name the file, the line and the problem."""
