@@ -11,6 +11,8 @@ of `challenge.py`) or are named as `path/to/file.py:function`. Two marks change 
 - `@learned`: the function is a fit step, `fit(train: harness.learned.TrainingSplit) -> strategy`;
 - `@whole_array`: the strategy is called once with every prefix instead of chunk by chunk (its
   memory then grows with the dataset: N x input models x vocabulary x 2 bytes).
+A strategy may also name packages beyond numpy that it needs (`requires=("torch",)`): where one is
+not installed, the default run skips it with a note, and naming it is a one-line error.
 numpy only; this module imports no strategy (`strategies.load_builtin` does).
 """
 
@@ -47,6 +49,11 @@ class Strategy:
     @property
     def needs_whole_array(self) -> bool:
         return getattr(self.fn, "whole_array", False) is True
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The packages it `requires` that are not installed (found without importing them)."""
+        return tuple(name for name in getattr(self.fn, "requires", ()) if importlib.util.find_spec(name) is None)
 
 
 REGISTRY: dict[str, Strategy] = {}
@@ -89,12 +96,14 @@ def where(fn: Callable) -> str:
 
 
 def register(name: str, description: str | None = None, learned: bool = False,
-             whole_array: bool = False) -> Callable[[StrategyFn], StrategyFn]:
+             whole_array: bool = False, requires: Sequence[str] = ()) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
 
     `learned=True` (or `@learned` below it) marks a fit function,
     `fit(train: harness.learned.TrainingSplit) -> strategy`: see `strategies/template.py`.
     `whole_array=True` (or `@whole_array`): called once with every prefix, not chunk by chunk.
+    `requires=("torch",)`: packages it imports beyond numpy (inside the function, so that registering
+    it imports nothing); where one is missing it is skipped (`resolve`).
 
     A name registered by two different definitions is an error (`InputError`, like every problem
     finding a strategy) naming both: silently keeping one would score a strategy other than the
@@ -105,6 +114,8 @@ def register(name: str, description: str | None = None, learned: bool = False,
             fn.learned = True  # the function's own mark is the one record, as `@learned` sets it
         if whole_array:
             fn.whole_array = True
+        if requires:
+            fn.requires = tuple(requires)
         old = REGISTRY.get(name)
         if old is not None and where(old.fn) != where(fn):  # the same definition run again is no clash
             raise InputError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")
@@ -148,16 +159,31 @@ def load_from_file(spec: str) -> Strategy:
     return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}")
 
 
+def needs(strategy: Strategy) -> str:
+    return f"{strategy.name} needs {' and '.join(strategy.missing)} (pip install -r requirements-dev.txt)"
+
+
 def resolve(requested: list[str] | None) -> list[Strategy]:
     """The strategies named (registered names or file.py:function specs), or every registered one,
-    each once, in the order given. Register the built-in ones first (`strategies.load_builtin`)."""
+    each once, in the order given. Register the built-in ones first (`strategies.load_builtin`).
+
+    Of every registered one, those whose `requires` are not installed are left out with a note on
+    stderr; one named is an `InputError`."""
     if not requested:
-        return list(REGISTRY.values())
+        available = []
+        for strategy in REGISTRY.values():
+            if strategy.missing:
+                print(f"note: {needs(strategy)}: not scored", file=sys.stderr)
+            else:
+                available.append(strategy)
+        return available
     chosen = []
     for name in requested:
         if name.endswith(".py") or ".py:" in name:
             chosen.append(load_from_file(name))
         elif name in REGISTRY:
+            if REGISTRY[name].missing:
+                raise InputError(needs(REGISTRY[name]))
             chosen.append(REGISTRY[name])
         else:
             raise InputError(f"unknown strategy {name!r} (registered: {', '.join(REGISTRY)}; "
