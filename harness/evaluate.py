@@ -53,7 +53,8 @@ from harness.registry import ModelName, Strategy
 from harness.report import PictureData, target_ranks
 from harness.tasks import TaskCurve, strategy_task_accuracy, task_curve
 from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, bootstrap_means, compare,
-                             distribution_metrics, near_tied, percentile_ci, resample_metrics, summary, target_rows)
+                             distribution_metrics, near_tied, percentile_ci, removed_share, resample_metrics, summary,
+                             target_rows, twin_floor)
 from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
                              bootstrap_ci, chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
                              score_guesses, short_path, target_view)
@@ -379,6 +380,7 @@ class DatasetResult:
     model_names: list[str]        # every model, in the file's order
     task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
     noise_ceiling: dict | None    # another seed of the target against it: top-1 agreement, KL and alpha
+    kl_floor: dict | None         # the KL no prediction can go below, and each predictor's share above it removed
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
@@ -452,7 +454,7 @@ class DatasetResult:
                 "reference": None if reference is None else
                 {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
                 "hardest": self.hardest(), "task": None if self.task is None else self.task.to_json(),
-                "noise_ceiling": self.noise_ceiling,
+                "noise_ceiling": self.noise_ceiling, "kl_floor": self.kl_floor,
                 "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
 
 
@@ -568,6 +570,8 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
                          rows, reference, comparisons,
                          input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names, task,
                          noise_ceiling(data.ceiling, view.target_top1, settings.seed),
+                         kl_floor(data.ceiling, reference, scores, data.input_names, model_metrics, resampled,
+                                  settings.seed),
                          data.sentences, view,
                          {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
                          model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
@@ -584,6 +588,40 @@ def noise_ceiling(ceiling: NoiseCeiling | None, target_top1: np.ndarray, seed: i
     return {"model": ceiling.model, "top1": float(agree.mean()), "ci95": list(bootstrap_ci(agree, seed=seed)),
             "kl": {"mean": float(ceiling.kl[:n].mean()), "ci95": list(percentile_ci(resampled[:, 0]))},
             "alpha": {"mean": float(ceiling.alpha[:n].mean()), "ci95": list(percentile_ci(resampled[:, 1]))}}
+
+
+def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scores: dict[str, StrategyScore],
+             input_names: list[str], model_metrics: list[dict], resampled: dict, seed: int) -> dict | None:
+    """The KL floor (`harness.metrics.twin_floor`, from another seed of the target) with its 95%
+    interval, and for every strategy that returned distributions and every input model, the share of
+    the reference's KL above the floor that it removes (`removed_share`), with its interval.
+
+    The floor's resamples are `bootstrap_means`' with the same seed over the same prefixes, so they
+    are the very resamples of `resampled`: every share's interval is paired. None without a twin, or
+    where the reference returned ids."""
+    if ceiling is None or reference is None or reference.per_prefix is None:
+        return None
+    n = reference.n
+    floor = twin_floor(ceiling.kl[:n])
+    floor_resampled = bootstrap_means(floor[:, None], seed)[:, 0]
+    floor_mean, reference_kl = float(floor.mean()), float(reference.per_prefix["kl"].mean())
+    reference_resampled = resampled[reference.name]["kl"]
+    out = {"method": "half of KL(target || another seed of the target), per prefix: the quadratic approximation",
+           "model": ceiling.model, "mean": floor_mean, "ci95": list(percentile_ci(floor_resampled)),
+           "reference": reference.name, "reference_kl": reference_kl, "above_floor": reference_kl - floor_mean,
+           "removed": {}}
+    if reference_kl <= floor_mean:  # nothing left to remove: no share is defined
+        return out
+    predictors = [(name, score.per_prefix["kl"], resampled[name]["kl"]) for name, score in scores.items()
+                  if score.per_prefix is not None]
+    predictors += [(str(model), metrics["kl"], resampled[j]["kl"]) for j, (model, metrics)
+                   in enumerate(zip(input_names, model_metrics))]
+    for name, kl, kl_resampled in predictors:
+        share = removed_share(float(kl.mean()), reference_kl, floor_mean)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = removed_share(kl_resampled, reference_resampled, floor_resampled)
+        out["removed"][name] = {"share": float(share), "ci95": list(percentile_ci(shares[np.isfinite(shares)]))}
+    return out
 
 
 def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:

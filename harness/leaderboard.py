@@ -83,6 +83,28 @@ def task_lines(result: DatasetResult) -> list[str]:
             f"[{ll_low:.2f}, {ll_high:.2f}]"]
 
 
+def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
+    """The KL floor and the share of the reference's KL above it that each strategy (in `order`) and
+    input model (smallest first) removes."""
+    low, high = floor["ci95"]
+    line = (f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}]; "
+            f"{floor['reference']} is {floor['above_floor']:.3f} above it")
+    removed = floor["removed"]
+    if not removed:  # the reference is at or below the floor: the twin is too far for the approximation
+        return (f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}], above "
+                f"{floor['reference']}'s {floor['reference_kl']:.3f}: the two seeds differ too much here for the "
+                "floor's quadratic approximation")
+    strategies = [name for name in order if name in removed and name != floor["reference"]]
+    labels, _ = size_labels(curve)
+
+    def share(name: str) -> str:
+        low, high = removed[name]["ci95"]
+        return f"{removed[name]['share']:.0%} [{low:.0%}, {high:.0%}]"
+    return (line + ", and of that " + ", ".join(f"{name} removes {share(name)}" for name in strategies)
+            + "; the input models: " + " · ".join(f"{label} {removed[point['model']]['share']:.0%}"
+                                                   for label, point in zip(labels, curve)))
+
+
 def header(result: DatasetResult | DatasetPredictions) -> str:
     n, num_inputs = result.n, len(result.inputs)
     return (f"\n{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} input "
@@ -130,6 +152,8 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
              f"alpha {ceiling['alpha']['mean']:.3f}")
     rows = result.strategies
     scored = ranked(rows, metric)
+    if result.kl_floor is not None:
+        note(kl_floor_line(result.kl_floor, [row.name for row in scored], result.emergence_curve()))
 
     def cells(row: StrategyScore, name: str) -> tuple[str, str, str]:
         """(mean, interval, vs the reference) of one metric, "—" where the row has none."""

@@ -183,6 +183,25 @@ def resample_metrics(per_prefix: dict[object, dict[str, np.ndarray]], seed: int,
     return out
 
 
+def twin_floor(twin_kl: np.ndarray) -> np.ndarray:
+    """Per prefix, the KL below which no prediction from the input models can go: half of
+    KL(target || another seed of the target).
+
+    Two seeds of one recipe are the same mean distribution mu plus independent initialisation noise,
+    t = mu + e_t and s = mu + e_s. A prediction q made from the input models knows nothing of e_t, so
+    the best it can do is mu, at KL(t || mu) ~ |e_t|^2 / 2 (KL is quadratic near its minimum, in the
+    Fisher metric); the twin is at KL(t || s) ~ |e_t - e_s|^2 / 2, twice that in expectation.
+    The approximation holds where the noise is small against the distributions themselves."""
+    return np.asarray(twin_kl, dtype=np.float64) / 2
+
+
+def removed_share(kl: float | np.ndarray, reference_kl: float | np.ndarray,
+                  floor: float | np.ndarray) -> float | np.ndarray:
+    """The share of the reference's KL above the floor that a predictor removes:
+    (reference - predictor) / (reference - floor); 1 at the floor, 0 at the reference, negative when worse."""
+    return (reference_kl - kl) / (reference_kl - floor)
+
+
 def summary(per_prefix: dict[str, np.ndarray], resampled: dict[str, np.ndarray],
             top1: tuple[float, tuple[float, float]]) -> dict[str, dict]:
     """Every metric's mean and 95% percentile interval for one predictor (`resampled`: its

@@ -9,7 +9,7 @@ import pytest
 from harness.dataset import save_dataset
 from harness.evaluate import Settings, score_dataset, show_prefix
 from harness.metrics import (FLOOR, bootstrap_means, compare, distribution_metrics, paired_bootstrap, rank_of,
-                             resample_metrics, summary, target_rows, tokens_per_pass)
+                             removed_share, resample_metrics, summary, target_rows, tokens_per_pass, twin_floor)
 from harness.registry import Strategy
 from harness.scoring import StrategyError, check_output, top_two_ratio
 
@@ -200,3 +200,42 @@ def test_a_whole_array_strategy_is_scored_chunk_by_chunk_like_the_others(small):
     whole = score_dataset(small, [as_strategy("mean", whole_mean)], Settings(chunk_size=3)).strategies[0]
     for name in ("top5", "log_loss", "kl", "alpha"):
         assert whole.per_prefix[name].tolist() == chunked.per_prefix[name].tolist(), name
+
+
+def test_the_kl_floor_is_half_the_twins_kl_and_the_share_removed_is_of_what_lies_above_it():
+    assert twin_floor(np.array([0.2, 0.4])).tolist() == [0.1, 0.2]
+    # Reference at 0.25, floor at 0.15: 0.10 to remove. A predictor at 0.20 removes half of it, one at
+    # the floor all of it, the reference itself none, and one at 0.35 makes it worse by as much again.
+    assert removed_share(0.20, 0.25, 0.15) == pytest.approx(0.5)
+    assert removed_share(0.15, 0.25, 0.15) == pytest.approx(1.0)
+    assert removed_share(0.25, 0.25, 0.15) == 0
+    assert removed_share(0.35, 0.25, 0.15) == pytest.approx(-1.0)
+
+
+def test_the_leaderboard_gives_the_kl_floor_from_the_twin_and_each_predictors_share_above_it(tmp_path, capsys):
+    # Two prefixes, two tokens; the target (1/2, 1/2) after both. Input model a is the target itself,
+    # b is (3/4, 1/4). The twin's KL from the target per prefix, 0.02 and 0.06: the floor is 0.01 and 0.03, 0.02 on average.
+    probs = np.array([[[0.5, 0.5], [0.75, 0.25], [0.5, 0.5]]] * 2, dtype=np.float16)
+    path = tmp_path / "twin.pkl"
+    ceiling = {"model": {"name": "t-seed2"}, "top1": [0, 0], "kl": [0.02, 0.06], "alpha": [0.9, 0.9]}
+    save_dataset(path, ["a", "b", "t"], ["p0", "p1"], probs, {"noise_ceiling": ceiling})
+    # The reference (the best heuristic here, by top-1, first listed on a tie) is `largest`: model b.
+    half = as_strategy("half", lambda s, m, t, p: (p[:, 0].astype(np.float32) + p[:, 1]) / 2)  # (5/8, 3/8)
+    result = score_dataset(path, [half], Settings(references=(as_strategy("largest", lambda s, m, t, p: p[:, 1]),)))
+    floor = result.kl_floor
+    kl_b = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)  # 0.1438
+    kl_half = 0.5 * math.log(0.5 / 0.625) + 0.5 * math.log(0.5 / 0.375)  # 0.0323
+    assert floor["mean"] == pytest.approx(0.02) and floor["reference"] == "largest"
+    assert floor["above_floor"] == pytest.approx(kl_b - 0.02, rel=1e-4)
+    assert floor["removed"]["half"]["share"] == pytest.approx((kl_b - kl_half) / (kl_b - 0.02), rel=1e-3)
+    assert floor["removed"]["a"]["share"] == pytest.approx(kl_b / (kl_b - 0.02), rel=1e-3)  # the target: KL 0
+    assert floor["removed"]["largest"] == {"share": 0.0, "ci95": [0.0, 0.0]}
+    # Both prefixes have the same KLs, so only the floor varies across resamples: per prefix it is 0.01
+    # and 0.03, so a resample's is 0.01 (the first prefix drawn twice), 0.02 or 0.03, each end a quarter of the time.
+    low, high = floor["removed"]["half"]["ci95"]
+    assert low == pytest.approx((kl_b - kl_half) / (kl_b - 0.01), rel=1e-3)
+    assert high == pytest.approx((kl_b - kl_half) / (kl_b - 0.03), rel=1e-3)
+    from harness.leaderboard import print_leaderboard
+    print_leaderboard(result, "kl")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "KL floor (half the KL to that seed): 0.020 [0.010, 0.030]; largest is 0.124 above it" in out
