@@ -580,22 +580,35 @@ TABLE_COLUMNS = (("top1", "top-1 (%)", 100, 1), ("top5", "top-5 (%)", 100, 1), (
 
 
 def metrics_table(result: DatasetResult) -> str:
-    """Every metric of each input model (smallest first) and each scored strategy, with 95% intervals, in markdown."""
-    def line(label: str, summary: dict) -> str:
+    """Every metric of each input model (smallest first) and each scored strategy, with 95% intervals, in
+    markdown; where the dataset has a KL floor, the share of the reference's KL above it each one removes."""
+    removed = result.kl_floor["removed"] if result.kl_floor else {}
+    columns = TABLE_COLUMNS + ((("removed", "KL above the floor removed (%)", 100, 0),) if removed else ())
+
+    def line(label: str, name: str, summary: dict) -> str:
+        summary = {**summary, "removed": {"mean": removed[name]["share"], **removed[name]}} if name in removed \
+            else summary
         cells = [label.replace("|", "\\|")] + [interval_cell(summary.get(metric), scale, digits)
-                                                for metric, _, scale, digits in TABLE_COLUMNS]
+                                                for metric, _, scale, digits in columns]
         return "| " + " | ".join(cells) + " |"
 
-    lines = ["| | " + " | ".join(header for _, header, _, _ in TABLE_COLUMNS) + " |",
-             "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    lines = ["| | " + " | ".join(header for _, header, _, _ in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     order, sizes = input_models_by_size(result)
     for k, j in enumerate(order):
         label = short_name(result.inputs[j]) + (f" ({int(sizes[k]):,})" if sizes is not None else "")
-        lines.append(line(label, result.model_summaries[j]))
+        lines.append(line(label, str(result.inputs[j]), result.model_summaries[j]))
     for row in result.strategies:
         if isinstance(row, StrategyScore):  # ids only: top-1 alone
-            lines.append(line(f"strategy {row.name}",
+            lines.append(line(f"strategy {row.name}", row.name,
                               row.summary or {"top1": {"mean": row.accuracy, "ci95": list(row.ci95)}}))
+    floor = result.kl_floor
+    if floor is not None:
+        low, high = floor["ci95"]
+        lines += ["", f"KL floor: {floor['mean']:.3f} [{low:.3f}, {high:.3f}], {floor['method']} "
+                      f"({short_name(floor['model'])}); the reference, {floor['reference']}, is "
+                      f"{floor['above_floor']:.3f} above it" +
+                      ("" if removed else ": the two seeds differ too much here for the approximation")]
     return "\n".join(lines)
 
 

@@ -239,3 +239,6 @@ def test_the_leaderboard_gives_the_kl_floor_from_the_twin_and_each_predictors_sh
     print_leaderboard(result, "kl")
     out = " ".join(capsys.readouterr().out.split())
     assert "KL floor (half the KL to that seed): 0.020 [0.010, 0.030]; largest is 0.124 above it" in out
+    from harness.report import metrics_table
+    table = metrics_table(result)
+    assert "| KL above the floor removed (%) |" in table.splitlines()[0] and "KL floor: 0.020 [0.010, 0.030]" in table
