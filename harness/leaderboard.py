@@ -100,9 +100,12 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
     def share(name: str) -> str:
         low, high = removed[name]["ci95"]
         return f"{removed[name]['share']:.0%} [{low:.0%}, {high:.0%}]"
+    below = [name for name in removed if removed[name]["share"] > 1]
     return (line + ", and of that " + ", ".join(f"{name} removes {share(name)}" for name in strategies)
             + "; the input models: " + " · ".join(f"{label} {removed[point['model']]['share']:.0%}"
-                                                   for label, point in zip(labels, curve)))
+                                                   for label, point in zip(labels, curve))
+            + (f"; over 100% ({', '.join(below)}): below the estimate, which the approximation puts too high here"
+               if below else ""))
 
 
 def header(result: DatasetResult | DatasetPredictions) -> str:

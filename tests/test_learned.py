@@ -102,3 +102,15 @@ def test_learned_counts_above_or_below_register(tmp_path):
     finally:
         for name in ("fit-above", "fit-below", "fit-flag"):
             REGISTRY.pop(name, None)
+
+
+def test_train_mean_is_the_training_targets_mean_whatever_the_inputs():
+    from harness.registry import REGISTRY
+    from strategies import load_builtin
+    load_builtin()
+    inputs = np.array([[[0.5, 0.5]], [[1, 0]]], dtype=np.float16)
+    target = np.array([[1, 0], [0.5, 0.5]], dtype=np.float16)
+    train = TrainingSplit.from_arrays(["a", "b"], ["m"], "t", inputs, target, np.array([0, 0]), chunk_size=1)
+    predict = REGISTRY["train-mean"].fn(train)
+    out = predict(["c", "d", "e"], ["m"], "t", np.zeros((3, 1, 2), dtype=np.float16))
+    assert out.shape == (3, 2) and np.allclose(out, [[0.75, 0.25]] * 3)
