@@ -46,6 +46,7 @@ from typing import Callable
 import numpy as np
 
 from harness import InputError, plural
+from harness.analysis.drafting import model_costs, priced, strategy_cost
 from harness.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
                              sidecar_answer_scores, sidecar_noise_ceiling)
 from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
@@ -107,6 +108,7 @@ class DatasetView:
     model_sizes: list[int | None]  # each one's non-embedding parameters (the sidecar's; None: unknown)
     answers: AnswerScores | None = None  # the answer pass's scores of a prefix set with answers (to score)
     ceiling: NoiseCeiling | None = None  # another seed of the target, scored against it (to score the last model)
+    costs: tuple[dict[str, float], str] | None = None  # each input model's drafting cost (`model_costs`)
 
     @property
     def n(self) -> int:
@@ -154,7 +156,9 @@ def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> Data
                        HIDDEN_TARGET if t is None else names[t], names,
                        [sizes.get(name, {}).get("non_embedding_params") for name in names],
                        sidecar_answer_scores(dataset, metadata) if purpose == "score" else None,
-                       sidecar_noise_ceiling(dataset, metadata) if purpose == "score" and t == len(names) - 1 else None)
+                       sidecar_noise_ceiling(dataset, metadata) if purpose == "score" and t == len(names) - 1 else None,
+                       model_costs([names[j] for j in columns], names[t], metadata.get("models"))
+                       if purpose == "score" and t is not None and isinstance(metadata, dict) else None)
 
 
 def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
@@ -381,6 +385,7 @@ class DatasetResult:
     task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
     noise_ceiling: dict | None    # another seed of the target against it: top-1 agreement, KL and alpha
     kl_floor: dict | None         # the KL no prediction can go below, and each predictor's share above it removed
+    drafting: dict | None         # priced speculative-decoding speedups (`drafting`)
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
@@ -454,7 +459,7 @@ class DatasetResult:
                 "reference": None if reference is None else
                 {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
                 "hardest": self.hardest(), "task": None if self.task is None else self.task.to_json(),
-                "noise_ceiling": self.noise_ceiling, "kl_floor": self.kl_floor,
+                "noise_ceiling": self.noise_ceiling, "kl_floor": self.kl_floor, "drafting": self.drafting,
                 "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
 
 
@@ -572,6 +577,7 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
                          noise_ceiling(data.ceiling, view.target_top1, settings.seed),
                          kl_floor(data.ceiling, reference, scores, data.input_names, model_metrics, resampled,
                                   settings.seed),
+                         drafting(data, scores, strategies + references_only, model_summaries),
                          data.sentences, view,
                          {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
                          model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
@@ -622,6 +628,33 @@ def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scor
             shares = removed_share(kl_resampled, reference_resampled, floor_resampled)
         out["removed"][name] = {"share": float(share), "ci95": list(percentile_ci(shares[np.isfinite(shares)]))}
     return out
+
+
+def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: list[Strategy],
+             model_summaries: list[dict]) -> dict | None:
+    """Each input model's and each scored strategy's priced speculative-decoding speedup
+    (`harness.analysis.drafting`), greedy from top-1 agreement and sampling from alpha, and the best
+    of each kind; None where the sidecar gives neither speeds nor sizes."""
+    if data.costs is None:
+        return None
+    costs, source = data.costs
+    names = [str(name) for name in data.input_names]
+    models = {name: priced(summary["top1"]["mean"], summary["alpha"]["mean"], costs[name])
+              for name, summary in zip(names, model_summaries)}
+    by_name = {strategy.name: strategy for strategy in strategies}
+    scored = {}
+    for name, score in scores.items():
+        read, cost = strategy_cost(by_name[name].fn, names, costs)
+        if not read:  # it reads no model (dummy, train-mean): no drafter, and at cost 0 the formula runs away
+            continue
+        alpha = None if score.summary is None else score.summary["alpha"]["mean"]
+        scored[name] = {"reads": read, **priced(score.accuracy, alpha, cost)}
+    best = {}
+    for mode in ("greedy", "sampling"):
+        candidates = [(entry[mode]["speedup"], name) for name, entry in scored.items() if mode in entry]
+        if candidates:
+            best[mode] = max(candidates)[1]
+    return {"cost_source": source, "models": models, "strategies": scored, "best_strategy": best}
 
 
 def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:

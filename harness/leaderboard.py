@@ -108,6 +108,23 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
                if below else ""))
 
 
+def drafting_line(drafting: dict, curve: list[dict]) -> str:
+    """Speculative decoding, priced: the best input model and the best strategy as the target's drafter,
+    greedy and sampling, each at its best gamma."""
+    labels = dict(zip((point["model"] for point in curve), size_labels(curve)[0]))
+    source = {"measured": "the sidecar's measured tokens/s", "parameters": "parameter counts"}[drafting["cost_source"]]
+    parts = []
+    for mode in ("greedy", "sampling"):
+        model, entry = max(((name, e) for name, e in drafting["models"].items()), key=lambda item: item[1][mode]["speedup"])
+        text = f"{mode} {labels.get(model, model)} {entry[mode]['speedup']:.2f}x (gamma {entry[mode]['gamma']})"
+        best = drafting["best_strategy"].get(mode)
+        if best is not None:
+            chosen = drafting["strategies"][best]
+            text += f", {best} {chosen[mode]['speedup']:.2f}x (gamma {chosen[mode]['gamma']}, reads {len(chosen['reads'])})"
+        parts.append(text)
+    return f"drafting for the target, wall-time speedup priced by cost from {source}: " + "; ".join(parts)
+
+
 def header(result: DatasetResult | DatasetPredictions) -> str:
     n, num_inputs = result.n, len(result.inputs)
     return (f"\n{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} input "
@@ -211,6 +228,8 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
              f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
              f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
              + ")")
+    if result.drafting is not None:
+        note(drafting_line(result.drafting, result.emergence_curve()))
     for fit in dict.fromkeys(row.fit for row in rows if isinstance(row, StrategyScore) and row.fit):
         names = [row.name for row in rows if isinstance(row, StrategyScore) and row.fit == fit]
         print(f"  learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")

@@ -96,7 +96,8 @@ def where(fn: Callable) -> str:
 
 
 def register(name: str, description: str | None = None, learned: bool = False,
-             whole_array: bool = False, requires: Sequence[str] = ()) -> Callable[[StrategyFn], StrategyFn]:
+             whole_array: bool = False, requires: Sequence[str] = (),
+             reads: Sequence[int] | None = None) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
 
     `learned=True` (or `@learned` below it) marks a fit function,
@@ -104,6 +105,8 @@ def register(name: str, description: str | None = None, learned: bool = False,
     `whole_array=True` (or `@whole_array`): called once with every prefix, not chunk by chunk.
     `requires=("torch",)`: packages it imports beyond numpy (inside the function, so that registering
     it imports nothing); where one is missing it is skipped (`resolve`).
+    `reads=(-2, -1)`: the input models it reads (indices, negative from the largest), so that drafting
+    with it costs theirs alone (`harness.analysis.drafting`); every input model where it does not say.
 
     A name registered by two different definitions is an error (`InputError`, like every problem
     finding a strategy) naming both: silently keeping one would score a strategy other than the
@@ -116,6 +119,8 @@ def register(name: str, description: str | None = None, learned: bool = False,
             fn.whole_array = True
         if requires:
             fn.requires = tuple(requires)
+        if reads is not None:
+            fn.reads = tuple(reads)
         old = REGISTRY.get(name)
         if old is not None and where(old.fn) != where(fn):  # the same definition run again is no clash
             raise InputError(f"strategy {name!r} is registered twice: {where(old.fn)} and {where(fn)}; rename one")

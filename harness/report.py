@@ -28,6 +28,7 @@ import numpy as np
 from harness import InputError, plural
 from harness.dataset import short_name
 from harness.files import atomic_write, check_writable
+from harness.analysis.drafting import speedup
 from harness.metrics import FLOOR, GAMMA, LABELS, tokens_per_pass
 from harness.scoring import StrategyScore, bootstrap_ci, orderable
 from harness.tokenizer import local_tokenizer
@@ -430,23 +431,20 @@ def best_drafter(rows: list) -> StrategyScore | None:
 
 
 def speculative_picture(data: list[Drawn], path: Path) -> str:
+    """Per dataset, two panels: the expected tokens per target pass against gamma (each input model as
+    the drafter, and the strategy with the highest alpha), and the wall-time speedup once drafting is
+    priced (`harness.analysis.drafting`, sampling), where the sidecar gives costs."""
     import matplotlib.pyplot as plt
 
-    columns = min(2, len(data))
-    rows = -(-len(data) // columns)
-    figure, all_axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 0.6 + 4.2 * rows), squeeze=False,
-                                    sharey=True)
+    figure, all_axes = plt.subplots(len(data), 2, figsize=(12.4, 0.6 + 4.2 * len(data)), squeeze=False)
     gammas = np.array(GAMMAS)
     notes = []
-    for k, axes in enumerate(all_axes.flat):
-        if k >= len(data):
-            axes.set_visible(False)
-            continue
-        d = data[k]
+    for d, (axes, priced_axes) in zip(data, all_axes):
         order, _ = input_models_by_size(d.result)
         colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(order)))  # dark = small, light = large
         axes.plot(gammas, gammas + 1.0, color="gray", linestyle=":", linewidth=1,
                   label="every draft accepted (gamma + 1)")
+        drafting = d.result.drafting
         at_gamma = []
         for j, color in zip(order, colors):
             alpha = d.result.model_summaries[j]["alpha"]["mean"]
@@ -454,30 +452,49 @@ def speculative_picture(data: list[Drawn], path: Path) -> str:
             axes.plot(gammas, drafting_curve(alpha), marker="o", markersize=3, color=color,
                       label=f"{name} (alpha {alpha:.3f})")
             at_gamma.append(f"{name} {tokens_per_pass(alpha, GAMMA):.2f}")
+            if drafting is not None:
+                cost = drafting["models"][str(d.result.inputs[j])]["cost"]
+                priced_axes.plot(gammas, [speedup(alpha, g, cost) for g in gammas], marker="o", markersize=3,
+                                 color=color, label=f"{name} (c {cost:.2f})")
         drafter = best_drafter(d.result.strategies)
         if drafter is not None:
             alpha = drafter.summary["alpha"]["mean"]
             axes.plot(gammas, drafting_curve(alpha), color="black", linestyle="--", linewidth=2.2,
                       label=f"strategy {drafter.name} (alpha {alpha:.3f})")
             at_gamma.append(f"strategy {drafter.name} {tokens_per_pass(alpha, GAMMA):.2f}")
-        axes.set_xticks(gammas)
-        axes.set_xlabel("gamma: tokens drafted per target forward pass")  # on every panel: the grid may end short
+            entry = drafting["strategies"].get(drafter.name) if drafting is not None else None
+            if entry is not None:
+                priced_axes.plot(gammas, [speedup(alpha, g, entry["cost"]) for g in gammas], color="black",
+                                 linestyle="--", linewidth=2.2,
+                                 label=f"strategy {drafter.name} (c {entry['cost']:.2f}: {len(entry['reads'])} models)")
+        for ax in (axes, priced_axes):
+            ax.set_xticks(gammas)
+            ax.set_xlabel("gamma: tokens drafted per target forward pass")
+            ax.grid(True, alpha=0.3)
         axes.set_ylim(1, None)
-        axes.grid(True, alpha=0.3)
         axes.legend(fontsize=7, loc="upper left")
+        axes.set_ylabel("expected tokens per target forward pass")
         axes.set_title(f"{d.name}: n = {d.result.n}, target {short_name(d.result.target)}", fontsize=10)
+        if drafting is None:
+            priced_axes.text(0.5, 0.5, "no costs: the sidecar has neither\nmeasured speeds nor sizes",
+                             ha="center", va="center", transform=priced_axes.transAxes)
+        else:
+            priced_axes.axhline(1, color="gray", linestyle=":", linewidth=1)
+            priced_axes.legend(fontsize=7, loc="upper right")
+            priced_axes.set_ylabel("wall-time speedup, sampling (drafting priced)")
+            source = "measured speeds" if drafting["cost_source"] == "measured" else "parameter counts"
+            priced_axes.set_title(f"{d.name}: priced by cost c from {source}", fontsize=10)
         notes.append(f"{d.name}: " + ", ".join(at_gamma)
                      + ("" if drafter is not None else " (no strategy returned distributions)"))
-    for axes in all_axes[:, 0]:
-        axes.set_ylabel("expected tokens per target forward pass")
     figure.tight_layout()
     save(figure, path)
     return ("Speculative decoding (Leviathan et al. 2023): a drafter proposes gamma tokens and one forward pass of "
             "the target checks them all; with acceptance rate alpha (the mean over the prefixes of sum_x min(p, q)), "
-            "the expected number of tokens per target pass is (1 - alpha^(gamma+1)) / (1 - alpha). One line per "
-            "input model as the drafter, and (dashed) the strategy with the highest alpha of those that returned "
-            "distributions, which drafts from every input model at once. The drafter's own cost is left out: the "
-            "speed-up in time also depends on how much cheaper a draft is than a target pass. "
+            "the expected number of tokens per target pass is (1 - alpha^(gamma+1)) / (1 - alpha) (left). One line "
+            "per input model as the drafter, and (dashed) the strategy with the highest alpha of those that returned "
+            "distributions, which drafts from every input model it reads. Right: the wall-time speedup once drafting "
+            "is paid for, (1 - alpha^(gamma+1)) / ((1 - alpha)(gamma c + 1)), c a drafter's cost per token in target "
+            "passes (a strategy's: the sum of the models it reads). "
             f"At gamma = {GAMMA}:\n\n" + "\n".join(f"- {note}" for note in notes))
 
 
@@ -612,6 +629,30 @@ def metrics_table(result: DatasetResult) -> str:
     return "\n".join(lines)
 
 
+def drafting_table(result: DatasetResult) -> str:
+    """Each input model (smallest first) and each strategy that reads a model as the target's drafter:
+    its cost and, greedy and sampling, the best gamma and the priced speedup, in markdown."""
+    drafting = result.drafting
+    lines = ["| drafter | cost c | greedy: alpha | gamma | speedup | sampling: alpha | gamma | speedup |",
+             "|---" * 8 + "|"]
+
+    def line(label: str, entry: dict) -> str:
+        cells = [label, f"{entry['cost']:.3f}"]
+        for mode in ("greedy", "sampling"):
+            e = entry.get(mode)
+            cells += ["\u2014"] * 3 if e is None else [f"{e['alpha']:.3f}", str(e["gamma"]), f"{e['speedup']:.2f}x"]
+        return "| " + " | ".join(cells) + " |"
+
+    order, _ = input_models_by_size(result)
+    lines += [line(short_name(result.inputs[j]), drafting["models"][str(result.inputs[j])]) for j in order]
+    lines += [line(f"strategy {name} (reads {len(entry['reads'])})", entry)
+              for name, entry in drafting["strategies"].items()]
+    source = "measured speeds (the sidecar's tokens/s)" if drafting["cost_source"] == "measured" else "parameter counts"
+    return (f"Speculative decoding priced: cost c per drafted token in target passes, from {source}; the speedup "
+            "(1 - alpha^(gamma+1)) / ((1 - alpha)(gamma c + 1)) at the best gamma (1-16); greedy accepts at the "
+            "top-1 agreement, sampling at alpha = 1 - TV.\n\n" + "\n".join(lines))
+
+
 def unique_names(results: list) -> list[str]:
     """Each dataset's file stem, numbered where two files share one."""
     stems = [Path(r.path).stem for r in results]
@@ -657,6 +698,8 @@ def write_report(results: list, directory: str | os.PathLike, seed: int = 0, har
                              f"on {d.result.n} prefixes: the mean and its 95% bootstrap interval (seed {seed}); "
                              f"tokens per target pass from alpha at gamma = {GAMMA}; \u2014 where a strategy returned "
                              "token ids.\n\n" + metrics_table(d.result)))
+            if d.result.drafting is not None:
+                sections.append((f"{d.name}: drafting, priced", None, drafting_table(d.result)))
             if len(d.pictures.emergent_tokens):
                 sections.append((f"{d.name}: emergent prefixes", f"{d.name}-emergent.png",
                                  emergent_picture(d, directory / f"{d.name}-emergent.png", seed)))

@@ -204,7 +204,7 @@ def fit_loglinear_ce(train):
     return fitted_pool(train, "distribution")
 
 
-@register("top2-average")
+@register("top2-average", reads=(-2, -1))
 def top2_average(sentences, model_names, target_model_name, probs_per_sentences):
     """The mean of the two largest input models (float32; the one input model's, when there is one)."""
     # Summed in float32 as before; halving is exact, so the argmax is the sum's.

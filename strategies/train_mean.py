@@ -15,7 +15,7 @@ from harness.metrics import as_float32
 from strategies import register
 
 
-@register("train-mean", learned=True)
+@register("train-mean", learned=True, reads=())
 def fit_train_mean(train):
     """Learned control: the training split's mean target distribution, the same for every prefix (no model read)."""
     total, count = None, 0
