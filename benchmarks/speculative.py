@@ -1,0 +1,233 @@
+"""Speculative decoding for real: each small model drafts for the target through transformers' assisted
+generation, and what it measures is set beside what the challenge predicts from the same contexts.
+
+    python3 benchmarks/speculative.py                          # the bundled suite, offline (CPU)
+    python3 benchmarks/speculative.py --json spec.json --report docs/speculative
+    python3 benchmarks/speculative.py --models EleutherAI/pythia-70m EleutherAI/pythia-2.8b \\
+        --device cuda --dtype bfloat16                          # Pythia (network, GPU)
+
+The last of --models is the target, the others the drafters. Over --prompts held-out prompts (the
+Wikipedia test openings, data/prefixes/wikipedia-test.jsonl), --new-tokens tokens each:
+- greedy: the target alone, then each drafter drafting --gamma tokens a round; the output must be the
+  target's own, token for token (a correct verifier); accepted tokens per target pass and tokens/s;
+- sampling: each drafter drafting for the target's speculative sampling; its measured acceptance rate;
+- predicted: a dataset of every position of the target's own greedy text (and of its samples, for
+  sampling), every model's distribution there, scored by the harness (`score_dataset`): top-1
+  agreement and alpha give tokens per pass at --gamma, (1 - a^(g+1)) / (1 - a); the greedy replay
+  (the same rounds on the measured per-position agreement, no i.i.d. assumption); and the speedup
+  priced with c, each drafter's time per token over the target's, from their plain decoding here.
+Everything is measured in one run, on one machine, one prompt at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from harness import InputError  # noqa: E402
+from harness.analysis.drafting import speedup, tokens_per_round  # noqa: E402
+
+PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["suite"], help="drafters then the target (default: the "
+                        "bundled suite, `suite`: its six small models drafting for suite-1.5m)")
+    parser.add_argument("--prompts", type=int, default=24, help="prompts (default: 24)")
+    parser.add_argument("--prompt-file", type=Path, default=PROMPTS, help="a .jsonl of {\"text\": ...} prompts")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--gamma", type=int, default=4, help="tokens drafted per round (default: 4)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", help="auto (float32 on CPU, half on a GPU), float32, bfloat16, float16")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write every measurement as JSON")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="draw predicted against measured into DIR")
+    args = parser.parse_args(argv)
+    if args.gamma < 1:
+        raise InputError(f"--gamma must be at least 1 (tokens drafted per round), got {args.gamma}")
+    if args.prompts < 1 or args.new_tokens < 2:
+        raise InputError("--prompts must be at least 1 and --new-tokens at least 2")
+    return args
+
+
+def read_prompts(path: Path, count: int) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    texts = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                texts.append(json.loads(line)["text"])
+            except (ValueError, KeyError, TypeError):
+                raise InputError(f"{path}:{number}: expected a JSON object with \"text\"") from None
+        if len(texts) == count:
+            break
+    return texts
+
+
+def check_vocabularies(models: list, names: list[str]) -> int:
+    """The vocabulary every model shares (its tokenizer's size); another size is a one-line error."""
+    sizes = [model.get_output_embeddings().weight.shape[0] for model in models]
+    if len(set(sizes)) > 1:
+        raise InputError(f"{names[sizes.index(min(sizes))]} and {names[sizes.index(max(sizes))]} do not share one "
+                         f"vocabulary ({min(sizes)} vs {max(sizes)} output logits): a drafter must use the target's")
+    return sizes[0]
+
+
+def predicted(models_probs: np.ndarray, names: list[str], decoded, gamma: int, seed: int) -> dict:
+    """Score the continuation dataset with the harness: each drafter's top-1 agreement and alpha there."""
+    from harness.dataset import save_dataset
+    from harness.evaluate import Settings, score_dataset
+
+    sentences = [f"prompt {k} position {t}" for k, ids in enumerate(decoded.new_ids) for t in range(len(ids))]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "continuations.pkl"
+        save_dataset(path, names, sentences, models_probs)
+        result = score_dataset(path, [], Settings(seed=seed, progress=False))
+    agree = result.view.input_top1 == result.view.target_top1[:, None]
+    out = {}
+    for j, name in enumerate(names[:-1]):
+        summary = result.model_summaries[j]
+        out[name] = {"agreement": summary["top1"]["mean"], "agreement_ci95": summary["top1"]["ci95"],
+                     "alpha": summary["alpha"]["mean"], "alpha_ci95": summary["alpha"]["ci95"],
+                     "agree": agree[:, j]}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    import transformers
+
+    # Assisted generation's own generate calls warn about arguments the benchmark sets on purpose.
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    from harness.inference import ModelSpec, load_model, resolve_dtype, shared_tokenizer, tokenize
+    from harness.models.drafting import continuation_probs, decode, replay_tokens_per_pass
+    from harness.models.suites import bundled_suite
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {args.device}: this machine has no CUDA GPU (try --device cpu)")
+    paths, labels = bundled_suite(args.models)
+    if len(paths) < 2:
+        raise InputError("--models needs at least one drafter and the target")
+    specs = [ModelSpec(path, None, label) for path, label in zip(paths, labels)]
+    names = [spec.stored_name for spec in specs]
+    tokenizer = shared_tokenizer(specs)
+    prompts = read_prompts(args.prompt_file, args.prompts)
+    prompt_ids = tokenize(tokenizer, prompts)
+    dtype = resolve_dtype(args.dtype, args.device)
+    models = [load_model(spec, args.device, dtype) for spec in specs]
+    check_vocabularies(models, names)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    target, drafters = models[-1], models[:-1]
+    print(f"{len(prompts)} prompts from {args.prompt_file.name}, {args.new_tokens} new tokens each, gamma "
+          f"{args.gamma}, {args.device} {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads; "
+          f"target {names[-1]}", flush=True)
+    started = time.perf_counter()
+    decode(target, prompt_ids[:1], 4)  # warm-up: the first generate call pays one-off costs
+    plain = decode(target, prompt_ids, args.new_tokens)
+    sampled = decode(target, prompt_ids, args.new_tokens, sample=True, seed=args.seed)
+    greedy_probs = continuation_probs(models, plain, vocab_size)
+    sampled_probs = continuation_probs(models, sampled, vocab_size)
+    greedy_pred = predicted(greedy_probs, names, plain, args.gamma, args.seed)
+    sample_pred = predicted(sampled_probs, names, sampled, args.gamma, args.seed)
+    lengths = [len(ids) for ids in plain.new_ids]
+    rows = []
+    print(f"  target alone: {plain.tokens_per_second:,.0f} tokens/s greedy, {sampled.tokens_per_second:,.0f} sampling")
+    for name, drafter in zip(names, drafters):
+        alone = decode(drafter, prompt_ids, args.new_tokens)  # its own time per token: the cost c
+        cost = plain.tokens_per_second / alone.tokens_per_second
+        greedy = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma)
+        sampling = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma, sample=True,
+                          seed=args.seed)
+        same = sum(a == b for a, b in zip(greedy.new_ids, plain.new_ids))
+        g, s = greedy_pred[name], sample_pred[name]
+        row = {"drafter": name, "cost": cost, "drafter_tokens_per_second": alone.tokens_per_second,
+               "greedy": {"identical_outputs": same, "prompts": len(prompt_ids),
+                          "measured_tokens_per_pass": greedy.tokens_per_pass,
+                          "predicted_tokens_per_pass": tokens_per_round(g["agreement"], args.gamma),
+                          "replayed_tokens_per_pass": replay_tokens_per_pass(g["agree"], lengths, args.gamma),
+                          "agreement": g["agreement"], "agreement_ci95": g["agreement_ci95"],
+                          "measured_acceptance": greedy.acceptance(),
+                          "tokens_per_second": greedy.tokens_per_second,
+                          "measured_speedup": greedy.tokens_per_second / plain.tokens_per_second,
+                          "predicted_speedup": speedup(g["agreement"], args.gamma, cost)},
+               "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
+                            "predicted_tokens_per_pass": tokens_per_round(s["alpha"], args.gamma),
+                            "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
+                            "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
+                            "measured_speedup": sampling.tokens_per_second / sampled.tokens_per_second,
+                            "predicted_speedup": speedup(s["alpha"], args.gamma, cost)}}
+        rows.append(row)
+        gr, sa = row["greedy"], row["sampling"]
+        print(f"  {name}: c {cost:.2f}; greedy {same}/{len(prompt_ids)} identical, tokens/pass "
+              f"{gr['measured_tokens_per_pass']:.2f} measured, {gr['predicted_tokens_per_pass']:.2f} predicted "
+              f"({gr['replayed_tokens_per_pass']:.2f} replayed), speedup {gr['measured_speedup']:.2f}x measured, "
+              f"{gr['predicted_speedup']:.2f}x priced; sampling acceptance {sa['measured_acceptance']:.3f} measured, "
+              f"alpha {sa['alpha']:.3f}, speedup {sa['measured_speedup']:.2f}x measured, "
+              f"{sa['predicted_speedup']:.2f}x priced", flush=True)
+    seconds = time.perf_counter() - started
+    print(f"  {seconds:.0f} s in all")
+    out = {"models": names, "target": names[-1], "prompts": len(prompts), "new_tokens": args.new_tokens,
+           "gamma": args.gamma, "device": args.device, "dtype": str(dtype).removeprefix("torch."), "seed": args.seed,
+           "threads": torch.get_num_threads(), "seconds": seconds,
+           "target_tokens_per_second": {"greedy": plain.tokens_per_second, "sampling": sampled.tokens_per_second},
+           "drafters": rows}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.report:
+        draw(out, args.report)
+    return 0 if all(row["greedy"]["identical_outputs"] == row["greedy"]["prompts"] for row in rows) else 1
+
+
+def draw(out: dict, directory: Path) -> None:
+    """speculative-measured.png: predicted against measured tokens per pass and speedup, per drafter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = out["drafters"]
+    labels = [row["drafter"] for row in rows]
+    x = np.arange(len(rows))
+    figure, axes = plt.subplots(1, 2, figsize=(12.4, 4.4))
+    for ax, key, title in ((axes[0], "tokens_per_pass", "tokens per target pass"),
+                           (axes[1], "speedup", "wall-time speedup over the target alone")):
+        for offset, mode, marker in ((-0.1, "greedy", "o"), (0.1, "sampling", "s")):
+            ax.scatter(x + offset, [row[mode][f"predicted_{key}"] for row in rows], marker=marker,
+                       facecolors="none", edgecolors="C0" if mode == "greedy" else "C1", label=f"{mode}, predicted")
+            ax.scatter(x + offset, [row[mode][f"measured_{key}"] for row in rows], marker=marker,
+                       color="C0" if mode == "greedy" else "C1", label=f"{mode}, measured")
+        ax.set_xticks(x, labels, rotation=20, fontsize=8)
+        ax.set_title(f"{title} (gamma {out['gamma']})", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[1].axhline(1, color="gray", linestyle=":", linewidth=1)
+    figure.suptitle(f"drafting for {out['target']}: {out['prompts']} prompts x {out['new_tokens']} tokens, "
+                    f"{out['device']} {out['dtype']}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(directory / "speculative-measured.png", dpi=110)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
