@@ -11,6 +11,7 @@ Wikipedia test openings, data/prefixes/wikipedia-test.jsonl), --new-tokens token
 - greedy: the target alone, then each drafter drafting --gamma tokens a round; the output must be the
   target's own, token for token (a correct verifier); accepted tokens per target pass and tokens/s;
 - sampling: each drafter drafting for the target's speculative sampling; its measured acceptance rate;
+- the same for `top2-average`, drafting from the two largest drafters at once (a `MixtureDrafter`);
 - predicted: a dataset of every position of the target's own greedy text (and of its samples, for
   sampling), every model's distribution there, scored by the harness (`score_dataset`): top-1
   agreement and alpha give tokens per pass at --gamma, (1 - a^(g+1)) / (1 - a); the greedy replay
@@ -38,6 +39,7 @@ from harness import InputError  # noqa: E402
 from harness.analysis.drafting import speedup, tokens_per_round  # noqa: E402
 
 PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
+STRATEGY = "top2-average"  # the best heuristic, drafting from the two largest drafters at once
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,23 +88,39 @@ def check_vocabularies(models: list, names: list[str]) -> int:
 
 
 def predicted(models_probs: np.ndarray, names: list[str], decoded, gamma: int, seed: int) -> dict:
-    """Score the continuation dataset with the harness: each drafter's top-1 agreement and alpha there."""
+    """Score the continuation dataset with the harness: each drafter's top-1 agreement and alpha there,
+    and `top2-average`'s."""
     from harness.dataset import save_dataset
     from harness.evaluate import Settings, score_dataset
+    from harness.registry import REGISTRY
+    from strategies import load_builtin
+
+    load_builtin()
 
     sentences = [f"prompt {k} position {t}" for k, ids in enumerate(decoded.new_ids) for t in range(len(ids))]
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "continuations.pkl"
         save_dataset(path, names, sentences, models_probs)
-        result = score_dataset(path, [], Settings(seed=seed, progress=False))
+        result = score_dataset(path, [REGISTRY[STRATEGY]] if len(names) > 2 else [],
+                               Settings(seed=seed, progress=False))
     agree = result.view.input_top1 == result.view.target_top1[:, None]
-    out = {}
-    for j, name in enumerate(names[:-1]):
-        summary = result.model_summaries[j]
-        out[name] = {"agreement": summary["top1"]["mean"], "agreement_ci95": summary["top1"]["ci95"],
-                     "alpha": summary["alpha"]["mean"], "alpha_ci95": summary["alpha"]["ci95"],
-                     "agree": agree[:, j]}
-    return out
+    predictors = [(name, result.model_summaries[j], agree[:, j]) for j, name in enumerate(names[:-1])]
+    predictors += [(row.name, row.summary, row.hits) for row in result.strategies]
+    return {name: {"agreement": summary["top1"]["mean"], "agreement_ci95": summary["top1"]["ci95"],
+                   "alpha": summary["alpha"]["mean"], "alpha_ci95": summary["alpha"]["ci95"], "agree": hits}
+            for name, summary, hits in predictors}
+
+
+def time_split(drafted, alone) -> dict:
+    """Where a round's time goes, in units of the target's time per token decoding alone: the target's
+    verification pass, the drafter's gamma passes, and the rest (generate's own work per round, which
+    Leviathan et al.'s cost model leaves out)."""
+    unit = alone.seconds / alone.tokens
+    rounds = max(1, drafted.target_passes)
+    return {"round": {"target": drafted.target_seconds / rounds / unit, "drafter": drafted.drafter_seconds / rounds / unit,
+                      "other": (drafted.seconds - drafted.target_seconds - drafted.drafter_seconds) / rounds / unit},
+            "alone": {"target": alone.target_seconds / alone.tokens / unit,
+                      "other": (alone.seconds - alone.target_seconds) / alone.tokens / unit}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
 
     from harness.inference import ModelSpec, load_model, resolve_dtype, shared_tokenizer, tokenize
-    from harness.models.drafting import continuation_probs, decode, replay_tokens_per_pass
+    from harness.models.drafting import MixtureDrafter, continuation_probs, decode, replay_tokens_per_pass
     from harness.models.suites import bundled_suite
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -148,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [len(ids) for ids in plain.new_ids]
     rows = []
     print(f"  target alone: {plain.tokens_per_second:,.0f} tokens/s greedy, {sampled.tokens_per_second:,.0f} sampling")
-    for name, drafter in zip(names, drafters):
+    pairs = list(zip(names, drafters))
+    if len(drafters) > 1:  # a strategy drafting from several models at once
+        pairs.append((STRATEGY, MixtureDrafter(drafters[-2:]).eval()))
+    for name, drafter in pairs:
         alone = decode(drafter, prompt_ids, args.new_tokens)  # its own time per token: the cost c
         cost = plain.tokens_per_second / alone.tokens_per_second
         greedy = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma)
@@ -165,13 +186,15 @@ def main(argv: list[str] | None = None) -> int:
                           "measured_acceptance": greedy.acceptance(),
                           "tokens_per_second": greedy.tokens_per_second,
                           "measured_speedup": greedy.tokens_per_second / plain.tokens_per_second,
-                          "predicted_speedup": speedup(g["agreement"], args.gamma, cost)},
+                          "predicted_speedup": speedup(g["agreement"], args.gamma, cost),
+                          **time_split(greedy, plain)},
                "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
                             "predicted_tokens_per_pass": tokens_per_round(s["alpha"], args.gamma),
                             "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
                             "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
                             "measured_speedup": sampling.tokens_per_second / sampled.tokens_per_second,
-                            "predicted_speedup": speedup(s["alpha"], args.gamma, cost)}}
+                            "predicted_speedup": speedup(s["alpha"], args.gamma, cost),
+                            **time_split(sampling, sampled)}}
         rows.append(row)
         gr, sa = row["greedy"], row["sampling"]
         print(f"  {name}: c {cost:.2f}; greedy {same}/{len(prompt_ids)} identical, tokens/pass "

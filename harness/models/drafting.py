@@ -11,6 +11,12 @@ tokens per round (`num_assistant_tokens_schedule="constant"`, no confidence cut-
 when sampling, so that acceptance is Leviathan et al.'s. It counts the target's forward passes and,
 per round, how many drafted tokens the target accepted (`update_candidate_strategy`'s num_matches).
 
+A strategy drafts too: `MixtureDrafter` is one model to transformers (the public `assistant_model`
+path, no fork of the library) whose next-token distribution is the mean of several small models'
+(`top2-average` with the two largest). It keeps no KV cache (each of its models would need its own),
+so it re-reads the whole context for every drafted token: its cost, measured like any drafter's,
+includes that.
+
 `replay_tokens_per_pass` is the greedy prediction from the same contexts without the i.i.d.
 assumption: the rounds that a verifier with the given per-position agreement would make.
 """
@@ -23,7 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from transformers import GenerationMixin, PreTrainedModel
 from transformers.generation.candidate_generator import AssistedCandidateGenerator
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 
 @dataclass
@@ -33,6 +41,8 @@ class Decoded:
     prompt_ids: list[list[int]]
     seconds: float                # wall time of the generate calls alone
     target_passes: int            # forward passes of the target (the prefill included)
+    target_seconds: float = 0.0   # of `seconds`, inside the target's forward passes
+    drafter_seconds: float = 0.0  # inside the drafter's
     rounds: list[tuple[int, int]] = field(default_factory=list)  # per round: (tokens drafted, tokens accepted)
 
     @property
@@ -55,15 +65,56 @@ class Decoded:
         return sum(accepted for _, accepted in self.rounds) / looked if looked else None
 
 
+class MixtureDrafter(PreTrainedModel, GenerationMixin):
+    """A drafter whose next-token distribution is the mean of its members' (they share the target's
+    vocabulary), as one model to transformers' assisted generation. No KV cache: see the module's note."""
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, members: list[torch.nn.Module]):
+        super().__init__(members[-1].config)
+        self.members = torch.nn.ModuleList(members)
+        self.generation_config.use_cache = False
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, cache=None, past_key_values=None, **kwargs):
+        """The whole context every step: generate may hand it a cache, which it ignores, and must not cut
+        the context to the new tokens."""
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        probs = sum(torch.softmax(member(input_ids, attention_mask=attention_mask, use_cache=False).logits.float(), -1)
+                    for member in self.members) / len(self.members)
+        return CausalLMOutputWithPast(logits=torch.log(probs))
+
+
 @contextmanager
-def counted_forwards(model: torch.nn.Module):
-    """A one-element list holding how many times `model` ran forward inside the block."""
-    calls = [0]
-    handle = model.register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
+def timed_forwards(model: torch.nn.Module | None):
+    """[calls, seconds]: how many times `model` ran forward inside the block, and for how long (on a GPU
+    each pass is synchronized, so the time is the pass's own)."""
+    record, started = [0, 0.0], []
+    if model is None:
+        yield record
+        return
+    cuda = next(model.parameters()).device.type == "cuda"
+
+    def before(module, args):
+        if cuda:
+            torch.cuda.synchronize()
+        started.append(time.perf_counter())
+
+    def after(module, args, output):
+        if cuda:
+            torch.cuda.synchronize()
+        record[0] += 1
+        record[1] += time.perf_counter() - started.pop()
+
+    handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
     try:
-        yield calls
+        yield record
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager
@@ -99,7 +150,8 @@ def decode(target: torch.nn.Module, prompt_ids: list[list[int]], new_tokens: int
         kwargs["assistant_model"] = drafter
     device = next(target.parameters()).device
     new_ids, rounds, seconds = [], [], 0.0
-    with counted_forwards(target) as passes, recorded_rounds(rounds), torch.inference_mode():
+    with timed_forwards(target) as passes, timed_forwards(drafter) as drafts, recorded_rounds(rounds), \
+            torch.inference_mode():
         for k, ids in enumerate(prompt_ids):
             torch.manual_seed(seed + k)
             inputs = torch.tensor([ids], device=device)
@@ -111,7 +163,8 @@ def decode(target: torch.nn.Module, prompt_ids: list[list[int]], new_tokens: int
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start
             new_ids.append(out[0, len(ids):].tolist())
-    return Decoded(new_ids, [list(ids) for ids in prompt_ids], seconds, passes[0], rounds if drafter else [])
+    return Decoded(new_ids, [list(ids) for ids in prompt_ids], seconds, passes[0], passes[1], drafts[1],
+                   rounds if drafter else [])
 
 
 def continuation_probs(models: list[torch.nn.Module], decoded: Decoded, vocab_size: int) -> np.ndarray:
