@@ -111,13 +111,14 @@ def predicted(models_probs: np.ndarray, names: list[str], decoded, gamma: int, s
             for name, summary, hits in predictors}
 
 
-def time_split(drafted, alone) -> dict:
-    """Where a round's time goes, in units of the target's time per token decoding alone: the target's
-    verification pass, the drafter's gamma passes, and the rest (generate's own work per round, which
-    Leviathan et al.'s cost model leaves out)."""
+def time_split(drafted, alone, cost: float, gamma: int) -> dict:
+    """What a round costs, in units of the target's time per token decoding alone: as priced (gamma c + 1),
+    as measured, and where the measured time goes: the target's verification pass, the drafter's gamma
+    passes, and the rest (generate's own work per round, which Leviathan et al.'s cost model leaves out)."""
     unit = alone.seconds / alone.tokens
     rounds = max(1, drafted.target_passes)
-    return {"round": {"target": drafted.target_seconds / rounds / unit, "drafter": drafted.drafter_seconds / rounds / unit,
+    return {"round_priced": gamma * cost + 1, "round_measured": drafted.seconds / rounds / unit,
+            "round": {"target": drafted.target_seconds / rounds / unit, "drafter": drafted.drafter_seconds / rounds / unit,
                       "other": (drafted.seconds - drafted.target_seconds - drafted.drafter_seconds) / rounds / unit},
             "alone": {"target": alone.target_seconds / alone.tokens / unit,
                       "other": (alone.seconds - alone.target_seconds) / alone.tokens / unit}}
@@ -170,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(drafters) > 1:  # a strategy drafting from several models at once
         pairs.append((STRATEGY, MixtureDrafter(drafters[-2:]).eval()))
     for name, drafter in pairs:
+        # The target alone again, beside each drafter: a 2-core machine's speed drifts over minutes.
+        plain_here = decode(target, prompt_ids, args.new_tokens)
+        sampled_here = decode(target, prompt_ids, args.new_tokens, sample=True, seed=args.seed)
         alone = decode(drafter, prompt_ids, args.new_tokens)  # its own time per token: the cost c
-        cost = plain.tokens_per_second / alone.tokens_per_second
+        cost = plain_here.tokens_per_second / alone.tokens_per_second
         greedy = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma)
         sampling = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma, sample=True,
                           seed=args.seed)
@@ -185,16 +189,18 @@ def main(argv: list[str] | None = None) -> int:
                           "agreement": g["agreement"], "agreement_ci95": g["agreement_ci95"],
                           "measured_acceptance": greedy.acceptance(),
                           "tokens_per_second": greedy.tokens_per_second,
-                          "measured_speedup": greedy.tokens_per_second / plain.tokens_per_second,
+                          "target_tokens_per_second": plain_here.tokens_per_second,
+                          "measured_speedup": greedy.tokens_per_second / plain_here.tokens_per_second,
                           "predicted_speedup": speedup(g["agreement"], args.gamma, cost),
-                          **time_split(greedy, plain)},
+                          **time_split(greedy, plain_here, cost, args.gamma)},
                "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
                             "predicted_tokens_per_pass": tokens_per_round(s["alpha"], args.gamma),
                             "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
                             "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
-                            "measured_speedup": sampling.tokens_per_second / sampled.tokens_per_second,
+                            "target_tokens_per_second": sampled_here.tokens_per_second,
+                            "measured_speedup": sampling.tokens_per_second / sampled_here.tokens_per_second,
                             "predicted_speedup": speedup(s["alpha"], args.gamma, cost),
-                            **time_split(sampling, sampled)}}
+                            **time_split(sampling, sampled_here, cost, args.gamma)}}
         rows.append(row)
         gr, sa = row["greedy"], row["sampling"]
         print(f"  {name}: c {cost:.2f}; greedy {same}/{len(prompt_ids)} identical, tokens/pass "
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({gr['replayed_tokens_per_pass']:.2f} replayed), speedup {gr['measured_speedup']:.2f}x measured, "
               f"{gr['predicted_speedup']:.2f}x priced; sampling acceptance {sa['measured_acceptance']:.3f} measured, "
               f"alpha {sa['alpha']:.3f}, speedup {sa['measured_speedup']:.2f}x measured, "
-              f"{sa['predicted_speedup']:.2f}x priced", flush=True)
+              f"{sa['predicted_speedup']:.2f}x priced; a greedy round costs {gr['round_measured']:.2f} target tokens' time, "
+              f"priced at {gr['round_priced']:.2f}", flush=True)
     seconds = time.perf_counter() - started
     print(f"  {seconds:.0f} s in all")
     out = {"models": names, "target": names[-1], "prompts": len(prompts), "new_tokens": args.new_tokens,
@@ -210,11 +217,27 @@ def main(argv: list[str] | None = None) -> int:
            "threads": torch.get_num_threads(), "seconds": seconds,
            "target_tokens_per_second": {"greedy": plain.tokens_per_second, "sampling": sampled.tokens_per_second},
            "drafters": rows}
+    print("\n" + markdown_table(out))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     if args.report:
         draw(out, args.report)
     return 0 if all(row["greedy"]["identical_outputs"] == row["greedy"]["prompts"] for row in rows) else 1
+
+
+def markdown_table(out: dict) -> str:
+    """The drafters side by side: predicted and measured, greedy and sampling."""
+    lines = [f"| drafter (gamma {out['gamma']}) | c | identical | tokens/pass: predicted | replayed | measured | "
+             "speedup: priced | measured | round: priced | measured | sampling: alpha | acceptance | "
+             "speedup: priced | measured |", "|---" * 14 + "|"]
+    for row in out["drafters"]:
+        g, s = row["greedy"], row["sampling"]
+        lines.append(f"| {row['drafter']} | {row['cost']:.2f} | {g['identical_outputs']}/{g['prompts']} | "
+                     f"{g['predicted_tokens_per_pass']:.2f} | {g['replayed_tokens_per_pass']:.2f} | "
+                     f"{g['measured_tokens_per_pass']:.2f} | {g['predicted_speedup']:.2f}x | {g['measured_speedup']:.2f}x | "
+                     f"{g['round_priced']:.2f} | {g['round_measured']:.2f} | {s['alpha']:.3f} | "
+                     f"{s['measured_acceptance']:.3f} | {s['predicted_speedup']:.2f}x | {s['measured_speedup']:.2f}x |")
+    return "\n".join(lines)
 
 
 def draw(out: dict, directory: Path) -> None:
