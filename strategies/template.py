@@ -34,6 +34,11 @@ guess depends on its own prefix only. A strategy that needs every prefix at once
 the whole dataset) can say so with `@whole_array` (or `@register("name", whole_array=True)`); it
 then gets the whole (N, M-1, V) array in one call, N x (M-1) x V x 2 bytes (6 GB for 10,000
 prefixes of 7 models at Pythia's vocabulary).
+Drafting: challenge.py prices each strategy as the target's drafter in speculative decoding, at the
+cost of the input models it reads; say which with `my_strategy.reads = (-2, -1)` (indices into
+model_names, negative from the largest; `@register("name", reads=(-2, -1))` does the same), or it is
+charged for all of them. A strategy that needs a package beyond numpy names it with
+`@register("name", requires=("torch",))`: where it is missing, the default run skips it with a note.
 Randomness: challenge.py seeds `random` and `numpy.random` with --seed once before each strategy
 and keeps each strategy's own state from chunk to chunk, so its guesses do not depend on the chunks.
 Token strings: `from strategies import load_tokenizer; load_tokenizer(target_model_name).decode([k])`.
