@@ -18,6 +18,7 @@ from harness.evaluate import Settings, score_dataset
 from harness.learned import TrainingSplit
 from harness.registry import REGISTRY, resolve
 from strategies import load_builtin
+from strategies.lowrank import MIN_PREFIXES
 
 load_builtin()
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="lowrank's fit needs torch")
@@ -74,9 +75,10 @@ def test_lowrank_learns_what_the_pool_cannot_and_predicts_prefixes_it_never_saw(
 
 @needs_torch
 def test_the_same_seed_gives_the_same_fit_and_chunks_give_the_same_distributions():
-    train, _ = context_dependent(60, seed=3)
+    train, _ = context_dependent(240, seed=3)
     test, _ = context_dependent(23, seed=4)
     first, again, other = fit("lowrank", train, 0), fit("lowrank", train, 0), fit("lowrank", train, 1)
+    assert first.epochs > 0  # fitted: the seed matters
     whole = first(None, None, None, test[:, :2])
     assert np.array_equal(whole, again(None, None, None, test[:, :2]))
     assert not np.array_equal(whole, other(None, None, None, test[:, :2]))
@@ -87,8 +89,8 @@ def test_the_same_seed_gives_the_same_fit_and_chunks_give_the_same_distributions
 
 
 @needs_torch
-def test_too_few_prefixes_to_cross_validate_leave_the_pool_alone():
-    train, _ = context_dependent(5, seed=5)
+def test_too_few_prefixes_leave_the_pool_alone():
+    train, _ = context_dependent(MIN_PREFIXES - 1, seed=5)
     lowrank, pool = fit("lowrank", train), fit("loglinear-ce", train)
     assert lowrank.epochs == 0 and lowrank.cv_scores == {}
     test, _ = context_dependent(10, seed=6)
@@ -97,10 +99,10 @@ def test_too_few_prefixes_to_cross_validate_leave_the_pool_alone():
 
 @needs_torch
 def test_the_engine_scores_lowrank_on_a_test_file_it_never_fitted_on(tmp_path):
-    train, _ = context_dependent(120, seed=7)
+    train, _ = context_dependent(MIN_PREFIXES, seed=7)
     test, _ = context_dependent(50, seed=8)
     names = ["small", "large", "target"]
-    save_dataset(tmp_path / "train.pkl", names, [f"train {i}" for i in range(120)], train)
+    save_dataset(tmp_path / "train.pkl", names, [f"train {i}" for i in range(MIN_PREFIXES)], train)
     save_dataset(tmp_path / "test.pkl", names, [f"test {i}" for i in range(50)], test)
     settings = Settings(train=tmp_path / "train.pkl")
     rows = [score_dataset(tmp_path / "test.pkl", resolve(["lowrank"]), settings).strategies[0]
