@@ -29,7 +29,7 @@ from harness.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, DatasetResul
 from harness.files import check_writable, write_output
 from harness.leaderboard import predictions_csv, print_harder_here, print_leaderboard, print_predictions, print_shown
 from harness.metrics import GAMMA, METRICS
-from harness.registry import REGISTRY, learned, register, resolve  # noqa: F401 (learned: for the block below)
+from harness.registry import REGISTRY, learned, register, resolve, unavailable  # noqa: F401 (learned: the block below)
 from harness.report import check_report_dir, write_report
 from harness.tasks import harder_here, names_dataset
 from strategies import load_builtin
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         raise harness.InputError(f"--baseline {args.baseline}: not one of the datasets "
                                  f"({', '.join(str(path) for path, _ in datasets)})")
     strategies = list({s.name: s for s in strategies + compared}.values())  # --compare's are scored too
+    if not args.strategy and not args.show:
+        for line in unavailable():
+            print(f"note: {line}: not scored")
     settings = Settings(target=args.target, num_samples=args.num_samples, seed=args.seed, folds=args.folds,
                         references=tuple(REGISTRY[name] for name in REFERENCE_HEURISTICS if name in REGISTRY),
                         comparisons=tuple(tuple(pair) for pair in args.compare or []),

@@ -12,7 +12,7 @@ of `challenge.py`) or are named as `path/to/file.py:function`. Two marks change 
 - `@whole_array`: the strategy is called once with every prefix instead of chunk by chunk (its
   memory then grows with the dataset: N x input models x vocabulary x 2 bytes).
 A strategy may also name packages beyond numpy that it needs (`requires=("torch",)`): where one is
-not installed, the default run skips it with a note, and naming it is a one-line error.
+not installed, the default run leaves it out (challenge.py notes it), and naming it is a one-line error.
 numpy only; this module imports no strategy (`strategies.load_builtin` does).
 """
 
@@ -164,6 +164,11 @@ def load_from_file(spec: str) -> Strategy:
     return Strategy(spec, fn, doc[0] if doc else f"{function_name} from {path}")
 
 
+def unavailable() -> list[str]:
+    """What each registered strategy whose `requires` are not installed needs, one line each."""
+    return [needs(strategy) for strategy in REGISTRY.values() if strategy.missing]
+
+
 def needs(strategy: Strategy) -> str:
     return f"{strategy.name} needs {' and '.join(strategy.missing)} (pip install -r requirements-dev.txt)"
 
@@ -172,16 +177,10 @@ def resolve(requested: list[str] | None) -> list[Strategy]:
     """The strategies named (registered names or file.py:function specs), or every registered one,
     each once, in the order given. Register the built-in ones first (`strategies.load_builtin`).
 
-    Of every registered one, those whose `requires` are not installed are left out with a note on
-    stderr; one named is an `InputError`."""
+    Of every registered one, those whose `requires` are not installed are left out (`unavailable`
+    says which); one named is an `InputError`."""
     if not requested:
-        available = []
-        for strategy in REGISTRY.values():
-            if strategy.missing:
-                print(f"note: {needs(strategy)}: not scored", file=sys.stderr)
-            else:
-                available.append(strategy)
-        return available
+        return [strategy for strategy in REGISTRY.values() if not strategy.missing]
     chosen = []
     for name in requested:
         if name.endswith(".py") or ".py:" in name:

@@ -53,6 +53,7 @@ def test_a_strategy_costs_the_models_it_reads_or_all_of_them():
     assert strategy_cost(reads_nothing_said, ["a", "b", "c"], costs) == (["a", "b", "c"], pytest.approx(0.7))
     reads_nothing_said.reads = (-2, -1)
     assert strategy_cost(reads_nothing_said, ["a", "b", "c"], costs) == (["b", "c"], pytest.approx(0.6))
+    assert strategy_cost(reads_nothing_said, ["c"], costs) == (["c"], pytest.approx(0.4))  # one input model
 
     try:
         @register("test-reads-largest", reads=(-1,))

@@ -282,7 +282,7 @@ def test_result_json_keys_and_the_reference(seven):
     assert set(data) == {"path", "target", "inputs", "n", "vocab_size", "input_model_sizes", "train", "folds",
                          "input_model_reach", "tied_targets", "emergence_curve", "emergent", "reference",
                          "comparisons", "strategies", "near_ties", "floor", "gamma", "hardest", "task",
-                         "noise_ceiling", "kl_floor"}
+                         "noise_ceiling", "kl_floor", "drafting"}
     assert data["inputs"] == NAMES[:3] and data["input_model_sizes"] == list(SIZES[:3]) and data["n"] == 7
     assert set(data["strategies"][0]) == {"name", "accuracy", "correct", "n", "ci95", "seconds", "fit",
                                           "tied_misses", "emergent_correct", "vs_reference", "metrics"}

@@ -66,9 +66,11 @@ def model_costs(names: Sequence[str], target: str, models: list | None) -> tuple
 
 def strategy_cost(fn: object, names: Sequence[str], costs: dict[str, float]) -> tuple[list[str], float]:
     """(the input models a strategy reads, their summed cost): its `reads` indices into `names`
-    (negative from the largest end), every input model where it declares none."""
+    (negative from the largest end; those past the end left out), every input model where it declares none."""
     reads = getattr(fn, "reads", None)
-    read = list(names) if reads is None else [names[j] for j in reads]
+    # An index past the inputs it has (top2-average's -2 with one input model) reads nothing more.
+    read = list(names) if reads is None else \
+        list(dict.fromkeys(names[j] for j in reads if -len(names) <= j < len(names)))
     return read, float(sum(costs[name] for name in read))
 
 
