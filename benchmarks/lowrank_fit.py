@@ -9,8 +9,9 @@ The fit is the whole of what `challenge.py --train` runs before predicting: the 
 (Newton), the cross-validation choosing the epochs, and the ENSEMBLE fits. Prediction is timed on
 --test's prefixes (scored there: mean KL(target || lowrank), against `loglinear-ce`'s), else on the
 training prefixes themselves (timed only). The synthetic file is `benchmarks/loglinear_fit.py`'s
-(memory-mapped, so only what the fit holds counts as anonymous memory). Seeded: --seed, as
-challenge.py seeds numpy before a fit.
+(memory-mapped, so only what the fit holds counts as anonymous memory); its target is a noisy pool of
+the inputs, with no correction to learn, so cross-validation keeps the pool alone unless --epochs
+leaves it one choice. Seeded: --seed, as challenge.py seeds numpy before a fit.
 """
 
 from __future__ import annotations
@@ -55,8 +56,12 @@ def main() -> None:
     parser.add_argument("--test", type=Path, help="predict and score this dataset file (same models)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the synthetic .npy file goes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="the one epoch count cross-validation may choose (the fit's whole "
+                        "cost where it keeps the correction: synthetic targets have none to learn)")
     parser.add_argument("--json", type=Path, help="write the measurements as JSON")
     args = parser.parse_args()
+    if args.epochs is not None:
+        lowrank.EPOCHS = (args.epochs,)
 
     if args.dataset:
         path = args.dataset

@@ -7,8 +7,9 @@ w is `loglinear-ce`'s (Newton, on the whole training split); phi is the largest 
 log-probabilities, centred over the vocabulary, and their difference from the second largest's.
 U and W are fitted with AdamW to the target's whole distribution (cross-entropy, so the fit
 minimizes KL(target || prediction)), and ENSEMBLE fits from different seeds are averaged, as
-distributions: averaging independent fits is worth as much as the correction itself (one fit on
-wikipedia-train scores 0.146-0.149 in KL on wikipedia-test, ten averaged 0.135).
+distributions: averaging independent fits is worth a good part of what the correction brings (fitted
+on wikipedia-train, KL on wikipedia-test: the pool 0.152, one fit 0.139-0.146 depending on the
+settings, ten averaged 0.136).
 
 The number of epochs (0, the pool alone, where no correction helps) and, when WEIGHT_DECAYS has several,
 the weight decay are chosen by CV_FOLDS-fold cross-validation inside the training split only, each
@@ -19,8 +20,9 @@ generator, which the engine seeds with --seed before the fit: the same --seed, t
 
 The fit needs torch; prediction is numpy (float64, row by row in effect, so guesses do not depend
 on the chunk size). Without torch the strategy is skipped with a note (`requires`), and the rest of
-the scoring side never imports it. Fit memory: the training split's pool logits, features and
-target, about 10 bytes x N x V (0.5 GB for 1,000 prefixes at Pythia's vocabulary).
+the scoring side never imports it. Fit memory grows with N x V: the training split's pool logits,
+features and target, each fold's copies, and the weights with AdamW's state (peak 0.5 GB for 1,000
+prefixes of the bundled suite, 3.4 GB at Pythia's vocabulary: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
