@@ -22,7 +22,7 @@ The fit needs torch; prediction is numpy (float64, row by row in effect, so gues
 on the chunk size). Without torch the strategy is skipped with a note (`requires`), and the rest of
 the scoring side never imports it. Fit memory grows with N x V: the training split's pool logits,
 features and target, each fold's copies, and the weights with AdamW's state (peak 0.5 GB for 1,000
-prefixes of the bundled suite, 3.4 GB at Pythia's vocabulary: benchmarks/RESULTS.md).
+prefixes of the bundled suite, 2.2-3.4 GB at Pythia's vocabulary: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
