@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.drafting import best_gamma, model_costs, priced, speedup, strategy_cost, tokens_per_round
+from harness import InputError
 from harness.dataset import save_dataset
 from harness.evaluate import Settings, score_dataset
 from harness.registry import REGISTRY, Strategy, register
@@ -54,6 +55,10 @@ def test_a_strategy_costs_the_models_it_reads_or_all_of_them():
     reads_nothing_said.reads = (-2, -1)
     assert strategy_cost(reads_nothing_said, ["a", "b", "c"], costs) == (["b", "c"], pytest.approx(0.6))
     assert strategy_cost(reads_nothing_said, ["c"], costs) == (["c"], pytest.approx(0.4))  # one input model
+    reads_nothing_said.reads = "largest"
+    with pytest.raises(InputError, match=r"reads_nothing_said: `reads` must be input-model indices such as \(-2, -1\), "
+                                         r"got 'largest'"):
+        strategy_cost(reads_nothing_said, ["a", "b", "c"], costs)
 
     try:
         @register("test-reads-largest", reads=(-1,))

@@ -27,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
+from harness import InputError
+
 GAMMA_RANGE = tuple(range(1, 17))  # draft lengths searched for the best
 
 
@@ -68,6 +70,10 @@ def strategy_cost(fn: object, names: Sequence[str], costs: dict[str, float]) -> 
     """(the input models a strategy reads, their summed cost): its `reads` indices into `names`
     (negative from the largest end; those past the end left out), every input model where it declares none."""
     reads = getattr(fn, "reads", None)
+    if reads is not None and (isinstance(reads, (str, bytes)) or not hasattr(reads, "__iter__")
+                              or not all(isinstance(j, int) and not isinstance(j, bool) for j in reads)):
+        raise InputError(f"{getattr(fn, '__name__', fn)}: `reads` must be input-model indices such as (-2, -1), "
+                         f"got {reads!r}")
     # An index past the inputs it has (top2-average's -2 with one input model) reads nothing more.
     read = list(names) if reads is None else \
         list(dict.fromkeys(names[j] for j in reads if -len(names) <= j < len(names)))
