@@ -5,7 +5,8 @@
 
 For each N it writes a dataset with `benchmarks/make_dataset.py` (or reuses one that an earlier
 `--keep` run left in --dir), runs `python3 challenge.py --dataset FILE` with every built-in
-strategy (and `--no-progress` where challenge.py has it) as a subprocess, and measures:
+strategy that needs numpy alone (not `lowrank`, which `benchmarks/lowrank_fit.py` times; and
+`--no-progress` where challenge.py has it) as a subprocess, and measures:
 - wall time, start to exit, and CPU time (user + system), which others' work on a shared
   machine disturbs less; the load average as each run ended says how busy the machine was;
 - peak anonymous resident memory, the benchmark's memory figure: `RssAnon` of /proc/PID/status,
@@ -119,14 +120,24 @@ def measure(command: list[str], interval: float = 0.05, cwd: Path = ROOT) -> tup
     return run, stdout
 
 
+def numpy_strategies() -> list[str]:
+    """Every built-in strategy that needs numpy alone: `lowrank` (its fit needs torch, and at Pythia's
+    vocabulary it is GPU-sized work; `benchmarks/lowrank_fit.py` times it) is left out."""
+    from strategies import load_builtin
+
+    return [name for name, strategy in load_builtin().items() if not getattr(strategy.fn, "requires", ())]
+
+
 def challenge_command(dataset: Path, json_path: Path, extra: list[str]) -> list[str]:
-    """challenge.py on `dataset` with every built-in strategy (its default), writing --json; with
-    --no-progress where this version of challenge.py has the flag."""
+    """challenge.py on `dataset` with every built-in numpy strategy (`numpy_strategies`; --strategy in
+    `extra` names others), writing --json; with --no-progress where this version of challenge.py has it."""
     script = ROOT / "challenge.py"
     help_text = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True,
                                text=True).stdout
     progress = ["--no-progress"] if "--no-progress" in help_text else []
-    return [sys.executable, str(script), "--dataset", str(dataset), "--json", str(json_path), *progress, *extra]
+    chosen = [] if "--strategy" in extra else [arg for name in numpy_strategies() for arg in ("--strategy", name)]
+    return [sys.executable, str(script), "--dataset", str(dataset), "--json", str(json_path), *progress, *chosen,
+            *extra]
 
 
 def strategy_seconds(json_path: Path, stdout: str) -> dict[str, float]:
