@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from harness import InputError  # noqa: E402
-from harness.analysis.drafting import speedup, tokens_per_round  # noqa: E402
+from harness.analysis.drafting import speedup  # noqa: E402
+from harness.metrics import tokens_per_pass  # noqa: E402
 
 PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
 STRATEGY = "top2-average"  # the best heuristic, drafting from the two largest drafters at once
@@ -87,7 +88,7 @@ def check_vocabularies(models: list, names: list[str]) -> int:
     return sizes[0]
 
 
-def predicted(models_probs: np.ndarray, names: list[str], decoded, gamma: int, seed: int) -> dict:
+def predicted(models_probs: np.ndarray, names: list[str], decoded, seed: int) -> dict:
     """Score the continuation dataset with the harness: each drafter's top-1 agreement and alpha there,
     and `top2-average`'s."""
     from harness.dataset import save_dataset
@@ -162,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     sampled = decode(target, prompt_ids, args.new_tokens, sample=True, seed=args.seed)
     greedy_probs = continuation_probs(models, plain, vocab_size)
     sampled_probs = continuation_probs(models, sampled, vocab_size)
-    greedy_pred = predicted(greedy_probs, names, plain, args.gamma, args.seed)
-    sample_pred = predicted(sampled_probs, names, sampled, args.gamma, args.seed)
+    greedy_pred = predicted(greedy_probs, names, plain, args.seed)
+    sample_pred = predicted(sampled_probs, names, sampled, args.seed)
     lengths = [len(ids) for ids in plain.new_ids]
     rows = []
     print(f"  target alone: {plain.tokens_per_second:,.0f} tokens/s greedy, {sampled.tokens_per_second:,.0f} sampling")
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"drafter": name, "cost": cost, "drafter_tokens_per_second": alone.tokens_per_second,
                "greedy": {"identical_outputs": same, "prompts": len(prompt_ids),
                           "measured_tokens_per_pass": greedy.tokens_per_pass,
-                          "predicted_tokens_per_pass": tokens_per_round(g["agreement"], args.gamma),
+                          "predicted_tokens_per_pass": tokens_per_pass(g["agreement"], args.gamma),
                           "replayed_tokens_per_pass": replay_tokens_per_pass(g["agree"], lengths, args.gamma),
                           "agreement": g["agreement"], "agreement_ci95": g["agreement_ci95"],
                           "measured_acceptance": greedy.acceptance(),
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                           "predicted_speedup": speedup(g["agreement"], args.gamma, cost),
                           **time_split(greedy, plain_here, cost, args.gamma)},
                "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
-                            "predicted_tokens_per_pass": tokens_per_round(s["alpha"], args.gamma),
+                            "predicted_tokens_per_pass": tokens_per_pass(s["alpha"], args.gamma),
                             "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
                             "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
                             "target_tokens_per_second": sampled_here.tokens_per_second,

@@ -87,13 +87,12 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
     """The KL floor and the share of the reference's KL above it that each strategy (in `order`) and
     input model (smallest first) removes."""
     low, high = floor["ci95"]
-    line = (f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}]; "
-            f"{floor['reference']} is {floor['above_floor']:.3f} above it")
+    head = f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}]"
     removed = floor["removed"]
     if not removed:  # the reference is at or below the floor: the twin is too far for the approximation
-        return (f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}], above "
-                f"{floor['reference']}'s {floor['reference_kl']:.3f}: the two seeds differ too much here for the "
-                "floor's quadratic approximation")
+        return (f"{head}, above {floor['reference']}'s {floor['reference_kl']:.3f}: the two seeds differ too much "
+                "here for the floor's quadratic approximation")
+    line = f"{head}; {floor['reference']} is {floor['above_floor']:.3f} above it"
     strategies = [name for name in order if name in removed and name != floor["reference"]]
     labels, _ = size_labels(curve)
 
@@ -115,7 +114,7 @@ def drafting_line(drafting: dict, curve: list[dict]) -> str:
     source = {"measured": "the sidecar's measured tokens/s", "parameters": "parameter counts"}[drafting["cost_source"]]
     parts = []
     for mode in ("greedy", "sampling"):
-        model, entry = max(((name, e) for name, e in drafting["models"].items()), key=lambda item: item[1][mode]["speedup"])
+        model, entry = max(drafting["models"].items(), key=lambda item: item[1][mode]["speedup"])
         text = f"{mode} {labels.get(model, model)} {entry[mode]['speedup']:.2f}x (gamma {entry[mode]['gamma']})"
         best = drafting["best_strategy"].get(mode)
         if best is not None:
@@ -192,7 +191,7 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
         return f"{row.metric(name):.3f}", f"[{low:.3f}, {high:.3f}]", vs
 
     table = [(row, cells(row, "top1"), cells(row, second)) for row in scored]
-    width = max(12, *(len(row.name) for row in rows))
+    width = max([12, *(len(row.name) for row in rows)])
     vs1 = max([6] + [len(top[2]) for _, top, _ in table])
     vs2 = max([6] + [len(other[2]) for _, _, other in table])
     label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.analysis.drafting import best_gamma, model_costs, priced, speedup, strategy_cost, tokens_per_round
+from harness.analysis.drafting import best_gamma, model_costs, priced, speedup, strategy_cost
+from harness.metrics import tokens_per_pass
 from harness import InputError
 from harness.dataset import save_dataset
 from harness.evaluate import Settings, score_dataset
@@ -19,7 +20,7 @@ from harness.registry import REGISTRY, Strategy, register
 def test_the_speedup_is_tokens_per_pass_over_the_cost_of_a_round():
     # The issue's example: alpha 0.777, gamma 4, c 0.5: (1 - 0.777^5) / 0.223 = 3.2143 tokens per pass,
     # over 4 x 0.5 + 1 = 3 target passes' time: 1.07x.
-    assert tokens_per_round(0.777, 4) == pytest.approx((1 - 0.777 ** 5) / 0.223)
+    assert tokens_per_pass(0.777, 4) == pytest.approx((1 - 0.777 ** 5) / 0.223)
     assert speedup(0.777, 4, 0.5) == pytest.approx(3.2143 / 3, abs=1e-4)
     assert speedup(1.0, 3, 0.5) == pytest.approx(4 / 2.5)  # every draft accepted: gamma + 1 tokens
     assert speedup(0.0, 2, 0.1) == pytest.approx(1 / 1.2)    # nothing accepted: the drafts are pure cost

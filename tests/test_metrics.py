@@ -202,6 +202,14 @@ def test_a_whole_array_strategy_is_scored_chunk_by_chunk_like_the_others(small):
         assert whole.per_prefix[name].tolist() == chunked.per_prefix[name].tolist(), name
 
 
+def test_bootstrap_means_draw_the_same_resamples_in_separate_calls():
+    # The KL floor's resamples (`harness.evaluate.kl_floor`) are drawn in a call of their own, and pair
+    # with the metrics' only because the same seed over the same prefixes draws the same resamples.
+    a, b = np.arange(30.0), np.arange(30.0) ** 2
+    together = bootstrap_means(np.stack([b, a], axis=1), seed=5, num_resamples=300)
+    assert np.array_equal(bootstrap_means(a[:, None], seed=5, num_resamples=300)[:, 0], together[:, 1])
+
+
 def test_the_kl_floor_is_half_the_twins_kl_and_the_share_removed_is_of_what_lies_above_it():
     assert twin_floor(np.array([0.2, 0.4])).tolist() == [0.1, 0.2]
     # Reference at 0.25, floor at 0.15: 0.10 to remove. A predictor at 0.20 removes half of it, one at
@@ -242,3 +250,18 @@ def test_the_leaderboard_gives_the_kl_floor_from_the_twin_and_each_predictors_sh
     from harness.report import metrics_table
     table = metrics_table(result)
     assert "| KL above the floor removed (%) |" in table.splitlines()[0] and "KL floor: 0.020 [0.010, 0.030]" in table
+
+
+def test_a_floor_above_the_reference_gives_no_shares_and_says_why(tmp_path, capsys):
+    # The twin is 2 nats from the target on both prefixes: the floor (1.0) lies above the reference's KL (0.144).
+    probs = np.array([[[0.5, 0.5], [0.75, 0.25], [0.5, 0.5]]] * 2, dtype=np.float16)
+    path = tmp_path / "far.pkl"
+    ceiling = {"model": {"name": "t-seed2"}, "top1": [0, 0], "kl": [2.0, 2.0], "alpha": [0.5, 0.5]}
+    save_dataset(path, ["a", "b", "t"], ["p0", "p1"], probs, {"noise_ceiling": ceiling})
+    result = score_dataset(path, [], Settings(references=(as_strategy("largest", lambda s, m, t, p: p[:, 1]),)))
+    assert result.kl_floor["mean"] == pytest.approx(1.0) and result.kl_floor["removed"] == {}
+    from harness.leaderboard import print_leaderboard
+    print_leaderboard(result, "kl")
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("KL floor (half the KL to that seed): 1.000 [1.000, 1.000], above largest's 0.144: the two seeds "
+            "differ too much here for the floor's quadratic approximation") in out

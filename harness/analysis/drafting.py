@@ -28,18 +28,14 @@ from typing import Sequence
 import numpy as np
 
 from harness import InputError
+from harness.metrics import tokens_per_pass
 
 GAMMA_RANGE = tuple(range(1, 17))  # draft lengths searched for the best
 
 
-def tokens_per_round(alpha: float, gamma: int) -> float:
-    """Expected tokens per target pass: (1 - alpha^(gamma+1)) / (1 - alpha), gamma + 1 at alpha = 1."""
-    return float(gamma + 1) if alpha >= 1 else float((1 - alpha ** (gamma + 1)) / (1 - alpha))
-
-
 def speedup(alpha: float, gamma: int, cost: float) -> float:
     """Leviathan et al.'s expected wall-time improvement of drafting gamma tokens at relative cost `cost`."""
-    return tokens_per_round(alpha, gamma) / (gamma * cost + 1)
+    return tokens_per_pass(alpha, gamma) / (gamma * cost + 1)
 
 
 def best_gamma(alpha: float, cost: float, gammas: Sequence[int] = GAMMA_RANGE) -> tuple[int, float]:
@@ -87,5 +83,5 @@ def priced(agreement: float, alpha: float | None, cost: float) -> dict:
         if acceptance is not None:
             gamma, gain = best_gamma(acceptance, cost)
             out[mode] = {"alpha": acceptance, "gamma": gamma, "speedup": gain,
-                         "tokens_per_pass": tokens_per_round(acceptance, gamma)}
+                         "tokens_per_pass": tokens_per_pass(acceptance, gamma)}
     return out
