@@ -24,11 +24,12 @@ import numpy as np
 
 import harness.cli
 from harness import InputError, plural
-from harness.blind import (BlindResult, Submission, answers_record, check_submission, load_answers, public_metadata,
-                           read_predictions)
-from harness.dataset import find_model, load_dataset, save_dataset, sidecar_path
-from harness.files import atomic_write, check_writable, write_output
-from harness.scoring import describe_comparison, paired_comparison, score_guesses, tie_note
+from harness.data.dataset import find_model, load_dataset, save_dataset, sidecar_path
+from harness.data.files import atomic_write, check_writable, write_output
+from harness.scoring.blind import (BlindResult, Submission, answers_record, check_submission, load_answers,
+                                   public_metadata, read_predictions)
+from harness.scoring.stats import describe_comparison, paired_comparison
+from harness.scoring.top1 import score_guesses, tie_note
 
 MAX_PAIRS_PRINTED = 8  # submissions; beyond that the pairs go to --json only
 
@@ -57,7 +58,7 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
     names = dataset.model_names
     t = len(names) - 1 if target is None else find_model(names, target, dataset_path)
     if len(names) < 3 or not dataset.sentences:
-        # A dataset file holds at least 2 models (harness.dataset), so the public one needs 2 inputs.
+        # A dataset file holds at least 2 models (harness.data.dataset), so the public one needs 2 inputs.
         raise InputError(f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
                          f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes")
     input_names = names[:t] + names[t + 1:]

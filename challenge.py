@@ -10,7 +10,7 @@ distributions after a prefix, guess the token that the target (largest) model ra
 
 Needs numpy only (and `tokenizers` for token strings: --show, the predictions CSV, strategies
 that want them; tqdm for the progress bar); no torch, transformers or network. The engine is
-`harness/evaluate.py`; this file is the strategies block and the command line.
+`harness/scoring/evaluate.py`; this file is the strategies block and the command line.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from pathlib import Path
 import numpy as np
 
 import harness.cli
-from harness.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, DatasetResult, Settings, default_datasets,
-                              predict_dataset, score_dataset, show_prefix)
-from harness.files import check_writable, write_output
-from harness.leaderboard import predictions_csv, print_harder_here, print_leaderboard, print_predictions, print_shown
-from harness.metrics import GAMMA, METRICS
-from harness.registry import REGISTRY, learned, register, resolve, unavailable  # noqa: F401 (learned: the block below)
-from harness.report import check_report_dir, write_report
-from harness.tasks import harder_here, names_dataset
+from harness.data.files import check_writable, write_output
+from harness.scoring.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, DatasetResult, Settings, default_datasets,
+                                      predict_dataset, score_dataset, show_prefix)
+from harness.scoring.leaderboard import (predictions_csv, print_harder_here, print_leaderboard, print_predictions,
+                                         print_shown)
+from harness.scoring.metrics import GAMMA, METRICS
+from harness.scoring.registry import (REGISTRY, learned, register, resolve,  # noqa: F401 (learned: the block below)
+                                      unavailable)
+from harness.scoring.report import check_report_dir, write_report
+from harness.scoring.tasks import harder_here, names_dataset
 from strategies import load_builtin
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -46,12 +46,12 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from harness import InputError, cli
-from harness.dataset import FORMAT, DatasetFile, sidecar_path, start_dataset
-from harness.files import read_text_file
+from harness.data.dataset import FORMAT, DatasetFile, sidecar_path, start_dataset
+from harness.data.files import read_text_file
+from harness.data.prefixes import MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options, space_into_prefixes
 from harness.models.processes import join_process_group, leave_process_group
-from harness.models.suites import (PYTHIA, bundled_ceiling, bundled_suite, check_sources, model_revisions,
+from harness.models.suites import (PYTHIA, ModelSpec, bundled_ceiling, bundled_suite, check_sources, model_revisions,
                                    model_specs)
-from harness.prefixes import MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options, space_into_prefixes
 
 if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
     from accelerate import PartialState
@@ -206,13 +206,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
     import transformers
 
-    from harness import inference
+    from harness.models import inference
 
     # Under `accelerate launch`, each process runs its share of the batches; a plain run is one process.
     state = join_process_group(args.device)
     device = args.device or str(state.device)
     specs = model_specs(args.models, args.revision, args.labels)
-    ceiling = None if args.ceiling_model is None else inference.ModelSpec(args.ceiling_model, None, args.ceiling_label)
+    ceiling = None if args.ceiling_model is None else ModelSpec(args.ceiling_model, None, args.ceiling_label)
     tokenizer = inference.shared_tokenizer(specs + ([ceiling] if ceiling else []))
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     prefix_set = space_into_prefixes(prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False))
@@ -269,9 +269,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
             }
-            if answer_ids is not None:  # aligned with the sentences; harness.dataset.sidecar_answers reads them
+            if answer_ids is not None:  # aligned with the sentences; harness.data.dataset.sidecar_answers reads them
                 metadata["answers"] = answer_records(prefix_set.answers, answer_ids, summary)
-            if ceiling_record is not None:  # harness.dataset.sidecar_noise_ceiling reads it
+            if ceiling_record is not None:  # harness.data.dataset.sidecar_noise_ceiling reads it
                 metadata["noise_ceiling"] = {
                     "rule": "another seed of the target (same size, data and recipe), never an input: per prefix, "
                             "its top-1 id, KL(target || it) and alpha against the target", **ceiling_record}

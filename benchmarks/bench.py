@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import scale  # noqa: E402
 from benchmarks.original import original_loop  # noqa: E402
-from harness import inference  # noqa: E402
-from harness.dataset import load_dataset, save_dataset  # noqa: E402
-from harness.prefixes import build_prefixes  # noqa: E402
-from harness.scoring import input_model_reach, target_view, top1  # noqa: E402
-from harness.tokenizer import load_tokenizer  # noqa: E402
+from harness.data.dataset import load_dataset, save_dataset  # noqa: E402
+from harness.data.prefixes import build_prefixes  # noqa: E402
+from harness.data.tokenizer import load_tokenizer  # noqa: E402
+from harness.models import inference  # noqa: E402
+from harness.scoring.top1 import input_model_reach, target_view, top1  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -108,7 +108,7 @@ def matmul_tflops(device: str, dtype: torch.dtype) -> float:
 
 def project_path(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype,
                  load) -> tuple[np.ndarray, list]:
-    """preprocess_train.py's inference (harness.inference.run_suite), on the benchmark's random-weight models."""
+    """preprocess_train.py's inference (harness.models.inference.run_suite), on the benchmark's random-weight models."""
     return inference.run_suite([inference.ModelSpec(size) for size in sizes], token_ids, vocab_size, device=device,
                                dtype=dtype, progress=False, load=load)
 
@@ -192,7 +192,7 @@ def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -
 
 def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab_size: int = 50277) -> dict:
     """challenge.py's load + validate + score against a bare pickle.load of the same file."""
-    from harness.evaluate import Settings, score_dataset
+    from harness.scoring.evaluate import Settings, score_dataset
     from strategies import REGISTRY, load_builtin
 
     rng = np.random.default_rng(0)
@@ -218,7 +218,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
         start = time.perf_counter()
         dataset = load_dataset(path, check_values=False)
         loaded = time.perf_counter()
-        from harness.dataset import check_probabilities
+        from harness.data.dataset import check_probabilities
         check_probabilities(dataset)
         checked = time.perf_counter()
         view = target_view(dataset.probs, dataset.probs.shape[1] - 1)  # the engine's chunked pass

@@ -19,8 +19,9 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.data.study import arithmetic_task, builder_task  # noqa: E402
-from harness.inference import ModelSpec, load_model, shared_tokenizer  # noqa: E402
 from harness.models.finetune import Encoded, answer_loss  # noqa: E402
+from harness.models.inference import load_model, shared_tokenizer  # noqa: E402
+from harness.models.suites import ModelSpec  # noqa: E402
 
 
 def full_logits_loss(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]]) -> torch.Tensor:

@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.dataset import load_dataset  # noqa: E402
-from harness.learned import TrainingSplit, chunk_prefixes  # noqa: E402
+from harness.data.dataset import load_dataset  # noqa: E402
+from harness.scoring.learned import TrainingSplit, chunk_prefixes  # noqa: E402
 from strategies import loglinear  # noqa: E402
 
 VOCAB, MODELS = 50_277, 7

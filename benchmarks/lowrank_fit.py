@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from loglinear_fit import MODELS, VOCAB, load, peak_rss_anon, synthetic, training_split  # noqa: E402
 
-from harness.metrics import distribution_metrics, target_rows  # noqa: E402
+from harness.scoring.metrics import distribution_metrics, target_rows  # noqa: E402
 from strategies import lowrank  # noqa: E402
 from strategies.loglinear import fit_loglinear_ce  # noqa: E402
 

@@ -18,7 +18,7 @@ the top in small models, often above it in the large ones): the emergent cases. 
 beats the largest one alone, because their noises are independent.
 
 Memory stays small whatever N: the array is generated CHUNK prefixes at a time and written into
-the pickle's array in place (`harness.dataset.start_dataset`, as preprocess_train.py writes). Prefix i depends only on the
+the pickle's array in place (`harness.data.dataset.start_dataset`, as preprocess_train.py writes). Prefix i depends only on the
 seed and i, so the first 1,000 rows of a 10,000-prefix file are the 1,000-prefix file's.
 """
 
@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.dataset import FORMAT, start_dataset  # noqa: E402
+from harness.data.dataset import FORMAT, start_dataset  # noqa: E402
 
 # (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
 PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
@@ -133,7 +133,7 @@ def generate(num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
 
 def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
                   models: list[tuple[str, int, int]] = PYTHIA) -> dict:
-    """Write the pickle and its sidecar with the project's own writer (`harness.dataset.start_dataset`,
+    """Write the pickle and its sidecar with the project's own writer (`harness.data.dataset.start_dataset`,
     filled in place chunk by chunk, then renamed after its sidecar); return the sidecar's record."""
     names = [name for name, _, _ in models]
     sentences = [f"synthetic prefix {i}" for i in range(num_prefixes)]

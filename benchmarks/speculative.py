@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from harness import InputError  # noqa: E402
-from harness.analysis.drafting import speedup  # noqa: E402
-from harness.metrics import tokens_per_pass  # noqa: E402
+from harness.scoring.drafting import speedup  # noqa: E402
+from harness.scoring.metrics import tokens_per_pass  # noqa: E402
 
 PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
 STRATEGY = "top2-average"  # the best heuristic, drafting from the two largest drafters at once
@@ -91,9 +91,9 @@ def check_vocabularies(models: list, names: list[str]) -> int:
 def predicted(models_probs: np.ndarray, names: list[str], decoded, seed: int) -> dict:
     """Score the continuation dataset with the harness: each drafter's top-1 agreement and alpha there,
     and `top2-average`'s."""
-    from harness.dataset import save_dataset
-    from harness.evaluate import Settings, score_dataset
-    from harness.registry import REGISTRY
+    from harness.data.dataset import save_dataset
+    from harness.scoring.evaluate import Settings, score_dataset
+    from harness.scoring.registry import REGISTRY
     from strategies import load_builtin
 
     load_builtin()
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    from harness.inference import ModelSpec, load_model, resolve_dtype, shared_tokenizer, tokenize
     from harness.models.drafting import MixtureDrafter, continuation_probs, decode, replay_tokens_per_pass
-    from harness.models.suites import bundled_suite
+    from harness.models.inference import load_model, resolve_dtype, shared_tokenizer, tokenize
+    from harness.models.suites import ModelSpec, bundled_suite
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {args.device}: this machine has no CUDA GPU (try --device cpu)")

@@ -9,7 +9,7 @@ distribution per sentence:
 input models only, a chunk of the dataset's prefixes at a time; the target's slice never reaches a
 strategy. A distribution (non-negative floats, rows summing to 1) is scored on its top-1 (its
 argmax, the first on ties) like ids, and also on the metrics of the whole distribution (KL from
-the target, alpha, ...), which show "—" for ids. See `template.py` to write one. The registry itself lives in `harness.registry`; its
+the target, alpha, ...), which show "—" for ids. See `template.py` to write one. The registry itself lives in `harness.scoring.registry`; its
 decorators are re-exported here so that strategy files written for earlier versions keep working.
 `load_tokenizer` gives token strings with the `tokenizers` package alone (no transformers).
 """
@@ -19,8 +19,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from harness.registry import REGISTRY, ModelName, Strategy, learned, register, whole_array  # noqa: F401 (public)
-from harness.tokenizer import load_tokenizer  # noqa: F401 (public: token strings for strategies)
+from harness.data.tokenizer import load_tokenizer  # noqa: F401 (public: token strings for strategies)
+from harness.scoring.registry import (REGISTRY, ModelName, Strategy, learned, register,  # noqa: F401 (public)
+                                      whole_array)
 
 
 def load_builtin() -> dict[str, Strategy]:

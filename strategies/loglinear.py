@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from harness.metrics import FLOOR  # 2^-24, the smallest float16 subnormal: float16 zeros become log(FLOOR)
+from harness.scoring.metrics import FLOOR  # 2^-24, the smallest float16 subnormal: float16 zeros become log(FLOOR)
 from strategies import register
 
 L2 = 1e-3           # penalty on the mean log-likelihood; keeps w finite when one model is decisive

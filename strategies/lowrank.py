@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics import as_float32
+from harness.scoring.metrics import as_float32
 from strategies import register
 from strategies.loglinear import blocks, fit_weights, log_probs, pooled_logits, pooled_softmax
 

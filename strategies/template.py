@@ -19,7 +19,7 @@ The API is the original challenge's, so functions written for it run unchanged:
 Return either
 - one integer token id in [0, V) per sentence (a list or a 1-D integer array), as the original; or
 - one distribution per sentence: an (N, V) array of non-negative floats (float16, float32 or
-  float64), each row summing to 1 within harness.dataset.ROW_SUM_TOLERANCE (0.02), as
+  float64), each row summing to 1 within harness.data.dataset.ROW_SUM_TOLERANCE (0.02), as
   `my_distribution_strategy` below. Its top-1 (the argmax, the first on ties) is scored like a
   guess, and the distribution also on the metrics that need one: top-5, log-loss of the target's
   top-1, KL(target || prediction), alpha = 1 - TV (the acceptance rate of speculative decoding
@@ -44,7 +44,7 @@ and keeps each strategy's own state from chunk to chunk, so its guesses do not d
 Token strings: `from strategies import load_tokenizer; load_tokenizer(target_model_name).decode([k])`.
 
 A strategy may also learn (see `my_learned_strategy` below): mark a fit function with `@learned`
-(or `@register("name", learned=True)`). It receives a `harness.learned.TrainingSplit`: the
+(or `@register("name", learned=True)`). It receives a `harness.scoring.top1.learned.TrainingSplit`: the
 training prefixes' `sentences`, `model_names`, `target_model_name` and `target_top1` (N,), and
 their probabilities chunk by chunk, so a fit's memory is bounded by the chunk:
 

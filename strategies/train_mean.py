@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics import as_float32
+from harness.scoring.metrics import as_float32
 from strategies import register
 
 

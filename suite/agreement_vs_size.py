@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import load_dataset, model_sizes, read_sidecar, sidecar_noise_ceiling
-from harness.scoring import top1
+from harness.data.dataset import load_dataset, model_sizes, read_sidecar, sidecar_noise_ceiling
+from harness.scoring.top1 import top1
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("wikipedia-test", "glue-rte-test", "wikipedia-train", "glue-rte-train")

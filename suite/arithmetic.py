@@ -22,8 +22,8 @@ from typing import Iterable
 
 import numpy as np
 
-from harness.files import atomic_write
-from harness.prefixes import arithmetic_question
+from harness.data.files import atomic_write
+from harness.data.prefixes import arithmetic_question
 
 HELD_OUT_SEED = 2024
 HELD_OUT_SHARE = 0.2  # of the 2-digit addition pairs (a <= b): never in the training text

@@ -35,8 +35,8 @@ def export(source: Path, destination: Path) -> None:
 def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict:
     """What storing `source`'s weights in float16 changes, both run in float32 on `prefixes`: the
     largest difference of a next-token probability, and how often the top-1 stays the same."""
-    from harness.inference import next_token_probs, tokenize
-    from harness.tokenizer import load_tokenizer
+    from harness.data.tokenizer import load_tokenizer
+    from harness.models.inference import next_token_probs, tokenize
 
     tokenizer = load_tokenizer(str(source))
     token_ids = tokenize(tokenizer, prefixes)

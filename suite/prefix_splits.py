@@ -16,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.files import atomic_write
-from harness.prefixes import read_glue_tsv, split_rte_prompts, split_wikipedia_openings
+from harness.data.files import atomic_write
+from harness.data.prefixes import read_glue_tsv, split_rte_prompts, split_wikipedia_openings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT.parent / "shared" / "data" / "prefix-source"

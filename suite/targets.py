@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
+from harness.data.dataset import load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
 from suite.agreement_vs_size import agreement, spearman
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,8 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
-    from harness.inference import answer_logprobs, tokenize
-    from harness.tokenizer import load_tokenizer
+    from harness.data.tokenizer import load_tokenizer
+    from harness.models.inference import answer_logprobs, tokenize
     from suite.arithmetic import addition_questions, held_out_pairs
 
     held, rng = held_out_pairs(), np.random.default_rng(0)

@@ -44,8 +44,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `python3 suite/train.py`
 from harness import InputError  # noqa: E402
-from harness.inference import param_counts  # noqa: E402
-from harness.prefixes import read_glue_tsv, rte_prompt  # noqa: E402
+from harness.data.prefixes import read_glue_tsv, rte_prompt  # noqa: E402
+from harness.models.inference import param_counts  # noqa: E402
 from suite.neox import neox_config  # noqa: E402
 
 EOS = "<|endoftext|>"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset import load_dataset, model_sizes, read_sidecar, save_dataset
-from harness.scoring import top1
+from harness.data.dataset import load_dataset, model_sizes, read_sidecar, save_dataset
+from harness.scoring.top1 import top1
 
 N, V = 20, 50
 TARGET = "secret-target-7b"

@@ -22,7 +22,7 @@ import pytest
 from conftest import ROOT, run_script
 
 from harness import InputError
-from harness.dataset import load_dataset, save_dataset
+from harness.data.dataset import load_dataset, save_dataset
 
 
 def challenge_main():
@@ -347,7 +347,7 @@ def test_missing_dataset_and_bad_files_in_a_list(tmp_path, original_pickle):
 
 
 def test_no_dataset_says_which_files_are_missing(tmp_path):
-    from harness.evaluate import default_datasets
+    from harness.scoring.evaluate import default_datasets
 
     with pytest.raises(InputError) as error:
         default_datasets(tmp_path)
@@ -481,12 +481,12 @@ def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pic
 
 
 def test_full_disk_is_one_line_after_the_leaderboard(monkeypatch, tmp_path, original_pickle, capsys):
-    import harness.files
+    import harness.data.files
 
     def full(path, write, mode="wb"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(harness.files, "atomic_write", full)  # what write_output writes with
+    monkeypatch.setattr(harness.data.files, "atomic_write", full)  # what write_output writes with
     main = challenge_main()
     assert main(["--dataset", str(original_pickle), "--strategy", "dummy", "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
@@ -582,13 +582,13 @@ def test_load_tokenizer_needs_only_tokenizers_from_any_folder(tmp_path, name):
 
 
 def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypatch, tmp_path):
-    import harness.tokenizer
+    import harness.data.tokenizer
     import strategies
 
     model_dir = tmp_path / "suite" / "models" / "suite-9m"
     model_dir.mkdir(parents=True)
     (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
-    monkeypatch.setattr(harness.tokenizer, "SUITE_MODELS", tmp_path / "suite" / "models")
+    monkeypatch.setattr(harness.data.tokenizer, "SUITE_MODELS", tmp_path / "suite" / "models")
     strategies.load_tokenizer.cache_clear()
     try:
         assert strategies.load_tokenizer("build/suite/models/suite-9m").id_to_token(0) == "<|endoftext|>"

@@ -1,4 +1,4 @@
-"""harness.dataset, safe_pickle, files and resume_cache: hostile and mutated pickles, memory bounds, atomic writes and the sidecar.
+"""harness.data.dataset, safe_pickle, files and resume_cache: hostile and mutated pickles, memory bounds, atomic writes and the sidecar.
 
 numpy only (no torch): these tests also run in CI's numpy 1.x environment.
 """
@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from harness import InputError, resume_cache, safe_pickle
-from harness.dataset import PAYLOAD_ALIGNMENT, load_dataset, read_sidecar, save_dataset, sidecar_path
-from harness.scoring import top1
+from harness import InputError
+from harness.data import safe_pickle
+from harness.data.dataset import PAYLOAD_ALIGNMENT, load_dataset, read_sidecar, save_dataset, sidecar_path
+from harness.models import resume_cache
+from harness.scoring.top1 import top1
 
 NAMES = ["small", "large", "target"]
 SENTENCES = ["one", "two", "three", "four"]
@@ -83,8 +85,10 @@ def test_hostile_files_are_one_line_errors_within_bounded_memory(tmp_path):
     code = """
 import json, resource, sys
 from pathlib import Path
-from harness import InputError, resume_cache, safe_pickle
-from harness.dataset import load_dataset
+from harness import InputError
+from harness.data import safe_pickle
+from harness.models import resume_cache
+from harness.data.dataset import load_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 outcomes = {}
 for path in sorted(Path(sys.argv[1]).glob("*.pkl")):
@@ -254,8 +258,8 @@ def test_negative_zero_in_a_mapped_file_is_rewritten_in_copied_pages_only(tmp_pa
     code = """
 import json, sys
 import numpy as np
-from harness.dataset import load_dataset
-from harness.scoring import top1
+from harness.data.dataset import load_dataset
+from harness.scoring.top1 import top1
 def rss_anon_kb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon"))
 before = rss_anon_kb()
@@ -305,9 +309,11 @@ def test_seeded_fuzz_raises_nothing_but_one_line_input_errors(tmp_path, vocab):
 import json, pickle, random, resource, sys
 import numpy as np
 from pathlib import Path
-from harness import InputError, resume_cache, safe_pickle
-from harness.dataset import load_dataset
-from harness.dataset import save_dataset
+from harness import InputError
+from harness.data import safe_pickle
+from harness.models import resume_cache
+from harness.data.dataset import load_dataset
+from harness.data.dataset import save_dataset
 def probs_of(vocab):
     probs = np.random.default_rng(0).random((4, 3, vocab)).astype(np.float32)
     return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)

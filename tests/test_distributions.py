@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.dataset import Dataset, load_dataset
-from harness.learned import TrainingSplit
-from harness.scoring import top1
+from harness.data.dataset import Dataset, load_dataset
+from harness.scoring.learned import TrainingSplit
+from harness.scoring.top1 import top1
 from strategies import REGISTRY, load_builtin
 from strategies.loglinear import blocks, log_probs, pooled_logits, pooled_softmax
 

@@ -1,4 +1,4 @@
-"""Speculative decoding priced (harness/analysis/drafting.py): the speedup formula, the best gamma, the
+"""Speculative decoding priced (harness/scoring/drafting.py): the speedup formula, the best gamma, the
 costs from a sidecar, a strategy's summed cost, and what the engine and the leaderboard make of them.
 
 numpy only.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.analysis.drafting import best_gamma, model_costs, priced, speedup, strategy_cost
-from harness.metrics import tokens_per_pass
 from harness import InputError
-from harness.dataset import save_dataset
-from harness.evaluate import Settings, score_dataset
-from harness.registry import REGISTRY, Strategy, register
+from harness.data.dataset import save_dataset
+from harness.scoring.drafting import best_gamma, model_costs, priced, speedup, strategy_cost
+from harness.scoring.evaluate import Settings, score_dataset
+from harness.scoring.metrics import tokens_per_pass
+from harness.scoring.registry import REGISTRY, Strategy, register
 
 
 def test_the_speedup_is_tokens_per_pass_over_the_cost_of_a_round():
@@ -90,7 +90,7 @@ def test_the_engine_prices_each_model_and_strategy_from_the_sidecar(tmp_path, ca
     # b agrees on both prefixes: greedy alpha 1, so gamma 16 at cost 0.5: 17 / 9 tokens per unit time.
     assert drafting["models"]["b"]["greedy"] == {"alpha": 1.0, "gamma": 16, "speedup": pytest.approx(17 / 9),
                                                  "tokens_per_pass": 17.0}
-    from harness.leaderboard import print_leaderboard
+    from harness.scoring.leaderboard import print_leaderboard
     print_leaderboard(result)
     out = " ".join(capsys.readouterr().out.split())
     assert "drafting for the target, wall-time speedup priced by cost from the sidecar's measured tokens/s: " \

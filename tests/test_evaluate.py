@@ -1,4 +1,4 @@
-"""The engine (harness.evaluate) called directly: chunked strategy calls, the fit protocols of
+"""The engine (harness.scoring.evaluate) called directly: chunked strategy calls, the fit protocols of
 learned strategies, failures in rows, what a strategy can reach, --predict-only and --show, and
 the typed results. Small hand-built datasets, expected values worked out by hand. numpy only.
 """
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from test_learned import synthetic
 
-import harness.evaluate
+import harness.scoring.evaluate
 from harness import InputError
-from harness.dataset import save_dataset
-from harness.evaluate import (DatasetResult, Settings, default_datasets, predict_dataset, score_dataset,
-                              show_prefix)
-from harness.registry import REGISTRY, Strategy, learned, whole_array
-from harness.scoring import StrategyFailure, StrategyScore, top1
+from harness.data.dataset import save_dataset
+from harness.scoring.evaluate import (DatasetResult, Settings, default_datasets, predict_dataset, score_dataset,
+                                      show_prefix)
+from harness.scoring.registry import REGISTRY, Strategy, learned, whole_array
+from harness.scoring.top1 import StrategyFailure, StrategyScore, top1
 from strategies import load_builtin
 
 NAMES = ["small", "medium", "large", "target"]
@@ -253,7 +253,7 @@ def test_the_default_folds_shrink_to_a_small_dataset(seven):
 # ---- --predict-only and --show
 
 def test_predicting_never_reads_the_target(seven, monkeypatch):
-    monkeypatch.setattr(harness.evaluate, "target_view", lambda *a, **k: pytest.fail("the target was read"))
+    monkeypatch.setattr(harness.scoring.evaluate, "target_view", lambda *a, **k: pytest.fail("the target was read"))
     result = predict_dataset(seven, builtin("largest", "loglinear"), settings(chunk_size=3))
     assert result.runs[0].guesses.tolist() == synthetic(7, seed=1)[1][:, -1].argmax(axis=1).tolist()
     assert result.runs[1].error.startswith("a learned strategy needs --train under --predict-only")

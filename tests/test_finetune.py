@@ -12,11 +12,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, run_script
-from harness.inference import ModelSpec, load_model, shared_tokenizer
+
 from harness.data.study import Protocol, arithmetic_task
-from harness.models.finetune import Encoded, _training_batch, answer_loss, finetune, pretraining_loss, task_outcomes, with_lora
+from harness.models.finetune import (Encoded, _training_batch, answer_loss, finetune, pretraining_loss, task_outcomes,
+                                     with_lora)
+from harness.models.inference import load_model, shared_tokenizer
+from harness.models.suites import ModelSpec
 
 SMALL_STUDY = ["--task", "arithmetic", "--digits", "1", "--data-sizes", "0", "8", "--learning-rates", "1e-3",
                "--seeds", "0", "--resamples", "5", "--device", "cpu", "--no-progress"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness import InputError
-from harness.learned import TrainingSplit, check_disjoint, fold_indices
-from harness.scoring import top1
+from harness.scoring.learned import TrainingSplit, check_disjoint, fold_indices
+from harness.scoring.top1 import top1
 from strategies.loglinear import fit_weights, pooled_softmax
 
 
@@ -92,7 +92,7 @@ def fit_flag(train):
 
 def test_learned_counts_above_or_below_register(tmp_path):
     """Whichever order the decorators stand in, the registered strategy is scored as learned."""
-    from harness.registry import REGISTRY, load_from_file
+    from harness.scoring.registry import REGISTRY, load_from_file
 
     path = tmp_path / "orders.py"
     path.write_text(DECORATOR_ORDERS)
@@ -105,7 +105,7 @@ def test_learned_counts_above_or_below_register(tmp_path):
 
 
 def test_train_mean_is_the_training_targets_mean_whatever_the_inputs():
-    from harness.registry import REGISTRY
+    from harness.scoring.registry import REGISTRY
     from strategies import load_builtin
     load_builtin()
     inputs = np.array([[[0.5, 0.5]], [[1, 0]]], dtype=np.float16)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.learned import TrainingSplit
-from harness.scoring import top1
+from harness.scoring.learned import TrainingSplit
+from harness.scoring.top1 import top1
 from strategies import loglinear
 from strategies.loglinear import FLOOR, L2, fit_weights, log_probs, newton_terms, pooled_logits, pooled_softmax
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from harness import InputError
-from harness.dataset import save_dataset
-from harness.evaluate import Settings, score_dataset
-from harness.learned import TrainingSplit
-from harness.registry import REGISTRY, resolve, unavailable
+from harness.data.dataset import save_dataset
+from harness.scoring.evaluate import Settings, score_dataset
+from harness.scoring.learned import TrainingSplit
+from harness.scoring.registry import REGISTRY, resolve, unavailable
 from strategies import load_builtin
 from strategies.lowrank import MIN_PREFIXES
 

@@ -1,4 +1,4 @@
-"""The distribution metrics (harness/metrics.py) on cases worked out by hand, and how the engine
+"""The distribution metrics (harness/scoring/metrics.py) on cases worked out by hand, and how the engine
 scores a strategy that returns distributions."""
 
 import math
@@ -6,12 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from harness.dataset import save_dataset
-from harness.evaluate import Settings, score_dataset, show_prefix
-from harness.metrics import (FLOOR, bootstrap_means, compare, distribution_metrics, paired_bootstrap, rank_of,
-                             removed_share, resample_metrics, summary, target_rows, tokens_per_pass, twin_floor)
-from harness.registry import Strategy
-from harness.scoring import StrategyError, check_output, top_two_ratio
+from harness.data.dataset import save_dataset
+from harness.scoring.evaluate import Settings, score_dataset, show_prefix
+from harness.scoring.metrics import (FLOOR, compare, distribution_metrics, rank_of, removed_share, resample_metrics,
+                                     summary, target_rows, tokens_per_pass, twin_floor)
+from harness.scoring.registry import Strategy
+from harness.scoring.stats import bootstrap_means, paired_bootstrap
+from harness.scoring.top1 import StrategyError, check_output, top_two_ratio
 
 LN2 = math.log(2)
 
@@ -203,7 +204,7 @@ def test_a_whole_array_strategy_is_scored_chunk_by_chunk_like_the_others(small):
 
 
 def test_bootstrap_means_draw_the_same_resamples_in_separate_calls():
-    # The KL floor's resamples (`harness.evaluate.kl_floor`) are drawn in a call of their own, and pair
+    # The KL floor's resamples (`harness.scoring.evaluate.kl_floor`) are drawn in a call of their own, and pair
     # with the metrics' only because the same seed over the same prefixes draws the same resamples.
     a, b = np.arange(30.0), np.arange(30.0) ** 2
     together = bootstrap_means(np.stack([b, a], axis=1), seed=5, num_resamples=300)
@@ -243,11 +244,11 @@ def test_the_leaderboard_gives_the_kl_floor_from_the_twin_and_each_predictors_sh
     low, high = floor["removed"]["half"]["ci95"]
     assert low == pytest.approx((kl_b - kl_half) / (kl_b - 0.01), rel=1e-3)
     assert high == pytest.approx((kl_b - kl_half) / (kl_b - 0.03), rel=1e-3)
-    from harness.leaderboard import print_leaderboard
+    from harness.scoring.leaderboard import print_leaderboard
     print_leaderboard(result, "kl")
     out = " ".join(capsys.readouterr().out.split())
     assert "KL floor (half the KL to that seed): 0.020 [0.010, 0.030]; largest is 0.124 above it" in out
-    from harness.report import metrics_table
+    from harness.scoring.report import metrics_table
     table = metrics_table(result)
     assert "| KL above the floor removed (%) |" in table.splitlines()[0] and "KL floor: 0.020 [0.010, 0.030]" in table
 
@@ -260,7 +261,7 @@ def test_a_floor_above_the_reference_gives_no_shares_and_says_why(tmp_path, caps
     save_dataset(path, ["a", "b", "t"], ["p0", "p1"], probs, {"noise_ceiling": ceiling})
     result = score_dataset(path, [], Settings(references=(as_strategy("largest", lambda s, m, t, p: p[:, 1]),)))
     assert result.kl_floor["mean"] == pytest.approx(1.0) and result.kl_floor["removed"] == {}
-    from harness.leaderboard import print_leaderboard
+    from harness.scoring.leaderboard import print_leaderboard
     print_leaderboard(result, "kl")
     out = " ".join(capsys.readouterr().out.split())
     assert ("KL floor (half the KL to that seed): 1.000 [1.000, 1.000], above largest's 0.144: the two seeds "

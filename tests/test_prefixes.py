@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from harness import InputError, prefixes
-from harness.prefixes import build_prefixes, dedupe, read_prefix_file
+from harness import InputError
+from harness.data import prefixes
+from harness.data.prefixes import build_prefixes, dedupe, read_prefix_file
 
 
 @pytest.fixture

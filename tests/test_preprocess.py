@@ -18,10 +18,12 @@ from conftest import CONTEXT, ROOT, SHARED, make_model, run_script
 from transformers import AutoModelForCausalLM
 
 from benchmarks.original import original_loop
-from harness import InputError, inference, resume_cache
-from harness.dataset import Answer, Dataset, load_dataset, read_sidecar, sidecar_answers
-from harness.prefixes import build_prefixes
-from harness.tokenizer import load_tokenizer
+from harness import InputError
+from harness.data.dataset import Answer, Dataset, load_dataset, read_sidecar, sidecar_answers
+from harness.data.prefixes import build_prefixes
+from harness.data.tokenizer import load_tokenizer
+from harness.models import inference, resume_cache
+from harness.models.suites import ModelSpec
 
 
 def encode(model_dir, prefixes: list[str]) -> list[list[int]]:
@@ -36,7 +38,7 @@ def reference_probs(model_dir, token_ids: list[list[int]], vocab_size: int) -> n
 
 
 def batched_probs(model_dir, token_ids, vocab_size, batch_size) -> np.ndarray:
-    model = inference.load_model(inference.ModelSpec(str(model_dir)), "cpu", torch.float32)
+    model = inference.load_model(ModelSpec(str(model_dir)), "cpu", torch.float32)
     out = np.empty((len(token_ids), vocab_size), dtype=np.float32)
     inference.next_token_probs(model, token_ids, out, batch_size=batch_size, progress=False)
     return out
@@ -78,10 +80,10 @@ def test_rows_written_into_the_file_equal_the_in_memory_array_saved(tmp_path, bu
     reads it."""
     import pickle
 
-    from harness.dataset import save_dataset
+    from harness.data.dataset import save_dataset
 
     prefixes = prefix_file.read_text().splitlines()
-    specs = [inference.ModelSpec(str(p)) for p in suite]
+    specs = [ModelSpec(str(p)) for p in suite]
     probs, _ = inference.run_suite(specs, encode(suite[0], prefixes), len(tokenizer), device="cpu",
                                    dtype="float32", progress=False)
     save_dataset(tmp_path / "in_memory.pkl", [str(p) for p in suite], prefixes, probs)
@@ -281,11 +283,12 @@ def test_no_gloo_thread_outlives_the_process_group_after_a_model_loaded(suite):
     where it can abort a finished run ("terminate called without an active exception")."""
     script = f"""
 import os, torch
-from harness import inference
+from harness.models import inference
+from harness.models.suites import ModelSpec
 from harness.models.processes import join_process_group, leave_process_group
 join_process_group("cpu")
 assert torch.distributed.is_initialized()
-inference.load_model(inference.ModelSpec({str(suite[0])!r}), "cpu", torch.float32)
+inference.load_model(ModelSpec({str(suite[0])!r}), "cpu", torch.float32)
 leave_process_group()
 print([open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")])
 """
@@ -300,7 +303,7 @@ print([open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/
 
 def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, suite, tokenizer, prefix_file):
     token_ids = encode(suite[0], prefix_file.read_text().splitlines())
-    model = inference.load_model(inference.ModelSpec(str(suite[0])), "cpu", torch.float32)
+    model = inference.load_model(ModelSpec(str(suite[0])), "cpu", torch.float32)
     real_forward = inference.last_token_probs
     seen_sizes = []
 
@@ -356,7 +359,7 @@ def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     refs = tmp_path / "models--EleutherAI--pythia-70m" / "refs"
     refs.mkdir(parents=True)
-    spec = inference.ModelSpec("EleutherAI/pythia-70m")
+    spec = ModelSpec("EleutherAI/pythia-70m")
     keys = []
     for commit in ("a" * 40, "b" * 40):
         (refs / "main").write_text(commit)
@@ -508,7 +511,7 @@ def test_a_full_disk_while_writing_is_one_line(tmp_path, suite, prefix_file):
     """A write() that fails names no file: the message still reads right and says what is cached."""
     argv = ["preprocess_train.py", "--models", *map(str, suite[:2]), "--dataset", str(prefix_file), "--out",
             str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"]
-    code = ("import errno, os, runpy, sys; import harness.resume_cache as io\n"
+    code = ("import errno, os, runpy, sys; import harness.models.resume_cache as io\n"
             "def full(*args, **kwargs): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
             f"io.atomic_write = full; sys.argv = {argv!r}\n"
             "runpy.run_path('preprocess_train.py', run_name='__main__')")
@@ -597,7 +600,7 @@ def test_tokenize_ignores_truncation_and_padding_switched_on_in_tokenizer_json(t
 
 
 def test_the_model_s_own_head_and_the_hand_path_agree(suite, tokenizer, prefix_file):
-    model = inference.load_model(inference.ModelSpec(str(suite[-1])), "cpu", torch.float32)
+    model = inference.load_model(ModelSpec(str(suite[-1])), "cpu", torch.float32)
     if not inference.keeps_per_row_logits(model):
         pytest.skip("this transformers indexes a 2-D logits_to_keep as a plain slice")
     token_ids = encode(suite[0], prefix_file.read_text().splitlines())
@@ -616,7 +619,7 @@ def test_transformers_without_per_row_logits_to_keep_falls_back_to_the_hand_path
 
     # (transformers 5.17 itself slices inline, without this function: there the patch changes nothing.)
     monkeypatch.setattr(modeling_gpt_neox, "slice_logits_to_keep", as_transformers_5_17, raising=False)
-    model = inference.load_model(inference.ModelSpec(str(suite[0])), "cpu", torch.float32)
+    model = inference.load_model(ModelSpec(str(suite[0])), "cpu", torch.float32)
     assert not inference.keeps_per_row_logits(model)
     token_ids = encode(suite[0], prefix_file.read_text().splitlines())
     out = np.empty((len(token_ids), len(tokenizer)), dtype=np.float32)
@@ -640,13 +643,13 @@ def test_device_map_auto_fallback_loads_after_the_failed_attempt_is_let_go(monke
 
     monkeypatch.setattr(inference.AutoModelForCausalLM, "from_pretrained", load_with_one_oom)
     with pytest.warns(UserWarning, match="does not fit on cuda: loading it with device_map='auto'"):
-        model = inference.load_model(inference.ModelSpec(str(suite[0])), "cuda", torch.float32)
+        model = inference.load_model(ModelSpec(str(suite[0])), "cuda", torch.float32)
     assert calls == [("cuda", None), ("auto", None)]  # no exception in flight: its traceback is gone
     assert not model.training
 
 
 def test_cache_key_follows_the_token_ids(suite):
-    spec = inference.ModelSpec(str(suite[0]))
+    spec = ModelSpec(str(suite[0]))
     key = resume_cache.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
     assert key == resume_cache.cache_key(spec, [[5, 6, 7]], torch.float32, 100)
     assert key != resume_cache.cache_key(spec, [[5, 6, 8]], torch.float32, 100)  # e.g. another tokenizer

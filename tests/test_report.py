@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset import save_dataset
-from harness.evaluate import Settings, score_dataset
-from harness.registry import REGISTRY, Strategy
-from harness.report import (best_drafter, drafting_curve, interval_cell, rank_bins, target_ranks, trend,
-                            write_report)
-from harness.scoring import StrategyFailure, StrategyScore, emergent_prefixes
+from harness.data.dataset import save_dataset
+from harness.scoring.evaluate import Settings, score_dataset, target_ranks
+from harness.scoring.registry import REGISTRY, Strategy
+from harness.scoring.report import best_drafter, drafting_curve, interval_cell, rank_bins, trend, write_report
+from harness.scoring.top1 import StrategyFailure, StrategyScore, emergent_prefixes
 from strategies import load_builtin
 
 # Three prefixes, input models a and b, target t (top-1s: 1, 3, 5), vocabulary 6, hand-checkable:
@@ -137,8 +136,8 @@ def test_token_labels_never_reach_for_the_network(monkeypatch):
     """A hub-named target without a local tokenizer labels tokens by id, without a download attempt."""
     from tokenizers import Tokenizer
 
-    from harness.report import token_texts
-    from harness.tokenizer import load_tokenizer
+    from harness.data.tokenizer import load_tokenizer
+    from harness.scoring.report import token_texts
 
     monkeypatch.setattr(Tokenizer, "from_pretrained", lambda *a, **k: pytest.fail("the report tried to download"))
     load_tokenizer.cache_clear()

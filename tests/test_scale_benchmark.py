@@ -13,7 +13,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import make_dataset, scale  # noqa: E402
-from harness.dataset import load_dataset, model_sizes, read_sidecar  # noqa: E402
+from harness.data.dataset import load_dataset, model_sizes, read_sidecar  # noqa: E402
 
 MB = 1_000_000
 

@@ -1,4 +1,4 @@
-"""harness.scoring called directly, on arrays small enough to work out by hand: top-1 and its
+"""harness.scoring.top1 called directly, on arrays small enough to work out by hand: top-1 and its
 float16 ties, the target view (chunk by chunk), emergent prefixes, scores, bootstrap intervals and
 the exact McNemar test. numpy only.
 """
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.leaderboard import human_size
-from harness.scoring import (StrategyError, bootstrap_ci, check_guesses, describe_comparison, mcnemar_exact_p,
-                             paired_comparison, score_guesses, target_view, tie_note, top1, top1_ties)
+from harness.scoring.leaderboard import human_size
+from harness.scoring.stats import bootstrap_ci, describe_comparison, mcnemar_exact_p, paired_comparison
+from harness.scoring.top1 import StrategyError, check_guesses, score_guesses, target_view, tie_note, top1, top1_ties
 
 # Four prefixes, models a, b and the target t (last), vocabulary 5:
 #   prefix 0: a -> 1, b -> 2, t -> 2 (b agrees)

@@ -13,7 +13,7 @@ from conftest import run_script
 pytest.importorskip("torch")
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM  # noqa: E402
 
-from harness.tokenizer import SUITE_MODELS  # noqa: E402
+from harness.data.tokenizer import SUITE_MODELS  # noqa: E402
 
 DRAFTER, TARGET = "suite-0.0066m", "suite-0.025m"
 

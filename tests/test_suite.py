@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from harness.dataset import load_dataset
+from harness.data.dataset import load_dataset
+from harness.data.prefixes import read_glue_tsv
 from suite.neox import neox_config
-from harness.prefixes import read_glue_tsv
 
 TINY = ["--sizes", "16x1x1,32x2x2", "--vocab-size", "300", "--model-vocab", "384", "--seq-len", "32",
         "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"]
@@ -132,7 +132,7 @@ def test_an_answers_bare_space_moves_into_its_prefix_only_where_the_tokenizer_sp
     choice task are left alone."""
     from tokenizers import Tokenizer
 
-    from harness.prefixes import PrefixSet, space_into_prefixes
+    from harness.data.prefixes import PrefixSet, space_into_prefixes
     from suite.arithmetic import held_out_questions
 
     suite_tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"))

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run_script
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, run_script
-from harness.dataset import AnswerScores, load_dataset, sidecar_answer_scores
-from harness.inference import answer_logprobs, answer_scores, fit_answers
-from harness.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
+from harness.data.dataset import AnswerScores, load_dataset, sidecar_answer_scores
+from harness.models.inference import answer_logprobs, answer_scores, fit_answers
+from harness.scoring.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
 
 
 def direct_scores(model, prefix: list[int], answer: list[int], vocab_size: int) -> tuple:
@@ -202,8 +202,9 @@ def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built
 def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_input(tmp_path, suite, tokenizer,
                                                                                    prefix_file):
     from conftest import WIDTHS, make_model
-    from harness.metrics import distribution_metrics, target_rows
-    from harness.scoring import top1
+
+    from harness.scoring.metrics import distribution_metrics, target_rows
+    from harness.scoring.top1 import top1
 
     other_seed = make_model(tmp_path / "neox-64-seed1", WIDTHS[-1], tokenizer, seed=1)
     out, both = tmp_path / "ceiling.pkl", tmp_path / "both.pkl"
@@ -294,7 +295,7 @@ def test_the_baseline_is_plain_wikipedia_text_unless_named():
     from types import SimpleNamespace
 
     from harness import InputError
-    from harness.tasks import pick_baseline
+    from harness.scoring.tasks import pick_baseline
 
     def result(path, task=None, reference=True):
         return SimpleNamespace(path=path, task=task, reference=object() if reference else None)
@@ -310,7 +311,7 @@ def test_the_baseline_is_plain_wikipedia_text_unless_named():
 
 
 def test_a_batch_out_of_memory_is_halved_and_every_row_still_scored(model, tokenizer, monkeypatch):
-    import harness.inference as inference
+    import harness.models.inference as inference
 
     prefixes = [[5 + i] * (2 + i) for i in range(6)]
     answers = [[40 + i, 41] for i in range(6)]

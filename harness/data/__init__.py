@@ -1,3 +1,5 @@
-"""What the two sides share: files on disk and the questions asked. `study` holds an emergence
-study's task data (test, validation and finetuning parts, disjoint) and its results file. No torch.
+"""What both sides share, no torch: the dataset file and its sidecar (`dataset`), loading a pickle
+without running code (`safe_pickle`), atomic writes and user text files (`files`), the prefix sets
+and their answers (`prefixes`), a model's tokenizer with the `tokenizers` package (`tokenizer`), and
+an emergence study's task data and results file (`study`).
 """

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.prefixes import (OPERATIONS, SEPARATOR, arithmetic_question, build_prefixes, check_options,
-                              read_prefix_file)
+from harness.data.prefixes import (OPERATIONS, SEPARATOR, arithmetic_question, build_prefixes, check_options,
+                                   read_prefix_file)
 
 REQUIRED = ("model", "pretraining_loss", "data_size", "correct", "n")
 

@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 
 from harness import InputError
 from harness.data.study import Protocol, StudyTask, append_result, planned_runs
-from harness.inference import (ModelSpec, answer_scores, context_length, free_memory, length_sorted_batches,
-                               load_model, resolve_dtype, tokenize)
+from harness.models.inference import (answer_scores, context_length, free_memory, length_sorted_batches, load_model,
+                                      resolve_dtype, tokenize)
+from harness.models.suites import ModelSpec
 
 WARMUP_SHARE = 0.1  # of the steps: the learning rate rises linearly, then falls linearly to 0
 

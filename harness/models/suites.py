@@ -9,15 +9,29 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import InputError
-from harness.prefixes import FROM_SOURCE
-from harness.tokenizer import SUITE_MODELS
+from harness.data.prefixes import FROM_SOURCE
+from harness.data.tokenizer import SUITE_MODELS
 
 HUB_PROBE_SECONDS = 5  # how long to wait for the hub before deciding there is no network
 
 PYTHIA = [f"EleutherAI/pythia-{size}" for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a command names: where it loads from, its revision, and the name datasets store."""
+    name: str  # a hub id or a local directory: where the model loads from
+    revision: str | None = None  # e.g. Pythia's "step143000"
+    label: str | None = None  # the name datasets store, if not `name` (the bundled suite's short names)
+
+    @property
+    def stored_name(self) -> str:
+        return self.label or self.name
+
 
 
 def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
@@ -63,8 +77,6 @@ def model_revisions(models: list[str], revisions: list[str]) -> list[str | None]
 
 
 def model_specs(models: list[str], revisions: list[str], labels: list[str | None] | None = None) -> list:
-    from harness.inference import ModelSpec
-
     labels = labels or [None] * len(models)
     return [ModelSpec(name, rev, label) for name, rev, label in zip(models, model_revisions(models, revisions), labels)]
 

@@ -1,4 +1,4 @@
-"""What `challenge.py` prints and writes from the engine's results (`harness.evaluate`): the
+"""What `challenge.py` prints and writes from the engine's results (`harness.scoring.evaluate`): the
 leaderboard of a scored dataset, the list of a predicted one, `--show`'s prefix, and the
 predictions CSV's rows. numpy only (token text: `tokenizers`, where a local tokenizer is found).
 """
@@ -14,11 +14,12 @@ import textwrap
 import numpy as np
 
 from harness import plural
-from harness.dataset import short_name
-from harness.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
-from harness.metrics import GAMMA, HIGHER_IS_BETTER, LABELS, NUM_RESAMPLES, PER_PREFIX, describe_difference
-from harness.scoring import StrategyScore, describe_comparison, short_path, tie_note
-from harness.tokenizer import decode_ids, local_tokenizer
+from harness.data.dataset import short_name
+from harness.data.tokenizer import decode_ids, local_tokenizer
+from harness.scoring.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
+from harness.scoring.metrics import GAMMA, HIGHER_IS_BETTER, LABELS
+from harness.scoring.stats import NUM_RESAMPLES, describe_comparison, describe_difference
+from harness.scoring.top1 import StrategyScore, short_path, tie_note
 
 PREDICTION_COLUMNS = ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1", "target_token",
                       "correct", "log_loss", "kl", "alpha"]  # under --predict-only, the first six; the last three
@@ -243,7 +244,7 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
 
 
 def print_harder_here(rows: list[dict]) -> None:
-    """"Is prediction harder here?": the datasets side by side (`harness.tasks.harder_here`)."""
+    """"Is prediction harder here?": the datasets side by side (`harness.scoring.tasks.harder_here`)."""
     def pct(value, ci=None) -> str:
         return "—" if value is None else f"{value:.1%}" + ("" if ci is None else f" [{ci[0]:.1%}, {ci[1]:.1%}]")
 

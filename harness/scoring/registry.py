@@ -6,9 +6,9 @@ A strategy has the original challenge's signature and returns one token id per s
 
 Strategies register with `@register("name")` (the modules of `strategies/`, the block at the top
 of `challenge.py`) or are named as `path/to/file.py:function`. Two marks change how the engine
-(`harness.evaluate`) calls one, each set on the function itself, so they count above or below
+(`harness.scoring.evaluate`) calls one, each set on the function itself, so they count above or below
 `@register`:
-- `@learned`: the function is a fit step, `fit(train: harness.learned.TrainingSplit) -> strategy`;
+- `@learned`: the function is a fit step, `fit(train: harness.scoring.learned.TrainingSplit) -> strategy`;
 - `@whole_array`: the strategy is called once with every prefix instead of chunk by chunk (its
   memory then grows with the dataset: N x input models x vocabulary x 2 bytes).
 A strategy may also name packages beyond numpy that it needs (`requires=("torch",)`): where one is
@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness import InputError
-from harness.scoring import short_path
+from harness.scoring.top1 import short_path
 
 StrategyFn = Callable[[Sequence[str], Sequence[str], str, np.ndarray], Sequence[int]]
 
@@ -101,12 +101,12 @@ def register(name: str, description: str | None = None, learned: bool = False,
     """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
 
     `learned=True` (or `@learned` below it) marks a fit function,
-    `fit(train: harness.learned.TrainingSplit) -> strategy`: see `strategies/template.py`.
+    `fit(train: harness.scoring.learned.TrainingSplit) -> strategy`: see `strategies/template.py`.
     `whole_array=True` (or `@whole_array`): called once with every prefix, not chunk by chunk.
     `requires=("torch",)`: packages it imports beyond numpy (inside the function, so that registering
     it imports nothing); where one is missing it is skipped (`resolve`).
     `reads=(-2, -1)`: the input models it reads (indices, negative from the largest), so that drafting
-    with it costs theirs alone (`harness.analysis.drafting`); every input model where it does not say.
+    with it costs theirs alone (`harness.scoring.drafting`); every input model where it does not say.
 
     A name registered by two different definitions is an error (`InputError`, like every problem
     finding a strategy) naming both: silently keeping one would score a strategy other than the

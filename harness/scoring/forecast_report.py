@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis.emergence_law import emergence_point
-from harness.analysis.forecast import Forecast
-from harness.report import save
+from harness.scoring.emergence_law import emergence_point
+from harness.scoring.forecast import Forecast
+from harness.scoring.report import save
 
 
 def accuracy_picture(result: Forecast, path: Path) -> None:

@@ -1,14 +1,14 @@
 """The scoring engine: open a dataset, run strategies on it a chunk of prefixes at a time, score them.
 
     settings = Settings(seed=0, references=...)
-    result = score_dataset(path, strategies, settings)       # a DatasetResult: .to_json(), harness.leaderboard
+    result = score_dataset(path, strategies, settings)       # a DatasetResult: .to_json(), harness.scoring.leaderboard
     guesses = predict_dataset(path, strategies, settings)    # DatasetPredictions: the target is never read
     shown = show_prefix(path, 3, strategies, settings)       # one prefix, every model and every guess
 
 How a dataset is read. The loaded (N, M, V) array is never written and never copied whole. The
-target view (`harness.scoring.target_view`: every model's top-1, the emergent prefixes, the float16
+target view (`harness.scoring.top1.target_view`: every model's top-1, the emergent prefixes, the float16
 ties) is one chunked pass over it; the strategies are a second: per chunk of prefixes
-(`harness.learned.chunk_prefixes`, about 128 MB; `Settings.chunk_size` overrides it), ONE read-only
+(`harness.scoring.learned.chunk_prefixes`, about 128 MB; `Settings.chunk_size` overrides it), ONE read-only
 copy of the input models' columns is handed to every strategy in turn. That copy holds no target
 column, so nothing a strategy gets reaches the target, and its memory is a `bytes` object, so no
 strategy can unlock it and change what the next one sees. A chunk is just fewer sentences: a
@@ -17,11 +17,11 @@ concatenated. A strategy registered `whole_array` gets every prefix in one call 
 N x (M-1) x V float16: 6 GB for 10,000 prefixes of 7 models at Pythia's vocabulary).
 
 A strategy returns N token ids, or an (N, V) array of distributions whose argmaxes are its guesses
-(`harness.scoring.check_output`). When the target is read, each chunk's distributions are scored
-right away against the target's rows of that chunk (`harness.metrics.distribution_metrics`: top-5,
+(`harness.scoring.top1.check_output`). When the target is read, each chunk's distributions are scored
+right away against the target's rows of that chunk (`harness.scoring.metrics.distribution_metrics`: top-5,
 log-loss, KL, alpha), as is every input model's distribution, and only those per-prefix numbers are
 kept: memory stays bounded by the chunk. Intervals and paired tests come from one set of bootstrap
-resamples of the prefixes, shared by every strategy and model (`harness.metrics.resample_metrics`).
+resamples of the prefixes, shared by every strategy and model (`harness.scoring.metrics.resample_metrics`).
 
 Each strategy is seeded (`random`, `numpy.random`) with `Settings.seed` once, and its generators'
 state is kept across its chunks, so its guesses do not depend on the chunk size or on the other
@@ -46,19 +46,18 @@ from typing import Callable
 import numpy as np
 
 from harness import InputError, plural
-from harness.analysis.drafting import model_costs, priced, strategy_cost
-from harness.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
-                             sidecar_answer_scores, sidecar_noise_ceiling)
-from harness.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
-from harness.registry import ModelName, Strategy
-from harness.report import PictureData, target_ranks
-from harness.tasks import TaskCurve, strategy_task_accuracy, task_curve
-from harness.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, bootstrap_means, compare,
-                             distribution_metrics, near_tied, percentile_ci, removed_share, resample_metrics, summary,
-                             target_rows, twin_floor)
-from harness.scoring import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
-                             bootstrap_ci, chunk_prefixes, describe_exception, input_model_reach, paired_comparison,
-                             score_guesses, short_path, target_view)
+from harness.data.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
+                                  sidecar_answer_scores, sidecar_noise_ceiling)
+from harness.scoring.drafting import model_costs, priced, strategy_cost
+from harness.scoring.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
+from harness.scoring.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics,
+                                     near_tied, removed_share, resample_metrics, summary, target_rows, twin_floor)
+from harness.scoring.registry import ModelName, Strategy
+from harness.scoring.stats import bootstrap_ci, bootstrap_means, paired_comparison, percentile_ci
+from harness.scoring.tasks import TaskCurve, strategy_task_accuracy, task_curve
+from harness.scoring.top1 import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
+                                  chunk_prefixes, describe_exception, input_model_reach, orderable, score_guesses,
+                                  short_path, target_view)
 
 HIDDEN_TARGET = "hidden"  # the target's name in a blind test's public file, as strategies receive it
 REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
@@ -88,7 +87,7 @@ class Settings:
     references: tuple[Strategy, ...] = ()           # the heuristics the reference is the best of
     comparisons: tuple[tuple[str, str], ...] = ()   # pairs of strategy names to compare
     chunk_size: int | None = None    # prefixes per strategy call (default: `chunk_prefixes`, ~128 MB)
-    pictures: bool = False           # also compute what `--report` draws (`harness.report.PictureData`)
+    pictures: bool = False           # also compute what `--report` draws (`PictureData`)
     progress: bool = True            # a progress bar on stderr, when it is a terminal
     debug: bool = False              # print a failing strategy's full traceback
 
@@ -119,7 +118,7 @@ class DatasetView:
         return self.probs.shape[2]
 
     def inputs(self, start: int, stop: int) -> np.ndarray:
-        """Prefixes [start, stop) of the input models: a sealed copy (`harness.learned.sealed`)."""
+        """Prefixes [start, stop) of the input models: a sealed copy (`harness.scoring.learned.sealed`)."""
         return sealed(self.probs[start:stop][:, self.input_columns])
 
 
@@ -259,7 +258,7 @@ def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Sett
                    train: TrainingSplit | None, on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
                    keep: int | None = None) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
     """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring), and with a
-    target `view`, the metrics of every distribution returned and of every input model (`harness.metrics`),
+    target `view`, the metrics of every distribution returned and of every input model (`harness.scoring.metrics`),
     per prefix. `on_chunk` sees each chunk's input copy too, in the same pass; `keep`: the prefix whose
     returned distributions are kept (`StrategyRun.shown`)."""
     runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
@@ -380,7 +379,7 @@ class DatasetResult:
     reference: StrategyScore | None  # the best built-in heuristic (`REFERENCE_HEURISTICS`) here
     comparisons: list[dict]       # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
     input_model_reach: dict
-    model_summaries: list[dict]   # each input model's metrics against the target (`harness.metrics.summary`)
+    model_summaries: list[dict]   # each input model's metrics against the target (`harness.scoring.metrics.summary`)
     model_names: list[str]        # every model, in the file's order
     task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
     noise_ceiling: dict | None    # another seed of the target against it: top-1 agreement, KL and alpha
@@ -425,7 +424,7 @@ class DatasetResult:
                  "agreement": agreement[j], "metrics": self.model_summaries[j]} for j in self.by_size()]
 
     def near_ties(self) -> dict:
-        """How many prefixes have a near-tied target (`harness.metrics.near_tied`), and how many of the
+        """How many prefixes have a near-tied target (`harness.scoring.metrics.near_tied`), and how many of the
         reference's misses fall on them: misses there are rounding in the target, not emergence."""
         tied = near_tied(self.view.second_ratio)
         out = {"threshold": NEAR_TIE, "prefixes": int(tied.sum())}
@@ -511,7 +510,7 @@ def best_reference(correct: dict[str, int]) -> str | None:
 
 def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetResult:
     """Every strategy's top-1 agreement with the target on one dataset (and the other metrics of
-    `harness.metrics` where it returned distributions), each compared (paired, on the same prefixes)
+    `harness.scoring.metrics` where it returned distributions), each compared (paired, on the same prefixes)
     with the best of `settings.references`, which are run for that even when not in `strategies`;
     `settings.comparisons` are pairs of strategy names compared the same way."""
     data = open_dataset(path, settings)
@@ -598,7 +597,7 @@ def noise_ceiling(ceiling: NoiseCeiling | None, target_top1: np.ndarray, seed: i
 
 def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scores: dict[str, StrategyScore],
              input_names: list[str], model_metrics: list[dict], resampled: dict, seed: int) -> dict | None:
-    """The KL floor (`harness.metrics.twin_floor`, from another seed of the target) with its 95%
+    """The KL floor (`harness.scoring.metrics.twin_floor`, from another seed of the target) with its 95%
     interval, and for every strategy that returned distributions and every input model, the share of
     the reference's KL above the floor that it removes (`removed_share`), with its interval.
 
@@ -633,7 +632,7 @@ def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scor
 def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: list[Strategy],
              model_summaries: list[dict]) -> dict | None:
     """Each input model's and each scored strategy's priced speculative-decoding speedup
-    (`harness.analysis.drafting`), greedy from top-1 agreement and sampling from alpha, and the best
+    (`harness.scoring.drafting`), greedy from top-1 agreement and sampling from alpha, and the best
     of each kind; None where the sidecar gives neither speeds nor sizes."""
     if data.costs is None:
         return None
@@ -655,6 +654,45 @@ def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: li
         if candidates:
             best[mode] = max(candidates)[1]
     return {"cost_source": source, "models": models, "strategies": scored, "best_strategy": best}
+
+
+def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
+    """(n, models) rank of token `tokens[i]` under each model after prefix i: 1 + the number of
+    tokens with a strictly higher probability (so a model whose top-1 ties it also ranks it 1).
+
+    `probs` is (n, models, V); chunks of rows bound the (rows, models, V) comparison's memory.
+    """
+    values = orderable(probs)
+    ranks = np.empty(probs.shape[:2], dtype=np.int64)
+    for start in range(0, len(tokens), rows_per_chunk):
+        chunk = values[start:start + rows_per_chunk]
+        rows = np.arange(len(chunk))
+        own = chunk[rows, :, tokens[start:start + rows_per_chunk]]  # (rows, models)
+        ranks[start:start + len(chunk)] = (chunk > own[:, :, None]).sum(axis=2) + 1
+    return ranks
+
+
+@dataclass
+class PictureData:
+    """What the per-dataset pictures need, per prefix (computed with `Settings.pictures`)."""
+    model_names: list[str]        # all models, the target included, in the dataset's order
+    target_index: int
+    sizes: list[int] | None       # non-embedding parameters per model, None if any is unknown
+    agreement: np.ndarray         # (n, inputs) input top-1 == target top-1
+    emergent_probs: np.ndarray    # (emergent prefixes, models) float32: the target's top-1 under every model
+    emergent_tokens: np.ndarray   # that token's id per emergent prefix
+    emergent_index: np.ndarray    # each emergent prefix's row in the dataset
+    emergent_sentences: list[str]
+    ranks: np.ndarray             # (n, inputs) the target's top-1's rank under each input model
+    vocab_size: int
+
+    @property
+    def input_names(self) -> list[str]:
+        return [m for i, m in enumerate(self.model_names) if i != self.target_index]
+
+    @property
+    def input_sizes(self) -> list[int] | None:
+        return None if self.sizes is None else [s for i, s in enumerate(self.sizes) if i != self.target_index]
 
 
 def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> PictureData:

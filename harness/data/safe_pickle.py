@@ -10,7 +10,7 @@ largest counted bytes object (numpy's array data, protocols 3-5) lies, and the u
 stream in which that object is replaced by a one-off placeholder. numpy's `_frombuffer` (protocol
 5) or the array's BUILD state (protocols 3 and 4) receives the placeholder and maps the file there,
 once, for an array whose size is exactly those bytes. Protocols 0-2 (the data is a latin-1 string)
-are read. `load_pickle` is the one entry point; `harness.dataset` checks that what it returns is a
+are read. `load_pickle` is the one entry point; `harness.data.dataset` checks that what it returns is a
 dataset.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from harness import InputError, one_line
-from harness.files import unreadable
+from harness.data.files import unreadable
 
 # numpy's own pickling functions, taken from what numpy itself pickles: the same on numpy 1.x
 # ("numpy.core") and 2.x ("numpy._core"), with no import of either private module.
@@ -303,7 +303,7 @@ def load_pickle(path: Path) -> tuple[Any, int]:
             obj = _RestrictedUnpickler(_without_payload(f, payload, name), size, (name, mapped)).load()
         if isinstance(obj, tuple) and len(obj) == 3 and obj[2] is mapped.placeholder:
             return (obj[0], obj[1], mapped.array), size
-        # Anything else is no dataset (harness.dataset says what it is instead): a placeholder
+        # Anything else is no dataset (harness.data.dataset says what it is instead): a placeholder
         # left in it is no str and no array of the dataset's shape.
         return obj, size
     except OSError as e:

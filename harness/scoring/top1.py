@@ -1,16 +1,15 @@
-"""Scoring: what the target says about each prefix, top-1 agreement with it, bootstrap intervals,
-paired comparisons, and checks on strategy output.
+"""Top-1: what the target says about each prefix, top-1 agreement with it, and checks on strategy
+output (their intervals and paired tests: `harness.scoring.stats`).
 
 The target view (`target_view`: every model's top-1, the target's top-1, the emergent prefixes and
 the float16 ties of the target's top-1) is computed here once per dataset, chunk by chunk, and
-read by the engine (`harness.evaluate`), the report and the blind test's answers.
+read by the engine (`harness.scoring.evaluate`), the report and the blind test's answers.
 
 numpy only: scoring needs neither torch nor transformers.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import traceback
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from harness import plural
-from harness.dataset import ROW_SUM_TOLERANCE
-from harness.metrics import as_float32, row_blocks
+from harness.data.dataset import ROW_SUM_TOLERANCE
+from harness.scoring.metrics import as_float32, row_blocks
+from harness.scoring.stats import bootstrap_ci
 
 # Datasets are read a chunk of prefixes at a time: this many bytes of probabilities per chunk
 # bounds memory by the chunk, not by N (about 190 prefixes of 7 models at Pythia's vocabulary of
@@ -231,9 +231,9 @@ class StrategyScore:
     seconds: float = 0.0
     fit: str | None = None  # how a learned strategy was fitted (None: not learned)
     versus: dict | None = None  # a paired comparison with the reference (`paired_comparison`, + its name;
-                                # with distributions, one per metric: `harness.metrics.compare`)
-    per_prefix: dict[str, np.ndarray] | None = None  # `harness.metrics.PER_PREFIX`: when it returned distributions
-    summary: dict[str, dict] | None = None  # each metric's mean and ci95 (`harness.metrics.summary`), top-1's too
+                                # with distributions, one per metric: `harness.scoring.metrics.compare`)
+    per_prefix: dict[str, np.ndarray] | None = None  # `harness.scoring.metrics.PER_PREFIX`: when it returned distributions
+    summary: dict[str, dict] | None = None  # each metric's mean and ci95 (`harness.scoring.metrics.summary`), top-1's too
 
     def metric(self, name: str) -> float | None:
         """A metric's mean over the prefixes (None: it needs a distribution, and this strategy returned ids)."""
@@ -278,21 +278,6 @@ def score_guesses(name: str, guesses: np.ndarray, view: TargetView, seed: int, *
                          emergent_correct=int(hits[view.emergent].sum()), **run)
 
 
-def bootstrap_ci(correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the accuracy.
-
-    Resampling n outcomes with replacement draws Binomial(n, accuracy) correct ones, so the
-    bootstrap distribution is sampled exactly without materialising (resamples x n) indices.
-    """
-    n = len(correct)
-    if n == 0:
-        return float("nan"), float("nan")
-    resampled = np.random.default_rng(seed).binomial(n, correct.mean(), size=num_resamples) / n
-    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
 def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[str, float]:
     """How often the target's top-1 is the top-1 of some input model, and of none of them.
 
@@ -314,36 +299,6 @@ def emergent_prefixes(input_top1: np.ndarray, target_top1: np.ndarray) -> np.nda
     return ~(input_top1 == target_top1[:, None]).any(axis=1)
 
 
-def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
-    """Strategy A against B on the same prefixes: the prefixes only A gets right (`a_only`), only B
-    (`b_only`), and the exact two-sided McNemar p-value.
-
-    Prefixes both get right or both miss say nothing about which is better; under "A and B are
-    equally good" each discordant prefix is a fair coin, so p = P(a tail at least as far out as
-    min(a_only, b_only)) of Binomial(a_only + b_only, 1/2), doubled and capped at 1.
-    """
-    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if correct_a.shape != correct_b.shape:
-        raise ValueError(f"paired comparison of {correct_a.shape} and {correct_b.shape} outcomes: not the same prefixes")
-    a_only, b_only = int((correct_a & ~correct_b).sum()), int((correct_b & ~correct_a).sum())
-    return {"a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact_p(a_only, b_only)}
-
-
-def mcnemar_exact_p(a_only: int, b_only: int) -> float:
-    """Exact two-sided McNemar p-value: 2 P(X <= min(a_only, b_only)), X ~ Binomial(a_only + b_only, 1/2), at most 1.
-
-    Summed in log space, so it stays accurate (~1e-12) for any number of prefixes without
-    big-integer binomials: log C(n, j) = sum over i <= j of log((n - i + 1) / i).
-    """
-    n, k = a_only + b_only, min(a_only, b_only)
-    if n == 0:
-        return 1.0
-    i = np.arange(1, k + 1)
-    log_pmf = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))]) - n * math.log(2)
-    top = log_pmf.max()
-    return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
-
-
 def tie_note(tied: int, scores: list[tuple[str, int]]) -> str:
     """The leaderboard's line on float16 ties of the target's top-1 (`scores`: each (name, tied misses))."""
     misses = [f"{name} {count}" for name, count in scores if count]
@@ -351,11 +306,3 @@ def tie_note(tied: int, scores: list[tuple[str, int]]) -> str:
             f"token counts as its top-1; guesses of another tied token, scored wrong: {', '.join(misses) or 'none'}")
 
 
-def format_p_value(p: float) -> str:
-    """A p-value as a reader cites it: two significant digits, scientific below 0.001."""
-    return f"{p:.1e}" if p < 0.001 else f"{p:.2g}"
-
-
-def describe_comparison(comparison: dict) -> str:
-    """`+a/-b p=0.28` for a `paired_comparison`: prefixes only A gets right, only B, the exact McNemar p."""
-    return f"+{comparison['a_only']}/-{comparison['b_only']} p={format_p_value(comparison['p_value'])}"

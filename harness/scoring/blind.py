@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import Dataset, model_sizes, read_sidecar
-from harness.files import read_text_file
-from harness.scoring import StrategyScore, TargetView, target_view
+from harness.data.dataset import Dataset, model_sizes, read_sidecar
+from harness.data.files import read_text_file
+from harness.scoring.top1 import StrategyScore, TargetView, target_view
 
 REQUIRED_COLUMNS = ("strategy", "index", "sentence", "guess")
 ANSWERS_FORMAT = ("blind test answers (private): target_top1[i] is the target model's top-1 token after "

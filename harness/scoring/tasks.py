@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import InputError
-from harness.dataset import AnswerScores
-from harness.metrics import NUM_RESAMPLES, bootstrap_means, percentile_ci
-from harness.scoring import bootstrap_ci
+from harness.data.dataset import AnswerScores
+from harness.scoring.stats import NUM_RESAMPLES, bootstrap_ci, bootstrap_means, percentile_ci
 
 PERMUTATION_BLOCK = 500  # permutations at a time: (block, n) indices stay small
 
@@ -125,7 +124,7 @@ def pick_baseline(results: list, name: str | None = None):
 
 
 def harder_here(results: list, seed: int = 0, baseline_name: str | None = None) -> list[dict]:
-    """One row per scored dataset (`harness.evaluate.DatasetResult`): its task's accuracy and rise
+    """One row per scored dataset (`harness.scoring.evaluate.DatasetResult`): its task's accuracy and rise
     where it has answers, and the challenge's difficulty, every dataset tested against the baseline
     (`pick_baseline`; unpaired: different prefixes)."""
     rows = []

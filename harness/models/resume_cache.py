@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from harness.files import atomic_write
+from harness.data.files import atomic_write
 
 if TYPE_CHECKING:  # annotations only: the cache itself needs no torch
     import torch
 
-    from harness.inference import ModelSpec
+    from harness.models.suites import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what a model directory's weights are stored in
 _CHUNK_BYTES = 1 << 24  # a slice is written 16 MB of rows at a time

@@ -6,7 +6,7 @@ per token, the expected wall-time improvement is
 
     speedup(alpha, gamma, c) = (1 - alpha^(gamma + 1)) / ((1 - alpha) (gamma c + 1))
 
-(the tokens per target pass, `harness.metrics.tokens_per_pass`, over what a round costs). Greedy
+(the tokens per target pass, `harness.scoring.metrics.tokens_per_pass`, over what a round costs). Greedy
 decoding accepts a drafted token when it is the target's top-1, so its alpha is top-1 agreement;
 speculative sampling accepts with probability sum_x min(p, q), so its alpha is 1 - TV.
 
@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from harness import InputError
-from harness.metrics import tokens_per_pass
+from harness.scoring.metrics import tokens_per_pass
 
 GAMMA_RANGE = tuple(range(1, 17))  # draft lengths searched for the best
 

@@ -6,7 +6,7 @@ tokenizer), sorted by length and batched under a token budget; batches are right
 attention mask, and only the last real position of each prefix goes through the output head. The
 softmax runs in float32 over the tokenizer's ids (Pythia pads its embedding matrix past them) and
 the result is stored as float16, into the array the caller gives (preprocess_train.py: a map of
-the dataset file itself). Finished models are cached for resuming (`harness.resume_cache`), and
+the dataset file itself). Finished models are cached for resuming (`harness.models.resume_cache`), and
 under `accelerate launch` the processes share the batches, each writing its own rows into one
 shared file: nothing is gathered.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -29,23 +28,13 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError, plural
-from harness.dataset import copy_rows, short_name
-from harness.resume_cache import cache_key, read_cached_slice, write_cached_slice
-from harness.tokenizer import load_tokenizer
+from harness.data.dataset import copy_rows, short_name
+from harness.data.tokenizer import load_tokenizer
+from harness.models.resume_cache import cache_key, read_cached_slice, write_cached_slice
+from harness.models.suites import ModelSpec
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
 DEFAULT_MAX_TOKENS = {"cuda": 32_768, "cpu": 4_096}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str  # a hub id or a local directory: where the model loads from
-    revision: str | None = None  # e.g. Pythia's "step143000"
-    label: str | None = None  # the name datasets store, if not `name` (the bundled suite's short names)
-
-    @property
-    def stored_name(self) -> str:
-        return self.label or self.name
 
 
 def param_counts(model: torch.nn.Module) -> dict[str, int]:
@@ -351,8 +340,8 @@ def ceiling_scores(spec: ModelSpec, token_ids: list[list[int]], target_probs: np
     || it) and alpha. How often another seed agrees with the target is how predictable the target
     is at all. Under `accelerate launch` every process runs its share; the main process returns the
     scores (with the model's summary row), the others None."""
-    from harness.metrics import distribution_metrics, target_rows
-    from harness.scoring import top1
+    from harness.scoring.metrics import distribution_metrics, target_rows
+    from harness.scoring.top1 import top1
 
     state = PartialState()
     shape = (len(token_ids), 1, target_probs.shape[1])

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness import InputError, plural
-from harness.analysis.emergence_law import NUM_RESAMPLES, Cell, LawFit, fit_law, hindsight_point
+from harness.data.dataset import short_name
 from harness.data.study import selected_runs, tasks_in
-from harness.dataset import short_name
+from harness.scoring.emergence_law import NUM_RESAMPLES, Cell, LawFit, fit_law, hindsight_point
 
 MIN_FIT_MODELS = 3
 

@@ -6,7 +6,7 @@ a JSON sidecar beside it (`wikipedia.pkl` -> `wikipedia.json`), which records th
 SHA-256 so that a sidecar left beside another pickle (a crash between the two writes) is detected,
 and, for prefix sets with answers, each prefix's gold answer and its token ids (`sidecar_answers`).
 
-Loading goes through `harness.safe_pickle` (no code from the file runs), which memory-maps the
+Loading goes through `harness.data.safe_pickle` (no code from the file runs), which memory-maps the
 array where the file holds it (protocols 3-5): `Dataset.probs` is a read-only map, read from the
 page cache as it is used, and validation streams through it in chunks. Writing (`DatasetFile`)
 fills the array in place in the file, so neither side holds the whole array in memory. Models are
@@ -29,8 +29,8 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 from harness import InputError, one_line
-from harness.files import atomic_write, remove_stale_temps, temp_path
-from harness.safe_pickle import find_payload, load_pickle, plain_dtype
+from harness.data.files import atomic_write, remove_stale_temps, temp_path
+from harness.data.safe_pickle import find_payload, load_pickle, plain_dtype
 
 FORMAT = ("pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under model j, "
           "float16; the last model is the target")  # as sidecars describe it

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.dataset import short_name
+from harness.data.dataset import short_name
 
-SUITE_MODELS = Path(__file__).resolve().parents[1] / "suite" / "models"  # the bundled suite, committed
+SUITE_MODELS = Path(__file__).resolve().parents[2] / "suite" / "models"  # the bundled suite, committed
 
 
 @functools.cache

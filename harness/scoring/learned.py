@@ -10,7 +10,7 @@ scores it in one of two ways:
 - by K-fold cross-validation by prefix (`--folds`, `fold_indices`): each fold is predicted by a fit
   on the other folds only, and the guesses of all folds are scored like any other strategy's.
 
-The engine (`harness.evaluate`) builds the training splits and makes every fit before it predicts
+The engine (`harness.scoring.evaluate`) builds the training splits and makes every fit before it predicts
 anything. numpy only. Every array a strategy receives is read-only, so nothing it does leaks into
 another.
 """
@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from harness import InputError, plural
-from harness.scoring import CHUNK_BYTES, StrategyError, chunk_prefixes  # noqa: F401 (chunk sizes: also from here)
+from harness.scoring.top1 import CHUNK_BYTES, StrategyError, chunk_prefixes  # noqa: F401 (chunk sizes: also from here)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.scoring.stats import NUM_RESAMPLES, bootstrap_means, paired_bootstrap, paired_comparison, percentile_ci
+
 FLOOR = 2.0 ** -24
 GAMMA = 4           # draft tokens per target pass in `tokens_per_pass`
 TOP_K = 5           # top-5
@@ -36,8 +38,6 @@ HIGHER_IS_BETTER = {"top1": True, "top5": True, "log_loss": False, "kl": False, 
 LABELS = {"top1": "top-1", "top5": "top-5", "log_loss": "log-loss", "kl": "KL", "alpha": "alpha",
           "tokens_per_pass": f"tokens/pass (gamma={GAMMA})"}
 BLOCK_ELEMENTS = 2 ** 16  # float32 temporaries per block: 256 KB (a prefix at Pythia's vocabulary) stay in cache
-NUM_RESAMPLES = 10_000
-RESAMPLE_BLOCK = 2 ** 22  # resample counts per block of `bootstrap_means`: 32 MB of int64
 # float32 of every float16 bit pattern: indexing it converts ~3x faster than numpy's astype (2-core CPU).
 FLOAT16_TABLE = np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 FLOAT16_TABLE.flags.writeable = False
@@ -123,49 +123,6 @@ def near_tied(second_ratio: np.ndarray) -> np.ndarray:
     return second_ratio >= NEAR_TIE
 
 
-def bootstrap_means(values: np.ndarray, seed: int, num_resamples: int = NUM_RESAMPLES) -> np.ndarray:
-    """(num_resamples, K) means of the columns of `values` (n, K) over the same bootstrap resamples of the
-    prefixes, so that any two columns are compared paired.
-
-    A resample is a count per prefix (how often it was drawn): the means are one matrix product, a
-    block of resamples at a time (memory: `RESAMPLE_BLOCK` counts), instead of gathering n values
-    per resample and column."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    rng = np.random.default_rng(seed)
-    means = np.empty((num_resamples, values.shape[1]))
-    step = max(1, RESAMPLE_BLOCK // max(1, n))
-    for start in range(0, num_resamples, step):
-        b = min(step, num_resamples - start)
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
-        means[start:start + b] = counts @ values / n
-    return means
-
-
-def percentile_ci(resampled: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
-def paired_bootstrap(resampled_a: np.ndarray, resampled_b: np.ndarray, mean_a: float, mean_b: float) -> dict:
-    """A against B on the same prefixes from their means over the same resamples (`bootstrap_means`):
-    the difference of means (A - B), its 95% percentile interval, and the two-sided bootstrap p-value
-    of "no difference": how often a resampled difference, centred on the observed one, lies at least
-    as far from 0 as the observed one ((1 + count) / (1 + resamples), so never 0)."""
-    difference = mean_a - mean_b
-    resampled = resampled_a - resampled_b
-    extreme = int((np.abs(resampled - difference) >= abs(difference)).sum())
-    return {"difference": difference, "ci95": list(percentile_ci(resampled)),
-            "p_value": (1 + extreme) / (1 + len(resampled))}
-
-
-def describe_difference(comparison: dict) -> str:
-    """`-0.015 p=1.0e-04` for a `paired_bootstrap` (the p-value as `harness.scoring.format_p_value`)."""
-    p = comparison["p_value"]
-    return f"{comparison['difference']:+.3f} p={p:.1e}" if p < 0.001 else f"{comparison['difference']:+.3f} p={p:.2g}"
-
-
 def resample_metrics(per_prefix: dict[object, dict[str, np.ndarray]], seed: int,
                      num_resamples: int = NUM_RESAMPLES) -> dict[object, dict[str, np.ndarray]]:
     """Each predictor's (`per_prefix`: by any key, each `distribution_metrics` over the same prefixes)
@@ -218,8 +175,6 @@ def compare(a: dict[str, np.ndarray], resampled_a: dict[str, np.ndarray], b: dic
             resampled_b: dict[str, np.ndarray]) -> dict[str, dict]:
     """A against B on the same prefixes, beyond top-1: top-5 by the exact McNemar test (it is binary,
     as top-1), every continuous metric by the paired bootstrap (`paired_bootstrap`)."""
-    from harness.scoring import paired_comparison
-
     out = {"top5": paired_comparison(a["top5"], b["top5"])}
     for name in CONTINUOUS:
         out[name] = paired_bootstrap(resampled_a[name], resampled_b[name], float(a[name].mean()), float(b[name].mean()))

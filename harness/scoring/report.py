@@ -11,7 +11,7 @@
   probability every model gives that token against size (a capability against scale, as in Wei et al.);
 - <dataset>-rank.png: the rank of the target's top-1 under each input model (1 = agrees).
 
-Every number drawn comes from the engine's results (`harness.evaluate.DatasetResult`): the
+Every number drawn comes from the engine's results (`harness.scoring.evaluate.DatasetResult`): the
 per-prefix ones (`PictureData`) are computed in its pass over the data, so no dataset is read here.
 matplotlib is optional: `check_report_dir` says so in one line before any scoring.
 """
@@ -21,20 +21,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness import InputError, plural
-from harness.dataset import short_name
-from harness.files import atomic_write, check_writable
-from harness.analysis.drafting import speedup
-from harness.metrics import FLOOR, GAMMA, LABELS, tokens_per_pass
-from harness.scoring import StrategyScore, bootstrap_ci, orderable
-from harness.tokenizer import local_tokenizer
-
-if TYPE_CHECKING:  # harness.evaluate imports this module
-    from harness.evaluate import DatasetResult
+from harness.data.dataset import short_name
+from harness.data.files import atomic_write, check_writable
+from harness.data.tokenizer import local_tokenizer
+from harness.scoring.drafting import speedup
+from harness.scoring.evaluate import DatasetResult, PictureData
+from harness.scoring.metrics import FLOOR, GAMMA, LABELS, tokens_per_pass
+from harness.scoring.stats import bootstrap_ci
+from harness.scoring.top1 import StrategyScore
 
 MAX_LINES = 30      # thin lines drawn per emergent-prefix picture (a seeded sample beyond that)
 LABELLED_LINES = 6  # of those, how many carry their token's text
@@ -47,45 +45,6 @@ def check_report_dir(directory: Path) -> None:
     except ImportError:
         raise InputError("--report needs matplotlib: pip install matplotlib") from None
     check_writable(directory, folder=True)
-
-
-def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
-    """(n, models) rank of token `tokens[i]` under each model after prefix i: 1 + the number of
-    tokens with a strictly higher probability (so a model whose top-1 ties it also ranks it 1).
-
-    `probs` is (n, models, V); chunks of rows bound the (rows, models, V) comparison's memory.
-    """
-    values = orderable(probs)
-    ranks = np.empty(probs.shape[:2], dtype=np.int64)
-    for start in range(0, len(tokens), rows_per_chunk):
-        chunk = values[start:start + rows_per_chunk]
-        rows = np.arange(len(chunk))
-        own = chunk[rows, :, tokens[start:start + rows_per_chunk]]  # (rows, models)
-        ranks[start:start + len(chunk)] = (chunk > own[:, :, None]).sum(axis=2) + 1
-    return ranks
-
-
-@dataclass
-class PictureData:
-    """What the per-dataset pictures need, per prefix (`harness.evaluate` computes it with `Settings.pictures`)."""
-    model_names: list[str]        # all models, the target included, in the dataset's order
-    target_index: int
-    sizes: list[int] | None       # non-embedding parameters per model, None if any is unknown
-    agreement: np.ndarray         # (n, inputs) input top-1 == target top-1
-    emergent_probs: np.ndarray    # (emergent prefixes, models) float32: the target's top-1 under every model
-    emergent_tokens: np.ndarray   # that token's id per emergent prefix
-    emergent_index: np.ndarray    # each emergent prefix's row in the dataset
-    emergent_sentences: list[str]
-    ranks: np.ndarray             # (n, inputs) the target's top-1's rank under each input model
-    vocab_size: int
-
-    @property
-    def input_names(self) -> list[str]:
-        return [m for i, m in enumerate(self.model_names) if i != self.target_index]
-
-    @property
-    def input_sizes(self) -> list[int] | None:
-        return None if self.sizes is None else [s for i, s in enumerate(self.sizes) if i != self.target_index]
 
 
 @dataclass
@@ -419,7 +378,7 @@ GAMMAS = tuple(range(1, 9))  # draft lengths of the speculative-decoding picture
 
 def drafting_curve(alpha: float, gammas: tuple[int, ...] = GAMMAS) -> np.ndarray:
     """Expected tokens per target forward pass at each draft length in `gammas`, for a drafter whose
-    mean acceptance rate is `alpha` (`harness.metrics.tokens_per_pass`)."""
+    mean acceptance rate is `alpha` (`harness.scoring.metrics.tokens_per_pass`)."""
     return np.array([tokens_per_pass(alpha, gamma) for gamma in gammas])
 
 
@@ -433,7 +392,7 @@ def best_drafter(rows: list) -> StrategyScore | None:
 def speculative_picture(data: list[Drawn], path: Path) -> str:
     """Per dataset, two panels: the expected tokens per target pass against gamma (each input model as
     the drafter, and the strategy with the highest alpha), and the wall-time speedup once drafting is
-    priced (`harness.analysis.drafting`, sampling), where the sidecar gives costs."""
+    priced (`harness.scoring.drafting`, sampling), where the sidecar gives costs."""
     import matplotlib.pyplot as plt
 
     figure, all_axes = plt.subplots(len(data), 2, figsize=(12.4, 0.6 + 4.2 * len(data)), squeeze=False)
@@ -583,7 +542,7 @@ def harder_picture(rows: list[dict], names: list[str], path: Path) -> str:
 
 
 def interval_cell(entry: dict | None, scale: float = 1.0, digits: int = 3) -> str:
-    """`mean [low, high]` of a `harness.metrics.summary` entry, times `scale`; an em dash for None."""
+    """`mean [low, high]` of a `harness.scoring.metrics.summary` entry, times `scale`; an em dash for None."""
     if entry is None:
         return "\u2014"
     low, high = entry["ci95"]
@@ -660,12 +619,12 @@ def unique_names(results: list) -> list[str]:
 
 
 def write_report(results: list, directory: str | os.PathLike, seed: int = 0, harder: list[dict] | None = None) -> Path:
-    """Draw the pictures of `harness.evaluate.score_dataset`'s results (scored with
+    """Draw the pictures of `harness.scoring.evaluate.score_dataset`'s results (scored with
     `Settings.pictures`) into `directory` and write its index.md (last, so a page is only there
     with its pictures); returns the page's path.
 
     A dataset that could not be scored (`DatasetFailure`) is left out, and the page says so.
-    `harder`: `harness.tasks.harder_here` of the scored datasets, drawn when given.
+    `harder`: `harness.scoring.tasks.harder_here` of the scored datasets, drawn when given.
     """
     import matplotlib
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from harness import InputError, plural
-from harness.files import read_text_file
+from harness.data.files import read_text_file
 
 WIKIPEDIA_HUB = ("wikimedia/wikipedia", "20231101.en")
 GLUE_RTE_HUB = ("nyu-mll/glue", "rte")
