@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.predict_only and not args.predictions and args.show is None:
         parser.error("--predict-only needs --predictions FILE: the guesses are its only output")
     if args.show is not None and (args.json or args.predictions or args.compare or args.report):
-        parser.error("--show prints one prefix: it takes no --json, --predictions, --compare or --report")
+        parser.error("--show prints one prefix: not with --json, --predictions, --compare or --report")
     if args.predict_only and (args.compare or args.report or args.metric != "top1"):
         parser.error("--compare, --report and --metric need scores: not with --predict-only")
     return args

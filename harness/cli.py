@@ -8,6 +8,7 @@ pipe (`challenge.py | head`) ends quietly, and warnings are one line each.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from harness import InputError
+
+NO_BREAK = "\xa0"  # textwrap breaks lines at ASCII whitespace only
 
 EXIT_CODES = """exit status:
   0    {ok}
@@ -35,42 +38,43 @@ def terminal_width(minimum: int = 80) -> int:
     return max(minimum, shutil.get_terminal_size((100, 24)).columns)
 
 
-def wrapped(text: str, width: int | None = None) -> str:
-    """A line of output in `width` columns (default: the terminal's), indented by 2, continued by 4."""
-    return textwrap.fill(text, width or terminal_width(), initial_indent="  ", subsequent_indent="    ",
-                         break_on_hyphens=False, break_long_words=False)
+def wrapped(text: str, width: int | None = None, indent: str = "  ") -> str:
+    """A line of output in `width` columns (default: the terminal's), continued 2 further in. An
+    interval `[a, b]`, and words joined by a no-break space (a model's label and its number), stay on
+    one line."""
+    text = re.sub(r"\[[^\]]*\]", lambda interval: interval.group(0).replace(" ", NO_BREAK), text)
+    return textwrap.fill(text, width or terminal_width(), initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, break_long_words=False).replace(NO_BREAK, " ")
 
 
 @dataclass
 class Column:
     """One column of a printed table: its title, its cells (strings), how it aligns, and when it folds:
     0 stays in the first part; where the terminal is narrow, the columns of highest `fold` move first
-    to a part printed below, which repeats the first column so that each row is still named."""
+    to a part printed below, which repeats the first column so that each row is still named, and
+    titles them by `folded_title` where the title alone says too little away from its neighbours."""
     title: str
     cells: list[str]
     right: bool = False
     fold: int = 0
-
-    @property
-    def width(self) -> int:
-        return max(len(self.title), *(len(cell) for cell in self.cells)) if self.cells else len(self.title)
+    folded_title: str | None = None
 
 
 def table(columns: list[Column], width: int | None = None, indent: str = "  ") -> list[str]:
     """The lines of a table whose first column names the rows, in at most `width` columns (default:
     the terminal's): folded into parts where it is wider (`Column.fold`). Every number stays on screen."""
     width = width or terminal_width()
-    key, rest = columns[0], columns[1:]
-    fits = lambda part: len(indent) + sum(c.width + 2 for c in [key, *part]) - 2 <= width
-    lines = []
+    key, rest, lines = columns[0], columns[1:], []
     while rest:
+        first = not lines
+        titles = lambda part: [key.title, *(c.title if first else c.folded_title or c.title for c in part)]
+        widths = lambda part: [max([len(t), *map(len, c.cells)]) for t, c in zip(titles(part), [key, *part])]
         part = list(rest)
-        while len(part) > 1 and not fits(part):
+        while len(part) > 1 and len(indent) + sum(w + 2 for w in widths(part)) - 2 > width:
             part.remove(max(reversed(part), key=lambda c: c.fold))  # the highest fold, the rightmost of those
-        for row in range(-1, len(key.cells)):
-            cells = [c.title if row < 0 else c.cells[row] for c in [key, *part]]
-            lines.append(indent + "  ".join(f"{cell:>{c.width}}" if c.right else f"{cell:<{c.width}}"
-                                            for cell, c in zip(cells, [key, *part])).rstrip())
+        for row in [titles(part), *zip(*(c.cells for c in [key, *part]))]:
+            lines.append(indent + "  ".join(f"{cell:>{w}}" if c.right else f"{cell:<{w}}"
+                                            for cell, w, c in zip(row, widths(part), [key, *part])).rstrip())
         rest = [c for c in rest if c not in part]
     return lines
 

@@ -20,6 +20,14 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 PYTHIA_TOKENIZER = SHARED / "pythia-tokenizer" / "tokenizer.json"
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Output is read here at any width (lines are not folded); tests/test_cli.py checks 80 and 100 columns."""
+    monkeypatch.setenv("COLUMNS", "1000")
+
+
 WIDTHS = (32, 48, 64)  # three sizes: two inputs and the target
 CONTEXT = 64  # short, so that truncation is easy to reach
 

@@ -750,7 +750,37 @@ def test_reference_is_the_most_accurate_heuristic_and_the_curve_follows_size(tmp
     assert sizes[0] == 6592 and sizes[-1] == 793344
     assert f"  agreement with the target: 6.6K {agreement[0]:.1%} · 25K {agreement[1]:.1%} · " in result.stdout
     assert f" · 793K {agreement[-1]:.1%}\n" in result.stdout
-    assert max(len(line) for line in result.stdout.splitlines()) <= 120
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_output_fits_the_terminal(columns):
+    # Two datasets with tasks and a noise ceiling: every table and note of the default leaderboard.
+    args = ["--dataset", ROOT / "data" / "glue-rte.pkl", "--dataset", WIKIPEDIA]
+    narrow = run_script("challenge.py", *args, env={"COLUMNS": str(columns)}).stdout
+    assert max(len(line) for line in narrow.splitlines()) <= columns
+    # Folded, not dropped: the columns that moved below are still printed, under titles that say whose.
+    titles = " ".join(line for line in narrow.splitlines() if line.startswith(("  strategy ", "  dataset ")))
+    assert all(title in titles for title in ("seconds", "emergent", "task", "steepest", "noise ceiling"))
+    if columns == 80:
+        assert "  strategy      KL 95% CI       seconds  emergent  task" in narrow.splitlines()
+
+
+def test_a_table_folds_by_priority_and_repeats_the_row_names():
+    from harness.cli import Column, table
+
+    columns = [Column("name", ["a", "bb"]), Column("top-1", ["0.5", "0.25"], right=True),
+               Column("95% CI", ["[0.1, 0.9]", "[0.2, 0.3]"], fold=2, folded_title="top-1 95% CI"),
+               Column("seconds", ["1.00", "12.00"], right=True, fold=1)]
+    assert table(columns, 80) == ["  name  top-1  95% CI      seconds",
+                                  "  a       0.5  [0.1, 0.9]     1.00",
+                                  "  bb     0.25  [0.2, 0.3]    12.00"]
+    # 28 columns: "seconds" (fold 1) still fits beside top-1; the interval (fold 2) moves below.
+    assert table(columns, 28) == ["  name  top-1  seconds",
+                                  "  a       0.5     1.00",
+                                  "  bb     0.25    12.00",
+                                  "  name  top-1 95% CI",
+                                  "  a     [0.1, 0.9]",
+                                  "  bb    [0.2, 0.3]"]
 
 
 def suite_tokenizer():

@@ -9,11 +9,11 @@ import csv
 import io
 import os
 import sys
-import textwrap
 
 import numpy as np
 
 from harness import plural
+from harness.cli import NO_BREAK, Column, table as fitted_table, wrapped
 from harness.data.dataset import short_name
 from harness.data.tokenizer import decode_ids, local_tokenizer
 from harness.scoring.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
@@ -53,9 +53,9 @@ def emergence_line(curve: list[dict], metric: str = "top1") -> str:
     labelled by size where every size is known, else by short name (less a prefix they share: `pythia-*`)."""
     labels, note = size_labels(curve)
     if metric == "top1":
-        points = " · ".join(f"{label} {point['agreement']:.1%}" for label, point in zip(labels, curve))
+        points = " · ".join(f"{label}{NO_BREAK}{point['agreement']:.1%}" for label, point in zip(labels, curve))
         return f"agreement with the target{note}: {points}"
-    points = " · ".join(f"{label} {point['metrics'][metric]['mean']:.3f}" for label, point in zip(labels, curve))
+    points = " · ".join(f"{label}{NO_BREAK}{point['metrics'][metric]['mean']:.3f}" for label, point in zip(labels, curve))
     return f"{METRIC_LINES[metric]}{note}: {points}"
 
 
@@ -75,8 +75,8 @@ def task_lines(result: DatasetResult) -> list[str]:
     rule = "the likelier choice" if task.rule == "choice" else "greedy decoding writes the answer"
     chance = "" if task.chance is None else f"; chance {task.chance:.0%}"
     low, high = task.accuracy_ci95[target]
-    accuracy = " · ".join(f"{label} {task.accuracy[j]:.1%}" for label, j in zip(labels, order))
-    loglik = " · ".join(f"{label} {task.loglik[j]:.2f}" for label, j in zip(labels, order))
+    accuracy = " · ".join(f"{label}{NO_BREAK}{task.accuracy[j]:.1%}" for label, j in zip(labels, order))
+    loglik = " · ".join(f"{label}{NO_BREAK}{task.loglik[j]:.2f}" for label, j in zip(labels, order))
     ll_low, ll_high = task.loglik_ci95[target]
     return [f"task accuracy ({rule}{chance}){note}: {accuracy} -> target {task.accuracy[target]:.1%} "
             f"[{low:.1%}, {high:.1%}]",
@@ -102,7 +102,7 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
         return f"{removed[name]['share']:.0%} [{low:.0%}, {high:.0%}]"
     below = [name for name in removed if removed[name]["share"] > 1]
     return (line + ", and of that " + ", ".join(f"{name} removes {share(name)}" for name in strategies)
-            + "; the input models: " + " · ".join(f"{label} {removed[point['model']]['share']:.0%}"
+            + "; the input models: " + " · ".join(f"{label}{NO_BREAK}{removed[point['model']]['share']:.0%}"
                                                    for label, point in zip(labels, curve))
             + (f"; over 100% ({', '.join(below)}): below the estimate, which the approximation puts too high here"
                if below else ""))
@@ -127,8 +127,9 @@ def drafting_line(drafting: dict, curve: list[dict]) -> str:
 
 def header(result: DatasetResult | DatasetPredictions) -> str:
     n, num_inputs = result.n, len(result.inputs)
-    return (f"\n{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} input "
-            f"{plural(num_inputs, 'model', 'models')}, target {result.target}, vocabulary {result.vocab_size}")
+    return "\n" + wrapped(f"{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} "
+                          f"input {plural(num_inputs, 'model', 'models')}, target {result.target}, vocabulary "
+                          f"{result.vocab_size}", indent="")
 
 
 def print_predictions(result: DatasetPredictions) -> None:
@@ -136,13 +137,13 @@ def print_predictions(result: DatasetPredictions) -> None:
     print(header(result))
     width = max(len(run.name) for run in result.runs)
     for run in result.runs:
-        print(f"  {run.name:<{width}}  " + (f"error: {run.error}" if run.error else f"{result.n} guesses written" +
-                                            (f" (learned: {run.fit})" if run.fit else "")))
+        note(f"{run.name:<{width}}  " + (f"error: {run.error}" if run.error else f"{result.n} guesses written" +
+                                         (f" (learned: {run.fit})" if run.fit else "")))
 
 
 def note(text: str) -> None:
-    """A leaderboard note, wrapped to 120 columns."""
-    print(textwrap.fill(text, 120, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
+    """A leaderboard line, wrapped to the terminal's width."""
+    print(wrapped(text))
 
 
 def ranked(rows: list, metric: str) -> list[StrategyScore]:
@@ -159,11 +160,11 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     n, reference, emergent = result.n, result.reference, result.emergent
     second = metric if metric != "top1" else "kl"
     print(header(result))
-    print(f"  {emergence_line(result.emergence_curve())}")
-    print(f"  {emergence_line(result.emergence_curve(), second)}")
+    note(emergence_line(result.emergence_curve()))
+    note(emergence_line(result.emergence_curve(), second))
     if result.task is not None:
         for line in task_lines(result):
-            print(f"  {line}")
+            note(line)
     ceiling = result.noise_ceiling
     if ceiling is not None:
         low, high = ceiling["ci95"]
@@ -193,28 +194,36 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
 
     table = [(row, cells(row, "top1"), cells(row, second)) for row in scored]
     width = max([12, *(len(row.name) for row in rows)])
-    vs1 = max([6] + [len(top[2]) for _, top, _ in table])
-    vs2 = max([6] + [len(other[2]) for _, _, other in table])
     label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"
     tasks = result.task.strategies if result.task is not None else None
-    print(f"  {'strategy':<{width}} {'top-1':>6}  {'95% CI':<14}  {'vs ref':<{vs1}}  {label:>6}  {'95% CI':<14}  "
-          f"{'vs ref':<{vs2}}  {'seconds':>7}  emergent" + ("  task" if tasks is not None else ""))
-    for row, top, other in table:
-        print(f"  {row.name:<{width}} {top[0]:>6}  {top[1]:<14}  {top[2] if reference else '':<{vs1}}  "
-              f"{other[0]:>6}  {other[1]:<14}  {other[2] if reference else '':<{vs2}}  {row.seconds:>7.2f}  "
-              f"{f'{row.emergent_correct}/{emergent}':>8}" +
-              (f"  {tasks[row.name]['accuracy']:.1%}" if tasks is not None else ""))
+    # Where the terminal is narrow, the columns of highest fold move to a second part below.
+    columns = [Column("strategy", [row.name.ljust(width) for row, _, _ in table]),
+               Column("top-1", [top[0] for _, top, _ in table], right=True),
+               Column("95% CI", [top[1] for _, top, _ in table], fold=2, folded_title="top-1 95% CI"),
+               Column("vs ref", [top[2] if reference else "" for _, top, _ in table], fold=1,
+                      folded_title="top-1 vs ref"),
+               Column(label, [other[0] for _, _, other in table], right=True),
+               Column("95% CI", [other[1] for _, _, other in table], fold=2, folded_title=f"{label} 95% CI"),
+               Column("vs ref", [other[2] if reference else "" for _, _, other in table], fold=1,
+                      folded_title=f"{label} vs ref"),
+               Column("seconds", [f"{row.seconds:.2f}" for row, _, _ in table], right=True, fold=4),
+               Column("emergent", [f"{row.emergent_correct}/{emergent}" for row, _, _ in table], right=True, fold=3)]
+    if tasks is not None:
+        columns.append(Column("task", [f"{tasks[row.name]['accuracy']:.1%}" for row, _, _ in table], right=True,
+                              fold=3))
+    for line in fitted_table(columns):
+        print(line)
     for row in rows:
         if not isinstance(row, StrategyScore):
-            print(f"  {row.name:<{width}} error: {row.error}")
+            note(f"{row.name:<{width}} error: {row.error}")
     if reference:
         shown = any(row.name == reference.name for row in rows)
-        print(f"  reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
-              f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
+        note(f"reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
+             f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
         note(f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the reverse, "
              f"exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired bootstrap p")
-    print(f"  emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
-          f"model's top-1 is the target's (the column: how many each got right)")
+    note(f"emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
+         f"model's top-1 is the target's (the column: how many each got right)")
     if tasks is not None:
         note("task: how often a strategy's top-1 is the answer's first token (the models' line above: "
              + ("their likelier choice" if result.task.rule == "choice" else "greedy decoding of the whole answer")
@@ -232,15 +241,15 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
         note(drafting_line(result.drafting, result.emergence_curve()))
     for fit in dict.fromkeys(row.fit for row in rows if isinstance(row, StrategyScore) and row.fit):
         names = [row.name for row in rows if isinstance(row, StrategyScore) and row.fit == fit]
-        print(f"  learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")
+        note(f"learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")
     for comparison in result.comparisons:
         outcome = comparison.get("error") or describe_comparison(comparison)
         if "error" not in comparison and second in comparison:
             outcome += f"; {LABELS[second]} {describe_difference(comparison[second])}"
-        print(f"  compare {comparison['a']} vs {comparison['b']}: {outcome}")
+        note(f"compare {comparison['a']} vs {comparison['b']}: {outcome}")
     tied = result.view.tied_targets
     if tied:
-        print(f"  {tie_note(tied, [(row.name, row.tied_misses) for row in scored])}")
+        note(f"{tie_note(tied, [(row.name, row.tied_misses) for row in scored])}")
 
 
 def print_harder_here(rows: list[dict]) -> None:
@@ -257,22 +266,27 @@ def print_harder_here(rows: list[dict]) -> None:
         return f"{diff} p={p:.1e}" if p < 0.001 else f"{diff} p={p:.2g}"
 
     names = [short_path(row["path"]) for row in rows]
-    width = max(8, *(len(name) for name in names))
-    print(f"\nis prediction harder here? each dataset against the baseline (unpaired: permutation test, "
-          f"{NUM_RESAMPLES:,} permutations)")
-    print(f"  {'dataset':<{width}} {'n':>5}  {'target task acc':<22}  {'rise':>7}  {'steepest':>8}  "
-          f"{'best heuristic top-1':<22}  {'vs baseline':<18}  {'its KL':>6}  {'vs baseline':<18}  {'emergent':>8}  "
-          "noise ceiling")
-    for name, row in zip(names, rows):
-        task = row["task"]
-        target = "—" if task is None else pct(task["target_accuracy"], task["target_accuracy_ci95"])
-        rise = "—" if task is None else f"{task['rise'] * 100:+.1f}"
-        steepest = "—" if task is None else f"{task['steepest_step'] * 100:+.1f}"
-        kl = "—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}"
-        print(f"  {name:<{width}} {row['n']:>5}  {target:<22}  {rise:>7}  {steepest:>8}  "
-              f"{pct(row['reference_top1'], row['reference_top1_ci95']):<22}  {versus(row, 'top1', 'pts'):<18}  "
-              f"{kl:>6}  {versus(row, 'kl', 'nats'):<18}  {row['emergent']:>8.1%}  "
-              + ("—" if row["noise_ceiling"] is None else pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"])))
+    print("\n" + wrapped(f"is prediction harder here? each dataset against the baseline (unpaired: permutation "
+                        f"test, {NUM_RESAMPLES:,} permutations)", indent=""))
+    tasks = [row["task"] for row in rows]
+    columns = [Column("dataset", names), Column("n", [str(row["n"]) for row in rows], right=True, fold=1),
+               Column("target task acc", ["—" if t is None else pct(t["target_accuracy"], t["target_accuracy_ci95"])
+                                          for t in tasks], fold=2),
+               Column("rise", ["—" if t is None else f"{t['rise'] * 100:+.1f}" for t in tasks], right=True, fold=3),
+               Column("steepest", ["—" if t is None else f"{t['steepest_step'] * 100:+.1f}" for t in tasks],
+                      right=True, fold=4),
+               Column("best heuristic top-1", [pct(row["reference_top1"], row["reference_top1_ci95"]) for row in rows]),
+               Column("vs baseline", [versus(row, "top1", "pts") for row in rows], folded_title="top-1 vs baseline"),
+               Column("its KL", ["—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}"
+                                 for row in rows], right=True, fold=1, folded_title="best heuristic KL"),
+               Column("vs baseline", [versus(row, "kl", "nats") for row in rows], fold=1,
+                      folded_title="KL vs baseline"),
+               Column("emergent", [f"{row['emergent']:.1%}" for row in rows], right=True, fold=2),
+               Column("noise ceiling", ["—" if row["noise_ceiling"] is None else
+                                        pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"]) for row in rows],
+                      fold=3)]
+    for line in fitted_table(columns):
+        print(line)
     note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
          "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
          f"(best of {', '.join(REFERENCE_HEURISTICS)}) on that dataset, its top-1 agreement with the target and its "
@@ -335,30 +349,30 @@ def print_shown(shown: ShownPrefix, top_k: int) -> None:
     tops = lambda m: " · ".join(f"{token(i)} {table[m, i]:.3f}" for i in top[m].tolist())
 
     print(f"{short_path(str(shown.path))}: prefix {shown.index} of {shown.n}, target {shown.target}")
-    print(f"  prefix: {shown.sentence!r}")
+    note(f"prefix: {shown.sentence!r}")
     if shown.difficulty is not None:
-        print(f"  difficulty: KL(target || {shown.difficulty[0]}, the reference) = {shown.difficulty[1]:.3f} nats")
+        note(f"difficulty: KL(target || {shown.difficulty[0]}, the reference) = {shown.difficulty[1]:.3f} nats")
     if tokenizer is None:
-        print(f"  token ids only: {reason}")
+        note(f"token ids only: {reason}")
     width = max(len(name) for name, _ in shown.models)
     print(f"  {'model':<{width}}  top-{top.shape[1]} tokens, probability")
     for m, (name, _) in enumerate(shown.models):
-        print(f"  {name:<{width}}  {tops(m)}")
+        note(f"{name:<{width}}  {tops(m)}")
     width = max([len(run.name) for run in shown.runs] + [8])
     print(f"  {'strategy':<{width}}  guess" + ("" if answer is None else f" (the target's top-1: {with_id(answer)})"))
     for run in shown.runs:
         if run.error:
-            print(f"  {run.name:<{width}}  error: {run.error}")
+            note(f"{run.name:<{width}}  error: {run.error}")
         else:
             verdict = "" if answer is None else "  right" if guesses[run.name] == answer else "  wrong"
             here = ""
             if run.metrics is not None:
                 here = f"  (KL {run.metrics['kl'][shown.index]:.3f}, alpha {run.metrics['alpha'][shown.index]:.3f})"
-            print(f"  {run.name:<{width}}  {with_id(guesses[run.name])}{verdict}{here}")
+            note(f"{run.name:<{width}}  {with_id(guesses[run.name])}{verdict}{here}")
     if distributions:
         print(f"  {'strategy':<{width}}  top-{top.shape[1]} tokens of its distribution, probability")
         for m, (name, _) in enumerate(distributions, start=len(shown.models)):
-            print(f"  {name:<{width}}  {tops(m)}")
+            note(f"{name:<{width}}  {tops(m)}")
 
 
 def predictions_csv(results: list[DatasetResult | DatasetPredictions], predicting: bool) -> str:
