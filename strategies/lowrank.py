@@ -31,7 +31,7 @@ import numpy as np
 
 from harness.scoring.metrics import as_float32
 from strategies import register
-from strategies.loglinear import blocks, fit_weights, log_probs, pooled_logits, pooled_softmax
+from strategies.loglinear import blocks, fit_pool, log_probs, pooled_logits, pooled_softmax
 
 RANK = 64
 LEARNING_RATE = 3e-3
@@ -137,7 +137,7 @@ def choose_hyperparameters(pooled, phi, target, rng: np.random.Generator) -> tup
 @register("lowrank", learned=True, requires=("torch",))
 def fit_lowrank(train):
     """Learned: the loglinear-ce pool plus a rank-64 correction U tanh(W phi) to its logits, 10 fits averaged."""
-    weights = fit_weights(train.chunks, len(train.model_names), objective="distribution")
+    weights = fit_pool(train, "distribution")  # loglinear-ce's pool
     if len(train) < MIN_PREFIXES:  # too few prefixes to learn a correction: the pool alone
         return predictor(weights, [], WEIGHT_DECAYS[0], 0, {})
     pooled, phi, target = training_arrays(train, weights)

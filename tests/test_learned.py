@@ -114,3 +114,19 @@ def test_train_mean_is_the_training_targets_mean_whatever_the_inputs():
     predict = REGISTRY["train-mean"].fn(train)
     out = predict(["c", "d", "e"], ["m"], "t", np.zeros((3, 1, 2), dtype=np.float16))
     assert out.shape == (3, 2) and np.allclose(out, [[0.75, 0.25]] * 3)
+
+
+def test_a_sample_of_a_split_reads_only_its_prefixes_in_order():
+    probs = np.arange(6 * 2 * 3, dtype=np.float16).reshape(6, 2, 3)  # 6 prefixes, 1 input + target, V = 3
+    # The split holds rows 1-5 of the array; a sample of 3 keeps rows in their order, with their sentences.
+    train = TrainingSplit([f"s{i}" for i in range(1, 6)], ["a"], "t", probs, np.arange(1, 6), [0], 1,
+                          np.arange(1, 6), chunk_size=2)
+    sample = train.sample(3, seed=0)
+    keep = np.sort(np.random.default_rng(0).choice(5, size=3, replace=False))
+    assert len(sample) == 3 and list(sample.sentences) == [f"s{i + 1}" for i in keep]
+    assert sample.target_top1.tolist() == (keep + 1).tolist()
+    chunks = list(sample.chunks())
+    assert [len(c.sentences) for c in chunks] == [2, 1]  # the split's chunk size
+    assert np.array_equal(np.concatenate([c.probs_per_sentences for c in chunks]), probs[keep + 1, :1])
+    assert np.array_equal(np.concatenate([c.target_probs for c in chunks]), probs[keep + 1, 1])
+    assert train.sample(5) is train and train.sample(9) is train  # no smaller: the split itself

@@ -12,7 +12,8 @@ import pytest
 from harness.scoring.learned import TrainingSplit
 from harness.scoring.top1 import top1
 from strategies import loglinear
-from strategies.loglinear import FLOOR, L2, fit_weights, log_probs, newton_terms, pooled_logits, pooled_softmax
+from strategies.loglinear import (FLOOR, L2, fit_weights, log_probs, newton_terms, pooled_logits, pooled_softmax,
+                                 pooled_top1)
 
 LOG3 = float(np.log(3))
 
@@ -162,8 +163,36 @@ def test_the_registered_strategy_fits_from_chunks_and_keeps_its_weights(dataset)
     probs, target_top1 = dataset
     predict = REGISTRY["loglinear"].fn(split(probs[:40], target_top1[:40], 9))
     assert relative_difference(predict.weights, reference_fit(probs[:40], target_top1[:40])) < 2e-6
-    pooled = predict([f"prefix {i}" for i in range(40, 60)], ["m0", "m1", "m2", "m3"], "target", probs[40:])
-    assert np.array_equal(pooled, pooled_softmax(probs[40:], predict.weights))
+    guesses = predict([f"prefix {i}" for i in range(40, 60)], ["m0", "m1", "m2", "m3"], "target", probs[40:])
+    assert np.array_equal(guesses, top1(pooled_softmax(probs[40:], predict.weights)))  # ids: the pool's top-1
+    ce = REGISTRY["loglinear-ce"].fn(split(probs[:40], target_top1[:40], 9, target_probs=probs[:40, -1]))
+    pooled = ce([f"prefix {i}" for i in range(40, 60)], ["m0", "m1", "m2", "m3"], "target", probs[40:])
+    assert np.array_equal(pooled, pooled_softmax(probs[40:], ce.weights))  # loglinear-ce: the distribution
+
+
+def test_a_warm_start_from_a_sample_reaches_the_whole_splits_maximum_in_fewer_passes(dataset, monkeypatch):
+    from strategies import REGISTRY
+
+    probs, target_top1 = dataset
+    real_terms, passes = loglinear.newton_terms, []
+
+    def counting(chunks, *args):  # each call is one pass: note how many prefixes it read
+        chunks = list(chunks)
+        passes.append(sum(len(chunk.target_top1) for chunk in chunks))
+        return real_terms(chunks, *args)
+
+    monkeypatch.setattr(loglinear, "newton_terms", counting)
+    cold = fit_weights(split(probs, target_top1, 7).chunks, 4)
+    cold_passes, passes[:] = len(passes), []
+    monkeypatch.setattr(loglinear, "WARM_START", 20)
+    warm = REGISTRY["loglinear"].fn(split(probs, target_top1, 7)).weights
+    assert set(passes) == {20, len(probs)}  # the sample's fit, then the whole split's
+    # The same maximum, to Newton's tolerance (it stops once it could gain less than 1e-9).
+    value = lambda w: real_terms(split(probs, target_top1).chunks(), w)[0]
+    assert abs(value(warm) - value(cold)) < 1e-9 and relative_difference(warm, cold) < 1e-4
+    assert np.array_equal(pooled_top1(probs, warm), pooled_top1(probs, cold))
+    assert passes.count(len(probs)) < cold_passes
+
 
 
 # The distribution objective (`loglinear-ce`): mean_i sum_k t_ik log softmax(z_i)_k - l2/2 |w|^2.

@@ -87,6 +87,16 @@ class TrainingSplit:
                                 read_only(self._probs[rows, self._target]),
                                 self.target_top1[start:start + len(rows)])
 
+    def sample(self, count: int, seed: int = 0) -> "TrainingSplit":
+        """A split of `count` of these prefixes drawn at random without replacement, in their order
+        (this split itself when it has no more than `count`): its chunks read only those prefixes."""
+        if len(self) <= count:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
+        return TrainingSplit([self.sentences[i] for i in keep], self.model_names, self.target_model_name,
+                             self._probs, self._rows[keep], self._inputs, self._target, self.target_top1[keep],
+                             self.chunk_size)
+
     @property
     def probs_per_sentences(self) -> np.ndarray:
         """Every training prefix's input probabilities at once, (N, M-1, V): memory grows with N."""
