@@ -166,19 +166,26 @@ def strategy_seconds(json_path: Path, stdout: str) -> dict[str, float]:
     return seconds
 
 
-def dataset_for(prefixes: int, folder: Path, seed: int) -> tuple[Path, float | None]:
-    """The N-prefix dataset in `folder`: reused if a complete one with these settings is there
-    (its sidecar says so and its size matches; the SHA-256 is not re-checked), else written.
-    Returns its path and the seconds writing took (None when reused)."""
+def reusable(prefixes: int, folder: Path, seed: int) -> bool:
+    """Whether `folder` holds a finished N-prefix dataset with these settings: the writer fills a
+    temporary file and renames it after its sidecar, so a killed run leaves no file under this
+    name; the sidecar's settings and size must match (the SHA-256 is not re-checked)."""
     path = folder / f"synthetic-{prefixes}-seed{seed}.pkl"
     try:
         record = json.loads(path.with_suffix(".json").read_text())
-        if (record.get("synthetic") == {"generator": "benchmarks/make_dataset.py", "prefixes": prefixes,
-                                        "vocab_size": VOCAB_SIZE, "seed": seed}
-                and record["pickle"]["bytes"] == path.stat().st_size):
-            return path, None
+        return (record.get("synthetic") == {"generator": "benchmarks/make_dataset.py", "prefixes": prefixes,
+                                            "vocab_size": VOCAB_SIZE, "seed": seed}
+                and record["pickle"]["bytes"] == path.stat().st_size)
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return False
+
+
+def dataset_for(prefixes: int, folder: Path, seed: int) -> tuple[Path, float | None]:
+    """The N-prefix dataset in `folder`: reused if `reusable`, else written. Returns its path and the
+    seconds writing took (None when reused)."""
+    path = folder / f"synthetic-{prefixes}-seed{seed}.pkl"
+    if reusable(prefixes, folder, seed):
+        return path, None
     start = time.perf_counter()
     write_dataset(path, prefixes, seed)
     return path, time.perf_counter() - start
@@ -247,6 +254,17 @@ def describe_machine() -> str:
             f"Python {platform.python_version()}, numpy {np.__version__}; {date.today()}; checkout {commit}")
 
 
+# Seconds per 1,000 prefixes on the quiet 2-core machine (benchmarks/RESULTS.md): writing a dataset,
+# and one challenge.py run with the default strategies. Time is linear in N; the estimate is printed first.
+WRITE_SECONDS_PER_1000 = 8
+RUN_SECONDS_PER_1000 = 80
+
+
+def expected_seconds(prefixes: int, repeat: int, reused: bool) -> float:
+    """About how long one N takes on the 2-core machine: writing its file (unless reused) and the runs."""
+    return prefixes / 1000 * ((0 if reused else WRITE_SECONDS_PER_1000) + repeat * RUN_SECONDS_PER_1000)
+
+
 def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int = 0, keep: bool = False,
               interval: float = 0.05, min_available: float = 0, wait: float = 1800,
               extra: list[str] | None = None) -> list[str]:
@@ -257,6 +275,10 @@ def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int
     print("\n".join(lines), flush=True)
     runs, generated = [], {}
     for prefixes in prefix_counts:
+        reused = reusable(prefixes, folder, seed)
+        print(f"N={prefixes:,}: expect about {expected_seconds(prefixes, repeat, reused) / 60:.0f} min on 2 cores ("
+              + ("reusing the file, " if reused else f"writing {prefixes * len(PYTHIA) * VOCAB_SIZE * 2 / 1e9:.1f} GB, ")
+              + f"{repeat} {'run' if repeat == 1 else 'runs'})", file=sys.stderr, flush=True)
         path, generated[prefixes] = dataset_for(prefixes, folder, seed)
         try:
             file_bytes = path.stat().st_size

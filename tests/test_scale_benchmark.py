@@ -107,3 +107,17 @@ def test_run_scale_deletes_what_it_generated_unless_kept_and_reuses_what_was_kep
     lines = scale.run_scale([3], tmp_path)  # reused, and left as found
     assert not any(line.startswith("Generating the datasets") for line in lines)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_file_cut_short_is_written_again_and_the_expected_time_is_printed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(scale, "challenge_command", lambda dataset, json_path, extra: python("print('ok')"))
+    scale.run_scale([3], tmp_path, keep=True)
+    assert "N=3: expect about 0 min on 2 cores (writing 0.0 GB, 1 run)" in capsys.readouterr().err
+    pkl = tmp_path / "synthetic-3-seed0.pkl"
+    with open(pkl, "r+b") as f:  # as a copy killed halfway would leave it
+        f.truncate(pkl.stat().st_size // 2)
+    assert not scale.reusable(3, tmp_path, 0)
+    lines = scale.run_scale([3], tmp_path, keep=True)
+    assert any(line.startswith("Generating the datasets") for line in lines)  # written again, not reused
+    assert scale.reusable(3, tmp_path, 0)
+    assert scale.expected_seconds(10_000, 2, reused=True) == 10 * 2 * scale.RUN_SECONDS_PER_1000
