@@ -95,6 +95,10 @@ def run(main: Callable[[], int], interrupted: str = "interrupted") -> NoReturn:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         code = 1
+    except ModuleNotFoundError as e:  # a package of requirements.txt (or -dev) never installed
+        print(f"error: the {e.name} package is not installed: python3 -m pip install -r requirements.txt "
+              "(requirements-dev.txt to build datasets)", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         code = 130

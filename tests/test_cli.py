@@ -1046,3 +1046,13 @@ def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
     assert data["near_ties"]["prefixes"] > 0
     bad = run_script("challenge.py", "--metric", "accuracy", check=False)
     assert bad.returncode == 2 and "--metric: invalid choice: 'accuracy'" in bad.stderr
+
+
+def test_a_package_never_installed_is_one_line_naming_it(tmp_path):
+    # As on a machine where `pip install -r requirements.txt` was skipped: tqdm cannot be imported.
+    (tmp_path / "tqdm.py").write_text("raise ModuleNotFoundError(\"No module named 'tqdm'\", name='tqdm')\n")
+    result = run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", check=False,
+                        env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr == ("error: the tqdm package is not installed: python3 -m pip install -r requirements.txt "
+                             "(requirements-dev.txt to build datasets)\n")
