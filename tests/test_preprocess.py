@@ -321,6 +321,17 @@ def test_out_of_memory_halves_batches_and_still_fills_every_row(monkeypatch, sui
     np.testing.assert_allclose(out, reference_probs(suite[0], token_ids, len(tokenizer)), atol=1e-5)
 
 
+def test_freed_host_memory_is_trimmed_every_few_batches(monkeypatch):
+    inference.release_freed_heap()  # glibc's malloc_trim here; elsewhere nothing, and no error
+    trims = []
+    monkeypatch.setattr(inference, "release_freed_heap", lambda: trims.append(1))
+    lengths = np.ones(20, dtype=np.int64)
+    batches = inference.length_sorted_batches(lengths, max_tokens=1)
+    with inference.tqdm(disable=True) as bar:
+        done = [batch for batch, _ in inference.halving_on_oom(lambda batch: batch, batches, lengths, 1, None, bar, "")]
+    assert len(done) == 20 and len(trims) == 20 // inference.TRIM_EVERY_BATCHES
+
+
 def test_revision_for_all_models_or_one():
     from harness.models import suites
 
