@@ -257,7 +257,7 @@ def describe_machine() -> str:
 # Seconds per 1,000 prefixes on the quiet 2-core machine (benchmarks/RESULTS.md): writing a dataset,
 # and one challenge.py run with the default strategies. Time is linear in N; the estimate is printed first.
 WRITE_SECONDS_PER_1000 = 8
-RUN_SECONDS_PER_1000 = 80
+RUN_SECONDS_PER_1000 = 35
 
 
 def expected_seconds(prefixes: int, repeat: int, reused: bool) -> float:
