@@ -792,7 +792,7 @@ def test_show_decodes_every_models_top_k_and_the_guesses():
     code = (IN_PROCESS + "rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, "--dataset", str(WIKIPEDIA), "--show", "3", "--top-k", "4",
-                             "--strategy", "largest", "--strategy", "dummy", "--strategy", "loglinear"],
+                             "--strategy", "largest", "--strategy", "dummy", "--strategy", "loglinear-ce"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -812,9 +812,9 @@ def test_show_decodes_every_models_top_k_and_the_guesses():
     assert guess["largest"].startswith(f"{tokenizer.decode([largest])!r} (id {largest})  "
                                        f"{'right' if right else 'wrong'}  (KL ")
     assert guess["dummy"] == "'<|endoftext|>' (id 0)  wrong"  # special tokens are shown, not dropped
-    assert "loglinear" in guess and "error" not in guess["loglinear"]  # learned: fitted by folds, as usual
+    assert "loglinear-ce" in guess and "error" not in guess["loglinear-ce"]  # learned: fitted by folds, as usual
     shown = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[1] + 1:]}
-    assert set(shown) == {"largest", "loglinear"}  # dummy returns ids
+    assert set(shown) == {"largest", "loglinear-ce"}  # dummy returns ids
     row = dataset.probs[3, -2].astype(np.float32)  # largest's distribution is the largest input model's
     assert shown["largest"] == " · ".join(f"{tokenizer.decode([int(k)])!r} {row[k]:.3f}"
                                           for k in np.argsort(-row, kind="stable")[:4])
