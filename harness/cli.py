@@ -47,7 +47,7 @@ def wrapped(text: str, width: int | None = None, indent: str = "  ") -> str:
                          break_on_hyphens=False, break_long_words=False).replace(NO_BREAK, " ")
 
 
-@dataclass
+@dataclass(eq=False)  # columns are told apart by identity: two may hold the same cells
 class Column:
     """One column of a printed table: its title, its cells (strings), how it aligns, and when it folds:
     0 stays in the first part; where the terminal is narrow, the columns of highest `fold` move first
@@ -72,9 +72,10 @@ def table(columns: list[Column], width: int | None = None, indent: str = "  ") -
         part = list(rest)
         while len(part) > 1 and len(indent) + sum(w + 2 for w in widths(part)) - 2 > width:
             part.remove(max(reversed(part), key=lambda c: c.fold))  # the highest fold, the rightmost of those
-        for row in [titles(part), *zip(*(c.cells for c in [key, *part]))]:
+        shown, shown_widths = [key, *part], widths(part)
+        for row in [titles(part), *zip(*(c.cells for c in shown))]:
             lines.append(indent + "  ".join(f"{cell:>{w}}" if c.right else f"{cell:<{w}}"
-                                            for cell, w, c in zip(row, widths(part), [key, *part])).rstrip())
+                                            for cell, w, c in zip(row, shown_widths, shown)).rstrip())
         rest = [c for c in rest if c not in part]
     return lines
 

@@ -1056,3 +1056,11 @@ def test_a_package_never_installed_is_one_line_naming_it(tmp_path):
     assert result.returncode == 1
     assert result.stderr == ("error: the tqdm package is not installed: python3 -m pip install -r requirements.txt "
                              "(requirements-dev.txt to build datasets)\n")
+
+
+def test_a_table_keeps_two_columns_with_the_same_cells():
+    from harness.cli import Column, table
+
+    same = lambda: Column("vs ref", ["", ""], fold=1)
+    lines = table([Column("name", ["a", "b"]), Column("top-1", ["0.5", "0.2"]), same(), same()], 80)
+    assert lines[0] == "  name  top-1  vs ref  vs ref"
