@@ -38,6 +38,16 @@ def terminal_width(minimum: int = 80) -> int:
     return max(minimum, shutil.get_terminal_size((100, 24)).columns)
 
 
+def progress(iterable=None, **tqdm_options):
+    """A tqdm progress bar (tqdm.auto: a widget in notebooks) as wide as the terminal's text: tqdm
+    alone sizes its bar by the terminal and ignores $COLUMNS."""
+    from tqdm.auto import tqdm  # here, not at the top: `run` reports a missing tqdm in one line
+
+    if sys.stderr.isatty():
+        tqdm_options.setdefault("ncols", terminal_width())
+    return tqdm(iterable, **tqdm_options)
+
+
 def wrapped(text: str, width: int | None = None, indent: str = "  ") -> str:
     """A line of output in `width` columns (default: the terminal's), continued 2 further in. An
     interval `[a, b]`, and words joined by a no-break space (a model's label and its number), stay on

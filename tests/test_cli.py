@@ -1064,3 +1064,24 @@ def test_a_table_keeps_two_columns_with_the_same_cells():
     same = lambda: Column("vs ref", ["", ""], fold=1)
     lines = table([Column("name", ["a", "b"]), Column("top-1", ["0.5", "0.2"]), same(), same()], 80)
     assert lines[0] == "  name  top-1  vs ref  vs ref"
+
+
+def test_progress_bars_fit_the_columns(monkeypatch):
+    import io
+
+    from harness.cli import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("COLUMNS", "90")
+    bar = progress(total=10, file=terminal, mininterval=0)
+    assert bar.ncols == 90  # tqdm alone would size it by the terminal and ignore $COLUMNS
+    bar.set_postfix_str("fitting a-strategy-with-a-long-name")
+    bar.update(5)
+    bar.close()
+    drawn = [part.rstrip("\n") for part in terminal.getvalue().split("\r") if part.strip()]
+    assert len(drawn) >= 2 and all(len(part) <= 90 for part in drawn)

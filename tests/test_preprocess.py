@@ -327,7 +327,7 @@ def test_freed_host_memory_is_trimmed_every_few_batches(monkeypatch):
     monkeypatch.setattr(inference, "release_freed_heap", lambda: trims.append(1))
     lengths = np.ones(20, dtype=np.int64)
     batches = inference.length_sorted_batches(lengths, max_tokens=1)
-    with inference.tqdm(disable=True) as bar:
+    with inference.progress_bar(disable=True) as bar:
         done = [batch for batch, _ in inference.halving_on_oom(lambda batch: batch, batches, lengths, 1, None, bar, "")]
     assert len(done) == 20 and len(trims) == 20 // inference.TRIM_EVERY_BATCHES
 

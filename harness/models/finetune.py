@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import transformers
 from tokenizers import Tokenizer
-from tqdm.auto import tqdm
 
 from harness import InputError
+from harness.cli import progress as progress_bar
 from harness.data.study import Protocol, StudyTask, append_result, planned_runs
 from harness.models.inference import (answer_scores, context_length, free_memory, length_sorted_batches, load_model,
                                       resolve_dtype, tokenize)
@@ -189,7 +189,7 @@ def run_study(study: Study, tokenizer: Tokenizer, results: Path, progress: bool 
     loss_ids = tokenize(tokenizer, study.loss_texts)
     device = study.device or ("cuda" if torch.cuda.is_available() else "cpu")
     transformers.utils.logging.disable_progress_bar()  # one bar, over the runs: not one per model load
-    bar = tqdm(total=len(todo), desc=f"{task.name} runs", unit="run", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"{task.name} runs", unit="run", disable=not progress)
     loaded, base, pristine, loss = None, None, None, None
     for spec, size, seed, rate in todo:
         if (spec.name, spec.revision) != loaded:

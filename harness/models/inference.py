@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,14 +26,17 @@ import transformers
 from accelerate import PartialState
 from accelerate.utils import release_memory
 from tokenizers import Tokenizer
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from harness import InputError, plural
+from harness.cli import progress as progress_bar
 from harness.data.dataset import copy_rows, short_name
 from harness.data.tokenizer import load_tokenizer
 from harness.models.resume_cache import cache_key, read_cached_slice, write_cached_slice
 from harness.models.suites import ModelSpec
+
+if TYPE_CHECKING:  # annotations only: bars come from harness.cli.progress
+    from tqdm import tqdm
 
 # Padded tokens per batch before any out-of-memory halving; sorted batching keeps padding low.
 DEFAULT_MAX_TOKENS = {"cuda": 32_768, "cpu": 4_096}
@@ -287,8 +290,8 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     rows = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     start_time = time.perf_counter()
-    with tqdm(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
-              disable=not progress) as bar:
+    with progress_bar(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
+                      disable=not progress) as bar:
         run = lambda batch: last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
         for batch, probs in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             out[batch] = probs.cpu().numpy()
@@ -360,8 +363,8 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
     batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     n = len(token_ids)
     scores = {"loglik": np.full(n, np.nan), "greedy": np.zeros(n, dtype=bool), "first_top1": np.zeros(n, dtype=bool)}
-    with tqdm(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
-              leave=False, disable=not progress) as bar:
+    with progress_bar(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
+                      leave=False, disable=not progress) as bar:
         run = lambda batch: answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
                                             vocab_size)
         for batch, result in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
@@ -476,7 +479,7 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
     # float16 from the start: the original's float64 array was 4x this.
     probs = np.empty((len(token_ids), len(specs), vocab_size), dtype=np.float16) if out is None else out
     summary, contexts_seen = [], set()
-    for j, spec in enumerate(tqdm(specs, desc="models", unit="model", disable=not progress)):
+    for j, spec in enumerate(progress_bar(specs, desc="models", unit="model", disable=not progress)):
         model_dtype = resolve_dtype(dtype, device, spec)
         row = {"name": spec.stored_name, "revision": spec.revision, "dtype": str(model_dtype).removeprefix("torch.")}
         if spec.label is not None:

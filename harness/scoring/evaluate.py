@@ -46,6 +46,7 @@ from typing import Callable
 import numpy as np
 
 from harness import InputError, plural
+from harness.cli import progress
 from harness.data.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
                                   sidecar_answer_scores, sidecar_noise_ceiling)
 from harness.scoring.drafting import model_costs, priced, strategy_cost
@@ -244,10 +245,8 @@ class StrategyRun:
 
 def progress_bar(settings: Settings, data: DatasetView):
     """Prefixes per second on stderr (tqdm), when it is a terminal and `settings.progress`."""
-    from tqdm import tqdm
-
-    return tqdm(total=data.n, unit="prefix", desc=data.path.name, leave=False, file=sys.stderr,
-                disable=not (settings.progress and sys.stderr.isatty()))
+    return progress(total=data.n, unit="prefix", desc=data.path.name, leave=False, file=sys.stderr,
+                    disable=not (settings.progress and sys.stderr.isatty()))
 
 
 def new_metrics(n: int) -> dict[str, np.ndarray]:
