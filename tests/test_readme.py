@@ -54,7 +54,7 @@ def fresh_clone(tmp_path_factory) -> Path:
                  "strategies", "suite"):
         (root / name).symlink_to(ROOT / name)
     tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    if not tracked:  # not a git checkout: the committed datasets are those with a sidecar beside them
+    if not tracked:  # not a git checkout (an unpacked archive): every file of data/
         tracked = [str(p.relative_to(ROOT)) for p in (ROOT / "data").rglob("*") if p.is_file()]
     for name in tracked:
         (root / name).parent.mkdir(parents=True, exist_ok=True)

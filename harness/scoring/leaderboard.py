@@ -18,7 +18,7 @@ from harness.data.dataset import short_name
 from harness.data.tokenizer import decode_ids, local_tokenizer
 from harness.scoring.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
 from harness.scoring.metrics import GAMMA, HIGHER_IS_BETTER, LABELS
-from harness.scoring.stats import NUM_RESAMPLES, describe_comparison, describe_difference
+from harness.scoring.stats import NUM_RESAMPLES, describe_comparison, describe_difference, format_p_value
 from harness.scoring.top1 import StrategyScore, short_path, tie_note
 
 PREDICTION_COLUMNS = ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1", "target_token",
@@ -261,9 +261,8 @@ def print_harder_here(rows: list[dict]) -> None:
         test = row.get("vs_baseline", {}).get(metric)
         if test is None:
             return "baseline" if row["baseline"] else "—"
-        p = test["p_value"]
         diff = f"{test['difference'] * 100:+.1f} pts" if scale == "pts" else f"{test['difference']:+.3f}"
-        return f"{diff} p={p:.1e}" if p < 0.001 else f"{diff} p={p:.2g}"
+        return f"{diff} p={format_p_value(test['p_value'])}"
 
     names = [short_path(row["path"]) for row in rows]
     print("\n" + wrapped(f"is prediction harder here? each dataset against the baseline (unpaired: permutation "

@@ -110,6 +110,5 @@ def paired_bootstrap(resampled_a: np.ndarray, resampled_b: np.ndarray, mean_a: f
 
 
 def describe_difference(comparison: dict) -> str:
-    """`-0.015 p=1.0e-04` for a `paired_bootstrap` (the p-value as `harness.scoring.top1.format_p_value`)."""
-    p = comparison["p_value"]
-    return f"{comparison['difference']:+.3f} p={p:.1e}" if p < 0.001 else f"{comparison['difference']:+.3f} p={p:.2g}"
+    """`-0.015 p=1.0e-04` for a `paired_bootstrap`."""
+    return f"{comparison['difference']:+.3f} p={format_p_value(comparison['p_value'])}"
