@@ -391,8 +391,57 @@ def train_step(model, opt: torch.optim.Optimizer, x: torch.Tensor, lr: float, gr
     return loss.item()
 
 
+def checkpoint_steps(steps: int) -> list[int]:
+    """Steps after which a checkpoint is saved: Pythia's rule scaled to this run's length.
+
+    Pythia saves steps 0, 1, 2, 4, ..., 512 (log-spaced early, where the loss moves fastest), then
+    every 1,000 of its 143,000 steps. Here: 0 and the powers of two below steps / 16, then every
+    steps / 16 (240 of 3,840), so the late part of training, where the suite's abilities appear,
+    holds 16 evenly spaced points on the loss axis; the last step is always one."""
+    every = max(1, steps // 16)
+    early = [0] + [2 ** k for k in range(int(math.log2(every)) + 1) if 2 ** k < every] if steps else [0]
+    return sorted(set(early) | set(range(every, steps + 1, every)) | {steps})
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save through a temporary file: a run killed while writing leaves the previous state whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def resume_key(name: str, size: Size, peak_lr: float, steps: int, args: argparse.Namespace) -> dict:
+    """What a resumed run must share with the run that saved the state, or its weights would differ."""
+    return {"name": name, "size": [size.hidden, size.layers, size.heads], "peak_lr": peak_lr, "steps": steps,
+            "batch_size": args.batch_size, "seq_len": args.seq_len, "seed": args.seed,
+            "init_seed": args.seed if args.init_seed is None else args.init_seed, "model_vocab": args.model_vocab,
+            "warmup_frac": args.warmup_frac, "min_lr_ratio": args.min_lr_ratio,
+            "weight_decay": args.weight_decay, "grad_clip": args.grad_clip}
+
+
+def save_checkpoint(model, tokenizer, folder: Path, record: dict) -> None:
+    """One checkpoint, a folder that from_pretrained loads like a final model, with its record.json."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        import shutil
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "record.json").write_text(json.dumps(record))
+    if folder.exists():  # written by a run killed after the rename of its checkpoint but before its resume state
+        import shutil
+        shutil.rmtree(folder)
+    tmp.replace(folder)
+
+
 def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: argparse.Namespace,
-              peak_lr: float) -> dict:
+              peak_lr: float, tokenizer=None, val_batches: list[torch.Tensor] | None = None,
+              key: dict | None = None) -> dict:
+    """Train `model` on `schedule`; with `tokenizer`, save checkpoints (suite/checkpoints' rule) under
+    --out/checkpoints/<name>/step<N>, each with its validation loss, and after each the whole training
+    state (weights, optimizer, step, RNG, loss curve) to --out/resume/<name>.pt, from which a killed run
+    goes on to the same weights as one never killed."""
     from tqdm import tqdm
 
     steps = len(schedule)
@@ -400,23 +449,55 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
     opt = make_optimizer(model, peak_lr, args.weight_decay)
     model.train()
     tokens_per_step = args.batch_size * args.seq_len
+    saving = tokenizer is not None
+    saves = set(checkpoint_steps(steps)) if saving else set()
+    resume_path = Path(args.out) / "resume" / f"{name}.pt"
     curve: list[tuple[int, float]] = []
-    ema = None
-    bar = tqdm(total=steps, desc=name, unit="step", mininterval=2.0, dynamic_ncols=False, ncols=110)
+    checkpoints: list[dict] = []
+    ema, start, wall_before = None, 0, 0.0
+    if saving and resume_path.exists():
+        state = torch.load(resume_path, weights_only=True)
+        if state["key"] != key:
+            raise InputError(f"{resume_path}: saved by a run with other settings ({state['key']}); "
+                             f"delete it to train {name} from the start")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start, ema, wall_before = state["step"], state["ema"], state["wall_s"]
+        curve, checkpoints = [tuple(c) for c in state["curve"]], state["checkpoints"]
+        print(f"[train] {name}: resuming at step {start} from {resume_path}", flush=True)
+    bar = tqdm(total=steps, initial=start, desc=name, unit="step", mininterval=2.0, dynamic_ncols=False, ncols=110)
     t0 = time.perf_counter()
-    for step in range(steps):
+
+    def checkpoint(done: int) -> None:
+        wall = wall_before + time.perf_counter() - t0
+        record = {"name": name, "step": done, "tokens": done * tokens_per_step,
+                  "val_loss": evaluate(model, val_batches), "train_wall_s": wall}
+        save_checkpoint(model, tokenizer, Path(args.out) / "checkpoints" / name / f"step{done}", record)
+        checkpoints.append(record)
+        save_atomic({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "torch_rng": torch.get_rng_state(), "step": done, "ema": ema, "wall_s": wall,
+                     "curve": curve, "checkpoints": checkpoints}, resume_path)
+
+    if saving and start == 0 and 0 in saves:
+        checkpoint(0)
+    for step in range(start, steps):
         lr = lr_at(step, steps, peak_lr, warmup, args.min_lr_ratio)
         value = train_step(model, opt, get_batch(train, schedule[step], args.seq_len), lr, args.grad_clip)
         ema = value if ema is None else 0.98 * ema + 0.02 * value
         if step % 10 == 0 or step == steps - 1:
             curve.append((step, round(value, 4)))
+        if step + 1 in saves:
+            checkpoint(step + 1)
         elapsed = time.perf_counter() - t0
-        bar.set_postfix(loss=f"{ema:.3f}", tok_s=f"{(step + 1) * tokens_per_step / elapsed:,.0f}", refresh=False)
+        bar.set_postfix(loss=f"{ema:.3f}", tok_s=f"{(step + 1 - start) * tokens_per_step / elapsed:,.0f}",
+                        refresh=False)
         bar.update(1)
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     bar.close()
     return {"train_wall_s": wall, "tokens": steps * tokens_per_step, "tokens_per_s": steps * tokens_per_step / wall,
-            "final_train_loss_ema": ema, "steps": steps, "warmup_steps": warmup, "curve": curve}
+            "final_train_loss_ema": ema, "steps": steps, "warmup_steps": warmup, "curve": curve,
+            "checkpoints": checkpoints}
 
 
 def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, val_batches: list[torch.Tensor],
@@ -432,7 +513,8 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
     peak_lr = lr_for(size, args)
     print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
           f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
-    stats = train_one(model, name, train, schedule, args, peak_lr)
+    key = resume_key(name, size, peak_lr, len(schedule), args)
+    stats = train_one(model, name, train, schedule, args, peak_lr, tokenizer, val_batches, key)
     t0 = time.perf_counter()
     val_loss = evaluate(model, val_batches)
     eval_s = time.perf_counter() - t0
@@ -447,7 +529,8 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
               "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss,
               "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
               "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s, "init_seed": init_seed,
-              "final_train_loss_ema": stats["final_train_loss_ema"], "config": model.config.to_dict()}
+              "final_train_loss_ema": stats["final_train_loss_ema"], "config": model.config.to_dict(),
+              "checkpoints": stats["checkpoints"]}
     (model_dir / "record.json").write_text(json.dumps(record, default=str))
 
 

@@ -237,3 +237,50 @@ def test_train_with_digits_arithmetic_and_another_seed(tmp_path):
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(out / "seeds" / "suite-0.0033m-seed7")
     assert tokenizer.convert_ids_to_tokens(tokenizer(" 1234")["input_ids"])[-4:] == ["1", "2", "3", "4"]
+
+
+def test_checkpoint_steps_follow_pythias_rule_scaled_to_the_run():
+    from suite.train import checkpoint_steps
+
+    # 3,840 steps (the suite's): 0, powers of two below 240, then every 240 (16 evenly spaced)
+    assert checkpoint_steps(3840) == [0, 1, 2, 4, 8, 16, 32, 64, 128] + list(range(240, 3841, 240))
+    assert checkpoint_steps(40) == [0, 1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40]
+    assert checkpoint_steps(1) == [0, 1]
+
+
+def test_a_killed_training_run_resumes_to_the_weights_of_one_never_killed(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from suite import train as train_module
+
+    corpus = write_corpus(tmp_path / "corpus")
+    options = ["--corpus", str(corpus), "--sizes", "16x1x1", *TINY[2:], "--tokens", "2560", "--threads", "1"]
+    train_module.main([*options, "--out", str(tmp_path / "whole")])  # 40 steps, a checkpoint every 2
+
+    real_step, calls = train_module.train_step, []
+
+    def killed_at_step_7(*a):  # dies inside step 7, one step after the checkpoint at step 6
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real_step(*a)
+
+    monkeypatch.setattr(train_module, "train_step", killed_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.main([*options, "--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train_module.main([*options, "--out", str(tmp_path / "killed")])
+
+    whole = tmp_path / "whole" / "models" / "suite-0.0033m"
+    resumed = tmp_path / "killed" / "models" / "suite-0.0033m"
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # bit for bit
+    records = [json.loads((d / "record.json").read_text()) for d in (whole, resumed)]
+    assert [c["val_loss"] for c in records[0]["checkpoints"]] == [c["val_loss"] for c in records[1]["checkpoints"]]
+    steps = [c["step"] for c in records[1]["checkpoints"]]
+    assert steps == train_module.checkpoint_steps(40)
+    # each checkpoint is a folder from_pretrained loads, the last one the final weights
+    last = tmp_path / "killed" / "checkpoints" / "suite-0.0033m" / "step40"
+    c = load_file(last / "model.safetensors")
+    assert all(a[k].equal(c[k]) for k in a)
+    assert json.loads((last / "record.json").read_text())["tokens"] == 40 * 2 * 32
