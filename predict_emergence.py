@@ -10,8 +10,8 @@ extrapolate to where the few-shot ability appears, in pretraining loss.
 
 Each finished run is appended to the results file as one JSON line; rerunning the same command skips
 the finished runs, so a killed study resumes. `accelerate launch predict_emergence.py ...` shares the
-runs out over the GPUs of one machine. The finetuning lives in `harness/models/finetune.py`, the
-law, its fit and the forecast in `harness/scoring/` (`emergence_law`, `forecast`).
+runs out over the GPUs of one machine. All of it lives in `harness/forecast/`: the
+study's runs (`study`), the finetuning (`finetune`), the law (`law`), its fit (`fit`), pictures (`report`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import harness.cli
 from harness import InputError
 from harness.data.files import check_writable, write_output
 from harness.data.prefixes import FROM_SOURCE, read_prefix_file
-from harness.data.study import (Protocol, arithmetic_task, builder_task, check_resumable, default_data_sizes,
+from harness.forecast.study import (Protocol, arithmetic_task, builder_task, check_resumable, default_data_sizes,
                                 default_seeds, planned_runs, read_results)
 from harness.models.suites import PYTHIA, bundled_suite, check_sources, model_revisions, model_specs
-from harness.scoring.emergence_law import NUM_RESAMPLES
-from harness.scoring.forecast import forecasts, format_forecast
+from harness.forecast.law import NUM_RESAMPLES
+from harness.forecast.fit import forecasts, format_forecast
 
 ROOT = Path(__file__).resolve().parent
 BUNDLED_RESULTS = ROOT / "data" / "emergence" / "suite-addition.jsonl"  # the bundled study, committed
@@ -165,7 +165,7 @@ def run_study(args: argparse.Namespace) -> None:
     loss_texts, _ = read_prefix_file(args.loss_text)
     try:
         check_sources(args.models, revisions, args.task, args.dataset_path, dataset_option="--task")
-        from harness.models.finetune import Study, run_study as run_all
+        from harness.forecast.finetune import Study, run_study as run_all
         from harness.models.inference import shared_tokenizer
         from harness.models.processes import join_process_group, leave_process_group
     except ModuleNotFoundError as e:
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"wrote {args.json}")
     if args.report is not None:
-        from harness.scoring.forecast_report import write_report
+        from harness.forecast.report import write_report
         for path in write_report(results, args.report):
             print(f"wrote {path}")
     return 0

@@ -1,5 +1,5 @@
 """One finetuning step of predict_emergence.py, timed side by side in one process: the output head
-on the answer positions only (`harness.models.finetune.answer_loss`, left padding and
+on the answer positions only (`harness.forecast.finetune.answer_loss`, left padding and
 `logits_to_keep`) against the head on every position (right padding, the loss masked to the
 answer), on the bundled suite's models, for 2-digit addition and 2-shot RTE prompts.
 
@@ -18,8 +18,8 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.data.study import arithmetic_task, builder_task  # noqa: E402
-from harness.models.finetune import Encoded, answer_loss  # noqa: E402
+from harness.forecast.study import arithmetic_task, builder_task  # noqa: E402
+from harness.forecast.finetune import Encoded, answer_loss  # noqa: E402
 from harness.models.inference import load_model, shared_tokenizer  # noqa: E402
 from harness.models.suites import ModelSpec  # noqa: E402
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from harness import InputError  # noqa: E402
-from harness.scoring.drafting import speedup  # noqa: E402
+from harness.drafting.pricing import speedup  # noqa: E402
 from harness.scoring.metrics import tokens_per_pass  # noqa: E402
 
 PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    from harness.models.drafting import MixtureDrafter, continuation_probs, decode, replay_tokens_per_pass
+    from harness.drafting.generation import MixtureDrafter, continuation_probs, decode, replay_tokens_per_pass
     from harness.models.inference import load_model, resolve_dtype, shared_tokenizer, tokenize
     from harness.models.suites import ModelSpec, bundled_suite
 

@@ -1,18 +1,22 @@
-"""The challenge's library. Its one rule is the layout: scoring needs numpy only, models need torch.
+"""The challenge's library. Its one rule: scoring needs numpy only, models need torch.
 
-    data/     what both sides share: the dataset file (dataset, safe_pickle, files), the prefixes
-              and their answers (prefixes), tokenizers (tokenizer), an emergence study's data (study)
-    scoring/  numpy (and scipy), never torch: strategies run and scored on a laptop from a dataset
-              file (registry, evaluate, top1, metrics, stats, tasks, learned, leaderboard, report,
-              blind), and the analyses of results already computed (emergence_law, forecast,
-              forecast_report, drafting)
-    models/   torch and transformers: which models a command names (suites), running them over
-              prefixes (inference, resume_cache), finetuning (finetune), drafting (drafting),
-              accelerate's process group (processes)
-    cli.py    what every entry point does alike: one-line errors and warnings, exit codes
+    data/      what every side shares: the dataset file (dataset, safe_pickle, files), the prefixes
+               and their answers (prefixes), tokenizers (tokenizer)
+    scoring/   numpy, never torch: strategies run and scored on a laptop from a dataset file
+               (registry, evaluate, top1, metrics, stats, tasks, learned, leaderboard, report, blind)
+    models/    torch and transformers: which models a command names (suites), running them over
+               prefixes (inference, resume_cache), accelerate's process group (processes)
+    forecast/  predict_emergence.py, whole: the study's tasks, runs and results (study), the
+               finetuning (finetune, torch), the emergence law (law), its fit and forecast (fit)
+               and pictures (report); all but finetune numpy and scipy
+    drafting/  speculative decoding: priced from the metrics (pricing, numpy), measured with
+               assisted generation (generation, torch)
+    cli.py     what every entry point does alike: one-line errors and warnings, exit codes
 
-Imports go one way: models/ may use scoring/ and data/, scoring/ uses data/, data/ uses neither
-(tests/test_layout.py checks it, and that nothing on the scoring side imports torch).
+A change goes to one folder: the challenge's scoring to scoring/, the forecast to forecast/,
+drafting to drafting/. The rule is on modules, whatever their folder: models/, forecast.finetune
+and drafting.generation are the torch side; nothing else reaches torch, however deep, and data/
+uses no other folder (tests/test_layout.py checks both, and that there is no import circle).
 `challenge.py`, `blind_test.py`, `preprocess_train.py` and `predict_emergence.py` are the entry
 points; nothing imports them.
 """

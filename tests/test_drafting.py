@@ -1,4 +1,4 @@
-"""Speculative decoding priced (harness/scoring/drafting.py): the speedup formula, the best gamma, the
+"""Speculative decoding priced (harness/drafting/pricing.py): the speedup formula, the best gamma, the
 costs from a sidecar, a strategy's summed cost, and what the engine and the leaderboard make of them.
 
 numpy only.
@@ -11,7 +11,7 @@ import pytest
 
 from harness import InputError
 from harness.data.dataset import save_dataset
-from harness.scoring.drafting import best_gamma, model_costs, priced, speedup, strategy_cost
+from harness.drafting.pricing import best_gamma, model_costs, priced, speedup, strategy_cost
 from harness.scoring.evaluate import Settings, score_dataset
 from harness.scoring.metrics import tokens_per_pass
 from harness.scoring.registry import REGISTRY, Strategy, register

@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import ROOT, run_script
 
-from harness.data.study import Protocol, arithmetic_task
-from harness.models.finetune import (Encoded, _training_batch, answer_loss, finetune, pretraining_loss, task_outcomes,
+from harness.forecast.study import Protocol, arithmetic_task
+from harness.forecast.finetune import (Encoded, _training_batch, answer_loss, finetune, pretraining_loss, task_outcomes,
                                      with_lora)
 from harness.models.inference import load_model, shared_tokenizer
 from harness.models.suites import ModelSpec

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from harness import InputError
-from harness.data.study import (append_result, arithmetic_task, builder_task, check_resumable, default_data_sizes,
+from harness.forecast.study import (append_result, arithmetic_task, builder_task, check_resumable, default_data_sizes,
                                 read_results, selected_runs)
-from harness.scoring.emergence_law import Cell, emergence_point, fit_law, law_accuracy
-from harness.scoring.forecast import fit_models_up_to, forecast, format_forecast, study_cells
+from harness.forecast.law import Cell, emergence_point, fit_law, law_accuracy
+from harness.forecast.fit import fit_models_up_to, forecast, format_forecast, study_cells
 
 TRUE_LAW = dict(floor=0.02, slope=2.0, softness=0.03, e0=4.30, shift=0.03)
 LOSSES = [5.13, 4.75, 4.61, 4.49, 4.39, 4.32, 4.26]

@@ -1,7 +1,9 @@
 """The layout's one rule, checked on the import graph read from the source (every import statement,
-those inside functions and under TYPE_CHECKING included): no import circles in the project, imports
-go one way (models/ -> scoring/ -> data/), no entry script is imported, and nothing on the scoring
-side reaches torch or transformers, however deep."""
+those inside functions and under TYPE_CHECKING included): no import circles in the project, data/
+uses no other folder, scoring/ never the model side, no entry script is imported, and nothing on
+the numpy side (every harness module but the torch side's, challenge.py, blind_test.py,
+strategies/) reaches torch or transformers, however deep. The folders are by domain (scoring,
+forecast, drafting); the rule is on modules, so it holds whatever a folder is called."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ MODEL_LIBRARIES = {"torch", "transformers", "accelerate", "peft"}
 # The one optional reach: a tokenizer folder saved without tokenizer.json is converted by transformers
 # when it is installed, and is a one-line error when it is not (tests/test_cli.py covers both).
 OPTIONAL = {("harness.data.tokenizer", "_converted", "transformers")}
+# The torch side: everything in models/, and the one torch module of each domain folder.
+TORCH_SIDE = ("harness.models", "harness.forecast.finetune", "harness.drafting.generation")
+
+
+def torch_side(module: str) -> bool:
+    return module == TORCH_SIDE[0] or module.startswith(TORCH_SIDE[0] + ".") or module in TORCH_SIDE[1:]
 
 
 def project_modules() -> dict[str, Path]:
@@ -87,17 +95,19 @@ def test_no_import_circles():
 def test_imports_go_one_way_and_no_entry_script_is_imported():
     for module, imported in GRAPH.items():
         assert not set(ENTRY_SCRIPTS) & imported, f"{module} imports an entry script"
-        if module.startswith("harness.data"):
-            assert not {m for m in imported if m.startswith(("harness.scoring", "harness.models"))}, module
-        if module.startswith("harness.scoring"):
-            assert not {m for m in imported if m.startswith("harness.models")}, module
+        if module.startswith("harness.data"):  # what every side shares uses no other folder
+            assert not {m for m in imported if m.startswith("harness.") and not m.startswith("harness.data")
+                        and m != "harness.cli"}, module
 
 
-@pytest.mark.parametrize("start", ["challenge", "blind_test", "strategies",
-                                   *[m for m in MODULES if m.startswith(("harness.scoring", "harness.data"))]])
-def test_the_scoring_side_never_reaches_torch(start):
+NUMPY_SIDE = ["challenge", "blind_test", "strategies",
+              *[m for m in MODULES if m.startswith("harness.") and not torch_side(m)]]
+
+
+@pytest.mark.parametrize("start", NUMPY_SIDE)
+def test_the_numpy_side_never_reaches_torch(start):
     reached = reach(start)
-    assert not {m for m in reached if m.startswith("harness.models")}, f"{start} reaches the model side"
+    assert not {m for m in reached if torch_side(m)}, f"{start} reaches the torch side"
     libraries = {(module, name.partition(".")[0], function) for module in reached for name, function in imports(module)}
     bad = sorted(f"{module} imports {library}" + (f" in {function}()" if function else "")
                  for module, library, function in libraries
@@ -119,3 +129,6 @@ def test_the_graph_is_read():
     assert ("torch", "fit_one") in imports("strategies.lowrank")
     assert ("transformers", "_converted") in imports("harness.data.tokenizer")
     assert "harness.models.inference" in reach("preprocess_train")
+    # the domain folders' numpy modules are on the numpy side, their torch modules are not
+    assert {"harness.forecast.fit", "harness.forecast.study", "harness.drafting.pricing"} <= set(NUMPY_SIDE)
+    assert not {"harness.forecast.finetune", "harness.drafting.generation", "harness.models.suites"} & set(NUMPY_SIDE)

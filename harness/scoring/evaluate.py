@@ -49,7 +49,7 @@ from harness import InputError, plural
 from harness.cli import progress
 from harness.data.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
                                   sidecar_answer_scores, sidecar_noise_ceiling)
-from harness.scoring.drafting import model_costs, priced, strategy_cost
+from harness.drafting.pricing import model_costs, priced, strategy_cost
 from harness.scoring.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
 from harness.scoring.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics,
                                      near_tied, removed_share, resample_metrics, summary, target_rows, twin_floor)
@@ -631,7 +631,7 @@ def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scor
 def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: list[Strategy],
              model_summaries: list[dict]) -> dict | None:
     """Each input model's and each scored strategy's priced speculative-decoding speedup
-    (`harness.scoring.drafting`), greedy from top-1 agreement and sampling from alpha, and the best
+    (`harness.drafting.pricing`), greedy from top-1 agreement and sampling from alpha, and the best
     of each kind; None where the sidecar gives neither speeds nor sizes."""
     if data.costs is None:
         return None

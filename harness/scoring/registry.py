@@ -106,7 +106,7 @@ def register(name: str, description: str | None = None, learned: bool = False,
     `requires=("torch",)`: packages it imports beyond numpy (inside the function, so that registering
     it imports nothing); where one is missing it is skipped (`resolve`).
     `reads=(-2, -1)`: the input models it reads (indices, negative from the largest), so that drafting
-    with it costs theirs alone (`harness.scoring.drafting`); every input model where it does not say.
+    with it costs theirs alone (`harness.drafting.pricing`); every input model where it does not say.
 
     A name registered by two different definitions is an error (`InputError`, like every problem
     finding a strategy) naming both: silently keeping one would score a strategy other than the

@@ -28,7 +28,7 @@ from harness import InputError, plural
 from harness.data.dataset import short_name
 from harness.data.files import atomic_write, check_writable
 from harness.data.tokenizer import local_tokenizer
-from harness.scoring.drafting import speedup
+from harness.drafting.pricing import speedup
 from harness.scoring.evaluate import DatasetResult, PictureData
 from harness.scoring.metrics import FLOOR, GAMMA, LABELS, tokens_per_pass
 from harness.scoring.stats import bootstrap_ci
@@ -392,7 +392,7 @@ def best_drafter(rows: list) -> StrategyScore | None:
 def speculative_picture(data: list[Drawn], path: Path) -> str:
     """Per dataset, two panels: the expected tokens per target pass against gamma (each input model as
     the drafter, and the strategy with the highest alpha), and the wall-time speedup once drafting is
-    priced (`harness.scoring.drafting`, sampling), where the sidecar gives costs."""
+    priced (`harness.drafting.pricing`, sampling), where the sidecar gives costs."""
     import matplotlib.pyplot as plt
 
     figure, all_axes = plt.subplots(len(data), 2, figsize=(12.4, 0.6 + 4.2 * len(data)), squeeze=False)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.scoring.emergence_law import emergence_point
-from harness.scoring.forecast import Forecast
+from harness.forecast.law import emergence_point
+from harness.forecast.fit import Forecast
 from harness.scoring.report import save
 
 

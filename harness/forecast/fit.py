@@ -13,8 +13,8 @@ import numpy as np
 
 from harness import InputError, plural
 from harness.data.dataset import short_name
-from harness.data.study import selected_runs, tasks_in
-from harness.scoring.emergence_law import NUM_RESAMPLES, Cell, LawFit, fit_law, hindsight_point
+from harness.forecast.study import selected_runs, tasks_in
+from harness.forecast.law import NUM_RESAMPLES, Cell, LawFit, fit_law, hindsight_point
 
 MIN_FIT_MODELS = 3
 

@@ -7,7 +7,7 @@ examples from the task's pool (full finetuning with AdamW, or LoRA through peft)
 answer tokens only, then scores the validation slice (where the learning rate is chosen) and the
 test questions: exact match by a teacher-forced greedy pass (lm-evaluation-harness's `is_greedy`),
 or for a choice task the likelier whole continuation. Each finished run is appended to the
-results file at once (`harness.data.study.append_result`); a rerun skips the finished ones. Under
+results file at once (`harness.forecast.study.append_result`); a rerun skips the finished ones. Under
 `accelerate launch`, the processes share the runs out, one model per GPU, each appending its own.
 """
 
@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 
 from harness import InputError
 from harness.cli import progress as progress_bar
-from harness.data.study import Protocol, StudyTask, append_result, planned_runs
+from harness.forecast.study import Protocol, StudyTask, append_result, planned_runs
 from harness.models.inference import (answer_scores, context_length, free_memory, length_sorted_batches, load_model,
                                       resolve_dtype, tokenize)
 from harness.models.suites import ModelSpec
