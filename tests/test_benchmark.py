@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import SHARED, run_script
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 
 @pytest.mark.skipif(not (SHARED / "pythia-tokenizer").exists(), reason="needs ../shared/data")
 def test_benchmark_cpu_mode_smoke(tmp_path):

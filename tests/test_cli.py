@@ -121,6 +121,7 @@ def test_read_only_array_scores(tmp_path, original_pickle):
     assert row["accuracy"] == expected_accuracies(original_pickle)["largest"] and "Traceback" not in result.stderr
 
 
+@pytest.mark.numpy2
 def test_numpy1_pickle_loads(tmp_path, original_pickle):
     # numpy 1.x wrote "numpy.core.multiarray"; protocol 2's GLOBAL opcode spells it out as text.
     names, sentences, probs = read_pickle(original_pickle)

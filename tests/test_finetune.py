@@ -20,6 +20,8 @@ from harness.forecast.finetune import (Encoded, _training_batch, answer_loss, fi
 from harness.models.inference import load_model, shared_tokenizer
 from harness.models.suites import ModelSpec
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 SMALL_STUDY = ["--task", "arithmetic", "--digits", "1", "--data-sizes", "0", "8", "--learning-rates", "1e-3",
                "--seeds", "0", "--resamples", "5", "--device", "cpu", "--no-progress"]
 

@@ -13,6 +13,8 @@ from harness import InputError
 from harness.data import prefixes
 from harness.data.prefixes import build_prefixes, dedupe, read_prefix_file
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 
 @pytest.fixture
 def wiki_jsonl(tmp_path):

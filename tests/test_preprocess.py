@@ -25,6 +25,8 @@ from harness.data.tokenizer import load_tokenizer
 from harness.models import inference, resume_cache
 from harness.models.suites import ModelSpec
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 
 def encode(model_dir, prefixes: list[str]) -> list[list[int]]:
     """The token ids preprocess_train.py runs: the model folder's tokenizer.json, as harness loads it."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 NOT_RUN = {"python3 -m pip install": "installing is CI's job", "python3 -m pytest": "this is the test run",

@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import make_dataset, scale  # noqa: E402
 from harness.data.dataset import load_dataset, model_sizes, read_sidecar  # noqa: E402
+
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 
 MB = 1_000_000
 

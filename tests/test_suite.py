@@ -16,6 +16,8 @@ from harness.data.dataset import load_dataset
 from harness.data.prefixes import read_glue_tsv
 from suite.neox import neox_config
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 TINY = ["--sizes", "16x1x1,32x2x2", "--vocab-size", "300", "--model-vocab", "384", "--seq-len", "32",
         "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"]
 

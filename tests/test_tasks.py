@@ -15,6 +15,8 @@ from harness.data.dataset import AnswerScores, load_dataset, sidecar_answer_scor
 from harness.models.inference import answer_logprobs, answer_scores, fit_answers
 from harness.scoring.tasks import steepest_rise, strategy_task_accuracy, task_curve, unpaired_test
 
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
+
 
 def direct_scores(model, prefix: list[int], answer: list[int], vocab_size: int) -> tuple:
     """One sequence, no padding: the log-probabilities the batched pass must reproduce."""
