@@ -253,49 +253,52 @@ def new_metrics(n: int) -> dict[str, np.ndarray]:
     return {name: np.empty(n, dtype=bool if name == "top5" else np.float64) for name in PER_PREFIX}
 
 
-def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
-                   train: TrainingSplit | None, on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
-                   keep: int | None = None) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
-    """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring), and with a
-    target `view`, the metrics of every distribution returned and of every input model (`harness.scoring.metrics`),
-    per prefix. `on_chunk` sees each chunk's input copy too, in the same pass; `keep`: the prefix whose
-    returned distributions are kept (`StrategyRun.shown`)."""
-    runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
-    calls, states, outputs = {}, {}, {}
-    model_metrics = None if view is None else [new_metrics(data.n) for _ in data.input_names]
-    targets = {}  # the target's rows of the current chunk, read once for every distribution scored on them
+class StrategyRunner:
+    """The state of one `run_strategies` pass: each strategy's run, its fitted predictors, its random
+    state and its last returned distribution, and the target's rows of the chunk being scored."""
 
-    def target_at(start: int, stop: int) -> TargetRows:
-        if (start, stop) not in targets:
-            targets.clear()
-            targets[start, stop] = target_rows(data.probs[start:stop, data.target_column],
-                                               view.target_top1[start:stop])
-        return targets[start, stop]
+    def __init__(self, data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
+                 keep: int | None):
+        self.data, self.strategies, self.settings, self.view, self.keep = data, strategies, settings, view, keep
+        self.runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
+        self.calls, self.states, self.outputs = {}, {}, {}
+        self.model_metrics = None if view is None else [new_metrics(data.n) for _ in data.input_names]
+        self.targets = {}  # the target's rows of the current chunk, read once for every distribution scored on them
+        self.size = settings.chunk_size or chunk_prefixes(data.probs.shape[1], data.vocab_size,
+                                                          data.probs.dtype.itemsize)
 
-    def fail(run: StrategyRun, strategy: Strategy, error: Exception) -> None:
+    def target_at(self, start: int, stop: int) -> TargetRows:
+        if (start, stop) not in self.targets:
+            self.targets.clear()
+            self.targets[start, stop] = target_rows(self.data.probs[start:stop, self.data.target_column],
+                                                    self.view.target_top1[start:stop])
+        return self.targets[start, stop]
+
+    def fail(self, run: StrategyRun, strategy: Strategy, error: Exception) -> None:
         run.guesses = run.metrics = None
         # InputError: e.g. too few prefixes for --folds
         run.error = str(error) if isinstance(error, (StrategyError, InputError)) else describe_exception(error,
                                                                                                       strategy.fn)
-        if settings.debug and not isinstance(error, (StrategyError, InputError)):
-            print(f"{strategy.name} on {data.path}:", file=sys.stderr)
+        if self.settings.debug and not isinstance(error, (StrategyError, InputError)):
+            print(f"{strategy.name} on {self.data.path}:", file=sys.stderr)
             traceback.print_exception(error)
 
-    def timed(run: StrategyRun, strategy: Strategy, step: Callable[[], None]) -> None:
+    def timed(self, run: StrategyRun, strategy: Strategy, step: Callable[[], None]) -> None:
         """`step`, in the strategy's own random state and clock; an exception fails the strategy."""
-        random.setstate(states[run.name][0])
-        np.random.set_state(states[run.name][1])
+        random.setstate(self.states[run.name][0])
+        np.random.set_state(self.states[run.name][1])
         start = time.perf_counter()
         try:
             step()
         except Exception as e:  # a researcher's strategy may fail in any way: report it, score the rest
-            fail(run, strategy, e)
+            self.fail(run, strategy, e)
         run.seconds += time.perf_counter() - start
-        states[run.name] = random.getstate(), np.random.get_state()
+        self.states[run.name] = random.getstate(), np.random.get_state()
 
-    def predict(run: StrategyRun, strategy: Strategy, start: int, stop: int, inputs: np.ndarray) -> None:
+    def predict(self, run: StrategyRun, strategy: Strategy, start: int, stop: int, inputs: np.ndarray) -> None:
+        data = self.data
         if strategy.is_learned:
-            guesses, distribution = calls[run.name](data, start, stop, inputs)
+            guesses, distribution = self.calls[run.name](data, start, stop, inputs)
         else:
             # Each call gets its own lists and its own view: nothing a strategy changes reaches the next.
             returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target,
@@ -308,61 +311,84 @@ def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Sett
                                 "before them")
         run.returns = returns
         run.guesses[start:stop] = guesses
-        outputs[run.name] = distribution
+        self.outputs[run.name] = distribution
 
-    def score(run: StrategyRun, start: int, stop: int) -> None:
+    def score(self, run: StrategyRun, start: int, stop: int) -> None:
         """The metrics of the distributions `run` just returned for [start, stop) (outside its clock)."""
-        distribution = outputs.pop(run.name, None)
+        distribution = self.outputs.pop(run.name, None)
         if distribution is None or run.error is not None:
             return
-        if keep is not None and start <= keep < stop:
-            run.shown = np.array(distribution[keep - start], dtype=np.float32)
-        if view is None:
+        if self.keep is not None and start <= self.keep < stop:
+            run.shown = np.array(distribution[self.keep - start], dtype=np.float32)
+        if self.view is None:
             return
         if run.metrics is None:
-            run.metrics = new_metrics(data.n)
-        step = stop - start if stop - start <= size else size  # a whole-array strategy's: chunk by chunk
+            run.metrics = new_metrics(self.data.n)
+        step = min(stop - start, self.size)  # a whole-array strategy's: chunk by chunk
         for begin in range(start, stop, step):
             end = min(stop, begin + step)
             for name, values in distribution_metrics(distribution[begin - start:end - start],
-                                                     target_at(begin, end)).items():
+                                                     self.target_at(begin, end)).items():
                 run.metrics[name][begin:end] = values
 
-    with progress_bar(settings, data) as bar:
-        for run, strategy in zip(runs, strategies):
-            random.seed(settings.seed)
-            np.random.seed(settings.seed)
-            states[run.name] = random.getstate(), np.random.get_state()
+    def fit(self, train: TrainingSplit | None, bar) -> None:
+        """Seed every strategy's random state, and fit the learned ones (their fits are timed as theirs)."""
+        for run, strategy in zip(self.runs, self.strategies):
+            random.seed(self.settings.seed)
+            np.random.seed(self.settings.seed)
+            self.states[run.name] = random.getstate(), np.random.get_state()
             if strategy.is_learned:
                 bar.set_postfix_str(f"fitting {strategy.name}")
-                fitted = lambda run=run, strategy=strategy: calls.update({run.name: fit_learned(
-                    strategy, data, settings, view, train)})
-                timed(run, strategy, fitted)
-                run.fit = calls[run.name].how if run.name in calls else None
+                fitted = lambda run=run, strategy=strategy: self.calls.update({run.name: fit_learned(
+                    strategy, self.data, self.settings, self.view, train)})
+                self.timed(run, strategy, fitted)
+                run.fit = self.calls[run.name].how if run.name in self.calls else None
         bar.set_postfix_str("")
-        chunked = [(run, s) for run, s in zip(runs, strategies) if not s.needs_whole_array]
-        size = settings.chunk_size or chunk_prefixes(data.probs.shape[1], data.vocab_size, data.probs.dtype.itemsize)
-        for start in range(0, data.n, size):
-            stop = min(data.n, start + size)
+
+    def run_chunks(self, bar, on_chunk: Callable[[int, int, np.ndarray], None] | None) -> None:
+        """One pass over the prefixes, a chunk at a time: every live chunked strategy predicts and is
+        scored, then every input model, then `on_chunk`, all on one input copy."""
+        data = self.data
+        chunked = [(run, s) for run, s in zip(self.runs, self.strategies) if not s.needs_whole_array]
+        for start in range(0, data.n, self.size):
+            stop = min(data.n, start + self.size)
             live = [(run, s) for run, s in chunked if run.error is None]
-            if not (live or model_metrics or on_chunk):
+            if not (live or self.model_metrics or on_chunk):
                 continue
             inputs = data.inputs(start, stop)
             for run, strategy in live:
-                timed(run, strategy, lambda: predict(run, strategy, start, stop, inputs))
-                score(run, start, stop)
-            if model_metrics is not None:
-                for j, metrics in enumerate(model_metrics):
-                    for name, values in distribution_metrics(inputs[:, j], target_at(start, stop)).items():
+                self.timed(run, strategy, lambda: self.predict(run, strategy, start, stop, inputs))
+                self.score(run, start, stop)
+            if self.model_metrics is not None:
+                for j, metrics in enumerate(self.model_metrics):
+                    for name, values in distribution_metrics(inputs[:, j], self.target_at(start, stop)).items():
                         metrics[name][start:stop] = values
             if on_chunk:
                 on_chunk(start, stop, inputs)
             bar.update(stop - start)
-    for run, strategy in zip(runs, strategies):
-        if strategy.needs_whole_array and run.error is None:
-            timed(run, strategy, lambda: predict(run, strategy, 0, data.n, data.inputs(0, data.n)))
-            score(run, 0, data.n)
-    return runs, model_metrics
+
+    def run_whole_arrays(self) -> None:
+        """The strategies registered `whole_array`: every prefix in one call."""
+        for run, strategy in zip(self.runs, self.strategies):
+            if strategy.needs_whole_array and run.error is None:
+                self.timed(run, strategy, lambda: self.predict(run, strategy, 0, self.data.n,
+                                                               self.data.inputs(0, self.data.n)))
+                self.score(run, 0, self.data.n)
+
+
+def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
+                   train: TrainingSplit | None, on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+                   keep: int | None = None) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
+    """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring), and with a
+    target `view`, the metrics of every distribution returned and of every input model (`harness.scoring.metrics`),
+    per prefix. `on_chunk` sees each chunk's input copy too, in the same pass; `keep`: the prefix whose
+    returned distributions are kept (`StrategyRun.shown`)."""
+    runner = StrategyRunner(data, strategies, settings, view, keep)
+    with progress_bar(settings, data) as bar:
+        runner.fit(train, bar)
+        runner.run_chunks(bar, on_chunk)
+    runner.run_whole_arrays()
+    return runner.runs, runner.model_metrics
 
 
 @dataclass

@@ -157,45 +157,67 @@ def ranked(rows: list, metric: str) -> list[StrategyScore]:
 def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
     """A dataset's leaderboard, ranked by `metric`: top-1 and one continuous metric (`metric`, else KL),
     each with its 95% interval and its paired comparison with the reference."""
-    n, reference, emergent = result.n, result.reference, result.emergent
     second = metric if metric != "top1" else "kl"
+    scored = ranked(result.strategies, metric)
     print(header(result))
-    note(emergence_line(result.emergence_curve()))
-    note(emergence_line(result.emergence_curve(), second))
+    for line in context_lines(result, second, scored):
+        note(line)
+    for line in fitted_table(leaderboard_columns(result, scored, second)):
+        print(line)
+    for line in footnotes(result, scored, second):
+        note(line)
+
+
+def context_lines(result: DatasetResult, second: str, scored: list[StrategyScore]) -> list[str]:
+    """What the table stands on: the input models' agreement and `second` by size, the task, the noise
+    ceiling and the KL floor, where the dataset has them."""
+    lines = [emergence_line(result.emergence_curve()), emergence_line(result.emergence_curve(), second)]
     if result.task is not None:
-        for line in task_lines(result):
-            note(line)
+        lines += task_lines(result)
     ceiling = result.noise_ceiling
     if ceiling is not None:
         low, high = ceiling["ci95"]
-        note(f"noise ceiling: another seed of the target ({short_name(ceiling['model'])}) agrees with it on "
-             f"{ceiling['top1']:.1%} [{low:.1%}, {high:.1%}]; KL {ceiling['kl']['mean']:.3f}, "
-             f"alpha {ceiling['alpha']['mean']:.3f}")
-    rows = result.strategies
-    scored = ranked(rows, metric)
+        lines.append(f"noise ceiling: another seed of the target ({short_name(ceiling['model'])}) agrees with it on "
+                     f"{ceiling['top1']:.1%} [{low:.1%}, {high:.1%}]; KL {ceiling['kl']['mean']:.3f}, "
+                     f"alpha {ceiling['alpha']['mean']:.3f}")
     if result.kl_floor is not None:
-        note(kl_floor_line(result.kl_floor, [row.name for row in scored], result.emergence_curve()))
+        lines.append(kl_floor_line(result.kl_floor, [row.name for row in scored], result.emergence_curve()))
+    return lines
 
-    def cells(row: StrategyScore, name: str) -> tuple[str, str, str]:
-        """(mean, interval, vs the reference) of one metric, "—" where the row has none."""
-        if row.metric(name) is None:
-            return "—", "", ""
-        low, high = row.summary[name]["ci95"] if row.summary else row.ci95
-        versus = row.versus or {}
-        if row.name == reference.name:
-            vs = "reference"
-        elif name == "top1":
-            vs = describe_comparison(versus)
-        elif name in versus:
-            vs = describe_comparison(versus[name]) if name == "top5" else describe_difference(versus[name])
-        else:
-            vs = ""
-        return f"{row.metric(name):.3f}", f"[{low:.3f}, {high:.3f}]", vs
 
-    table = [(row, cells(row, "top1"), cells(row, second)) for row in scored]
-    width = max([12, *(len(row.name) for row in rows)])
+def metric_cells(row: StrategyScore, name: str, reference: StrategyScore | None) -> tuple[str, str, str]:
+    """(mean, interval, vs the reference) of one metric, "—" where the row has none."""
+    if row.metric(name) is None:
+        return "—", "", ""
+    low, high = row.summary[name]["ci95"] if row.summary else row.ci95
+    versus = row.versus or {}
+    if row.name == reference.name:
+        vs = "reference"
+    elif name == "top1":
+        vs = describe_comparison(versus)
+    elif name in versus:
+        vs = describe_comparison(versus[name]) if name == "top5" else describe_difference(versus[name])
+    else:
+        vs = ""
+    return f"{row.metric(name):.3f}", f"[{low:.3f}, {high:.3f}]", vs
+
+
+def name_width(result: DatasetResult) -> int:
+    return max([12, *(len(row.name) for row in result.strategies)])
+
+
+def task_accuracies(result: DatasetResult) -> dict | None:
+    """Each strategy's task accuracy, where the dataset has a task."""
+    return result.task.strategies if result.task is not None else None
+
+
+def leaderboard_columns(result: DatasetResult, scored: list[StrategyScore], second: str) -> list[Column]:
+    """The table's columns, one row per scored strategy: top-1 and `second`, each with its interval
+    and its comparison with the reference, then seconds, emergent prefixes right and task accuracy."""
+    reference, emergent = result.reference, result.emergent
+    table = [(row, metric_cells(row, "top1", reference), metric_cells(row, second, reference)) for row in scored]
+    width = name_width(result)
     label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"
-    tasks = result.task.strategies if result.task is not None else None
     # Where the terminal is narrow, the columns of highest fold move to a second part below.
     columns = [Column("strategy", [row.name.ljust(width) for row, _, _ in table]),
                Column("top-1", [top[0] for _, top, _ in table], right=True),
@@ -208,48 +230,67 @@ def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
                       folded_title=f"{label} vs ref"),
                Column("seconds", [f"{row.seconds:.2f}" for row, _, _ in table], right=True, fold=4),
                Column("emergent", [f"{row.emergent_correct}/{emergent}" for row, _, _ in table], right=True, fold=3)]
+    tasks = task_accuracies(result)
     if tasks is not None:
         columns.append(Column("task", [f"{tasks[row.name]['accuracy']:.1%}" for row, _, _ in table], right=True,
                               fold=3))
-    for line in fitted_table(columns):
-        print(line)
-    for row in rows:
-        if not isinstance(row, StrategyScore):
-            note(f"{row.name:<{width}} error: {row.error}")
-    if reference:
-        shown = any(row.name == reference.name for row in rows)
-        note(f"reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
-             f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
-        note(f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the reverse, "
-             f"exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired bootstrap p")
-    note(f"emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
-         f"model's top-1 is the target's (the column: how many each got right)")
-    if tasks is not None:
-        note("task: how often a strategy's top-1 is the answer's first token (the models' line above: "
-             + ("their likelier choice" if result.task.rule == "choice" else "greedy decoding of the whole answer")
-             + ")")
+    return columns
+
+
+def footnotes(result: DatasetResult, scored: list[StrategyScore], second: str) -> list[str]:
+    """The lines under the table: failed strategies, what the columns mean, near ties, drafting, how the
+    learned strategies were fitted, --compare's tests and the tied targets."""
+    rows, width = result.strategies, name_width(result)
+    lines = [f"{row.name:<{width}} error: {row.error}" for row in rows if not isinstance(row, StrategyScore)]
+    lines += column_notes(result, second)
     ties = result.near_ties()
-    if reference and ties["prefixes"]:
-        rest = ties["reference_top1_rest"]
-        note(f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
-             f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
-             f"{reference.name}'s {ties['reference_misses']} {plural(ties['reference_misses'], 'miss', 'misses')} "
-             f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
-             f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
-             + ")")
+    if result.reference and ties["prefixes"]:
+        lines.append(near_ties_line(ties, result.reference.name))
     if result.drafting is not None:
-        note(drafting_line(result.drafting, result.emergence_curve()))
+        lines.append(drafting_line(result.drafting, result.emergence_curve()))
     for fit in dict.fromkeys(row.fit for row in rows if isinstance(row, StrategyScore) and row.fit):
         names = [row.name for row in rows if isinstance(row, StrategyScore) and row.fit == fit]
-        note(f"learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")
+        lines.append(f"learned, scored on prefixes never fitted on ({fit}): {', '.join(names)}")
     for comparison in result.comparisons:
         outcome = comparison.get("error") or describe_comparison(comparison)
         if "error" not in comparison and second in comparison:
             outcome += f"; {LABELS[second]} {describe_difference(comparison[second])}"
-        note(f"compare {comparison['a']} vs {comparison['b']}: {outcome}")
+        lines.append(f"compare {comparison['a']} vs {comparison['b']}: {outcome}")
     tied = result.view.tied_targets
     if tied:
-        note(f"{tie_note(tied, [(row.name, row.tied_misses) for row in scored])}")
+        lines.append(f"{tie_note(tied, [(row.name, row.tied_misses) for row in scored])}")
+    return lines
+
+
+def column_notes(result: DatasetResult, second: str) -> list[str]:
+    """What the reference, "vs ref", "emergent" and "task" columns are."""
+    n, reference, emergent = result.n, result.reference, result.emergent
+    lines = []
+    if reference:
+        shown = any(row.name == reference.name for row in result.strategies)
+        lines.append(f"reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
+                     f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
+        lines.append(f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the "
+                     f"reverse, exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired "
+                     f"bootstrap p")
+    lines.append(f"emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
+                 f"model's top-1 is the target's (the column: how many each got right)")
+    if task_accuracies(result) is not None:
+        lines.append("task: how often a strategy's top-1 is the answer's first token (the models' line above: "
+                     + ("their likelier choice" if result.task.rule == "choice" else
+                        "greedy decoding of the whole answer") + ")")
+    return lines
+
+
+def near_ties_line(ties: dict, reference: str) -> str:
+    """How many targets are near-tied, and how many of the reference's misses fall on them."""
+    rest = ties["reference_top1_rest"]
+    return (f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
+            f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
+            f"{reference}'s {ties['reference_misses']} {plural(ties['reference_misses'], 'miss', 'misses')} "
+            f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
+            f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
+            + ")")
 
 
 def print_harder_here(rows: list[dict]) -> None:
