@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     score_parser = commands.add_parser("score", help="check and score the participants' predictions CSVs")
     score_parser.add_argument("predictions", type=Path, nargs="+", help="predictions CSVs (challenge.py --predictions)")
     score_parser.add_argument("--answers", type=Path, required=True, help="the answers file of blind_test.py split")
-    score_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default: 0)")
-    score_parser.add_argument("--json", type=Path, help="write every number as JSON")
+    harness.cli.add_seed(score_parser, "seed of the bootstrap intervals")
+    harness.cli.add_json(score_parser, "write every number as JSON")
     args = parser.parse_args(argv)
     if args.command == "score" and any(_same_file(a, b) for a, b in itertools.combinations(args.predictions, 2)):
         parser.error("a predictions file is given twice")

@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", action="append", type=Path, help="dataset pickle (repeatable; default: data/*.pkl)")
     parser.add_argument("--strategy", action="append", help="registered name or path/to/file.py:function (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the registered strategies and exit")
-    parser.add_argument("--num-samples", type=int, help="score on the first N prefixes only")
-    parser.add_argument("--seed", type=int, default=0, help="seeds random/numpy before each strategy and the bootstrap")
+    harness.cli.add_num_prefixes(parser, "score on the first N prefixes only", old_name="--num-samples")
+    harness.cli.add_seed(parser, "seeds random/numpy before each strategy and the bootstrap")
     parser.add_argument("--target", help="model whose top-1 is predicted (default: the last); the others are inputs")
     parser.add_argument("--metric", choices=METRICS, default="top1", help="rank the leaderboard by this metric "
                         "(default: top1); all are in --json. Besides top-1 they need a strategy that returns "
@@ -73,31 +73,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline", metavar="DATASET", help="with several datasets, the one the others are tested "
                         "against in 'is prediction harder here?' (a path or file stem; default: the first Wikipedia "
                         "set without answers, else the first set without answers)")
-    parser.add_argument("--json", type=Path, help="write the results as JSON")
+    harness.cli.add_json(parser, "write the results as JSON")
     parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV, tokens decoded")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="draw the results into DIR: PNGs and index.md "
-                        "(needs matplotlib)")
+    harness.cli.add_report(parser, "draw the results into DIR: PNGs and index.md (needs matplotlib)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of a strategy that raises")
     parser.add_argument("--train", type=Path, help="learned strategies fit on this dataset (no prefix in common "
                         "with --dataset), then predict --dataset; without it they are scored by K-fold")
-    parser.add_argument("--folds", type=int, help="K for cross-validating learned strategies by prefix when there "
-                        "is no --train (default: 5, or the number of prefixes where fewer; folds drawn with --seed)")
+    parser.add_argument("--folds", type=harness.cli.at_least(2), metavar="K", help="K for cross-validating learned "
+                        "strategies by prefix when there is no --train (default: 5, or the number of prefixes where "
+                        "fewer; folds drawn with --seed)")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="paired comparison of two "
                         "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p "
                         "(repeatable)")
-    parser.add_argument("--show", type=int, metavar="I", help="print prefix I of the (first) dataset: each model's "
+    parser.add_argument("--show", type=harness.cli.non_negative_int, metavar="I", help="print prefix I of the (first) dataset: each model's "
                         "top-k tokens with probabilities, and each strategy's guess, decoded")
-    parser.add_argument("--top-k", type=int, default=5, help="tokens per model for --show (default: 5)")
+    parser.add_argument("--top-k", type=harness.cli.positive_int, default=5, metavar="K", help="tokens per model for --show (default: 5)")
     parser.add_argument("--predict-only", action="store_true", help="write guesses to --predictions, score nothing and "
                         "never read the target (for a blind test's public file, whose models are all inputs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal only)")
+    harness.cli.add_no_progress(parser)
     args = parser.parse_args(argv)
-    if args.num_samples is not None and args.num_samples < 1:
-        parser.error("--num-samples must be at least 1")
-    if args.folds is not None and args.folds < 2:
-        parser.error("--folds must be at least 2")
-    if args.top_k < 1:
-        parser.error("--top-k must be at least 1")
     if args.train is not None and not args.dataset:
         parser.error("--train needs --dataset: the file its learned strategies are scored on")
     if args.predict_only and not args.predictions and args.show is None:
@@ -131,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.strategy and not args.show:
         for line in unavailable():
             print(f"note: {line}: not scored")
-    settings = Settings(target=args.target, num_samples=args.num_samples, seed=args.seed, folds=args.folds,
+    settings = Settings(target=args.target, num_samples=args.num_prefixes, seed=args.seed, folds=args.folds,
                         references=tuple(REGISTRY[name] for name in REFERENCE_HEURISTICS if name in REGISTRY),
                         comparisons=tuple(tuple(pair) for pair in args.compare or []),
                         pictures=args.report is not None, progress=not args.no_progress, debug=args.debug)

@@ -27,6 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import harness.cli
 from harness import InputError
+from harness.cli import non_negative_int, positive_int
 from harness.data.files import check_writable, write_output
 from harness.data.prefixes import FROM_SOURCE, read_prefix_file
 from harness.forecast.study import (Protocol, arithmetic_task, builder_task, check_resumable, default_data_sizes,
@@ -49,33 +50,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                          "stderr;\n       finished runs stay in the results file)"))
     parser.add_argument("--models", nargs="+", default=["suite"],
                         help="hub ids or local directories, least capable first; `suite` (default): the bundled suite; "
-                             "`pythia`: Pythia 70m ... 12b")
-    parser.add_argument("--revision", action="append", default=[],
-                        help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
+                             "`ladder`: its every size, checkpoint and seed on the loss axis; a checkpoint as "
+                             "suite-1.5m@step2880; `pythia`: Pythia 70m ... 12b")
+    harness.cli.add_revision(parser)
     parser.add_argument("--task", default="arithmetic",
                         help="arithmetic (default), copy, glue-rte, cot-arithmetic, or a .jsonl with an \"answer\" per line")
-    parser.add_argument("--digits", type=int, nargs="+", default=None,
-                        help="arithmetic's operand digits; several make several tasks (default: 2 1 for the bundled "
-                             "suite, else 2)")
-    parser.add_argument("--operation", default="add", help="arithmetic's operation: add, subtract or multiply")
-    parser.add_argument("--shots", type=int, help="solved examples before every question (arithmetic: default 0)")
+    harness.cli.add_task_options(parser, shots="solved examples before every question (arithmetic: default 0)",
+                                 digits="arithmetic's; several make several tasks (default: 2 1 for the bundled "
+                                        "suite, else 2)", digits_nargs="+")
     parser.add_argument("--dataset-path", help="local copy for copy (jsonl/parquet) or glue-rte (GLUE TSV)")
-    parser.add_argument("--test-size", type=int, help="test questions (default: 200, or 40%% of a smaller task)")
-    parser.add_argument("--validation-size", type=int,
+    parser.add_argument("--test-size", type=positive_int, help="test questions (default: 200, or 40%% of a smaller task)")
+    parser.add_argument("--validation-size", type=positive_int,
                         help="validation questions, where the learning rate is chosen (default: 200, or 12%% of a "
                              "smaller task)")
-    parser.add_argument("--data-sizes", type=int, nargs="+",
+    parser.add_argument("--data-sizes", type=non_negative_int, nargs="+", metavar="D",
                         help="finetuning set sizes D, 0 = no finetuning (default: 0, and the pool, 1/4, 1/16 and 1/64 of it)")
-    parser.add_argument("--seeds", type=int, nargs="+",
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", metavar="S",
                         help="finetuning seeds: which D examples and their order (default: 0 1 2 where the pool is "
                              "under 1,000 questions, else 0)")
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
+    parser.add_argument("--learning-rates", type=harness.cli.positive_float, nargs="+", default=[1e-4, 3e-4, 1e-3],
+                        metavar="LR",
                         help="the sweep per model and D, chosen on the validation questions (default: 1e-4 3e-4 1e-3)")
-    parser.add_argument("--epochs", type=float, default=2.0, help="passes over the D examples (default 2)")
-    parser.add_argument("--batch-size", type=int, default=32, help="finetuning batch (default 32)")
-    parser.add_argument("--min-steps", type=int, default=20,
+    parser.add_argument("--epochs", type=harness.cli.positive_float, default=2.0,
+                        help="passes over the D examples (default 2)")
+    harness.cli.add_batch_size(parser, "finetuning batch (default 32)", default=32)
+    parser.add_argument("--min-steps", type=non_negative_int, default=20,
                         help="optimizer steps at least, however few the examples (default 20)")
-    parser.add_argument("--lora", type=int, metavar="RANK", help="LoRA of this rank (peft) instead of full finetuning")
+    parser.add_argument("--lora", type=positive_int, metavar="RANK", help="LoRA of this rank (peft) instead of full finetuning")
     parser.add_argument("--loss-text", type=Path, default=LOSS_TEXT,
                         help="held-out text for each model's pretraining loss, .txt or .jsonl (default: "
                              "data/prefixes/wikipedia-test.jsonl)")
@@ -84,26 +85,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "the bundled study, else emergence.jsonl)")
     parser.add_argument("--from-results", type=Path, metavar="FILE", help="refit and report from FILE only: no runs, no torch")
     parser.add_argument("--fit-up-to", metavar="MODEL", help="fit on the models up to MODEL only and predict the rest")
-    parser.add_argument("--resamples", type=int, default=NUM_RESAMPLES, help="bootstrap resamples (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the task's split into test, validation and pool, "
-                                                            "and the bootstrap")
-    parser.add_argument("--json", type=Path, help="write the forecast here")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="draw the pictures here")
-    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
-                        help="model dtype (auto: half precision on GPU, float32 on CPU)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resamples", type=positive_int, default=NUM_RESAMPLES,
+                        help=f"bootstrap resamples (default {NUM_RESAMPLES})")
+    harness.cli.add_seed(parser, "seeds the task's split into test, validation and pool, and the bootstrap")
+    harness.cli.add_json(parser, "write the forecast here")
+    harness.cli.add_report(parser, "draw the pictures here")
+    harness.cli.add_device(parser)
+    harness.cli.add_dtype(parser)
+    harness.cli.add_no_progress(parser)
     args = parser.parse_args(argv)
-    if args.resamples < 1:
-        parser.error("--resamples must be at least 1")
     if args.models == ["pythia"]:
         args.models = PYTHIA
-    args.bundled = args.models == ["suite"]
-    args.models, args.labels = bundled_suite(args.models)
+    args.bundled = args.models in (["suite"], ["ladder"])
+    args.models, args.labels = bundled_suite(args.models, ceiling_apart=False)  # every seed is a point
     if len(args.models) < 3:
         parser.error("--models needs at least three models: the law is fitted on three or more")
-    if args.task != "arithmetic" and (args.digits is not None or args.operation != "add"):
+    if args.task != "arithmetic" and (args.digits is not None or args.operation is not None):
         parser.error("--digits and --operation are for --task arithmetic")
+    args.operation = args.operation or "add"
     if args.digits is None:
         args.digits = [2, 1] if args.bundled and args.task == "arithmetic" else [2]
     if args.results is None:

@@ -7,8 +7,24 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from harness import InputError
+
 if TYPE_CHECKING:
     from accelerate import PartialState
+
+
+def check_device(device: str | None) -> str:
+    """The device a run uses: --device, or cuda where this machine has it, else cpu. --device cuda on
+    a machine without CUDA is a one-line error, before any model loads."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: this machine has no CUDA GPU (try --device cpu)")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps: this machine has no Apple GPU (try --device cpu)")
+    return device
 
 
 def join_process_group(device: str | None) -> PartialState:
@@ -19,6 +35,7 @@ def join_process_group(device: str | None) -> PartialState:
     default argument (`group=group.WORLD`, evaluated on import). Imported later (loading a
     transformers model pulls it in), they would hold the group: destroy_process_group would then
     leave gloo's threads running into interpreter shutdown (see leave_process_group)."""
+    check_device(device)
     import torch.distributed
 
     if torch.distributed.is_available():
