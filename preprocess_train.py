@@ -41,14 +41,14 @@ import platform
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
 
 from harness import InputError, cli
 from harness.data.dataset import FORMAT, DatasetFile, sidecar_path, start_dataset
 from harness.data.files import read_text_file
-from harness.data.prefixes import MAX_DIGITS, NAMED, OPERATIONS, build_prefixes, check_options, space_into_prefixes
+from harness.data.prefixes import NAMED, PrefixSet, build_prefixes, check_options, space_into_prefixes
 from harness.models.processes import join_process_group, leave_process_group
 from harness.models.suites import (PYTHIA, ModelSpec, bundled_ceiling, bundled_suite, check_sources, model_revisions,
                                    model_specs)
@@ -69,33 +69,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=PYTHIA,
                         help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "
-                             "`suite`: the bundled suite (suite/models/), whose members also go by their short names")
+                             "`suite`: the bundled suite (suite/models/), whose members also go by their short names, a "
+                             "checkpoint as suite-1.5m@step2880; `ladder`: its every size, checkpoint and seed, by "
+                             "validation loss")
     parser.add_argument("--ceiling-model", help="another seed of the target (same size, data and recipe): its "
                         "agreement with the target, the noise ceiling, goes in the sidecar; never an input "
                         "(default with --models suite: the bundled one in suite/seeds/, if any)")
-    parser.add_argument("--revision", action="append", default=[],
-                        help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
+    cli.add_revision(parser)
     parser.add_argument("--dataset", default="wikipedia",
                         help=f"{', '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl "
                              "({\"text\": ...} per line, optionally with an \"answer\") file")
     parser.add_argument("--dataset-path", help="local copy for wikipedia or copy (jsonl/parquet) or glue-rte (GLUE TSV), "
                              "or a folder of them (read in name order)")
-    parser.add_argument("--shots", type=int, help="solved examples before each question: arithmetic (default 0), "
-                             "cot-arithmetic (default 3), glue-rte (labelled demonstrations; default: the original set)")
-    parser.add_argument("--digits", type=int,
-                        help=f"operand digits, 1-{MAX_DIGITS}: arithmetic (default 2), cot-arithmetic (default 1)")
-    parser.add_argument("--operation", choices=list(OPERATIONS), help="arithmetic's operation (default add)")
-    parser.add_argument("--num-prefixes", type=int, help="how many prefixes (default: 100 for named datasets, all of a file)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds which prefixes are drawn")
+    cli.add_task_options(parser, shots="solved examples before each question: arithmetic (default 0), "
+                         "cot-arithmetic (default 3), glue-rte (labelled demonstrations; default: the original set)",
+                         digits="arithmetic (default 2), cot-arithmetic (default 1)")
+    cli.add_num_prefixes(parser, "how many prefixes (default: 100 for named datasets, all of a file)")
+    cli.add_seed(parser, "seeds which prefixes are drawn")
     parser.add_argument("--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
-                        help="model dtype (auto: half precision on GPU, float32 on CPU)")
-    parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, help="max prefixes per batch (default: automatic, by token budget)")
-    parser.add_argument("--max-tokens", type=int, help="max padded tokens per batch (default: 32768 on GPU, 4096 on CPU)")
+    cli.add_dtype(parser)
+    cli.add_device(parser)
+    cli.add_batch_size(parser, "max prefixes per batch (default: automatic, by token budget)")
+    parser.add_argument("--max-tokens", type=cli.positive_int,
+                        help="max padded tokens per batch (default: 32768 on GPU, 4096 on CPU)")
     parser.add_argument("--cache-dir", type=Path, help="per-model cache for resuming (default: <out>.cache, removed on success)")
     parser.add_argument("--meta-json", type=Path, help="JSON file whose content is recorded in the sidecar under 'extra'")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cli.add_no_progress(parser)
     args = parser.parse_args(argv)
     args.models, args.labels = bundled_suite(args.models)
     args.ceiling_label = None
@@ -192,18 +191,109 @@ def shared_output(state: PartialState, out: Path, model_names: list[str], prefix
     return broadcast_object_list([started])[0]
 
 
-def run(args: argparse.Namespace, argv: list[str] | None) -> int:
-    # Sources, prefixes and tokenizer come first: bad input should fail in seconds, before any model loads.
+class Encoded(NamedTuple):
+    """The prefixes as the models read them: the set (some prefixes ended after their answer's space),
+    each prefix's ids, and each answer's and choice's ids where the set has them."""
+    prefix_set: PrefixSet
+    token_ids: list[list[int]]
+    answer_ids: list[list[int]] | None
+    choice_ids: list[list[int]] | None
+
+
+def check_inputs(args: argparse.Namespace) -> PrefixSet:
+    """Sources and prefixes, checked and built before any model loads: bad input fails in seconds."""
     check_options(args.dataset, args.num_prefixes, args.dataset_path, args.shots, args.digits, args.operation)
     check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
     if args.ceiling_model is not None:
         check_sources([args.ceiling_model], [None], args.dataset, args.dataset_path, option="--ceiling-model")
-    prefix_set = build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
-                                digits=args.digits, operation=args.operation)
-    prefixes = prefix_set.prefixes
+    return build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
+                          digits=args.digits, operation=args.operation)
+
+
+def encode(prefix_set: PrefixSet, tokenizer, announce: bool) -> Encoded:
+    """Each prefix's ids, and each answer's and choice's, tokenized alone and without special tokens:
+    the ids it has after its prefix wherever the pre-tokenizer splits between the two, as byte-level
+    BPE does before the leading space of " 73" or " True"."""
+    from harness.models import inference
+
+    count = len(prefix_set.prefixes)
+    prefix_set = space_into_prefixes(prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False))
+    if prefix_set.record.get("answer_space_in_prefix") and announce:
+        moved = prefix_set.record["answer_space_in_prefix"]
+        print(f"{moved} of {count} answers begin with a space that this tokenizer writes as a token of its own: "
+              f"those prefixes end after it, so they ask for the answer's first digit or word", file=sys.stderr)
+    answer_ids, choice_ids = None, None
+    if prefix_set.answers is not None:
+        answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
+        if prefix_set.record.get("choices"):  # a choice task: every choice is scored as a continuation
+            choice_ids = inference.tokenize(tokenizer, prefix_set.record["choices"], special_tokens=False)
+    return Encoded(prefix_set, inference.tokenize(tokenizer, prefix_set.prefixes), answer_ids, choice_ids)
+
+
+def compute(args: argparse.Namespace, state: PartialState, specs: list[ModelSpec], ceiling: ModelSpec | None,
+            encoded: Encoded, probs: np.ndarray, cache_dir: Path, device: str) -> tuple[list[dict], dict | None]:
+    """Every model's rows into `probs` (this process's share of them), then the noise ceiling's scores
+    against the target's finished column: the models' summary rows and the ceiling's record."""
+    from harness.models import inference
+
+    common = dict(device=device, dtype=args.dtype, cache_dir=cache_dir, max_tokens=args.max_tokens,
+                  batch_size=args.batch_size, progress=not args.no_progress)
+    _, summary = inference.run_suite(specs, encoded.token_ids, probs.shape[2], out=probs, answer_ids=encoded.answer_ids,
+                                     choice_ids=encoded.choice_ids, **common)
+    if isinstance(probs, np.memmap):
+        probs.flush()
+    state.wait_for_everyone()  # every process's rows are in the file
+    if ceiling is None:
+        return summary, None
+    return summary, inference.ceiling_scores(ceiling, encoded.token_ids, probs[:, -1], cache_dir / "ceiling.npy",
+                                             **common)
+
+
+def sidecar(args: argparse.Namespace, argv: list[str] | None, specs: list[ModelSpec], encoded: Encoded,
+            vocab_size: int, summary: list[dict], ceiling_record: dict | None, extra: object, device: str,
+            num_processes: int) -> dict:
+    """The dataset's metadata: models, prefixes, versions, the command; answers and noise ceiling where there are."""
+    import torch
+    import transformers
+
+    metadata = {
+        "format": FORMAT,
+        "models": summary,
+        "target_model": specs[-1].stored_name,
+        "num_prefixes": len(encoded.token_ids),
+        "vocab_size": vocab_size,
+        "prefixes": encoded.prefix_set.record,
+        "device": device,
+        "num_processes": num_processes,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "numpy": np.__version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+    }
+    if encoded.answer_ids is not None:  # aligned with the sentences; harness.data.dataset.sidecar_answers reads them
+        metadata["answers"] = answer_records(encoded.prefix_set.answers, encoded.answer_ids, summary)
+    if ceiling_record is not None:  # harness.data.dataset.sidecar_noise_ceiling reads it
+        metadata["noise_ceiling"] = {
+            "rule": "another seed of the target (same size, data and recipe), never an input: per prefix, "
+                    "its top-1 id, KL(target || it) and alpha against the target", **ceiling_record}
+    if extra is not None:
+        metadata["extra"] = extra
+    return metadata
+
+
+def print_written(out: Path, num_prefixes: int, vocab_size: int, summary: list[dict]) -> None:
+    print(f"\nwrote {out} ({out.stat().st_size / 1e6:.1f} MB): {num_prefixes} prefixes x "
+          f"{len(summary)} models x {vocab_size} tokens, float16; metadata in {sidecar_path(out)}")
+    for row in summary:
+        speed = "from cache" if row["from_cache"] else (f"{row['seconds']:.2f} s, {row['tokens_per_second']:,.0f} tok/s,"
+                                                        f" load {row['load_seconds']:.2f} s")
+        print(f"  {row['name']:<40} {speed}")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    prefix_set = check_inputs(args)
     extra = read_meta_json(args.meta_json) if args.meta_json else None
 
-    import torch
     import transformers
 
     from harness.models import inference
@@ -215,69 +305,22 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     ceiling = None if args.ceiling_model is None else ModelSpec(args.ceiling_model, None, args.ceiling_label)
     tokenizer = inference.shared_tokenizer(specs + ([ceiling] if ceiling else []))
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    prefix_set = space_into_prefixes(prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False))
-    if prefix_set.record.get("answer_space_in_prefix") and state.is_main_process:
-        moved = prefix_set.record["answer_space_in_prefix"]
-        print(f"{moved} of {len(prefixes)} answers begin with a space that this tokenizer writes as a token of its own: "
-              f"those prefixes end after it, so they ask for the answer's first digit or word", file=sys.stderr)
-    prefixes = prefix_set.prefixes
-    token_ids = inference.tokenize(tokenizer, prefixes)
-    # Each answer's ids, tokenized alone and without special tokens: the ids it has after its prefix
-    # wherever the pre-tokenizer splits between the two, as byte-level BPE does before the leading
-    # space of " 73" or " True".
-    answer_ids, choice_ids = None, None
-    if prefix_set.answers is not None:
-        answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
-        if prefix_set.record.get("choices"):  # a choice task: every choice is scored as a continuation
-            choice_ids = inference.tokenize(tokenizer, prefix_set.record["choices"], special_tokens=False)
+    encoded = encode(prefix_set, tokenizer, announce=state.is_main_process)
+    num_prefixes = len(encoded.token_ids)
     cache_dir = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     if state.is_main_process:  # the old pickle, the new one while it is written, the cached slices
-        check_free_space(args.out, 3 * len(prefixes) * (len(specs) + (ceiling is not None)) * vocab_size * 2)
+        check_free_space(args.out, 3 * num_prefixes * (len(specs) + (ceiling is not None)) * vocab_size * 2)
     if args.no_progress or not state.is_local_main_process:
         transformers.utils.logging.disable_progress_bar()
 
     # The output file is written as rows are computed: memory does not grow with the prefixes.
-    output = shared_output(state, args.out, [spec.stored_name for spec in specs], prefixes, vocab_size)
+    output = shared_output(state, args.out, [spec.stored_name for spec in specs], encoded.prefix_set.prefixes,
+                           vocab_size)
     try:
-        probs = output.open()
-        _, summary = inference.run_suite(specs, token_ids, vocab_size, device=device, dtype=args.dtype,
-                                         cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
-                                         progress=not args.no_progress, out=probs, answer_ids=answer_ids,
-                                         choice_ids=choice_ids)
-        if isinstance(probs, np.memmap):
-            probs.flush()
-        state.wait_for_everyone()  # every process's rows are in the file
-        ceiling_record = None
-        if ceiling is not None:
-            ceiling_record = inference.ceiling_scores(
-                ceiling, token_ids, probs[:, -1], cache_dir / "ceiling.npy", device=device, dtype=args.dtype,
-                cache_dir=cache_dir, max_tokens=args.max_tokens, batch_size=args.batch_size,
-                progress=not args.no_progress)
-        del probs
+        summary, ceiling_record = compute(args, state, specs, ceiling, encoded, output.open(), cache_dir, device)
         if state.is_main_process:
-            metadata = {
-                "format": FORMAT,
-                "models": summary,
-                "target_model": specs[-1].stored_name,
-                "num_prefixes": len(prefixes),
-                "vocab_size": vocab_size,
-                "prefixes": prefix_set.record,
-                "device": device,
-                "num_processes": state.num_processes,
-                "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                             "transformers": transformers.__version__, "numpy": np.__version__},
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-            }
-            if answer_ids is not None:  # aligned with the sentences; harness.data.dataset.sidecar_answers reads them
-                metadata["answers"] = answer_records(prefix_set.answers, answer_ids, summary)
-            if ceiling_record is not None:  # harness.data.dataset.sidecar_noise_ceiling reads it
-                metadata["noise_ceiling"] = {
-                    "rule": "another seed of the target (same size, data and recipe), never an input: per prefix, "
-                            "its top-1 id, KL(target || it) and alpha against the target", **ceiling_record}
-            if extra is not None:
-                metadata["extra"] = extra
-            output.finish(metadata)
+            output.finish(sidecar(args, argv, specs, encoded, vocab_size, summary, ceiling_record, extra, device,
+                                  state.num_processes))
     except BaseException:
         if state.is_main_process:
             output.discard()
@@ -286,13 +329,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         return 0
     if args.cache_dir is None:
         shutil.rmtree(cache_dir, ignore_errors=True)
-
-    print(f"\nwrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {len(prefixes)} prefixes x "
-          f"{len(specs)} models x {vocab_size} tokens, float16; metadata in {sidecar_path(args.out)}")
-    for row in summary:
-        speed = "from cache" if row["from_cache"] else (f"{row['seconds']:.2f} s, {row['tokens_per_second']:,.0f} tok/s,"
-                                                        f" load {row['load_seconds']:.2f} s")
-        print(f"  {row['name']:<40} {speed}")
+    print_written(args.out, num_prefixes, vocab_size, summary)
     return 0
 
 
