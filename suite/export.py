@@ -1,6 +1,7 @@
 """Commit-ready copies of trained suite models: config, tokenizer, and the weights in float16.
 
     python3 -m suite.export build/suite/models suite/models      # every model folder in the first
+    python3 -m suite.export build/suite/checkpoints/suite-1.5m suite/checkpoints/suite-1.5m --only step2880 step3120
 
 Half precision halves the committed bytes (the suite and its other seed fit the 60 MB budget with
 the default data). The models still run in float32 (`--dtype auto` on CPU): float16 weights,
@@ -19,6 +20,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
+
+from harness import InputError
 
 FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
 
@@ -50,18 +53,36 @@ def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict
             "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
 
 
+def committed_records(suite: dict, source: Path, folder: Path) -> list[dict]:
+    """suite.json's record of the model in `folder`: a model's (folder named as the model), or one of
+    its checkpoints' (`source` named as the model, `folder` as the step: step2880)."""
+    models = suite["models"] + suite.get("seed_variants", [])
+    if folder.name.startswith("step") and folder.name[4:].isdigit():
+        step = int(folder.name[4:])
+        return [c for r in models if r["name"] == source.name for c in r.get("checkpoints", []) if c["step"] == step]
+    return [r for r in models if r["name"] == folder.name]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
     parser.add_argument("--suite-json", type=Path, help="record each copy's weights hash and what float16 "
                         "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)")
+    parser.add_argument("--only", nargs="+", metavar="FOLDER", help="export only these folders of the source "
+                        "(a model's checkpoints: step2880 ...)")
     parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
                         "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
     args = parser.parse_args(argv)
     prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
     suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
-    for folder in sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file()):
+    folders = sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file())
+    if args.only:
+        missing = sorted(set(args.only) - {f.name for f in folders})
+        if missing:
+            raise InputError(f"{args.source}: no trained model folder {', '.join(missing)} (--only)")
+        folders = [f for f in folders if f.name in args.only]
+    for folder in folders:
         copy = args.destination / folder.name
         export(folder, copy)
         change = float16_change(folder, copy, prefixes)
@@ -69,10 +90,10 @@ def main(argv: list[str] | None = None) -> None:
               f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
               f"{change['same_top1']:.1%}")
         if suite is not None:  # suite.json's weights_sha256 is the float32 training output's; say what is committed
-            for record in suite["models"] + suite.get("seed_variants", []):
-                if record["name"] == folder.name:
-                    record["float16_weights_sha256"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
-                    record["float16_change"] = {**change, "prefixes": len(prefixes), "measured_in": "float32"}
+            for record in committed_records(suite, args.source, folder):
+                record["float16_weights_sha256"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+                record["float16_change"] = {**change, "prefixes": len(prefixes), "measured_in": "float32"}
+                record["committed"] = str(copy)
     if suite is not None:
         tmp = args.suite_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(suite, indent=1, default=str))

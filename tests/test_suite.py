@@ -286,3 +286,41 @@ def test_a_killed_training_run_resumes_to_the_weights_of_one_never_killed(tmp_pa
     c = load_file(last / "model.safetensors")
     assert all(a[k].equal(c[k]) for k in a)
     assert json.loads((last / "record.json").read_text())["tokens"] == 40 * 2 * 32
+
+
+def fake_suite(root: Path) -> Path:
+    """suite/ with two sizes (by weight bytes), a seed of each, two checkpoints of the larger, and suite.json."""
+    folders = {"models/suite-s": 10, "models/suite-l": 20, "seeds/suite-s-seed2": 10, "seeds/suite-l-seed2": 20,
+               "checkpoints/suite-l/step8": 20, "checkpoints/suite-l/step16": 20}
+    for folder, size in folders.items():
+        (root / folder).mkdir(parents=True)
+        (root / folder / "model.safetensors").write_bytes(b"x" * size)
+    checkpoints = [{"step": 8, "val_loss": 4.8}, {"step": 16, "val_loss": 4.4}, {"step": 24, "val_loss": 4.3}]
+    suite = {"models": [{"name": "suite-s", "val_loss": 4.6}, {"name": "suite-l", "val_loss": 4.2,
+                                                                 "checkpoints": checkpoints}],
+             "seed_variants": [{"name": "suite-s-seed2", "val_loss": 4.5}, {"name": "suite-l-seed2", "val_loss": 4.25}]}
+    (root / "suite.json").write_text(json.dumps(suite))
+    return root / "models"
+
+
+def test_the_ladder_is_every_point_on_the_loss_axis_and_a_checkpoint_is_name_at_step(tmp_path, monkeypatch):
+    from harness import InputError
+    from harness.models import suites
+
+    monkeypatch.setattr(suites, "SUITE_MODELS", fake_suite(tmp_path / "suite"))
+    monkeypatch.chdir(tmp_path)
+    paths, labels = suites.bundled_suite(["ladder"])
+    # highest loss first, the target (lowest) last; step24 is recorded but not committed; the target's
+    # other seed stays out (it is the noise ceiling), the smaller size's is a point
+    assert labels == ["suite-l@step8", "suite-s", "suite-s-seed2", "suite-l@step16", "suite-l"]
+    assert paths[0] == str(tmp_path / "suite" / "checkpoints" / "suite-l" / "step8")
+    # for a forecast every seed is a point on the loss axis
+    assert suites.bundled_suite(["ladder"], ceiling_apart=False)[1] == [
+        "suite-l@step8", "suite-s", "suite-s-seed2", "suite-l@step16", "suite-l-seed2", "suite-l"]
+    assert suites.bundled_suite(["suite"])[1] == ["suite-s", "suite-l"]
+    paths, labels = suites.bundled_suite(["suite-s", "suite-l@step16", "suite-s-seed2"])
+    assert labels == ["suite-s", "suite-l@step16", "suite-s-seed2"]
+    assert paths[1] == str(tmp_path / "suite" / "checkpoints" / "suite-l" / "step16")
+    with pytest.raises(InputError, match=r"suite-l@step24: no such checkpoint of suite-l .*\(committed: step8, step16\)"):
+        suites.bundled_suite(["suite-l@step24"])
+    assert suites.bundled_suite(["EleutherAI/pythia-70m"]) == (["EleutherAI/pythia-70m"], [None])  # passes through

@@ -55,7 +55,9 @@ def fit_models_up_to(cells: list[Cell], last: str | None, minimum: int = MIN_FIT
     if last is None:
         chosen = models
     else:
-        matches = [m for m in models if last in (m, m.split("@")[0], short_name(m.split("@")[0]))]
+        # the model itself before any checkpoint of it (suite-1.5m, not suite-1.5m@step240)
+        matches = [m for m in models if last == m] or [m for m in models if last in (m.split("@")[0],
+                                                                                      short_name(m.split("@")[0]))]
         if not matches:
             raise InputError(f"--fit-up-to {last}: not a model of the study ({', '.join(models)})")
         chosen = models[:models.index(matches[0]) + 1]

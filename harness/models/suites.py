@@ -1,10 +1,12 @@
-"""Which models a command names: Pythia, the bundled suite (`suite`, or its members' short names),
-hub ids and local directories, with per-model revisions; and whether they can be reached, checked
-in seconds before torch loads. Shared by preprocess_train.py and predict_emergence.py; no torch.
+"""Which models a command names: Pythia, the bundled suite (`suite`, `ladder`, or its members' short
+names, a checkpoint as `suite-1.5m@step2880`), hub ids and local directories, with per-model
+revisions; and whether they can be reached, checked in seconds before torch loads. Shared by
+preprocess_train.py and predict_emergence.py; no torch.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import urllib.error
@@ -34,20 +36,78 @@ class ModelSpec:
 
 
 
-def bundled_suite(models: list[str]) -> tuple[list[str], list[str | None]]:
-    """`--models suite` is every model of the bundled suite, smallest first, and a short name like
-    `suite-1.5m` (not a directory here) is one of them: their directories, and the short names the
-    dataset stores so that it reads the same on every machine. Other names pass through."""
-    members = sorted((d for d in SUITE_MODELS.glob("*/") if (d / "model.safetensors").is_file()),
-                     key=lambda d: (d / "model.safetensors").stat().st_size)  # one vocabulary: bytes order by size
+def suite_sizes() -> list[Path]:
+    """The bundled suite's sizes (suite/models), smallest first."""
+    # one vocabulary: bytes order by size
+    return sorted((d for d in SUITE_MODELS.glob("*/") if (d / "model.safetensors").is_file()),
+                  key=lambda d: (d / "model.safetensors").stat().st_size)
+
+
+def suite_checkpoints() -> dict[str, Path]:
+    """The committed checkpoints (suite/checkpoints/<model>/step<N>), by the name a command gives them:
+    `suite-1.5m@step2880`."""
+    root = SUITE_MODELS.parent / "checkpoints"
+    return {f"{d.parent.name}@{d.name}": d for d in sorted(root.glob("*/step*/")) if (d / "model.safetensors").is_file()}
+
+
+def ladder_losses() -> dict[str, float]:
+    """Each bundled model's and checkpoint's validation loss, as training recorded it in suite/suite.json."""
+    path = SUITE_MODELS.parent / "suite.json"
+    if not path.is_file():
+        return {}
+    suite = json.loads(path.read_text())
+    losses = {}
+    for record in suite["models"] + suite.get("seed_variants", []):
+        losses[record["name"]] = record["val_loss"]
+        for checkpoint in record.get("checkpoints", []):
+            losses[f"{record['name']}@step{checkpoint['step']}"] = checkpoint["val_loss"]
+    return losses
+
+
+def ladder(ceiling_apart: bool = True) -> tuple[list[str], list[str]]:
+    """`--models ladder`: every point of the bundled suite on the loss axis (its sizes, the committed
+    checkpoints, the other seeds), by validation loss, highest first: the last is the largest model,
+    the target. With `ceiling_apart`, the target's other seeds are left out: preprocess_train.py
+    makes them the noise ceiling, not inputs."""
+    sizes = suite_sizes()
+    if not sizes:
+        raise InputError(f"--models ladder: no models in {SUITE_MODELS} (see README.md, 'The bundled suite')")
+    target = sizes[-1].name
+    seeds = [d for d in (SUITE_MODELS.parent / "seeds").glob("*/")
+             if (d / "model.safetensors").is_file() and not (ceiling_apart and d.name.startswith(f"{target}-seed"))]
+    points = {d.name: d for d in sizes + seeds} | suite_checkpoints()
+    losses = ladder_losses()
+    unknown = sorted(set(points) - set(losses))
+    if unknown:
+        raise InputError(f"--models ladder: {SUITE_MODELS.parent / 'suite.json'} has no validation loss for "
+                         f"{', '.join(unknown)}")
+    names = sorted(points, key=lambda name: (-losses[name], name))
+    return [str(points[name]) for name in names], names
+
+
+def bundled_suite(models: list[str], ceiling_apart: bool = True) -> tuple[list[str], list[str | None]]:
+    """`--models suite` is every size of the bundled suite, smallest first, `--models ladder` every
+    point on its loss axis (`ladder`), and a short name like `suite-1.5m` (not a directory here) is
+    one of them, `suite-1.5m@step2880` one of its committed checkpoints: their directories, and the
+    short names the dataset stores so that it reads the same on every machine. Other names pass
+    through."""
+    members = suite_sizes()
     if models == ["suite"] and not (Path("suite") / "config.json").exists():  # (not a model directory named suite)
         if not members:
             raise InputError(f"--models suite: no models in {SUITE_MODELS} (see README.md, 'The bundled suite')")
         return [str(d) for d in members], [d.name for d in members]
-    by_name = {d.name: d for d in members}
+    if models == ["ladder"] and not (Path("ladder") / "config.json").exists():
+        return ladder(ceiling_apart)
+    seeds = [d for d in (SUITE_MODELS.parent / "seeds").glob("*/") if (d / "model.safetensors").is_file()]
+    by_name = {d.name: d for d in members + seeds} | suite_checkpoints()
     paths, labels = [], []
     for name in models:
         short = name in by_name and not Path(name).exists()
+        base = name.partition("@")[0]
+        if not short and "@" in name and base in by_name and not Path(name).exists():
+            steps = sorted((n.partition("@")[2] for n in by_name if n.startswith(base + "@")), key=lambda s: int(s[4:]))
+            raise InputError(f"{name}: no such checkpoint of {base} in {SUITE_MODELS.parent / 'checkpoints'} "
+                             f"(committed: {', '.join(steps) or 'none'})")
         paths.append(str(by_name[name]) if short else name)
         labels.append(name if short else None)
     return paths, labels
