@@ -18,7 +18,7 @@ family of our own. This file builds it from scratch, nanoGPT style:
 
 Run from the repository root:
 
-    python3 -m suite.train --corpus ../shared/data/corpus --out build/suite   # or python3 suite/train.py
+    python3 -m suite.train --corpus ../shared/data/corpus --out build/suite
 
 `--bench-steps N` only measures tokens/s of every size (to pick `--tokens`); `--report-only`
 trains nothing and rewrites the reports from the models already in `--out`.
@@ -42,11 +42,11 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runs as `python3 suite/train.py`
-from harness import InputError  # noqa: E402
-from harness.data.prefixes import read_glue_tsv, rte_prompt  # noqa: E402
-from harness.models.inference import param_counts  # noqa: E402
-from suite.neox import neox_config  # noqa: E402
+from harness import InputError
+from harness.cli import add_batch_size, add_seed, non_negative_int, positive_float, positive_int
+from harness.data.prefixes import read_glue_tsv, rte_prompt
+from harness.models.inference import param_counts
+from suite.neox import neox_config
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -714,34 +714,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hub-config", default=None)
     p.add_argument("--hub-split", default="train")
     p.add_argument("--hub-text-field", default="text")
-    p.add_argument("--hub-max-docs", type=int, default=20_000)
+    p.add_argument("--hub-max-docs", type=positive_int, default=20_000)
     p.add_argument("--out", default="build/suite", help="weights, token cache and log (git-ignored)")
     p.add_argument("--results-dir", help="where the table, plot and suite.json go (default: --out; "
                    "suite/rebuild.sh passes suite/ to refresh the committed ones)")
     p.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
-    p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer ids incl. special tokens")
-    p.add_argument("--model-vocab", type=int, default=4096, help="embedding rows (tokenizer vocab padded)")
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--tokens", type=int, default=2_621_440, help="training tokens per model")
-    p.add_argument("--lr-ref", type=float, default=1e-3, help="peak lr at --lr-ref-width")
-    p.add_argument("--lr-ref-width", type=int, default=512)
+    p.add_argument("--vocab-size", type=positive_int, default=4000, help="tokenizer ids incl. special tokens")
+    p.add_argument("--model-vocab", type=positive_int, default=4096, help="embedding rows (tokenizer vocab padded)")
+    p.add_argument("--seq-len", type=positive_int, default=256)
+    add_batch_size(p, "sequences per training batch (default: 8)", default=8)
+    p.add_argument("--tokens", type=positive_int, default=2_621_440, help="training tokens per model")
+    p.add_argument("--lr-ref", type=positive_float, default=1e-3, help="peak lr at --lr-ref-width")
+    p.add_argument("--lr-ref-width", type=positive_int, default=512)
     p.add_argument("--lr-exponent", type=float, default=1.0)
     p.add_argument("--warmup-frac", type=float, default=0.05)
     p.add_argument("--min-lr-ratio", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--eval-seqs", type=int, default=128, help="held-out sequences for the final loss")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--init-seed", type=int, default=None,
+    p.add_argument("--eval-seqs", type=positive_int, default=128, help="held-out sequences for the final loss")
+    add_seed(p, "seeds the batches' order and the weights (the committed suite's: 1234)", default=1234)
+    p.add_argument("--init-seed", type=non_negative_int, default=None,
                    help="another weight-init seed (same data, same order): the model goes to --out/seeds/")
     p.add_argument("--split-digits", action="store_true", help="one token per digit")
-    p.add_argument("--arithmetic-docs", type=int, default=0,
+    p.add_argument("--arithmetic-docs", type=non_negative_int, default=0,
                    help="synthetic arithmetic worksheets (suite.arithmetic) added to the training text only")
-    p.add_argument("--arithmetic-seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    add_seed(p, "seeds the arithmetic worksheets", option="--arithmetic-seed")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads (default: 2)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
-    p.add_argument("--bench-steps", type=int, default=0, help="only measure tokens/s with this many steps")
+    p.add_argument("--bench-steps", type=non_negative_int, default=0, help="only measure tokens/s with this many steps")
     args = p.parse_args(argv)
     if not (args.corpus or args.hub_dataset):
         p.error("give --corpus PATH... or --hub-dataset NAME")
