@@ -2,9 +2,9 @@
 by side in one process on the same random-weight models and prefixes; model loading; and the
 overhead of challenge.py on a large dataset.
 
-    python3 benchmarks/bench.py --mode cpu    # small models on the CPU: anyone can run it
-    python3 benchmarks/bench.py --mode gpu    # random-weight models of the real Pythia shapes on a GPU
-    python3 benchmarks/bench.py --mode scale  # challenge.py on synthetic N x 7 x 50,277 datasets (benchmarks/scale.py)
+    python3 -m benchmarks.bench --mode cpu    # small models on the CPU: anyone can run it
+    python3 -m benchmarks.bench --mode gpu    # random-weight models of the real Pythia shapes on a GPU
+    python3 -m benchmarks.bench --mode scale  # challenge.py on synthetic N x 7 x 50,277 datasets (benchmarks.scale)
 
 On a GPU with a 10-minute limit per command, run it in parts (e.g. `--skip loading challenge`,
 then `--skip inference memory challenge --load-sizes 1.4b 12b`): saving and loading 12b's 24 GB
@@ -23,29 +23,29 @@ import gc
 import os
 import pickle
 import platform
-import sys
 import tempfile
 import time
 import tracemalloc
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import transformers
-from transformers import GPTNeoXForCausalLM
-from transformers.utils import logging as transformers_logging
+
+import harness.cli
+from benchmarks import scale
+from harness import InputError
+from harness.data.dataset import load_dataset, save_dataset
+from harness.data.files import check_writable
+from harness.data.prefixes import build_prefixes
+from harness.data.tokenizer import load_tokenizer
+from harness.scoring.top1 import input_model_reach, target_view, top1
+
+if TYPE_CHECKING:  # torch and transformers load once the command line is read: --help and --mode scale need neither
+    import torch
+    from transformers import GPTNeoXForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks import scale  # noqa: E402
-from benchmarks.original import original_loop  # noqa: E402
-from harness.data.dataset import load_dataset, save_dataset  # noqa: E402
-from harness.data.prefixes import build_prefixes  # noqa: E402
-from harness.data.tokenizer import load_tokenizer  # noqa: E402
-from harness.models import inference  # noqa: E402
-from harness.scoring.top1 import input_model_reach, target_view, top1  # noqa: E402
-from suite.neox import neox_config  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 # hidden, layers, heads, padded vocabulary: the published Pythia configurations.
@@ -58,6 +58,11 @@ GPU_SIZES = ["70m", "410m", "1.4b", "2.8b", "12b"]
 
 def neox(shape: tuple, device: str) -> GPTNeoXForCausalLM:
     """A random-weight model of a Pythia shape (hidden, layers, heads, padded vocabulary), float32."""
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+    from suite.neox import neox_config
+
     hidden, layers, heads, vocab = shape
     torch.manual_seed(0)
     with torch.device(device):
@@ -66,6 +71,8 @@ def neox(shape: tuple, device: str) -> GPTNeoXForCausalLM:
 
 def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
     """The real Pythia tokenizer and real prefixes where ../shared/data has them, else the bundled suite's."""
+    from harness.models import inference
+
     path = SHARED / "pythia-tokenizer"
     if path.exists():
         tokenizer = load_tokenizer(str(path))
@@ -84,6 +91,8 @@ def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
 
 def sync(device: str) -> None:
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize()
 
 
@@ -100,6 +109,8 @@ def timed(fn, device: str, repeats: int = 2):
 
 
 def matmul_tflops(device: str, dtype: torch.dtype) -> float:
+    import torch
+
     n = 8192 if device.startswith("cuda") else 2048
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     seconds, _ = timed(lambda: a @ b, device, repeats=5)
@@ -109,11 +120,18 @@ def matmul_tflops(device: str, dtype: torch.dtype) -> float:
 def project_path(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype,
                  load) -> tuple[np.ndarray, list]:
     """preprocess_train.py's inference (harness.models.inference.run_suite), on the benchmark's random-weight models."""
+    from harness.models import inference
+
     return inference.run_suite([inference.ModelSpec(size) for size in sizes], token_ids, vocab_size, device=device,
                                dtype=dtype, progress=False, load=load)
 
 
 def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype: torch.dtype, peak: float) -> list:
+    import torch
+
+    from benchmarks.original import original_loop
+    from harness.models import inference
+
     rows = []
     for size in sizes:
         model = neox(PYTHIA_SHAPES[size], device)  # float32, as the original ran
@@ -158,6 +176,11 @@ def bench_output_memory(sizes: list, token_ids: list, vocab_size: int, device: s
 
 
 def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -> list:
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+    from harness.models import inference
+
     rows = []
     for size in sizes:
         path = workdir / f"neox-{size}"
@@ -249,39 +272,56 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
             "project_peak": memory["project"], "peak_vs_array": memory["project"] / nbytes}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["cpu", "gpu", "scale"], default="cpu")
-    parser.add_argument("--sizes", nargs="+", help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})")
-    parser.add_argument("--load-sizes", nargs="*", help="shapes for the load benchmark (default: the smallest and largest)")
-    parser.add_argument("--device", help="default: cuda in gpu mode, cpu in cpu mode")
-    parser.add_argument("--num-prefixes", type=int, default=100)
-    parser.add_argument("--challenge-prefixes", type=int, default=1000, help="rows of the challenge.py dataset (0: skip)")
+    parser.add_argument("--sizes", nargs="+", choices=list(PYTHIA_SHAPES), metavar="SIZE",
+                        help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})")
+    parser.add_argument("--load-sizes", nargs="*", choices=list(PYTHIA_SHAPES), metavar="SIZE",
+                        help="shapes for the load benchmark (default: the smallest and largest)")
+    harness.cli.add_device(parser, help="cuda, cuda:N or cpu (default: cuda in gpu mode, cpu in cpu mode)")
+    harness.cli.add_num_prefixes(parser, "prefixes per set, short and long (default: 100)", default=100)
+    parser.add_argument("--challenge-prefixes", type=harness.cli.non_negative_int, default=1000,
+                        help="rows of the challenge.py dataset (0: skip)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "memory", "loading", "challenge"])
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
-    parser.add_argument("--scale", type=int, nargs="+", default=[1000, 10000], metavar="N",
+    parser.add_argument("--scale", type=harness.cli.positive_int, nargs="+", default=[1000, 10000], metavar="N",
                         help="--mode scale: prefixes per dataset (default: 1000 10000)")
-    scale.add_arguments(parser.add_argument_group("--mode scale (see benchmarks/scale.py)"))
-    args = parser.parse_args()
+    scale.add_arguments(parser.add_argument_group("--mode scale (see benchmarks.scale)"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.out:
+        check_writable(args.out)
     if args.mode == "scale":
         lines = scale.scale_from_args(args, args.scale)
-        if args.out:
-            args.out.write_text("\n".join(lines) + "\n")
-        return
+    else:
+        lines = []
+        measure_models(args, lambda line="": (print(line, flush=True), lines.append(line)))
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def measure_models(args: argparse.Namespace, emit) -> None:
+    """--mode cpu or gpu: every part not in --skip, its tables through `emit`."""
+    import torch
+    import transformers
+    from transformers.utils import logging as transformers_logging
+
+    from harness.models import inference
+
     transformers_logging.disable_progress_bar()
     device = args.device or ("cuda" if args.mode == "gpu" else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit(f"error: --mode {args.mode} on {device}: this machine has no CUDA GPU (try --mode cpu)")
+        raise InputError(f"--mode {args.mode} on {device}: this machine has no CUDA GPU (try --mode cpu)")
     sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)
     load_sizes = args.load_sizes if args.load_sizes is not None else sorted({sizes[0], sizes[-1]}, key=sizes.index)
     dtype = inference.resolve_dtype("auto", device)
-
-    lines = []
-    def emit(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
-
-    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    device_name = (torch.cuda.get_device_name() if device.startswith("cuda") else
+                   f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
     tokenizer, sets, source = tokenizer_and_prefixes(args.num_prefixes)
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     peak = matmul_tflops(device, dtype)
@@ -291,9 +331,9 @@ def main() -> None:
     emit(f"Prefixes: {source}; " + "; ".join(
         f"{k}: {len(v)} prefixes, {min(map(len, v))}-{max(map(len, v))} tokens, {sum(map(len, v))} in all"
         for k, v in sets.items()))
-
     if "inference" not in args.skip:
-        emit("\n| model | set | original loop s | project s | speedup | project tok/s | compute floor s | vs floor | GPU peak GiB | top-1 agreement |")
+        emit("\n| model | set | original loop s | project s | speedup | project tok/s | compute floor s | vs floor | "
+             "GPU peak GiB | top-1 agreement |")
         emit("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in bench_inference(sizes, sets, vocab_size, device, dtype, peak):
             emit(f"| {r['size']} | {r['set']} | {r['original_s']:.3f} | {r['project_s']:.3f} | {r['speedup']:.1f}x | "
@@ -301,27 +341,34 @@ def main() -> None:
                  f"{r['top1_agreement']:.2f} |")
     if "memory" not in args.skip:
         m = bench_output_memory(sizes, sets["long"], vocab_size, device, dtype)
-        emit(f"\nOutput host memory ({len(sizes)} models x {args.num_prefixes} prefixes): peak {m['peak_bytes'] / 1e6:.1f} MB "
-             f"= {m['ratio']:.3f}x its float16 size ({m['float16_bytes'] / 1e6:.1f} MB); the original's float64 array: "
-             f"{m['original_float64_bytes'] / 1e6:.1f} MB")
+        emit(f"\nOutput host memory ({len(sizes)} models x {args.num_prefixes} prefixes): peak "
+             f"{m['peak_bytes'] / 1e6:.1f} MB = {m['ratio']:.3f}x its float16 size ({m['float16_bytes'] / 1e6:.1f} MB); "
+             f"the original's float64 array: {m['original_float64_bytes'] / 1e6:.1f} MB")
     if "loading" not in args.skip and load_sizes:
-        emit("\n| model | float16 safetensors GB | raw read s | original load s (float32 CPU, then .to) | project load s | speedup | project vs raw read |")
-        emit("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        with tempfile.TemporaryDirectory() as workdir:
-            for r in bench_loading(load_sizes, device, dtype, Path(workdir)):
-                emit(f"| {r['size']} | {r['gb']:.2f} | {r['raw_s']:.2f} | {r['original_s']:.2f} | {r['project_s']:.2f} | "
-                     f"{r['speedup']:.1f}x | {r['vs_raw']:.2f}x |")
+        emit_loading(load_sizes, device, dtype, emit)
     if "challenge" not in args.skip and args.challenge_prefixes:
-        with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").exists() else None) as workdir:
-            c = bench_challenge(Path(workdir), args.challenge_prefixes)
-        p = c["parts"]
-        emit(f"\nchallenge.py on a {'x'.join(map(str, c['shape']))} float16 dataset ({c['array_bytes'] / 1e6:.0f} MB): "
-             f"bare pickle.load {c['bare_s']:.2f} s; load + validate + score {c['project_s']:.2f} s = {c['ratio']:.2f}x "
-             f"(load {p['load']:.2f}, validate {p['validate']:.2f}, score {p['score']:.2f}); peak traced memory "
-             f"{c['project_peak'] / 1e6:.0f} MB = {c['peak_vs_array']:.2f}x the array (bare: {c['bare_peak'] / 1e6:.0f} MB)")
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        emit_challenge(args.challenge_prefixes, emit)
+
+
+def emit_loading(load_sizes: list, device: str, dtype: torch.dtype, emit) -> None:
+    emit("\n| model | float16 safetensors GB | raw read s | original load s (float32 CPU, then .to) | project load s | "
+         "speedup | project vs raw read |")
+    emit("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as workdir:
+        for r in bench_loading(load_sizes, device, dtype, Path(workdir)):
+            emit(f"| {r['size']} | {r['gb']:.2f} | {r['raw_s']:.2f} | {r['original_s']:.2f} | {r['project_s']:.2f} | "
+                 f"{r['speedup']:.1f}x | {r['vs_raw']:.2f}x |")
+
+
+def emit_challenge(num_prefixes: int, emit) -> None:
+    with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").exists() else None) as workdir:
+        c = bench_challenge(Path(workdir), num_prefixes)
+    p = c["parts"]
+    emit(f"\nchallenge.py on a {'x'.join(map(str, c['shape']))} float16 dataset ({c['array_bytes'] / 1e6:.0f} MB): "
+         f"bare pickle.load {c['bare_s']:.2f} s; load + validate + score {c['project_s']:.2f} s = {c['ratio']:.2f}x "
+         f"(load {p['load']:.2f}, validate {p['validate']:.2f}, score {p['score']:.2f}); peak traced memory "
+         f"{c['project_peak'] / 1e6:.0f} MB = {c['peak_vs_array']:.2f}x the array (bare: {c['bare_peak'] / 1e6:.0f} MB)")
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

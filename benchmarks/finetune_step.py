@@ -3,29 +3,29 @@ on the answer positions only (`harness.forecast.finetune.answer_loss`, left padd
 `logits_to_keep`) against the head on every position (right padding, the loss masked to the
 answer), on the bundled suite's models, for 2-digit addition and 2-shot RTE prompts.
 
-    python3 benchmarks/finetune_step.py [--steps 5] [--rte ../shared/data/corpus/rte-train.tsv]
+    python3 -m benchmarks.finetune_step [--steps 5] [--rte ../shared/data/corpus/rte-train.tsv]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import transformers
+import harness.cli
+from harness.forecast.study import arithmetic_task, builder_task
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if TYPE_CHECKING:  # torch loads once the command line is read
+    import torch
 
-from harness.forecast.study import arithmetic_task, builder_task  # noqa: E402
-from harness.forecast.finetune import Encoded, answer_loss  # noqa: E402
-from harness.models.inference import load_model, shared_tokenizer  # noqa: E402
-from harness.models.suites import ModelSpec  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def full_logits_loss(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]]) -> torch.Tensor:
     """The head on every position, right-padded; targets -100 except the answer's tokens."""
+    import torch
+
     rows = [torch.tensor(p + a) for p, a in examples]
     targets = [torch.tensor([-100] * len(p) + a)[1:].tolist() + [-100] for p, a in examples]
     pad = lambda seqs, value: torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
@@ -44,18 +44,26 @@ def seconds_per_step(model, examples, loss_fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--rte", default=str(Path(__file__).resolve().parents[2] / "shared/data/corpus/rte-train.tsv"))
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=harness.cli.positive_int, default=5, help="timed steps per case (default: 5)")
+    parser.add_argument("--rte", default=str(ROOT.parent / "shared/data/corpus/rte-train.tsv"),
+                        help="a GLUE RTE TSV for the 2-shot RTE case (skipped where it is missing)")
+    args = parser.parse_args(argv)
+    import torch
+    import transformers
+
+    from harness.forecast.finetune import Encoded, answer_loss
+    from harness.models.inference import load_model, shared_tokenizer
+    from harness.models.suites import ModelSpec
+
     transformers.utils.logging.disable_progress_bar()
     tasks = {"2-digit addition": arithmetic_task(2, test_size=10, validation_size=10)}
     if Path(args.rte).exists():
         tasks["2-shot RTE"] = builder_task("glue-rte", 10, 10, dataset_path=args.rte, shots=2)
     print("| task | model | answer positions only (s/step) | every position (s/step) | speedup |\n|---|---|---:|---:|---:|")
     for name in ("suite-0.34m", "suite-1.5m"):
-        spec = ModelSpec(str(Path(__file__).resolve().parents[1] / "suite" / "models" / name))
+        spec = ModelSpec(str(ROOT / "suite" / "models" / name))
         tokenizer = shared_tokenizer([spec])
         model = load_model(spec, "cpu", torch.float32).train()
         for task_name, task in tasks.items():
@@ -64,7 +72,8 @@ def main() -> None:
             kept = seconds_per_step(model, examples, lambda m, e: answer_loss(m, e, 4096), args.steps)
             every = seconds_per_step(model, examples, full_logits_loss, args.steps)
             print(f"| {task_name} | {name} | {kept:.3f} | {every:.3f} | {every / kept:.1f}x |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

@@ -1,9 +1,9 @@
 """The `loglinear` and `loglinear-ce` fits at Pythia's vocabulary: time and peak anonymous memory,
 streamed vs whole-array.
 
-    python3 benchmarks/loglinear_fit.py --prefixes 800 --old d194e7a    # time both, side by side
-    python3 benchmarks/loglinear_fit.py --prefixes 1000 3000 --memory   # peak RssAnon of a streamed fit
-    python3 benchmarks/loglinear_fit.py --dataset data/wikipedia-train.pkl   # a dataset's prefixes instead
+    python3 -m benchmarks.loglinear_fit --num-prefixes 800 --old d194e7a    # time both, side by side
+    python3 -m benchmarks.loglinear_fit --num-prefixes 1000 3000 --memory   # peak RssAnon of a streamed fit
+    python3 -m benchmarks.loglinear_fit --dataset data/wikipedia-train.pkl   # a dataset's prefixes instead
 
 A synthetic N x 7 x V float16 dataset (softmax of scaled Gaussian logits, so each distribution is
 peaked like a language model's; the target is the 7th model) is written once to a .npy file in
@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import harness.cli
+from harness.data.dataset import load_dataset
+from harness.data.files import check_writable
+from harness.scoring.learned import TrainingSplit, chunk_prefixes
+from strategies import loglinear
 
-from harness.data.dataset import load_dataset  # noqa: E402
-from harness.scoring.learned import TrainingSplit, chunk_prefixes  # noqa: E402
-from strategies import loglinear  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 VOCAB, MODELS = 50_277, 7
 
@@ -121,41 +122,45 @@ def peak_rss_anon(fn) -> tuple[int, object]:
     return peak[0], result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prefixes", type=int, nargs="+", help="default: 800, or a --dataset's every prefix")
+    harness.cli.add_num_prefixes(parser, "the first N prefixes, one fit each (default: 800, or a --dataset's every "
+                                 "prefix)", nargs="+")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the synthetic .npy file goes")
     parser.add_argument("--dataset", type=Path, help="fit on this dataset file's prefixes instead")
     parser.add_argument("--objective", nargs="+", choices=("top1", "distribution"), default=["top1", "distribution"])
     parser.add_argument("--old", metavar="REV", help="also time the whole-array fit at this git revision")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=harness.cli.positive_int, default=3,
+                        help="timings per fit, the best kept (default: 3)")
     parser.add_argument("--memory", action="store_true", help="peak RssAnon of a streamed fit, one process each")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the file to measure a fit on
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.dataset is None:
+        check_writable(args.dir, folder=True)
 
     if args.child:  # one memory measurement in this fresh process
         probs = load(args.child)
-        train = training_split(probs, args.prefixes[0])
+        train = training_split(probs, args.num_prefixes[0])
         baseline, _ = peak_rss_anon(lambda: time.sleep(0.1))
         peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, probs.shape[1] - 1,
                                                                     objective=args.objective[0]))
         print(baseline, peak)
-        return
+        return 0
     if args.dataset:
         path, probs = args.dataset, load(args.dataset)
     else:
-        path = synthetic(args.dir / f"loglinear-bench-{MODELS}x{VOCAB}.npy", max(args.prefixes or [800]))
+        path = synthetic(args.dir / f"loglinear-bench-{MODELS}x{VOCAB}.npy", max(args.num_prefixes or [800]))
         probs = load(path)
     n_all, m, v = probs.shape
     print(f"{path}: {n_all:,} x {m} x {v:,} float16; chunks of {chunk_prefixes(m, v)} prefixes", flush=True)
-    for n in args.prefixes or [n_all if args.dataset else 800]:
+    for n in args.num_prefixes or [n_all if args.dataset else 800]:
         n = min(n, n_all)
         for objective in args.objective:
             fit = f"{objective} fit"
             if args.memory:
                 baseline, peak = map(int, subprocess.run(
-                    [sys.executable, __file__, "--child", str(path), "--prefixes", str(n), "--objective", objective],
-                    check=True, capture_output=True, text=True).stdout.split())
+                    [sys.executable, "-m", "benchmarks.loglinear_fit", "--child", str(path), "--num-prefixes", str(n),
+                     "--objective", objective], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split())
                 print(f"  N = {n:>6,}: streamed {fit:16} peak RssAnon {peak / 2 ** 20:,.0f} MiB "
                       f"(the process before the fit: {baseline / 2 ** 20:,.0f} MiB)", flush=True)
                 continue
@@ -171,7 +176,8 @@ def main() -> None:
                 print(f"  N = {n:>6,}: {args.old} fit {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
                       f"  w = {np.round(old_weights, 4)}; max relative difference "
                       f"{np.abs(weights - old_weights).max() / np.abs(old_weights).max():.1e}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

@@ -1,7 +1,7 @@
 """Synthetic datasets at the real scale: N prefixes x 7 Pythia-sized models x 50,277 tokens, float16,
-in the original pickle format, for the scale benchmark (`benchmarks/scale.py`).
+in the original pickle format, for the scale benchmark (`benchmarks.scale`).
 
-    python3 benchmarks/make_dataset.py --prefixes 10000 --out build/scale/synthetic-10000.pkl
+    python3 -m benchmarks.make_dataset --num-prefixes 10000 --out build/scale/synthetic-10000.pkl
 
 The file is what `preprocess_train.py` writes: a protocol-5 pickle of `(model_names, sentences,
 probs)` that plain `pickle.load` reads, and a JSON sidecar with the models' parameter counts
@@ -34,8 +34,9 @@ from typing import Iterator
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.data.dataset import FORMAT, start_dataset  # noqa: E402
+import harness.cli
+from harness.data.dataset import FORMAT, start_dataset
+from harness.data.files import check_writable
 
 # (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
 PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
@@ -153,20 +154,21 @@ def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, voc
     return {**record, "pickle": file.finish(record)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefixes", type=int, required=True, help="N, the number of prefixes")
+    harness.cli.add_num_prefixes(parser, "N, the number of prefixes", required=True)
     parser.add_argument("--out", type=Path, required=True, help="the pickle to write (its sidecar goes beside it)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
-    args = parser.parse_args()
-    if args.prefixes < 1 or args.vocab_size < 2:
-        parser.error("--prefixes must be at least 1 and --vocab-size at least 2")
+    harness.cli.add_seed(parser, "the generator's seed")
+    parser.add_argument("--vocab-size", type=harness.cli.at_least(2), default=VOCAB_SIZE,
+                        help=f"tokens (default: {VOCAB_SIZE:,}, Pythia's)")
+    args = parser.parse_args(argv)
+    check_writable(args.out)
     start = time.perf_counter()
-    record = write_dataset(args.out, args.prefixes, args.seed, args.vocab_size)
-    print(f"{args.out}: {args.prefixes} x {len(PYTHIA)} x {args.vocab_size} float16, "
+    record = write_dataset(args.out, args.num_prefixes, args.seed, args.vocab_size)
+    print(f"{args.out}: {args.num_prefixes} x {len(PYTHIA)} x {args.vocab_size} float16, "
           f"{record['pickle']['bytes'] / 1e9:.2f} GB, written in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

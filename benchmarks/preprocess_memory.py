@@ -1,9 +1,9 @@
 """Preprocessing memory benchmark: does `preprocess_train.py`'s peak anonymous memory grow with N?
 
-    python3 benchmarks/preprocess_memory.py --n 2000 8000 16000 32000
-    python3 benchmarks/preprocess_memory.py --n 1000 --models suite-0.79m suite-1.5m
-    python3 benchmarks/preprocess_memory.py --n 2000 --trace traces/      # RssAnon over time, per run
-    python3 benchmarks/preprocess_memory.py --n 2000 --dataset my_prefixes.txt
+    python3 -m benchmarks.preprocess_memory --num-prefixes 2000 8000 16000 32000
+    python3 -m benchmarks.preprocess_memory --num-prefixes 1000 --models suite-0.79m suite-1.5m
+    python3 -m benchmarks.preprocess_memory --num-prefixes 2000 --trace traces/      # RssAnon over time, per run
+    python3 -m benchmarks.preprocess_memory --num-prefixes 2000 --dataset my_prefixes.txt
 
 For each N it runs `preprocess_train.py --models MODELS --dataset DATASET --num-prefixes N
 --device cpu --dtype float32 --no-progress` (plus any arguments after `--`) as a subprocess, with
@@ -37,10 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks.scale import process_tree, proc_status  # noqa: E402
+import harness.cli
+from benchmarks.scale import proc_status, process_tree
+from harness import InputError
+from harness.data.files import check_writable
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -63,7 +65,7 @@ def paragraph_openings(n: int, seed: int = 0) -> list[str]:
                     if len(words) >= 10:
                         openings.setdefault(" ".join(words[:int(rng.integers(10, 21))]))
     if len(openings) < n:
-        raise SystemExit(f"{SHARED_DATA}: only {len(openings):,} paragraph openings, fewer than {n:,}")
+        raise InputError(f"{SHARED_DATA}: only {len(openings):,} paragraph openings, fewer than {n:,}")
     found = list(openings)
     return [found[i] for i in rng.permutation(len(found))[:n]]
 
@@ -105,28 +107,30 @@ def measure(command: list[str], env: dict[str, str], interval: float,
             "hwm": hwm, "returncode": child.returncode, "load": os.getloadavg()[0], "stderr_tail": stderr_tail}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="arguments after -- go to preprocess_train.py")
     parser.add_argument("--dataset", type=Path, help="a .txt or .jsonl prefix file, whose first N prefixes are used "
                         "(default: Wikipedia paragraph openings from ../shared/data)")
-    parser.add_argument("--n", type=int, nargs="+", required=True, help="numbers of prefixes, one run each")
+    harness.cli.add_num_prefixes(parser, "numbers of prefixes, one run each", nargs="+", required=True)
     parser.add_argument("--models", nargs="+", default=["suite"],
                         help="preprocess_train.py's --models (default: suite)")
-    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and MKL_NUM_THREADS (default 1)")
-    parser.add_argument("--interval", type=float, default=0.05, help="seconds between samples (default 0.05)")
+    parser.add_argument("--threads", type=harness.cli.positive_int, default=1,
+                        help="OMP_NUM_THREADS and MKL_NUM_THREADS (default 1)")
+    parser.add_argument("--interval", type=harness.cli.positive_float, default=0.05,
+                        help="seconds between samples (default 0.05)")
     parser.add_argument("--trace", type=Path, help="folder for each run's samples (n<N>.csv)")
-    args, extra = parser.parse_known_args()
+    args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "HF_HUB_OFFLINE": "1"}
     if args.trace:
-        args.trace.mkdir(parents=True, exist_ok=True)
+        check_writable(args.trace, folder=True)
     scratch = Path(tempfile.mkdtemp(prefix="preprocess-memory-"))
     try:
         if args.dataset is None:
             dataset = scratch / "wikipedia-paragraph-openings.txt"
-            dataset.write_text("\n".join(paragraph_openings(max(args.n))) + "\n")
+            dataset.write_text("\n".join(paragraph_openings(max(args.num_prefixes))) + "\n")
         else:
             dataset = args.dataset.resolve()
         rows = runs(args, extra, dataset, scratch, env)
@@ -141,7 +145,7 @@ def runs(args: argparse.Namespace, extra: list[str], dataset: Path, scratch: Pat
     """One measured preprocess_train.py run per N (with the `extra` arguments), each writing into
     `scratch`/out, emptied after it."""
     rows = []
-    for n in args.n:
+    for n in args.num_prefixes:
         out_dir = scratch / "out"
         out_dir.mkdir()
         try:
@@ -171,4 +175,4 @@ def print_table(args: argparse.Namespace, dataset_name: str, rows: list[tuple[in
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.cli.run(main)

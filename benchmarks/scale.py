@@ -1,11 +1,11 @@
 """Scale benchmark: `challenge.py`, run as a user runs it, on synthetic N x 7 x 50,277 datasets.
 
-    python3 benchmarks/scale.py 1000 10000                 # or: python3 benchmarks/bench.py --mode scale
-    python3 benchmarks/scale.py 1000 --repeat 2 --out scale.md
+    python3 -m benchmarks.scale 1000 10000                 # or: python3 -m benchmarks.bench --mode scale
+    python3 -m benchmarks.scale 1000 --repeat 2 --out scale.md
 
-For each N it writes a dataset with `benchmarks/make_dataset.py` (or reuses one that an earlier
+For each N it writes a dataset with `benchmarks.make_dataset` (or reuses one that an earlier
 `--keep` run left in --dir), runs `python3 challenge.py --dataset FILE` with every built-in
-strategy that needs numpy alone (not `lowrank`, which `benchmarks/lowrank_fit.py` times; and
+strategy that needs numpy alone (not `lowrank`, which `benchmarks.lowrank_fit` times; and
 `--no-progress` where challenge.py has it) as a subprocess, and measures:
 - wall time, start to exit, and CPU time (user + system), which others' work on a shared
   machine disturbs less; the load average as each run ended says how busy the machine was;
@@ -39,9 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+import harness.cli
+from benchmarks.make_dataset import PYTHIA, VOCAB_SIZE, write_dataset
+from harness import InputError
+from harness.cli import non_negative_float, positive_float, positive_int
+from harness.data.files import check_writable
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks.make_dataset import PYTHIA, VOCAB_SIZE, write_dataset  # noqa: E402
 
 STATUS_FIELDS = ("RssAnon", "RssFile", "VmHWM")
 
@@ -122,7 +126,7 @@ def measure(command: list[str], interval: float = 0.05, cwd: Path = ROOT) -> tup
 
 def numpy_strategies() -> list[str]:
     """Every built-in strategy that needs numpy alone: `lowrank` (its fit needs torch, and at Pythia's
-    vocabulary it is GPU-sized work; `benchmarks/lowrank_fit.py` times it) is left out."""
+    vocabulary it is GPU-sized work; `benchmarks.lowrank_fit` times it) is left out."""
     from strategies import load_builtin
 
     return [name for name, strategy in load_builtin().items() if not getattr(strategy.fn, "requires", ())]
@@ -202,8 +206,8 @@ def wait_for_memory(need: float, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while (free := available_memory()) < need:
         if time.monotonic() > deadline:
-            sys.exit(f"scale: only {free / 1e9:.1f} GB available after waiting {timeout:.0f} s "
-                     f"(--min-available {need / 1e9:.1f} GB)")
+            raise InputError(f"only {free / 1e9:.1f} GB available after waiting {timeout:.0f} s "
+                             f"(--min-available {need / 1e9:.1f} GB)")
         print(f"scale: {free / 1e9:.1f} GB available, waiting for {need / 1e9:.1f} GB", file=sys.stderr, flush=True)
         time.sleep(15)
 
@@ -308,32 +312,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The scale benchmark's options (shared with bench.py --mode scale)."""
     parser.add_argument("--dir", type=Path, default=ROOT / "build" / "scale",
                         help="where datasets are written (default: build/scale)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of challenge.py per N (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="the generator's seed")
+    parser.add_argument("--repeat", type=positive_int, default=1, help="runs of challenge.py per N (default 1)")
+    harness.cli.add_seed(parser, "the generator's seed")
     parser.add_argument("--keep", action="store_true", help="keep the generated datasets (reused by a later run)")
-    parser.add_argument("--interval", type=float, default=0.05, help="memory sampling interval, s (default 0.05)")
-    parser.add_argument("--min-available", type=float, default=0, metavar="GB",
+    parser.add_argument("--interval", type=positive_float, default=0.05,
+                        help="memory sampling interval, s (default 0.05)")
+    parser.add_argument("--min-available", type=non_negative_float, default=0, metavar="GB",
                         help="before each run, wait until this much memory is available (a shared machine)")
     parser.add_argument("--challenge-args", default="", help="more arguments for challenge.py, one string")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("prefixes", type=int, nargs="*", default=[1000, 10000], help="N values (default: 1000 10000)")
+    parser.add_argument("prefixes", type=positive_int, nargs="*", default=[1000, 10000], metavar="N",
+                        help="numbers of prefixes, one dataset each (default: 1000 10000)")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     add_arguments(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.out:
+        check_writable(args.out)
     lines = scale_from_args(args, args.prefixes)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
+    return 0
 
 
 def scale_from_args(args: argparse.Namespace, prefix_counts: list[int]) -> list[str]:
-    if any(n < 1 for n in prefix_counts) or args.repeat < 1 or args.interval <= 0:
-        sys.exit("scale: N and --repeat must be at least 1, --interval positive")
     return run_scale(prefix_counts, args.dir, args.repeat, args.seed, args.keep, args.interval,
                      args.min_available * 1e9, extra=shlex.split(args.challenge_args))
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

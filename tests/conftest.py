@@ -98,9 +98,19 @@ def prefix_file(tmp_path_factory) -> Path:
     return path
 
 
+def script_command(script: str) -> list[str]:
+    """How a user runs `script` from the repository root: an entry script by its path
+    (`python3 challenge.py`), a benchmark or suite script as a module (`python3 -m benchmarks.bench`)."""
+    path = Path(script)
+    if path.parent.name in ("benchmarks", "suite"):
+        return [sys.executable, "-m", ".".join(path.with_suffix("").parts)]
+    return [sys.executable, str(ROOT / script)]
+
+
 def run_script(script: str, *args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts through its CLI, as a user would."""
-    result = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=ROOT, text=True,
+    """Run one of the project's scripts through its CLI, as a user would (`script_command`), from the
+    repository root."""
+    result = subprocess.run([*script_command(script), *map(str, args)], cwd=ROOT, text=True,
                             capture_output=True, env={**os.environ, **(env or {})}, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{script} {args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")

@@ -1,20 +1,17 @@
-"""The scale benchmark's tools: the synthetic dataset generator (benchmarks/make_dataset.py) and the
-memory sampler that measures challenge.py (benchmarks/scale.py)."""
+"""The scale benchmark's tools: the synthetic dataset generator (benchmarks.make_dataset) and the
+memory sampler that measures challenge.py (benchmarks.scale)."""
 
 from __future__ import annotations
 
 import json
 import pickle
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks import make_dataset, scale  # noqa: E402
-from harness.data.dataset import load_dataset, model_sizes, read_sidecar  # noqa: E402
+from benchmarks import make_dataset, scale
+from harness.data.dataset import load_dataset, model_sizes, read_sidecar
 
 pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 
