@@ -1,12 +1,12 @@
 """Speculative decoding for real: each small model drafts for the target through transformers' assisted
 generation, and what it measures is set beside what the challenge predicts from the same contexts.
 
-    python3 benchmarks/speculative.py                          # the bundled suite, offline (CPU)
-    python3 benchmarks/speculative.py --json spec.json --report docs/speculative
-    python3 benchmarks/speculative.py --models EleutherAI/pythia-70m EleutherAI/pythia-2.8b \\
+    python3 -m benchmarks.speculative                          # the bundled suite, offline
+    python3 -m benchmarks.speculative --json spec.json --report docs/speculative
+    python3 -m benchmarks.speculative --models EleutherAI/pythia-70m EleutherAI/pythia-2.8b \\
         --device cuda --dtype bfloat16                          # Pythia (network, GPU)
 
-The last of --models is the target, the others the drafters. Over --prompts held-out prompts (the
+The last of --models is the target, the others the drafters. Over --num-prefixes held-out prompts (the
 Wikipedia test openings, data/prefixes/wikipedia-test.jsonl), --new-tokens tokens each:
 - greedy: the target alone, then each drafter drafting --gamma tokens a round; the output must be the
   target's own, token for token (a correct verifier); accepted tokens per target pass and tokens/s;
@@ -25,43 +25,57 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+import harness.cli
+from harness import InputError
+from harness.data.files import check_writable, write_output
+from harness.drafting.pricing import speedup
+from harness.scoring.metrics import tokens_per_pass
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from harness import InputError  # noqa: E402
-from harness.drafting.pricing import speedup  # noqa: E402
-from harness.scoring.metrics import tokens_per_pass  # noqa: E402
-
 PROMPTS = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"
 STRATEGY = "top2-average"  # the best heuristic, drafting from the two largest drafters at once
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=harness.cli.exit_codes(
+        "every drafter reproduced the target's greedy output", "bad input (one line on stderr), or a drafter whose "
+        "greedy output differs from the target's"), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["suite"], help="drafters then the target (default: the "
                         "bundled suite, `suite`: its six small models drafting for suite-1.5m)")
-    parser.add_argument("--prompts", type=int, default=24, help="prompts (default: 24)")
+    harness.cli.add_num_prefixes(parser, "held-out prompts (default: 24)", default=24)
     parser.add_argument("--prompt-file", type=Path, default=PROMPTS, help="a .jsonl of {\"text\": ...} prompts")
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--gamma", type=int, default=4, help="tokens drafted per round (default: 4)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", help="auto (float32 on CPU, half on a GPU), float32, bfloat16, float16")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write every measurement as JSON")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="draw predicted against measured into DIR")
+    parser.add_argument("--new-tokens", type=harness.cli.at_least(2), default=64,
+                        help="tokens generated per prompt (default: 64)")
+    parser.add_argument("--gamma", type=harness.cli.positive_int, default=4, help="tokens drafted per round (default: 4)")
+    harness.cli.add_device(parser)
+    harness.cli.add_dtype(parser)
+    harness.cli.add_seed(parser, "seeds sampling")
+    harness.cli.add_json(parser, "write every measurement as JSON")
+    harness.cli.add_report(parser, "draw predicted against measured into DIR")
     args = parser.parse_args(argv)
-    if args.gamma < 1:
-        raise InputError(f"--gamma must be at least 1 (tokens drafted per round), got {args.gamma}")
-    if args.prompts < 1 or args.new_tokens < 2:
-        raise InputError("--prompts must be at least 1 and --new-tokens at least 2")
+    from harness.models.suites import bundled_suite
+
+    args.paths, args.labels = bundled_suite(args.models)
+    if len(args.paths) < 2:
+        parser.error("--models needs at least one drafter and the target")
     return args
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--json and --report are written after minutes of measuring: fail now if they cannot be."""
+    if args.json is not None:
+        check_writable(args.json)
+    if args.report is not None:
+        from harness.scoring.report import check_report_dir
+
+        check_report_dir(args.report)
 
 
 def read_prompts(path: Path, count: int) -> list[str]:
@@ -125,8 +139,109 @@ def time_split(drafted, alone, cost: float, gamma: int) -> dict:
                       "other": (alone.seconds - alone.target_seconds) / alone.tokens / unit}}
 
 
+class Setup(NamedTuple):
+    """The models loaded, the prompts tokenized."""
+    names: list[str]
+    models: list             # drafters, then the target
+    prompt_ids: list[list[int]]
+    vocab_size: int
+    device: str
+    dtype: object            # a torch.dtype
+
+
+def load(args: argparse.Namespace) -> Setup:
+    """Check the device and the models' shared tokenizer, read the prompts, then load every model."""
+    from harness.models.inference import load_model, resolve_dtype, shared_tokenizer, tokenize
+    from harness.models.processes import check_device
+    from harness.models.suites import ModelSpec
+
+    device = check_device(args.device)
+    specs = [ModelSpec(path, None, label) for path, label in zip(args.paths, args.labels)]
+    names = [spec.stored_name for spec in specs]
+    tokenizer = shared_tokenizer(specs)
+    prompt_ids = tokenize(tokenizer, read_prompts(args.prompt_file, args.num_prefixes))
+    dtype = resolve_dtype(args.dtype, device)
+    models = [load_model(spec, device, dtype) for spec in specs]
+    check_vocabularies(models, names)
+    return Setup(names, models, prompt_ids, tokenizer.get_vocab_size(with_added_tokens=True), device, dtype)
+
+
+def measure_drafter(setup: Setup, name: str, drafter, plain, greedy_pred: dict, sample_pred: dict,
+                    args: argparse.Namespace) -> dict:
+    """One drafter (or the mixture), measured beside the target alone: greedy and sampling, against
+    what the harness predicted from the same contexts."""
+    from harness.drafting.generation import decode, replay_tokens_per_pass
+
+    target, ids, gamma, new = setup.models[-1], setup.prompt_ids, args.gamma, args.new_tokens
+    # The target alone again, beside each drafter: a 2-core machine's speed drifts over minutes.
+    plain_here = decode(target, ids, new)
+    sampled_here = decode(target, ids, new, sample=True, seed=args.seed)
+    alone = decode(drafter, ids, new)  # its own time per token: the cost c
+    cost = plain_here.tokens_per_second / alone.tokens_per_second
+    greedy = decode(target, ids, new, drafter=drafter, gamma=gamma)
+    sampling = decode(target, ids, new, drafter=drafter, gamma=gamma, sample=True, seed=args.seed)
+    g, s = greedy_pred[name], sample_pred[name]
+    lengths = [len(row) for row in plain.new_ids]
+    return {"drafter": name, "cost": cost, "drafter_tokens_per_second": alone.tokens_per_second,
+            "greedy": {"identical_outputs": sum(a == b for a, b in zip(greedy.new_ids, plain.new_ids)),
+                       "prompts": len(ids),
+                       "measured_tokens_per_pass": greedy.tokens_per_pass,
+                       "predicted_tokens_per_pass": tokens_per_pass(g["agreement"], gamma),
+                       "replayed_tokens_per_pass": replay_tokens_per_pass(g["agree"], lengths, gamma),
+                       "agreement": g["agreement"], "agreement_ci95": g["agreement_ci95"],
+                       "measured_acceptance": greedy.acceptance(),
+                       "tokens_per_second": greedy.tokens_per_second,
+                       "target_tokens_per_second": plain_here.tokens_per_second,
+                       "measured_speedup": greedy.tokens_per_second / plain_here.tokens_per_second,
+                       "predicted_speedup": speedup(g["agreement"], gamma, cost),
+                       **time_split(greedy, plain_here, cost, gamma)},
+            "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
+                         "predicted_tokens_per_pass": tokens_per_pass(s["alpha"], gamma),
+                         "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
+                         "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
+                         "target_tokens_per_second": sampled_here.tokens_per_second,
+                         "measured_speedup": sampling.tokens_per_second / sampled_here.tokens_per_second,
+                         "predicted_speedup": speedup(s["alpha"], gamma, cost),
+                         **time_split(sampling, sampled_here, cost, gamma)}}
+
+
+def describe(row: dict) -> str:
+    """A drafter's measurements on one line."""
+    gr, sa = row["greedy"], row["sampling"]
+    return (f"  {row['drafter']}: c {row['cost']:.2f}; greedy {gr['identical_outputs']}/{gr['prompts']} identical, "
+            f"tokens/pass {gr['measured_tokens_per_pass']:.2f} measured, {gr['predicted_tokens_per_pass']:.2f} "
+            f"predicted ({gr['replayed_tokens_per_pass']:.2f} replayed), speedup {gr['measured_speedup']:.2f}x "
+            f"measured, {gr['predicted_speedup']:.2f}x priced; sampling acceptance {sa['measured_acceptance']:.3f} "
+            f"measured, alpha {sa['alpha']:.3f}, speedup {sa['measured_speedup']:.2f}x measured, "
+            f"{sa['predicted_speedup']:.2f}x priced; a greedy round costs {gr['round_measured']:.2f} target tokens' "
+            f"time, priced at {gr['round_priced']:.2f}")
+
+
+def measure(setup: Setup, args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """The target alone (greedy and sampling), the harness's predictions from its own continuations,
+    then every drafter and the mixture: the target's speeds and one row per drafter."""
+    from harness.drafting.generation import MixtureDrafter, continuation_probs, decode
+
+    target, drafters, names = setup.models[-1], setup.models[:-1], setup.names
+    decode(target, setup.prompt_ids[:1], 4)  # warm-up: the first generate call pays one-off costs
+    plain = decode(target, setup.prompt_ids, args.new_tokens)
+    sampled = decode(target, setup.prompt_ids, args.new_tokens, sample=True, seed=args.seed)
+    greedy_pred = predicted(continuation_probs(setup.models, plain, setup.vocab_size), names, plain, args.seed)
+    sample_pred = predicted(continuation_probs(setup.models, sampled, setup.vocab_size), names, sampled, args.seed)
+    print(f"  target alone: {plain.tokens_per_second:,.0f} tokens/s greedy, {sampled.tokens_per_second:,.0f} sampling")
+    pairs = list(zip(names, drafters))
+    if len(drafters) > 1:  # a strategy drafting from several models at once
+        pairs.append((STRATEGY, MixtureDrafter(drafters[-2:]).eval()))
+    rows = []
+    for name, drafter in pairs:
+        rows.append(measure_drafter(setup, name, drafter, plain, greedy_pred, sample_pred, args))
+        print(describe(rows[-1]), flush=True)
+    return {"greedy": plain.tokens_per_second, "sampling": sampled.tokens_per_second}, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_outputs(args)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
     import transformers
@@ -135,95 +250,25 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    from harness.drafting.generation import MixtureDrafter, continuation_probs, decode, replay_tokens_per_pass
-    from harness.models.inference import load_model, resolve_dtype, shared_tokenizer, tokenize
-    from harness.models.suites import ModelSpec, bundled_suite
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {args.device}: this machine has no CUDA GPU (try --device cpu)")
-    paths, labels = bundled_suite(args.models)
-    if len(paths) < 2:
-        raise InputError("--models needs at least one drafter and the target")
-    specs = [ModelSpec(path, None, label) for path, label in zip(paths, labels)]
-    names = [spec.stored_name for spec in specs]
-    tokenizer = shared_tokenizer(specs)
-    prompts = read_prompts(args.prompt_file, args.prompts)
-    prompt_ids = tokenize(tokenizer, prompts)
-    dtype = resolve_dtype(args.dtype, args.device)
-    models = [load_model(spec, args.device, dtype) for spec in specs]
-    check_vocabularies(models, names)
-    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    target, drafters = models[-1], models[:-1]
-    print(f"{len(prompts)} prompts from {args.prompt_file.name}, {args.new_tokens} new tokens each, gamma "
-          f"{args.gamma}, {args.device} {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads; "
-          f"target {names[-1]}", flush=True)
+    setup = load(args)
+    dtype = str(setup.dtype).removeprefix("torch.")
+    print(f"{len(setup.prompt_ids)} prompts from {args.prompt_file.name}, {args.new_tokens} new tokens each, gamma "
+          f"{args.gamma}, {setup.device} {dtype}, {torch.get_num_threads()} threads; target {setup.names[-1]}",
+          flush=True)
     started = time.perf_counter()
-    decode(target, prompt_ids[:1], 4)  # warm-up: the first generate call pays one-off costs
-    plain = decode(target, prompt_ids, args.new_tokens)
-    sampled = decode(target, prompt_ids, args.new_tokens, sample=True, seed=args.seed)
-    greedy_probs = continuation_probs(models, plain, vocab_size)
-    sampled_probs = continuation_probs(models, sampled, vocab_size)
-    greedy_pred = predicted(greedy_probs, names, plain, args.seed)
-    sample_pred = predicted(sampled_probs, names, sampled, args.seed)
-    lengths = [len(ids) for ids in plain.new_ids]
-    rows = []
-    print(f"  target alone: {plain.tokens_per_second:,.0f} tokens/s greedy, {sampled.tokens_per_second:,.0f} sampling")
-    pairs = list(zip(names, drafters))
-    if len(drafters) > 1:  # a strategy drafting from several models at once
-        pairs.append((STRATEGY, MixtureDrafter(drafters[-2:]).eval()))
-    for name, drafter in pairs:
-        # The target alone again, beside each drafter: a 2-core machine's speed drifts over minutes.
-        plain_here = decode(target, prompt_ids, args.new_tokens)
-        sampled_here = decode(target, prompt_ids, args.new_tokens, sample=True, seed=args.seed)
-        alone = decode(drafter, prompt_ids, args.new_tokens)  # its own time per token: the cost c
-        cost = plain_here.tokens_per_second / alone.tokens_per_second
-        greedy = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma)
-        sampling = decode(target, prompt_ids, args.new_tokens, drafter=drafter, gamma=args.gamma, sample=True,
-                          seed=args.seed)
-        same = sum(a == b for a, b in zip(greedy.new_ids, plain.new_ids))
-        g, s = greedy_pred[name], sample_pred[name]
-        row = {"drafter": name, "cost": cost, "drafter_tokens_per_second": alone.tokens_per_second,
-               "greedy": {"identical_outputs": same, "prompts": len(prompt_ids),
-                          "measured_tokens_per_pass": greedy.tokens_per_pass,
-                          "predicted_tokens_per_pass": tokens_per_pass(g["agreement"], args.gamma),
-                          "replayed_tokens_per_pass": replay_tokens_per_pass(g["agree"], lengths, args.gamma),
-                          "agreement": g["agreement"], "agreement_ci95": g["agreement_ci95"],
-                          "measured_acceptance": greedy.acceptance(),
-                          "tokens_per_second": greedy.tokens_per_second,
-                          "target_tokens_per_second": plain_here.tokens_per_second,
-                          "measured_speedup": greedy.tokens_per_second / plain_here.tokens_per_second,
-                          "predicted_speedup": speedup(g["agreement"], args.gamma, cost),
-                          **time_split(greedy, plain_here, cost, args.gamma)},
-               "sampling": {"measured_tokens_per_pass": sampling.tokens_per_pass,
-                            "predicted_tokens_per_pass": tokens_per_pass(s["alpha"], args.gamma),
-                            "measured_acceptance": sampling.acceptance(), "alpha": s["alpha"],
-                            "alpha_ci95": s["alpha_ci95"], "tokens_per_second": sampling.tokens_per_second,
-                            "target_tokens_per_second": sampled_here.tokens_per_second,
-                            "measured_speedup": sampling.tokens_per_second / sampled_here.tokens_per_second,
-                            "predicted_speedup": speedup(s["alpha"], args.gamma, cost),
-                            **time_split(sampling, sampled_here, cost, args.gamma)}}
-        rows.append(row)
-        gr, sa = row["greedy"], row["sampling"]
-        print(f"  {name}: c {cost:.2f}; greedy {same}/{len(prompt_ids)} identical, tokens/pass "
-              f"{gr['measured_tokens_per_pass']:.2f} measured, {gr['predicted_tokens_per_pass']:.2f} predicted "
-              f"({gr['replayed_tokens_per_pass']:.2f} replayed), speedup {gr['measured_speedup']:.2f}x measured, "
-              f"{gr['predicted_speedup']:.2f}x priced; sampling acceptance {sa['measured_acceptance']:.3f} measured, "
-              f"alpha {sa['alpha']:.3f}, speedup {sa['measured_speedup']:.2f}x measured, "
-              f"{sa['predicted_speedup']:.2f}x priced; a greedy round costs {gr['round_measured']:.2f} target tokens' time, "
-              f"priced at {gr['round_priced']:.2f}", flush=True)
+    target_speed, rows = measure(setup, args)
     seconds = time.perf_counter() - started
     print(f"  {seconds:.0f} s in all")
-    out = {"models": names, "target": names[-1], "prompts": len(prompts), "new_tokens": args.new_tokens,
-           "gamma": args.gamma, "device": args.device, "dtype": str(dtype).removeprefix("torch."), "seed": args.seed,
-           "threads": torch.get_num_threads(), "seconds": seconds,
-           "target_tokens_per_second": {"greedy": plain.tokens_per_second, "sampling": sampled.tokens_per_second},
-           "drafters": rows}
+    out = {"models": setup.names, "target": setup.names[-1], "prompts": len(setup.prompt_ids),
+           "new_tokens": args.new_tokens, "gamma": args.gamma, "device": setup.device, "dtype": dtype,
+           "seed": args.seed, "threads": torch.get_num_threads(), "seconds": seconds,
+           "target_tokens_per_second": target_speed, "drafters": rows}
     print("\n" + markdown_table(out))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    written = args.json is None or write_output(args.json, lambda f: f.write(json.dumps(out, indent=1) + "\n"))
     if args.report:
         draw(out, args.report)
-    return 0 if all(row["greedy"]["identical_outputs"] == row["greedy"]["prompts"] for row in rows) else 1
+    identical = all(row["greedy"]["identical_outputs"] == row["greedy"]["prompts"] for row in rows)
+    return 0 if identical and written else 1
 
 
 def markdown_table(out: dict) -> str:
@@ -273,8 +318,4 @@ def draw(out: dict, directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    harness.cli.run(main)
