@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+import harness.cli
 from harness.data.dataset import load_dataset, model_sizes, read_sidecar, sidecar_noise_ceiling
 from harness.scoring.top1 import top1
 
@@ -119,4 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.cli.run(main)

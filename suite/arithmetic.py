@@ -22,6 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
+import harness.cli
 from harness.data.files import atomic_write
 from harness.data.prefixes import arithmetic_question
 
@@ -88,19 +89,20 @@ def addition_questions(pairs: Iterable[tuple[int, int]]) -> list[dict]:
     return [arithmetic_question(a, b) for a, b in pairs]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, default=20_000, help="worksheets to write")
-    parser.add_argument("--questions", type=int, help="write this many held-out questions instead")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--documents", type=harness.cli.positive_int, default=20_000, help="worksheets to write")
+    parser.add_argument("--questions", type=harness.cli.positive_int, help="write this many held-out questions instead")
+    harness.cli.add_seed(parser, "seeds the worksheets or the questions")
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = (held_out_questions(args.questions, args.seed) if args.questions else
             [{"text": text} for text in documents(args.documents, args.seed)])
     lines = "".join(json.dumps(row) + "\n" for row in rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, lambda f: f.write(lines), mode="w")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

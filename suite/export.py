@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
+import harness.cli
 from harness import InputError
 
 FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
@@ -63,7 +64,7 @@ def committed_records(suite: dict, source: Path, folder: Path) -> list[dict]:
     return [r for r in models if r["name"] == folder.name]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp = args.suite_json.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(suite, indent=1, default=str))
         tmp.replace(args.suite_json)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="the study's results file")
     parser.add_argument("--agreement", type=Path, default=AGREEMENT, help="a dataset of every ladder point")
-    parser.add_argument("--tolerance", type=float, default=0.02, help="nats within which two losses are equal")
+    parser.add_argument("--tolerance", type=harness.cli.non_negative_float, default=0.02,
+                        help="nats within which two losses are equal (default: 0.02)")
     parser.add_argument("--out", type=Path, default=ROOT / "suite")
     args = parser.parse_args(argv)
 

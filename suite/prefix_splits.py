@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+import harness.cli
 from harness.data.files import atomic_write
 from harness.data.prefixes import read_glue_tsv, split_rte_prompts, split_wikipedia_openings
 
@@ -28,13 +29,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write(path, lambda f: f.write(lines), mode="w")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wikipedia", type=Path, default=SOURCES / "wikipedia-en-prefix-source.jsonl")
     parser.add_argument("--rte", type=Path, default=SOURCES / "rte-test.tsv")
-    parser.add_argument("--num-train", type=int, default=1000, help="Wikipedia training openings")
-    parser.add_argument("--num-test", type=int, default=1000, help="Wikipedia test openings")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-train", type=harness.cli.positive_int, default=1000,
+                        help="Wikipedia training openings (default: 1000)")
+    parser.add_argument("--num-test", type=harness.cli.positive_int, default=1000,
+                        help="Wikipedia test openings (default: 1000)")
+    harness.cli.add_seed(parser, "seeds the splits")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "prefixes")
     args = parser.parse_args(argv)
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         for half, rows in (("train", train), ("test", test)):
             write_jsonl(args.out / f"{name}-{half}.jsonl", rows)
         print(f"{name}: {len(train)} train + {len(test)} test prefixes -> {args.out}/{name}-{{train,test}}.jsonl")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli.run(main)

@@ -13,11 +13,13 @@ scale?
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
+import harness.cli
 from harness.data.dataset import load_dataset, model_sizes, read_sidecar, sidecar_answer_scores
 from suite.agreement_vs_size import agreement, spearman
 
@@ -63,7 +65,8 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
     return curves
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)  # no options; --help
     names, sizes, accuracy = arithmetic_curve(ROOT / "data" / "arithmetic.pkl")
     # Spearman's rho is undefined when every model scores the same (e.g. 0%): nan, said so.
     rho_arithmetic = spearman(sizes, accuracy) if np.ptp(accuracy) > 0 else float("nan")
@@ -104,4 +107,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    harness.cli.run(main)
