@@ -584,19 +584,13 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
                   steps: int, n_eval: int, wall_s: float) -> None:
     """loss_vs_size.{md,png} and suite.json in --results-dir (suite.json also in --out), over every
     model in --out/models."""
-    import transformers
-
     out = Path(args.out)
     records = read_records(out / "models")
+    check_budget(records, steps, args, out / "models")
     rows = [{k: r[k] for k in TABLE_COLUMNS} for r in records]
     losses = [r["val_loss"] for r in rows]
     monotone = all(b < a for a, b in zip(losses, losses[1:]))
     tokens = steps * args.batch_size * args.seq_len
-    trained = {(r["tokens"], r["steps"]) for r in records}
-    if trained != {(tokens, steps)}:  # the report states this run's budget: it must be the models'
-        raise InputError(f"{out / 'models'}: its models were trained on "
-                         f"{', '.join(f'{t:,} tokens ({s} steps)' for t, s in sorted(trained))}, but these arguments "
-                         f"give {tokens:,} ({steps} steps): pass the training run's --tokens, --batch-size and --seq-len")
     total_train = sum(r["train_wall_s"] for r in rows)
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
@@ -612,6 +606,34 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
     write_plot(rows, results / "loss_vs_size.png",
                f"Suite: validation loss vs size ({tokens / 1e6:.1f}M tokens each)")
 
+    suite = suite_record(args, corpus_meta, tokenizer, records, train_tokens, val_tokens, steps, n_eval)
+    suite.update(val_loss_strictly_decreasing=monotone, total_train_wall_s=total_train, total_wall_s=wall_s,
+                 date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    text = json.dumps(suite, indent=1, default=str)
+    (results / "suite.json").write_text(text)
+    (out / "suite.json").write_text(text)
+    print(f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
+          f"val loss strictly decreasing: {monotone}")
+    for r in records:
+        print((out / "models" / r["name"]).resolve())
+
+
+def check_budget(records: list[dict], steps: int, args: argparse.Namespace, models_dir: Path) -> None:
+    """The report states this run's token budget: it must be the models'."""
+    tokens = steps * args.batch_size * args.seq_len
+    trained = {(r["tokens"], r["steps"]) for r in records}
+    if trained != {(tokens, steps)}:
+        raise InputError(f"{models_dir}: its models were trained on "
+                         f"{', '.join(f'{t:,} tokens ({s} steps)' for t, s in sorted(trained))}, but these arguments "
+                         f"give {tokens:,} ({steps} steps): pass the training run's --tokens, --batch-size and --seq-len")
+
+
+def suite_record(args: argparse.Namespace, corpus_meta: dict, tokenizer, records: list[dict], train_tokens: int,
+                 val_tokens: int, steps: int, n_eval: int) -> dict:
+    """suite.json: the recipe, the data, every model's record (with its checkpoints) and the other seeds'."""
+    import transformers
+
+    out = Path(args.out)
     tok_sha = hashlib.sha256((out / "data" / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
     data_meta = json.loads((out / "data" / "meta.json").read_text())
     seed_variants = read_records(out / "seeds") if (out / "seeds").is_dir() else []
@@ -625,7 +647,7 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
                       "held_out": f"2-digit addition pairs: {HELD_OUT_SHARE:g} of the pairs a <= b (0-99), both "
                                   f"orders, drawn with seed {HELD_OUT_SEED}, never in the text",
                       "validation": "training text only; validation loss is on the natural text"}
-    suite = {
+    return {
         "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
         "corpus": corpus_meta,
         "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False"
@@ -637,7 +659,7 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
                       "document_separator": EOS + " appended after every document",
                       "tokenizer_json_sha256": tok_sha},
         "seed": args.seed, "seq_len": args.seq_len, "batch_size": args.batch_size,
-        "tokens_per_model": tokens, "steps": steps,
+        "tokens_per_model": steps * args.batch_size * args.seq_len, "steps": steps,
         "train_tokens_available": train_tokens, "val_tokens_available": val_tokens,
         "eval": {"sequences": n_eval, "seq_len": args.seq_len,
                  "rule": "first N non-overlapping windows of the validation token stream"},
@@ -648,22 +670,15 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
                                 f"{args.min_lr_ratio:g} x peak"},
         "optimizer": {"name": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": args.weight_decay,
                       "weight_decay_on": "matrices only (no biases / LayerNorm)", "grad_clip": args.grad_clip},
+        "checkpoints": {"rule": "steps 0 and the powers of two below steps / 16, then every steps / 16 "
+                                "(suite.train.checkpoint_steps: Pythia's rule scaled to the run)",
+                        "committed": "suite/checkpoints/<model>/step<N>: those on the ladder (docs/bundled-suite.md)"},
         "dtype": "float32", "device": "cpu", "threads": args.threads,
         "torch_version": torch.__version__, "transformers_version": transformers.__version__,
-        "val_loss_strictly_decreasing": monotone,
         "models": records,
         "synthetic_arithmetic": arithmetic,
         "seed_variants": seed_variants,
-        "total_train_wall_s": total_train, "total_wall_s": wall_s,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    text = json.dumps(suite, indent=1, default=str)
-    (results / "suite.json").write_text(text)
-    (out / "suite.json").write_text(text)
-    print(f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
-          f"val loss strictly decreasing: {monotone}")
-    for r in records:
-        print((out / "models" / r["name"]).resolve())
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
