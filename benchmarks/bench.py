@@ -11,7 +11,7 @@ then `--skip inference memory challenge --load-sizes 1.4b 12b`): saving and load
 twice takes minutes.
 
 Prints markdown tables (and writes them with --out). The original-style loop
-(benchmarks/original.py) is the original challenge's: one prefix at a time, float32 weights,
+(benchmarks.original) is the original challenge's: one prefix at a time, float32 weights,
 logits at every position, a float64 host array; its checkpoints were loaded in float32 on the
 CPU, then moved to the GPU.
 """

@@ -2,7 +2,7 @@
 
 One prefix at a time, no padding, logits at every position over the full (padded) vocabulary, the
 softmax of the last position's first `vocab_size` logits, rows gathered in a float64 host array.
-`benchmarks/bench.py` times it against `harness.models.inference.next_token_probs`, and
+`benchmarks.bench` times it against `harness.models.inference.next_token_probs`, and
 `tests/test_preprocess.py` checks that the batched rows equal its rows.
 """
 

@@ -235,7 +235,7 @@ def tables(runs: list[Run], generated: dict[int, float | None]) -> list[str]:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     made = [f"{n:,}: {s:.0f} s" for n, s in generated.items() if s is not None]
     if made:
-        lines += ["", "Generating the datasets (benchmarks/make_dataset.py): " + "; ".join(made)]
+        lines += ["", "Generating the datasets (benchmarks.make_dataset): " + "; ".join(made)]
     return lines
 
 
@@ -274,7 +274,7 @@ def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int
               extra: list[str] | None = None) -> list[str]:
     """Measure challenge.py at each N (see the module docstring); return the markdown lines."""
     lines = [describe_machine(),
-             f"Datasets: N x {len(PYTHIA)} x {VOCAB_SIZE:,} float16, benchmarks/make_dataset.py seed {seed}; "
+             f"Datasets: N x {len(PYTHIA)} x {VOCAB_SIZE:,} float16, benchmarks.make_dataset seed {seed}; "
              f"memory sampled every {interval * 1000:.0f} ms"]
     print("\n".join(lines), flush=True)
     runs, generated = [], {}

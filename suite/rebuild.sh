@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the bundled suite (v3) and everything made from it, from scratch:
-#   1. the tokenizer and token cache, then the models (suite/train.py; 2-3 hours on 2 CPU
+#   1. the tokenizer and token cache, then the models (python3 -m suite.train; 2-3 hours on 2 CPU
 #      cores, two processes of one thread each, which run steadier than one process of two on a
 #      shared machine): the seven sizes and another seed of the largest, the noise ceiling;
 #   2. commit-ready float16 copies of the weights in suite/models/ and suite/seeds/ (suite/export.py);

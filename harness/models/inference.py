@@ -230,7 +230,7 @@ def release_freed_heap() -> None:
     nearly every batch. glibc serves them from its heap and keeps what they free there, resident,
     and its free blocks fragment: memory grew with the number of batches, not with what is alive
     (32,000 prefixes through the suite on CPU: 1.1-1.2 GB, of which the heap held 0.75 GB free and
-    0.17 GB in use; benchmarks/preprocess_memory.py). malloc_trim(0) returns every free page,
+    0.17 GB in use; benchmarks.preprocess_memory). malloc_trim(0) returns every free page,
     wherever it lies in the heap."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
