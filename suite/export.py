@@ -17,9 +17,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM
 
 import harness.cli
 from harness import InputError
@@ -28,6 +25,9 @@ FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_c
 
 
 def export(source: Path, destination: Path) -> None:
+    import torch  # here, not at the top: --help needs no torch, and harness.cli.run reports a missing one
+    from safetensors.torch import load_file, save_file
+
     weights = {name: tensor.to(torch.float16) for name, tensor in load_file(source / "model.safetensors").items()}
     destination.mkdir(parents=True, exist_ok=True)
     for name in FILES:
@@ -39,6 +39,9 @@ def export(source: Path, destination: Path) -> None:
 def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict:
     """What storing `source`'s weights in float16 changes, both run in float32 on `prefixes`: the
     largest difference of a next-token probability, and how often the top-1 stays the same."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     from harness.data.tokenizer import load_tokenizer
     from harness.models.inference import next_token_probs, tokenize
 

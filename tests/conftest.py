@@ -100,8 +100,11 @@ def prefix_file(tmp_path_factory) -> Path:
 
 def script_command(script: str) -> list[str]:
     """How a user runs `script` from the repository root: an entry script by its path
-    (`python3 challenge.py`), a benchmark or suite script as a module (`python3 -m benchmarks.bench`)."""
+    (`python3 challenge.py`), a benchmark or suite script as a module (`benchmarks.bench`, or its
+    path `benchmarks/bench.py`: `python3 -m benchmarks.bench`)."""
     path = Path(script)
+    if not script.endswith(".py"):
+        return [sys.executable, "-m", script]
     if path.parent.name in ("benchmarks", "suite"):
         return [sys.executable, "-m", ".".join(path.with_suffix("").parts)]
     return [sys.executable, str(ROOT / script)]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 @pytest.mark.skipif(not (SHARED / "pythia-tokenizer").exists(), reason="needs ../shared/data")
 def test_benchmark_cpu_mode_smoke(tmp_path):
     out = tmp_path / "bench.md"
-    run_script("benchmarks/bench.py", "--mode", "cpu", "--sizes", "70m", "--num-prefixes", 4,
+    run_script("benchmarks.bench", "--mode", "cpu", "--sizes", "70m", "--num-prefixes", 4,
                "--challenge-prefixes", 8, "--load-sizes", "70m", "--out", out)
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 70m | ")]
@@ -25,6 +25,6 @@ def test_gpu_mode_without_a_gpu_is_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: --mode gpu would run")
-    result = run_script("benchmarks/bench.py", "--mode", "gpu", check=False)
+    result = run_script("benchmarks.bench", "--mode", "gpu", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: --mode gpu on cuda: this machine has no CUDA GPU (try --mode cpu)"
