@@ -7,6 +7,7 @@ Needs torch for the fits (skipped without it); the skip itself is tested either 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from harness import InputError
 from harness.data.dataset import save_dataset
 from harness.scoring.evaluate import Settings, score_dataset
-from harness.scoring.learned import TrainingSplit
+from harness.scoring.learned import TrainingSplit, fold_indices
 from harness.scoring.registry import REGISTRY, resolve, unavailable
 from strategies import load_builtin
 from strategies.lowrank import MIN_PREFIXES
@@ -97,19 +98,62 @@ def test_too_few_prefixes_leave_the_pool_alone():
     assert np.allclose(lowrank(None, None, None, test[:, :2]), pool(None, None, None, test[:, :2]))
 
 
+def spy_on_fits(monkeypatch, name: str) -> list[dict]:
+    """Every fit of the registered strategy `name` from now on: what its training split held, and the
+    strategy function it returned."""
+    fits, original = [], REGISTRY[name]
+
+    def fit(split):
+        predictor = original.fn(split)
+        fits.append({"sentences": split.sentences, "inputs": np.array(split.probs_per_sentences),
+                     "target": np.array(split.target_probs), "predictor": predictor})
+        return predictor
+
+    fit.learned, fit.requires = original.fn.learned, original.fn.requires
+    monkeypatch.setitem(REGISTRY, name, dataclasses.replace(original, fn=fit))
+    return fits
+
+
 @needs_torch
-def test_the_engine_scores_lowrank_on_a_test_file_it_never_fitted_on(tmp_path):
+def test_the_engine_scores_lowrank_on_a_test_file_it_never_fitted_on(tmp_path, monkeypatch):
     train, _ = context_dependent(MIN_PREFIXES, seed=7)
-    test, _ = context_dependent(50, seed=8)
     names = ["small", "large", "target"]
     save_dataset(tmp_path / "train.pkl", names, [f"train {i}" for i in range(MIN_PREFIXES)], train)
-    save_dataset(tmp_path / "test.pkl", names, [f"test {i}" for i in range(50)], test)
-    settings = Settings(train=tmp_path / "train.pkl")
-    rows = [score_dataset(tmp_path / "test.pkl", resolve(["lowrank"]), settings).strategies[0]
-            for settings in (settings, Settings(train=tmp_path / "train.pkl", chunk_size=7))]
-    assert rows[0].fit.startswith("fit on ") and rows[0].fit.endswith("train.pkl")
-    assert np.array_equal(rows[0].hits, rows[1].hits)  # guesses do not depend on the chunk size
-    assert rows[0].per_prefix is not None  # it returned distributions
+    tests = {"a": context_dependent(50, seed=8)[0], "b": context_dependent(50, seed=9)[0]}
+    for label, probs in tests.items():  # the same 50 prefixes, other distributions
+        save_dataset(tmp_path / f"{label}.pkl", names, [f"test {i}" for i in range(50)], probs)
+    fits = spy_on_fits(monkeypatch, "lowrank")
+    probe = context_dependent(20, seed=10)[0][:, :2]
+
+    def score(label: str, **settings) -> tuple:
+        """(its row, the fits made for it, their guesses on `probe`)."""
+        before = len(fits)
+        [row] = score_dataset(tmp_path / f"{label}.pkl", resolve(["lowrank"]), Settings(**settings)).strategies
+        made = fits[before:]
+        return row, made, [fit["predictor"](None, None, None, probe) for fit in made]
+
+    row_a, [fit_a], [guess_a] = score("a", train=tmp_path / "train.pkl")
+    row_a7, _, _ = score("a", train=tmp_path / "train.pkl", chunk_size=7)
+    row_b, [fit_b], [guess_b] = score("b", train=tmp_path / "train.pkl")
+    # The one fit saw the training file, all of it and nothing else: its prefixes and their distributions.
+    for fit in (fit_a, fit_b):
+        assert fit["sentences"] == tuple(f"train {i}" for i in range(MIN_PREFIXES))
+        assert np.array_equal(fit["inputs"], train[:, :2]) and np.array_equal(fit["target"], train[:, 2])
+    assert fit_a["predictor"].epochs > 0  # the correction was fitted, not only the pool
+    # So what it learned does not depend on the file it scores: b's distributions change the fit not at all.
+    assert np.array_equal(fit_a["predictor"].weights, fit_b["predictor"].weights)
+    assert np.array_equal(guess_a, guess_b)
+    assert not np.array_equal(row_a.hits, row_b.hits)  # though b's prefixes are guessed otherwise
+    assert row_a.fit.startswith("fit on ") and row_a.fit.endswith("train.pkl")
+    assert np.array_equal(row_a.hits, row_a7.hits)  # guesses do not depend on the chunk size
+    # The same check can fail: by cross-validation on the scored file itself, the fits do read its prefixes
+    # (never the fold they predict), and a's and b's distributions give other fits.
+    _, folds_a, guesses_a = score("a")
+    _, folds_b, guesses_b = score("b")
+    assert len(folds_a) == len(folds_b) == 5
+    for fit, held_out in zip(folds_a, fold_indices(50, 5, 0)):
+        assert set(fit["sentences"]) == {f"test {i}" for i in range(50)} - {f"test {i}" for i in held_out}
+    assert all(not np.array_equal(a, b) for a, b in zip(guesses_a, guesses_b))
 
 
 def test_a_strategy_needing_a_missing_package_is_skipped_with_a_note_and_refused_when_named(monkeypatch):
