@@ -39,33 +39,65 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from harness import InputError, plural
 from harness.cli import progress
-from harness.data.dataset import (AnswerScores, NoiseCeiling, find_model, load_dataset, model_sizes, read_sidecar,
-                                  sidecar_answer_scores, sidecar_noise_ceiling)
+from harness.data.dataset import (
+    AnswerScores,
+    NoiseCeiling,
+    find_model,
+    load_dataset,
+    model_sizes,
+    read_sidecar,
+    sidecar_answer_scores,
+    sidecar_noise_ceiling,
+)
 from harness.drafting.pricing import model_costs, priced, strategy_cost
 from harness.scoring.learned import TrainingSplit, check_disjoint, fit_strategy, fold_indices, read_only, sealed
-from harness.scoring.metrics import (FLOOR, GAMMA, NEAR_TIE, PER_PREFIX, TargetRows, compare, distribution_metrics,
-                                     near_tied, removed_share, resample_metrics, summary, target_rows, twin_floor)
+from harness.scoring.metrics import (
+    FLOOR,
+    GAMMA,
+    NEAR_TIE,
+    PER_PREFIX,
+    TargetRows,
+    compare,
+    distribution_metrics,
+    near_tied,
+    removed_share,
+    resample_metrics,
+    summary,
+    target_rows,
+    twin_floor,
+)
 from harness.scoring.registry import ModelName, Strategy
 from harness.scoring.stats import bootstrap_ci, bootstrap_means, paired_comparison, percentile_ci
 from harness.scoring.tasks import TaskCurve, strategy_task_accuracy, task_curve
-from harness.scoring.top1 import (StrategyError, StrategyFailure, StrategyScore, TargetView, check_output,
-                                  chunk_prefixes, describe_exception, input_model_reach, orderable, score_guesses,
-                                  short_path, target_view)
+from harness.scoring.top1 import (
+    StrategyError,
+    StrategyFailure,
+    StrategyScore,
+    TargetView,
+    check_output,
+    chunk_prefixes,
+    describe_exception,
+    input_model_reach,
+    orderable,
+    score_guesses,
+    short_path,
+    target_view,
+)
 
 HIDDEN_TARGET = "hidden"  # the target's name in a blind test's public file, as strategies receive it
 REFERENCE_HEURISTICS = ("largest", "average", "top2-average")  # built-in, not learned; dummy and random are baselines
 DEFAULT_FOLDS = 5
 
 
-def folds_for(settings: "Settings", n: int) -> int:
+def folds_for(settings: Settings, n: int) -> int:
     """The K of K-fold cross-validation on a dataset of `n` prefixes: --folds as given, else the
     default, shrunk to `n` (a 3-prefix dataset is cross-validated 3 ways, not refused)."""
     if settings.folds is not None:
@@ -555,56 +587,84 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     # Every metric of every predictor over the same bootstrap resamples: any two compare paired.
     resampled = resample_metrics({**{run.name: run.metrics for run in scored if run.metrics is not None},
                                   **{j: metrics for j, metrics in enumerate(model_metrics)}}, settings.seed)
-    scores = {}
-    for run in scored:
-        score = score_guesses(run.name, run.guesses, view, settings.seed, seconds=run.seconds, fit=run.fit)
-        if run.metrics is not None:
-            score.per_prefix = run.metrics
-            score.summary = summary(run.metrics, resampled[run.name], (score.accuracy, score.ci95))
-        scores[run.name] = score
-
-    def versus(a: str, b: str) -> dict:
-        """A against B, paired: top-1 (exact McNemar), and every other metric where both returned distributions."""
-        out = paired_comparison(scores[a].hits, scores[b].hits)
-        if scores[a].per_prefix is not None and scores[b].per_prefix is not None:
-            out.update(compare(scores[a].per_prefix, resampled[a], scores[b].per_prefix, resampled[b]))
-        return out
-
+    scores = strategy_scores(scored, view, resampled, settings.seed)
     reference = scores.get(best_reference({name: score.correct for name, score in scores.items()}))
-    rows = []
-    for run in runs[:len(strategies)]:
-        if run.error is not None:
-            rows.append(StrategyFailure(run.name, run.error))
-            continue
-        score = scores[run.name]
-        if reference is not None:
-            score.versus = {"reference": reference.name, **versus(run.name, reference.name)}
-        rows.append(score)
-    comparisons = []
-    for a, b in settings.comparisons:
-        failed = [name for name in (a, b) if name not in scores]
-        comparisons.append({"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else
-                           {"a": a, "b": b, **versus(a, b)})
-    agreement = view.input_top1 == view.target_top1[:, None]
-    model_summaries = [summary(metrics, resampled[j], (float(agreement[:, j].mean()),
-                                                       bootstrap_ci(agreement[:, j], seed=settings.seed)))
-                       for j, metrics in enumerate(model_metrics)]
-    task = None
-    if data.answers is not None:
-        task = task_curve(data.answers, data.model_names, data.n, settings.seed)
-        task.strategies = {run.name: strategy_task_accuracy(run.guesses, data.answers, settings.seed)
-                           for run in runs[:len(strategies)] if run.error is None}
+    listed_runs = runs[:len(strategies)]
+    comparisons = [comparison(scores, resampled, a, b) for a, b in settings.comparisons]
+    model_summaries = input_model_summaries(view, model_metrics, resampled, settings.seed)
     return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
                          folds_for(settings, data.n) if any_learned and train is None and data.n >= 2 else None,
-                         rows, reference, comparisons,
-                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names, task,
+                         leaderboard_rows(listed_runs, scores, resampled, reference), reference, comparisons,
+                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names,
+                         dataset_task(data, listed_runs, settings.seed),
                          noise_ceiling(data.ceiling, view.target_top1, settings.seed),
                          kl_floor(data.ceiling, reference, scores, data.input_names, model_metrics, resampled,
                                   settings.seed),
                          drafting(data, scores, strategies + references_only, model_summaries),
                          data.sentences, view,
-                         {run.name: run.guesses for run in runs[:len(strategies)] if run.error is None},
+                         {run.name: run.guesses for run in listed_runs if run.error is None},
                          model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
+
+
+def strategy_scores(scored: list[StrategyRun], view: TargetView, resampled: dict,
+                    seed: int) -> dict[str, StrategyScore]:
+    """Each run's top-1 score, and where it returned distributions, its other metrics' summaries."""
+    scores = {}
+    for run in scored:
+        score = score_guesses(run.name, run.guesses, view, seed, seconds=run.seconds, fit=run.fit)
+        if run.metrics is not None:
+            score.per_prefix = run.metrics
+            score.summary = summary(run.metrics, resampled[run.name], (score.accuracy, score.ci95))
+        scores[run.name] = score
+    return scores
+
+
+def versus(scores: dict[str, StrategyScore], resampled: dict, a: str, b: str) -> dict:
+    """A against B, paired: top-1 (exact McNemar), and every other metric where both returned distributions."""
+    out = paired_comparison(scores[a].hits, scores[b].hits)
+    if scores[a].per_prefix is not None and scores[b].per_prefix is not None:
+        out.update(compare(scores[a].per_prefix, resampled[a], scores[b].per_prefix, resampled[b]))
+    return out
+
+
+def comparison(scores: dict[str, StrategyScore], resampled: dict, a: str, b: str) -> dict:
+    """--compare A B: `versus`, or which of them failed."""
+    failed = [name for name in (a, b) if name not in scores]
+    return {"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else \
+        {"a": a, "b": b, **versus(scores, resampled, a, b)}
+
+
+def leaderboard_rows(runs: list[StrategyRun], scores: dict[str, StrategyScore], resampled: dict,
+                     reference: StrategyScore | None) -> list[StrategyScore | StrategyFailure]:
+    """The listed strategies' rows, in order: each score compared with the reference, or its failure."""
+    rows = []
+    for run in runs:
+        if run.error is not None:
+            rows.append(StrategyFailure(run.name, run.error))
+            continue
+        score = scores[run.name]
+        if reference is not None:
+            score.versus = {"reference": reference.name, **versus(scores, resampled, run.name, reference.name)}
+        rows.append(score)
+    return rows
+
+
+def input_model_summaries(view: TargetView, model_metrics: list[dict[str, np.ndarray]], resampled: dict,
+                          seed: int) -> list[dict]:
+    """Each input model's top-1 agreement with the target and the summaries of its other metrics."""
+    agreement = view.input_top1 == view.target_top1[:, None]
+    return [summary(metrics, resampled[j], (float(agreement[:, j].mean()), bootstrap_ci(agreement[:, j], seed=seed)))
+            for j, metrics in enumerate(model_metrics)]
+
+
+def dataset_task(data: DatasetView, runs: list[StrategyRun], seed: int) -> TaskCurve | None:
+    """Where the dataset has answers: the models' task curve, and each listed strategy's task accuracy."""
+    if data.answers is None:
+        return None
+    task = task_curve(data.answers, data.model_names, data.n, seed)
+    task.strategies = {run.name: strategy_task_accuracy(run.guesses, data.answers, seed)
+                       for run in runs if run.error is None}
+    return task
 
 
 def noise_ceiling(ceiling: NoiseCeiling | None, target_top1: np.ndarray, seed: int) -> dict | None:

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from harness import plural
-from harness.cli import NO_BREAK, Column, table as fitted_table, wrapped
+from harness.cli import NO_BREAK, Column, wrapped
+from harness.cli import table as fitted_table
 from harness.data.dataset import short_name
 from harness.data.tokenizer import decode_ids, local_tokenizer
 from harness.scoring.evaluate import HIDDEN_TARGET, REFERENCE_HEURISTICS, DatasetPredictions, DatasetResult, ShownPrefix
@@ -335,7 +336,7 @@ def print_harder_here(rows: list[dict]) -> None:
          "of the target's top-1 agreement with it, where the dataset has one")
 
 
-def dataset_tokenizer(target: str, input_names: list[str]) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
+def dataset_tokenizer(target: str, input_names: list[str]) -> tuple[tokenizers.Tokenizer | None, str | None]:  # noqa: F821
     """The tokenizer of a dataset: its target's, or its largest input model's in a public file (all share one)."""
     return local_tokenizer(input_names[-1] if target == HIDDEN_TARGET else target)
 
