@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-pytest.importorskip("torch")
-from tokenizers import Tokenizer  # noqa: E402
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM  # noqa: E402
+from tokenizers import Tokenizer
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from harness.data.tokenizer import SUITE_MODELS  # noqa: E402
+from harness.data.tokenizer import SUITE_MODELS
+
+pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 
 DRAFTER, TARGET = "suite-0.0066m", "suite-0.025m"
 PROMPTS, NEW_TOKENS, GAMMA = 3, 12, 3
