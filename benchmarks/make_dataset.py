@@ -28,9 +28,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from statistics import NormalDist
-from typing import Iterator
 
 import numpy as np
 

@@ -221,7 +221,8 @@ def add_seed(parser, help: str, default: int = 0, option: str = "--seed") -> Non
 
 def add_device(parser, help: str = "cuda, cuda:N, cpu or mps (default: cuda where this machine has it, else cpu)",
                default: str | None = None) -> None:
-    """--device: None (the default) means cuda where there is one, else cpu: harness.models.processes.default_device."""
+    """--device: None (the default) means cuda where there is one, else cpu (harness.models.processes.check_device,
+    which also refuses cuda on a machine without it, before any model loads)."""
     parser.add_argument("--device", type=device, default=default, help=help)
 
 
