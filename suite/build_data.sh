@@ -7,7 +7,8 @@
 #      2-shot RTE (demonstrations and queries from disjoint halves of ../shared's rte-train.tsv),
 #      held-out 2-digit addition (0-shot) and in-context copying of unseen Wikipedia text; and the
 #      four split datasets (suite/build_splits.sh); all through preprocess_train.py's CLI;
-#   3. the leaderboard, the targets (suite/targets.py) and agreement vs size (suite/agreement_vs_size.py).
+#   3. the leaderboard, the targets (suite/targets.py), the tables of README.md and docs/ (suite/doc_tables.py)
+#      and agreement vs size (suite/agreement_vs_size.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -23,4 +24,5 @@ python3 preprocess_train.py "${common[@]}" --dataset copy --num-prefixes 100 \
 bash suite/build_splits.sh
 python3 challenge.py
 python3 -m suite.targets
+python3 -m suite.doc_tables --measure scores  # the README's and docs/' tables of the test splits (suite/scores.json)
 python3 -m suite.agreement_vs_size  # last: its exit status says whether agreement rises with size
