@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -595,7 +594,7 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
 
-    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `suite/train.py` on CPU: "
+    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `python3 -m suite.train` on CPU: "
               f"{tokens:,} tokens per model (batch {args.batch_size} x seq "
               f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
               f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
@@ -800,7 +799,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    import harness.cli
+
+    harness.cli.run(main, interrupted="interrupted: the same command resumes from the last checkpoint")

@@ -507,7 +507,7 @@ def test_debug_prints_the_strategy_traceback(tmp_path, original_pickle):
 
 def test_num_samples_beyond_the_dataset_warns(original_pickle):
     result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--num-samples", 1000)
-    assert f"warning: {original_pickle}: --num-samples 1000, but it has only 40 prefixes; scoring 40" in result.stderr
+    assert f"warning: {original_pickle}: --num-prefixes 1000, but it has only 40 prefixes; scoring 40" in result.stderr
     assert f"{original_pickle}: 40 prefixes" in result.stdout
 
 

@@ -49,9 +49,7 @@ def test_blind_test_subcommand_help(command):
     assert result.returncode == 0 and result.stdout.startswith("usage: "), result.stderr
 
 
-# suite/train.py's `__main__` block still turns an InputError into `sys.exit("error: ...")` (exit 1) by
-# itself: its owner moves it to harness.cli.run, then drops this mark (strict: it fails once it passes).
-NOT_YET = {"suite.train": "suite/train.py's __main__ block predates harness.cli.run"}
+NOT_YET: dict[str, str] = {}  # a script not yet through harness.cli.run, and why (strict: fails once it is)
 
 
 @pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.xfail(reason=NOT_YET[s], strict=True))

@@ -179,7 +179,7 @@ def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> Data
     num_samples = settings.num_samples if purpose != "train" else None
     n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
     if num_samples is not None and num_samples > n:
-        print(f"warning: {path}: --num-samples {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
+        print(f"warning: {path}: --num-prefixes {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
               f"scoring {n}", file=sys.stderr)
     sizes = model_sizes(names, metadata)
     columns = np.array([j for j in range(len(names)) if j != t])
