@@ -26,8 +26,15 @@ import harness.cli
 from harness import InputError, plural
 from harness.data.dataset import find_model, load_dataset, save_dataset, sidecar_path
 from harness.data.files import atomic_write, check_writable, write_output
-from harness.scoring.blind import (BlindResult, Submission, answers_record, check_submission, load_answers,
-                                   public_metadata, read_predictions)
+from harness.scoring.blind import (
+    BlindResult,
+    Submission,
+    answers_record,
+    check_submission,
+    load_answers,
+    public_metadata,
+    read_predictions,
+)
 from harness.scoring.stats import describe_comparison, paired_comparison
 from harness.scoring.top1 import score_guesses, tie_note
 
@@ -59,20 +66,32 @@ def split(dataset_path: Path, public: Path, answers: Path, target: str | None) -
     t = len(names) - 1 if target is None else find_model(names, target, dataset_path)
     if len(names) < 3 or not dataset.sentences:
         # A dataset file holds at least 2 models (harness.data.dataset), so the public one needs 2 inputs.
-        raise InputError(f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
-                         f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes")
-    input_names = names[:t] + names[t + 1:]
+        raise InputError(
+            f"{dataset_path}: a blind test needs at least 3 models (2 inputs + the target) and one "
+            f"prefix; it has {len(names)} models, {len(dataset.sentences)} prefixes"
+        )
+    input_names = names[:t] + names[t + 1 :]
     # A new array of the input models only, copied a chunk at a time: the target's slice is not in
     # the public file at all.
-    written = save_dataset(public, input_names, dataset.sentences, dataset.probs,
-                           public_metadata(dataset, input_names), columns=[j for j in range(len(names)) if j != t])
+    written = save_dataset(
+        public,
+        input_names,
+        dataset.sentences,
+        dataset.probs,
+        public_metadata(dataset, input_names),
+        columns=[j for j in range(len(names)) if j != t],
+    )
     record = answers_record(dataset, t, {"path": str(public), **written})
     atomic_write(answers, lambda f: json.dump(record, f, indent=1), mode="w")
     n = len(dataset.sentences)
-    print(f"{public}: {n} {plural(n, 'prefix', 'prefixes')}, {len(input_names)} input models "
-          f"({', '.join(input_names)}); send it with {sidecar_path(public)} to the participants")
-    print(f"{answers}: target {names[t]}'s top-1 per prefix (sha256 of the public file {written['sha256'][:12]}...); "
-          "keep it private")
+    print(
+        f"{public}: {n} {plural(n, 'prefix', 'prefixes')}, {len(input_names)} input models "
+        f"({', '.join(input_names)}); send it with {sidecar_path(public)} to the participants"
+    )
+    print(
+        f"{answers}: target {names[t]}'s top-1 per prefix (sha256 of the public file {written['sha256'][:12]}...); "
+        "keep it private"
+    )
 
 
 def _names(paths: list[Path]) -> dict[Path, str]:
@@ -101,23 +120,28 @@ def score(answers_path: Path, prediction_paths: list[Path], seed: int) -> BlindR
                 print(f"error: {path}, strategy {predictions.strategy!r}: {problem}", file=sys.stderr)
                 submissions.append(Submission(name, path, predictions.strategy, error=problem))
             else:
-                submissions.append(Submission(name, path, predictions.strategy,
-                                              score_guesses(name, guesses, view, seed)))
+                submissions.append(
+                    Submission(name, path, predictions.strategy, score_guesses(name, guesses, view, seed))
+                )
     scored = sorted((s for s in submissions if s.error is None), key=lambda s: (-s.score.accuracy, s.name))
     for s in scored[1:]:
         s.score.versus = {"best": scored[0].name, **paired_comparison(s.score.hits, scored[0].score.hits)}
-    pairs = [{"a": a.name, "b": b.name, **paired_comparison(a.score.hits, b.score.hits)}
-             for a, b in itertools.combinations(scored, 2)]
+    pairs = [
+        {"a": a.name, "b": b.name, **paired_comparison(a.score.hits, b.score.hits)}
+        for a, b in itertools.combinations(scored, 2)
+    ]
     return BlindResult(answers_path, answers, seed, scored + [s for s in submissions if s.error is not None], pairs)
 
 
 def print_leaderboard(result: BlindResult) -> None:
     answers, scored = result.answers, result.scored
     n, refused = answers.n, len(result.submissions) - len(scored)
-    print(f"\n{result.answers_path}: {n} {plural(n, 'prefix', 'prefixes')}, target {answers.target_model} (hidden from "
-          f"the participants), {len(answers.input_models)} input models, vocabulary {answers.vocab_size}; "
-          f"{len(scored)} {plural(len(scored), 'submission', 'submissions')} scored"
-          + (f", {refused} refused (above)" if refused else ""))
+    print(
+        f"\n{result.answers_path}: {n} {plural(n, 'prefix', 'prefixes')}, target {answers.target_model} (hidden from "
+        f"the participants), {len(answers.input_models)} input models, vocabulary {answers.vocab_size}; "
+        f"{len(scored)} {plural(len(scored), 'submission', 'submissions')} scored"
+        + (f", {refused} refused (above)" if refused else "")
+    )
     if not scored:
         return
     width = max(24, *(len(s.name) for s in scored))
@@ -126,32 +150,41 @@ def print_leaderboard(result: BlindResult) -> None:
     for s in scored:
         low, high = s.score.ci95
         versus = describe_comparison(s.score.versus) if s.score.versus else "(best)"
-        print(f"  {s.name:<{width}} {s.score.accuracy:>7.3f}  [{low:.3f}, {high:.3f}]   {s.score.n:>6} "
-              f"{s.score.emergent_correct:>4}/{emergent:<4}  {versus}")
-    print(f"  emergent: right on the {emergent} {plural(emergent, 'prefix', 'prefixes')} ({emergent / n:.1%}) whose "
-          "target top-1 is no input model's top-1; 95% CI: bootstrap, seed "
-          f"{result.seed}; vs best: prefixes only this / only the best gets right, exact McNemar")
+        print(
+            f"  {s.name:<{width}} {s.score.accuracy:>7.3f}  [{low:.3f}, {high:.3f}]   {s.score.n:>6} "
+            f"{s.score.emergent_correct:>4}/{emergent:<4}  {versus}"
+        )
+    print(
+        f"  emergent: right on the {emergent} {plural(emergent, 'prefix', 'prefixes')} ({emergent / n:.1%}) whose "
+        "target top-1 is no input model's top-1; 95% CI: bootstrap, seed "
+        f"{result.seed}; vs best: prefixes only this / only the best gets right, exact McNemar"
+    )
     tied = len(np.unique(answers.tie_rows))
     if tied:
         print(f"  {tie_note(tied, [(s.name, s.score.tied_misses) for s in scored])}")
     if 2 < len(scored) <= MAX_PAIRS_PRINTED:
-        print("  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
-              "not adjusted for multiple comparisons):")
+        print(
+            "  every pair (+a/-b: prefixes only the first / only the second gets right; exact McNemar, "
+            "not adjusted for multiple comparisons):"
+        )
         for pair in result.pairs:
             print(f"    {pair['a']} vs {pair['b']}: {describe_comparison(pair)}")
     elif len(scored) > MAX_PAIRS_PRINTED:
         print(f"  the {len(result.pairs)} pairwise comparisons are in --json")
 
 
-EXIT_CODES = harness.cli.exit_codes("done (every predictions file scored)",
-                                    "a bad dataset, answers or predictions file, or an output that cannot be written "
-                                    "or would\n       overwrite an input (one line on stderr; the other predictions "
-                                    "files are still scored)")
+EXIT_CODES = harness.cli.exit_codes(
+    "done (every predictions file scored)",
+    "a bad dataset, answers or predictions file, or an output that cannot be written "
+    "or would\n       overwrite an input (one line on stderr; the other predictions "
+    "files are still scored)",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     split_parser = commands.add_parser("split", help="a public file without the target, and the private answers")
     split_parser.add_argument("dataset", type=Path, help="a challenge dataset pickle (the last model is the target)")

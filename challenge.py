@@ -25,13 +25,25 @@ import numpy as np
 
 import harness.cli
 from harness.data.files import check_writable, write_output
-from harness.scoring.evaluate import (REFERENCE_HEURISTICS, DatasetFailure, DatasetResult, Settings, default_datasets,
-                                      predict_dataset, score_dataset, show_prefix)
-from harness.scoring.leaderboard import (predictions_csv, print_harder_here, print_leaderboard, print_predictions,
-                                         print_shown)
+from harness.scoring.evaluate import (
+    REFERENCE_HEURISTICS,
+    DatasetFailure,
+    DatasetResult,
+    Settings,
+    default_datasets,
+    predict_dataset,
+    score_dataset,
+    show_prefix,
+)
+from harness.scoring.leaderboard import (
+    predictions_csv,
+    print_harder_here,
+    print_leaderboard,
+    print_predictions,
+    print_shown,
+)
 from harness.scoring.metrics import GAMMA, METRICS
-from harness.scoring.registry import (REGISTRY, learned, register, resolve,  # noqa: F401 (learned: the block below)
-                                      unavailable)
+from harness.scoring.registry import REGISTRY, learned, register, resolve, unavailable  # noqa: F401 (learned: the block below)
 from harness.scoring.report import check_report_dir, write_report
 from harness.scoring.tasks import harder_here, names_dataset
 from strategies import load_builtin
@@ -54,42 +66,87 @@ def geometric(sentences, model_names, target_model_name, probs_per_sentences):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=harness.cli.exit_codes(
-                                         "every strategy ran (and every file was written)",
-                                         "a bad dataset, strategy name or file, output path, or a strategy that failed\n"
-                                         "       (one line on stderr, or in the strategy's row; the other strategies "
-                                         "are still scored)"))
-    parser.add_argument("--dataset", action="append", type=Path, help="dataset pickle (repeatable; default: data/*.pkl)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=harness.cli.exit_codes(
+            "every strategy ran (and every file was written)",
+            "a bad dataset, strategy name or file, output path, or a strategy that failed\n"
+            "       (one line on stderr, or in the strategy's row; the other strategies "
+            "are still scored)",
+        ),
+    )
+    parser.add_argument(
+        "--dataset", action="append", type=Path, help="dataset pickle (repeatable; default: data/*.pkl)"
+    )
     parser.add_argument("--strategy", action="append", help="registered name or path/to/file.py:function (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the registered strategies and exit")
     harness.cli.add_num_prefixes(parser, "score on the first N prefixes only", old_name="--num-samples")
     harness.cli.add_seed(parser, "seeds random/numpy before each strategy and the bootstrap")
     parser.add_argument("--target", help="model whose top-1 is predicted (default: the last); the others are inputs")
-    parser.add_argument("--metric", choices=METRICS, default="top1", help="rank the leaderboard by this metric "
-                        "(default: top1); all are in --json. Besides top-1 they need a strategy that returns "
-                        "distributions: top5, log_loss, kl (KL(target || prediction), nats), alpha (1 - TV), "
-                        f"tokens_per_pass (expected tokens per target forward pass, drafting {GAMMA})")
-    parser.add_argument("--baseline", metavar="DATASET", help="with several datasets, the one the others are tested "
-                        "against in 'is prediction harder here?' (a path or file stem; default: the first Wikipedia "
-                        "set without answers, else the first set without answers)")
+    parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="top1",
+        help="rank the leaderboard by this metric "
+        "(default: top1); all are in --json. Besides top-1 they need a strategy that returns "
+        "distributions: top5, log_loss, kl (KL(target || prediction), nats), alpha (1 - TV), "
+        f"tokens_per_pass (expected tokens per target forward pass, drafting {GAMMA})",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DATASET",
+        help="with several datasets, the one the others are tested "
+        "against in 'is prediction harder here?' (a path or file stem; default: the first Wikipedia "
+        "set without answers, else the first set without answers)",
+    )
     harness.cli.add_json(parser, "write the results as JSON")
     parser.add_argument("--predictions", type=Path, help="write per-prefix guesses as CSV, tokens decoded")
     harness.cli.add_report(parser, "draw the results into DIR: PNGs and index.md (needs matplotlib)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of a strategy that raises")
-    parser.add_argument("--train", type=Path, help="learned strategies fit on this dataset (no prefix in common "
-                        "with --dataset), then predict --dataset; without it they are scored by K-fold")
-    parser.add_argument("--folds", type=harness.cli.at_least(2), metavar="K", help="K for cross-validating learned "
-                        "strategies by prefix when there is no --train (default: 5, or the number of prefixes where "
-                        "fewer; folds drawn with --seed)")
-    parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="paired comparison of two "
-                        "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p "
-                        "(repeatable)")
-    parser.add_argument("--show", type=harness.cli.non_negative_int, metavar="I", help="print prefix I of the (first) dataset: each model's "
-                        "top-k tokens with probabilities, and each strategy's guess, decoded")
-    parser.add_argument("--top-k", type=harness.cli.positive_int, default=5, metavar="K", help="tokens per model for --show (default: 5)")
-    parser.add_argument("--predict-only", action="store_true", help="write guesses to --predictions, score nothing and "
-                        "never read the target (for a blind test's public file, whose models are all inputs)")
+    parser.add_argument(
+        "--train",
+        type=Path,
+        help="learned strategies fit on this dataset (no prefix in common "
+        "with --dataset), then predict --dataset; without it they are scored by K-fold",
+    )
+    parser.add_argument(
+        "--folds",
+        type=harness.cli.at_least(2),
+        metavar="K",
+        help="K for cross-validating learned "
+        "strategies by prefix when there is no --train (default: 5, or the number of prefixes where "
+        "fewer; folds drawn with --seed)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="paired comparison of two "
+        "strategies (names or file.py:function) on each dataset: +a/-b and exact McNemar p "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--show",
+        type=harness.cli.non_negative_int,
+        metavar="I",
+        help="print prefix I of the (first) dataset: each model's "
+        "top-k tokens with probabilities, and each strategy's guess, decoded",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=harness.cli.positive_int,
+        default=5,
+        metavar="K",
+        help="tokens per model for --show (default: 5)",
+    )
+    parser.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="write guesses to --predictions, score nothing and "
+        "never read the target (for a blind test's public file, whose models are all inputs)",
+    )
     harness.cli.add_no_progress(parser)
     args = parser.parse_args(argv)
     if args.train is not None and not args.dataset:
@@ -119,16 +176,24 @@ def main(argv: list[str] | None = None) -> int:
         check_report_dir(args.report)
     datasets = [(path, args.train) for path in args.dataset] if args.dataset else default_datasets(DATA_DIR)
     if args.baseline is not None and not any(names_dataset(args.baseline, path) for path, _ in datasets):
-        raise harness.InputError(f"--baseline {args.baseline}: not one of the datasets "
-                                 f"({', '.join(str(path) for path, _ in datasets)})")
+        raise harness.InputError(
+            f"--baseline {args.baseline}: not one of the datasets ({', '.join(str(path) for path, _ in datasets)})"
+        )
     strategies = list({s.name: s for s in strategies + compared}.values())  # --compare's are scored too
     if not args.strategy and not args.show:
         for line in unavailable():
             print(f"note: {line}: not scored")
-    settings = Settings(target=args.target, num_samples=args.num_prefixes, seed=args.seed, folds=args.folds,
-                        references=tuple(REGISTRY[name] for name in REFERENCE_HEURISTICS if name in REGISTRY),
-                        comparisons=tuple(tuple(pair) for pair in args.compare or []),
-                        pictures=args.report is not None, progress=not args.no_progress, debug=args.debug)
+    settings = Settings(
+        target=args.target,
+        num_samples=args.num_prefixes,
+        seed=args.seed,
+        folds=args.folds,
+        references=tuple(REGISTRY[name] for name in REFERENCE_HEURISTICS if name in REGISTRY),
+        comparisons=tuple(tuple(pair) for pair in args.compare or []),
+        pictures=args.report is not None,
+        progress=not args.no_progress,
+        debug=args.debug,
+    )
 
     if args.show is not None:
         path, train = datasets[0]
@@ -160,9 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         print_harder_here(harder)
 
     if args.json:
-        failed |= not write_output(args.json, lambda f: json.dump(
-            {"seed": args.seed, "datasets": [result.to_json() for result in results], "harder_here": harder}, f,
-            indent=2))
+        failed |= not write_output(
+            args.json,
+            lambda f: json.dump(
+                {"seed": args.seed, "datasets": [result.to_json() for result in results], "harder_here": harder},
+                f,
+                indent=2,
+            ),
+        )
     if args.predictions and any(isinstance(result, DatasetFailure) for result in results):
         # A CSV cannot say that a dataset is missing from it: no file rather than one that looks complete.
         print(f"error: {args.predictions}: not written, since a dataset failed", file=sys.stderr)

@@ -39,9 +39,10 @@ import fcntl
 import json
 import platform
 import shutil
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -50,8 +51,15 @@ from harness.data.dataset import FORMAT, DatasetFile, sidecar_path, start_datase
 from harness.data.files import read_text_file
 from harness.data.prefixes import NAMED, PrefixSet, build_prefixes, check_options, space_into_prefixes
 from harness.models.processes import join_process_group, leave_process_group
-from harness.models.suites import (PYTHIA, ModelSpec, bundled_ceiling, bundled_suite, check_sources, model_revisions,
-                                   model_specs)
+from harness.models.suites import (
+    PYTHIA,
+    ModelSpec,
+    bundled_ceiling,
+    bundled_suite,
+    check_sources,
+    model_revisions,
+    model_specs,
+)
 
 if TYPE_CHECKING:  # annotations only: accelerate loads torch, which run() imports once the input is checked
     from accelerate import PartialState
@@ -65,35 +73,59 @@ EXIT_CODES = """exit status:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=PYTHIA,
-                        help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "
-                             "`suite`: the bundled suite (suite/models/), whose members also go by their short names, a "
-                             "checkpoint as suite-1.5m@step2880; `ladder`: its every size, checkpoint and seed, by "
-                             "validation loss")
-    parser.add_argument("--ceiling-model", help="another seed of the target (same size, data and recipe): its "
-                        "agreement with the target, the noise ceiling, goes in the sidecar; never an input "
-                        "(default with --models suite: the bundled one in suite/seeds/, if any)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=PYTHIA,
+        help="hub ids or local directories, smallest first; the last is the target (default: Pythia); "
+        "`suite`: the bundled suite (suite/models/), whose members also go by their short names, a "
+        "checkpoint as suite-1.5m@step2880; `ladder`: its every size, checkpoint and seed, by "
+        "validation loss",
+    )
+    parser.add_argument(
+        "--ceiling-model",
+        help="another seed of the target (same size, data and recipe): its "
+        "agreement with the target, the noise ceiling, goes in the sidecar; never an input "
+        "(default with --models suite: the bundled one in suite/seeds/, if any)",
+    )
     cli.add_revision(parser)
-    parser.add_argument("--dataset", default="wikipedia",
-                        help=f"{', '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl "
-                             "({\"text\": ...} per line, optionally with an \"answer\") file")
-    parser.add_argument("--dataset-path", help="local copy for wikipedia or copy (jsonl/parquet) or glue-rte (GLUE TSV), "
-                             "or a folder of them (read in name order)")
-    cli.add_task_options(parser, shots="solved examples before each question: arithmetic (default 0), "
-                         "cot-arithmetic (default 3), glue-rte (labelled demonstrations; default: the original set)",
-                         digits="arithmetic (default 2), cot-arithmetic (default 1)")
+    parser.add_argument(
+        "--dataset",
+        default="wikipedia",
+        help=f"{', '.join(NAMED)}, or a .txt (one prefix per line) or .jsonl "
+        '({"text": ...} per line, optionally with an "answer") file',
+    )
+    parser.add_argument(
+        "--dataset-path",
+        help="local copy for wikipedia or copy (jsonl/parquet) or glue-rte (GLUE TSV), "
+        "or a folder of them (read in name order)",
+    )
+    cli.add_task_options(
+        parser,
+        shots="solved examples before each question: arithmetic (default 0), "
+        "cot-arithmetic (default 3), glue-rte (labelled demonstrations; default: the original set)",
+        digits="arithmetic (default 2), cot-arithmetic (default 1)",
+    )
     cli.add_num_prefixes(parser, "how many prefixes (default: 100 for named datasets, all of a file)")
     cli.add_seed(parser, "seeds which prefixes are drawn")
-    parser.add_argument("--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json")
+    parser.add_argument(
+        "--out", type=Path, help="output pickle (default: data/<dataset>.pkl); the sidecar is <out>.json"
+    )
     cli.add_dtype(parser)
     cli.add_device(parser)
     cli.add_batch_size(parser, "max prefixes per batch (default: automatic, by token budget)")
-    parser.add_argument("--max-tokens", type=cli.positive_int,
-                        help="max padded tokens per batch (default: 32768 on GPU, 4096 on CPU)")
-    parser.add_argument("--cache-dir", type=Path, help="per-model cache for resuming (default: <out>.cache, removed on success)")
-    parser.add_argument("--meta-json", type=Path, help="JSON file whose content is recorded in the sidecar under 'extra'")
+    parser.add_argument(
+        "--max-tokens", type=cli.positive_int, help="max padded tokens per batch (default: 32768 on GPU, 4096 on CPU)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="per-model cache for resuming (default: <out>.cache, removed on success)"
+    )
+    parser.add_argument(
+        "--meta-json", type=Path, help="JSON file whose content is recorded in the sidecar under 'extra'"
+    )
     cli.add_no_progress(parser)
     args = parser.parse_args(argv)
     args.models, args.labels = bundled_suite(args.models)
@@ -126,8 +158,10 @@ def output_lock(out: Path) -> Iterator[None]:
             raise BlockingIOError  # the run we waited on finished and removed the file we opened
     except (BlockingIOError, FileNotFoundError):
         os.close(fd)
-        raise InputError(f"{out}: another preprocess_train.py run is writing it (it holds {lock}): "
-                         "wait for it to finish, or choose another --out") from None
+        raise InputError(
+            f"{out}: another preprocess_train.py run is writing it (it holds {lock}): "
+            "wait for it to finish, or choose another --out"
+        ) from None
     try:
         yield
     finally:
@@ -138,8 +172,10 @@ def output_lock(out: Path) -> Iterator[None]:
 def check_free_space(out: Path, nbytes: int) -> None:
     free = shutil.disk_usage(out.parent).free
     if free < nbytes:
-        raise InputError(f"{out.parent}: {free / 1e6:,.0f} MB free, but the dataset and its resume cache need "
-                         f"about {nbytes / 1e6:,.0f} MB")
+        raise InputError(
+            f"{out.parent}: {free / 1e6:,.0f} MB free, but the dataset and its resume cache need "
+            f"about {nbytes / 1e6:,.0f} MB"
+        )
 
 
 def answer_records(texts: list[str], answer_ids: list[list[int]], summary: list[dict]) -> list[dict]:
@@ -176,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             leave_process_group()
 
 
-def shared_output(state: PartialState, out: Path, model_names: list[str], prefixes: list[str], vocab_size: int) -> DatasetFile:
+def shared_output(
+    state: PartialState, out: Path, model_names: list[str], prefixes: list[str], vocab_size: int
+) -> DatasetFile:
     """The dataset file every process writes its rows into: the main process starts it (the pickle,
     its array allocated) and tells the others where it is. The processes share it through the page
     cache, so they must run on one machine."""
@@ -185,8 +223,10 @@ def shared_output(state: PartialState, out: Path, model_names: list[str], prefix
     from accelerate.utils import broadcast_object_list
 
     if int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes)) != state.num_processes:
-        raise InputError("accelerate launch on several machines: the processes write one output file through "
-                         "the page cache, so run them on one machine (one process per GPU)")
+        raise InputError(
+            "accelerate launch on several machines: the processes write one output file through "
+            "the page cache, so run them on one machine (one process per GPU)"
+        )
     started = start_dataset(out, model_names, prefixes, vocab_size) if state.is_main_process else None
     return broadcast_object_list([started])[0]
 
@@ -194,6 +234,7 @@ def shared_output(state: PartialState, out: Path, model_names: list[str], prefix
 class Encoded(NamedTuple):
     """The prefixes as the models read them: the set (some prefixes ended after their answer's space),
     each prefix's ids, and each answer's and choice's ids where the set has them."""
+
     prefix_set: PrefixSet
     token_ids: list[list[int]]
     answer_ids: list[list[int]] | None
@@ -206,8 +247,15 @@ def check_inputs(args: argparse.Namespace) -> PrefixSet:
     check_sources(args.models, model_revisions(args.models, args.revision), args.dataset, args.dataset_path)
     if args.ceiling_model is not None:
         check_sources([args.ceiling_model], [None], args.dataset, args.dataset_path, option="--ceiling-model")
-    return build_prefixes(args.dataset, args.num_prefixes, args.seed, args.dataset_path, shots=args.shots,
-                          digits=args.digits, operation=args.operation)
+    return build_prefixes(
+        args.dataset,
+        args.num_prefixes,
+        args.seed,
+        args.dataset_path,
+        shots=args.shots,
+        digits=args.digits,
+        operation=args.operation,
+    )
 
 
 def encode(prefix_set: PrefixSet, tokenizer, announce: bool) -> Encoded:
@@ -217,11 +265,16 @@ def encode(prefix_set: PrefixSet, tokenizer, announce: bool) -> Encoded:
     from harness.models import inference
 
     count = len(prefix_set.prefixes)
-    prefix_set = space_into_prefixes(prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False))
+    prefix_set = space_into_prefixes(
+        prefix_set, lambda texts: inference.tokenize(tokenizer, texts, special_tokens=False)
+    )
     if prefix_set.record.get("answer_space_in_prefix") and announce:
         moved = prefix_set.record["answer_space_in_prefix"]
-        print(f"{moved} of {count} answers begin with a space that this tokenizer writes as a token of its own: "
-              f"those prefixes end after it, so they ask for the answer's first digit or word", file=sys.stderr)
+        print(
+            f"{moved} of {count} answers begin with a space that this tokenizer writes as a token of its own: "
+            f"those prefixes end after it, so they ask for the answer's first digit or word",
+            file=sys.stderr,
+        )
     answer_ids, choice_ids = None, None
     if prefix_set.answers is not None:
         answer_ids = inference.tokenize(tokenizer, prefix_set.answers, special_tokens=False)
@@ -230,28 +283,59 @@ def encode(prefix_set: PrefixSet, tokenizer, announce: bool) -> Encoded:
     return Encoded(prefix_set, inference.tokenize(tokenizer, prefix_set.prefixes), answer_ids, choice_ids)
 
 
-def compute(args: argparse.Namespace, state: PartialState, specs: list[ModelSpec], ceiling: ModelSpec | None,
-            encoded: Encoded, probs: np.ndarray, cache_dir: Path, device: str) -> tuple[list[dict], dict | None]:
+def compute(
+    args: argparse.Namespace,
+    state: PartialState,
+    specs: list[ModelSpec],
+    ceiling: ModelSpec | None,
+    encoded: Encoded,
+    probs: np.ndarray,
+    cache_dir: Path,
+    device: str,
+) -> tuple[list[dict], dict | None]:
     """Every model's rows into `probs` (this process's share of them), then the noise ceiling's scores
     against the target's finished column: the models' summary rows and the ceiling's record."""
     from harness.models import inference
 
-    common = dict(device=device, dtype=args.dtype, cache_dir=cache_dir, max_tokens=args.max_tokens,
-                  batch_size=args.batch_size, progress=not args.no_progress)
-    _, summary = inference.run_suite(specs, encoded.token_ids, probs.shape[2], out=probs, answer_ids=encoded.answer_ids,
-                                     choice_ids=encoded.choice_ids, **common)
+    common = dict(
+        device=device,
+        dtype=args.dtype,
+        cache_dir=cache_dir,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    _, summary = inference.run_suite(
+        specs,
+        encoded.token_ids,
+        probs.shape[2],
+        out=probs,
+        answer_ids=encoded.answer_ids,
+        choice_ids=encoded.choice_ids,
+        **common,
+    )
     if isinstance(probs, np.memmap):
         probs.flush()
     state.wait_for_everyone()  # every process's rows are in the file
     if ceiling is None:
         return summary, None
-    return summary, inference.ceiling_scores(ceiling, encoded.token_ids, probs[:, -1], cache_dir / "ceiling.npy",
-                                             **common)
+    return summary, inference.ceiling_scores(
+        ceiling, encoded.token_ids, probs[:, -1], cache_dir / "ceiling.npy", **common
+    )
 
 
-def sidecar(args: argparse.Namespace, argv: list[str] | None, specs: list[ModelSpec], encoded: Encoded,
-            vocab_size: int, summary: list[dict], ceiling_record: dict | None, extra: object, device: str,
-            num_processes: int) -> dict:
+def sidecar(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    specs: list[ModelSpec],
+    encoded: Encoded,
+    vocab_size: int,
+    summary: list[dict],
+    ceiling_record: dict | None,
+    extra: object,
+    device: str,
+    num_processes: int,
+) -> dict:
     """The dataset's metadata: models, prefixes, versions, the command; answers and noise ceiling where there are."""
     import torch
     import transformers
@@ -265,8 +349,12 @@ def sidecar(args: argparse.Namespace, argv: list[str] | None, specs: list[ModelS
         "prefixes": encoded.prefix_set.record,
         "device": device,
         "num_processes": num_processes,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "numpy": np.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "numpy": np.__version__,
+        },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
     }
@@ -275,18 +363,25 @@ def sidecar(args: argparse.Namespace, argv: list[str] | None, specs: list[ModelS
     if ceiling_record is not None:  # harness.data.dataset.sidecar_noise_ceiling reads it
         metadata["noise_ceiling"] = {
             "rule": "another seed of the target (same size, data and recipe), never an input: per prefix, "
-                    "its top-1 id, KL(target || it) and alpha against the target", **ceiling_record}
+            "its top-1 id, KL(target || it) and alpha against the target",
+            **ceiling_record,
+        }
     if extra is not None:
         metadata["extra"] = extra
     return metadata
 
 
 def print_written(out: Path, num_prefixes: int, vocab_size: int, summary: list[dict]) -> None:
-    print(f"\nwrote {out} ({out.stat().st_size / 1e6:.1f} MB): {num_prefixes} prefixes x "
-          f"{len(summary)} models x {vocab_size} tokens, float16; metadata in {sidecar_path(out)}")
+    print(
+        f"\nwrote {out} ({out.stat().st_size / 1e6:.1f} MB): {num_prefixes} prefixes x "
+        f"{len(summary)} models x {vocab_size} tokens, float16; metadata in {sidecar_path(out)}"
+    )
     for row in summary:
-        speed = "from cache" if row["from_cache"] else (f"{row['seconds']:.2f} s, {row['tokens_per_second']:,.0f} tok/s,"
-                                                        f" load {row['load_seconds']:.2f} s")
+        speed = (
+            "from cache"
+            if row["from_cache"]
+            else (f"{row['seconds']:.2f} s, {row['tokens_per_second']:,.0f} tok/s, load {row['load_seconds']:.2f} s")
+        )
         print(f"  {row['name']:<40} {speed}")
 
 
@@ -314,13 +409,17 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         transformers.utils.logging.disable_progress_bar()
 
     # The output file is written as rows are computed: memory does not grow with the prefixes.
-    output = shared_output(state, args.out, [spec.stored_name for spec in specs], encoded.prefix_set.prefixes,
-                           vocab_size)
+    output = shared_output(
+        state, args.out, [spec.stored_name for spec in specs], encoded.prefix_set.prefixes, vocab_size
+    )
     try:
         summary, ceiling_record = compute(args, state, specs, ceiling, encoded, output.open(), cache_dir, device)
         if state.is_main_process:
-            output.finish(sidecar(args, argv, specs, encoded, vocab_size, summary, ceiling_record, extra, device,
-                                  state.num_processes))
+            output.finish(
+                sidecar(
+                    args, argv, specs, encoded, vocab_size, summary, ceiling_record, extra, device, state.num_processes
+                )
+            )
     except BaseException:
         if state.is_main_process:
             output.discard()
@@ -339,15 +438,20 @@ def main_with_extras() -> int:
     try:
         return main()
     except ModuleNotFoundError as e:
-        print(f"error: preprocess_train.py needs the package {(e.name or '?').split('.')[0]!r} ({e}): "
-              "pip install -r requirements-dev.txt", file=sys.stderr)
+        print(
+            f"error: preprocess_train.py needs the package {(e.name or '?').split('.')[0]!r} ({e}): "
+            "pip install -r requirements-dev.txt",
+            file=sys.stderr,
+        )
         return 1
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
         where = f"{e.filename}: " if e.filename else ""  # a failed write() names no file
-        print(f"error: {where}{e.strerror}; models that finished before it are cached, so the same command "
-              "resumes", file=sys.stderr)
+        print(
+            f"error: {where}{e.strerror}; models that finished before it are cached, so the same command resumes",
+            file=sys.stderr,
+        )
         return 1
     finally:
         signal.signal(signal.SIGINT, exit_interrupted)  # Ctrl-C during shutdown (torch, threads): no traceback

@@ -49,9 +49,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
 # hidden, layers, heads, padded vocabulary: the published Pythia configurations.
-PYTHIA_SHAPES = {"70m": (512, 6, 8, 50304), "160m": (768, 12, 12, 50304), "410m": (1024, 24, 16, 50304),
-                 "1b": (2048, 16, 8, 50304), "1.4b": (2048, 24, 16, 50304), "2.8b": (2560, 32, 32, 50304),
-                 "6.9b": (4096, 32, 32, 50432), "12b": (5120, 36, 40, 50688)}
+PYTHIA_SHAPES = {
+    "70m": (512, 6, 8, 50304),
+    "160m": (768, 12, 12, 50304),
+    "410m": (1024, 24, 16, 50304),
+    "1b": (2048, 16, 8, 50304),
+    "1.4b": (2048, 24, 16, 50304),
+    "2.8b": (2560, 32, 32, 50304),
+    "6.9b": (4096, 32, 32, 50432),
+    "12b": (5120, 36, 40, 50688),
+}
 CPU_SIZES = ["70m", "160m"]
 GPU_SIZES = ["70m", "410m", "1.4b", "2.8b", "12b"]
 
@@ -78,13 +85,17 @@ def tokenizer_and_prefixes(num_prefixes: int) -> tuple:
         tokenizer = load_tokenizer(str(path))
         wiki = SHARED / "corpus" / "wikipedia-en-0.jsonl"
         rte = SHARED / "corpus" / "rte-train.tsv"
-        sets = {"short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki)).prefixes,
-                "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte)).prefixes}
+        sets = {
+            "short": build_prefixes("wikipedia", num_prefixes, 0, str(wiki)).prefixes,
+            "long": build_prefixes("glue-rte", num_prefixes, 0, str(rte)).prefixes,
+        }
         source = "Pythia tokenizer; Wikipedia openings and RTE prompts from ../shared/data"
     else:
         tokenizer = load_tokenizer("suite-1.5m")  # the bundled suite's, committed
-        sets = {"short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes).prefixes,
-                "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes).prefixes}
+        sets = {
+            "short": build_prefixes(str(ROOT / "data/prefixes/wikipedia.txt"), num_prefixes).prefixes,
+            "long": build_prefixes(str(ROOT / "data/prefixes/glue-rte.jsonl"), num_prefixes).prefixes,
+        }
         source = "the bundled suite's tokenizer; the bundled prefix files"
     return tokenizer, {name: inference.tokenize(tokenizer, p) for name, p in sets.items()}, source
 
@@ -114,16 +125,24 @@ def matmul_tflops(device: str, dtype: torch.dtype) -> float:
     n = 8192 if device.startswith("cuda") else 2048
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     seconds, _ = timed(lambda: a @ b, device, repeats=5)
-    return 2 * n ** 3 / seconds / 1e12
+    return 2 * n**3 / seconds / 1e12
 
 
-def project_path(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype,
-                 load) -> tuple[np.ndarray, list]:
+def project_path(
+    sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype, load
+) -> tuple[np.ndarray, list]:
     """preprocess_train.py's inference (harness.models.inference.run_suite), on the benchmark's random-weight models."""
     from harness.models import inference
 
-    return inference.run_suite([inference.ModelSpec(size) for size in sizes], token_ids, vocab_size, device=device,
-                               dtype=dtype, progress=False, load=load)
+    return inference.run_suite(
+        [inference.ModelSpec(size) for size in sizes],
+        token_ids,
+        vocab_size,
+        device=device,
+        dtype=dtype,
+        progress=False,
+        load=load,
+    )
 
 
 def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype: torch.dtype, peak: float) -> list:
@@ -154,11 +173,22 @@ def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype
             # FLOPs the answer needs: every layer on every real token, the output head once per prefix
             # (the input embedding is a lookup, not arithmetic).
             floor = 2 * (body_params * tokens + head_params * len(token_ids)) / (peak * 1e12)
-            rows.append({"size": size, "set": name, "prefixes": len(token_ids), "tokens": tokens,
-                         "original_s": original_seconds, "project_s": seconds, "speedup": original_seconds / seconds,
-                         "tokens_per_s": tokens / seconds, "floor_s": floor, "vs_floor": seconds / floor,
-                         "gpu_peak_gib": gpu_peak,
-                         "top1_agreement": float((original.argmax(1) == top1(out)).mean())})
+            rows.append(
+                {
+                    "size": size,
+                    "set": name,
+                    "prefixes": len(token_ids),
+                    "tokens": tokens,
+                    "original_s": original_seconds,
+                    "project_s": seconds,
+                    "speedup": original_seconds / seconds,
+                    "tokens_per_s": tokens / seconds,
+                    "floor_s": floor,
+                    "vs_floor": seconds / floor,
+                    "gpu_peak_gib": gpu_peak,
+                    "top1_agreement": float((original.argmax(1) == top1(out)).mean()),
+                }
+            )
         model = None  # drop the last reference, so that free_memory returns its memory
         inference.free_memory()
     return rows
@@ -167,12 +197,22 @@ def bench_inference(sizes: list, sets: dict, vocab_size: int, device: str, dtype
 def bench_output_memory(sizes: list, token_ids: list, vocab_size: int, device: str, dtype: torch.dtype) -> dict:
     """Host memory the output takes while the project's path runs all sizes: vs its float16 size."""
     tracemalloc.start()
-    probs, _ = project_path(sizes, token_ids, vocab_size, device, dtype,
-                            lambda spec, device, dtype: neox(PYTHIA_SHAPES[spec.name], device).to(dtype))
+    probs, _ = project_path(
+        sizes,
+        token_ids,
+        vocab_size,
+        device,
+        dtype,
+        lambda spec, device, dtype: neox(PYTHIA_SHAPES[spec.name], device).to(dtype),
+    )
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"float16_bytes": probs.nbytes, "peak_bytes": peak, "ratio": peak / probs.nbytes,
-            "original_float64_bytes": probs.size * 8}
+    return {
+        "float16_bytes": probs.nbytes,
+        "peak_bytes": peak,
+        "ratio": peak / probs.nbytes,
+        "original_float64_bytes": probs.size * 8,
+    }
 
 
 def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -> list:
@@ -205,8 +245,17 @@ def bench_loading(sizes: list, device: str, dtype: torch.dtype, workdir: Path) -
         project, model = timed(project_load, device)
         del model
         inference.free_memory()
-        rows.append({"size": size, "gb": nbytes / 1e9, "raw_s": raw, "original_s": original, "project_s": project,
-                     "speedup": original / project, "vs_raw": project / raw})
+        rows.append(
+            {
+                "size": size,
+                "gb": nbytes / 1e9,
+                "raw_s": raw,
+                "original_s": original,
+                "project_s": project,
+                "speedup": original / project,
+                "vs_raw": project / raw,
+            }
+        )
         for w in path.iterdir():
             w.unlink()
         path.rmdir()
@@ -222,7 +271,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
     probs = np.empty((num_prefixes, num_models, vocab_size), dtype=np.float16)
     for start in range(0, num_prefixes, 50):  # peaked rows, built in chunks to keep memory low
         x = rng.random((min(50, num_prefixes - start), num_models, vocab_size), dtype=np.float32) ** 16
-        probs[start:start + 50] = x / x.sum(axis=2, keepdims=True)
+        probs[start : start + 50] = x / x.sum(axis=2, keepdims=True)
     path = workdir / "big.pkl"
     save_dataset(path, [f"model-{j}" for j in range(num_models)], [f"prefix {i}" for i in range(num_prefixes)], probs)
     nbytes = probs.nbytes
@@ -242,6 +291,7 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
         dataset = load_dataset(path, check_values=False)
         loaded = time.perf_counter()
         from harness.data.dataset import check_probabilities
+
         check_probabilities(dataset)
         checked = time.perf_counter()
         view = target_view(dataset.probs, dataset.probs.shape[1] - 1)  # the engine's chunked pass
@@ -267,26 +317,54 @@ def bench_challenge(workdir: Path, num_prefixes: int, num_models: int = 7, vocab
         gc.collect()
     path.unlink()
     bare_s, project_s = min(times["bare"]), min(times["project"])
-    return {"shape": (num_prefixes, num_models, vocab_size), "array_bytes": nbytes, "bare_s": bare_s,
-            "project_s": project_s, "ratio": project_s / bare_s, "parts": parts, "bare_peak": memory["bare"],
-            "project_peak": memory["project"], "peak_vs_array": memory["project"] / nbytes}
+    return {
+        "shape": (num_prefixes, num_models, vocab_size),
+        "array_bytes": nbytes,
+        "bare_s": bare_s,
+        "project_s": project_s,
+        "ratio": project_s / bare_s,
+        "parts": parts,
+        "bare_peak": memory["bare"],
+        "project_peak": memory["project"],
+        "peak_vs_array": memory["project"] / nbytes,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["cpu", "gpu", "scale"], default="cpu")
-    parser.add_argument("--sizes", nargs="+", choices=list(PYTHIA_SHAPES), metavar="SIZE",
-                        help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})")
-    parser.add_argument("--load-sizes", nargs="*", choices=list(PYTHIA_SHAPES), metavar="SIZE",
-                        help="shapes for the load benchmark (default: the smallest and largest)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=list(PYTHIA_SHAPES),
+        metavar="SIZE",
+        help=f"Pythia shapes to run (default cpu: {CPU_SIZES}, gpu: {GPU_SIZES})",
+    )
+    parser.add_argument(
+        "--load-sizes",
+        nargs="*",
+        choices=list(PYTHIA_SHAPES),
+        metavar="SIZE",
+        help="shapes for the load benchmark (default: the smallest and largest)",
+    )
     harness.cli.add_device(parser, help="cuda, cuda:N or cpu (default: cuda in gpu mode, cpu in cpu mode)")
     harness.cli.add_num_prefixes(parser, "prefixes per set, short and long (default: 100)", default=100)
-    parser.add_argument("--challenge-prefixes", type=harness.cli.non_negative_int, default=1000,
-                        help="rows of the challenge.py dataset (0: skip)")
+    parser.add_argument(
+        "--challenge-prefixes",
+        type=harness.cli.non_negative_int,
+        default=1000,
+        help="rows of the challenge.py dataset (0: skip)",
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "memory", "loading", "challenge"])
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
-    parser.add_argument("--scale", type=harness.cli.positive_int, nargs="+", default=[1000, 10000], metavar="N",
-                        help="--mode scale: prefixes per dataset (default: 1000 10000)")
+    parser.add_argument(
+        "--scale",
+        type=harness.cli.positive_int,
+        nargs="+",
+        default=[1000, 10000],
+        metavar="N",
+        help="--mode scale: prefixes per dataset (default: 1000 10000)",
+    )
     scale.add_arguments(parser.add_argument_group("--mode scale (see benchmarks.scale)"))
     return parser.parse_args(argv)
 
@@ -320,30 +398,45 @@ def measure_models(args: argparse.Namespace, emit) -> None:
     sizes = args.sizes or (GPU_SIZES if args.mode == "gpu" else CPU_SIZES)
     load_sizes = args.load_sizes if args.load_sizes is not None else sorted({sizes[0], sizes[-1]}, key=sizes.index)
     dtype = inference.resolve_dtype("auto", device)
-    device_name = (torch.cuda.get_device_name() if device.startswith("cuda") else
-                   f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})")
+    device_name = (
+        torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    )
     tokenizer, sets, source = tokenizer_and_prefixes(args.num_prefixes)
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     peak = matmul_tflops(device, dtype)
-    emit(f"Device: {device_name}; torch {torch.__version__}, transformers {transformers.__version__}, "
-         f"numpy {np.__version__}; {date.today()}; project dtype {str(dtype).removeprefix('torch.')}, "
-         f"measured matmul peak {peak:.2f} TFLOP/s")
-    emit(f"Prefixes: {source}; " + "; ".join(
-        f"{k}: {len(v)} prefixes, {min(map(len, v))}-{max(map(len, v))} tokens, {sum(map(len, v))} in all"
-        for k, v in sets.items()))
+    emit(
+        f"Device: {device_name}; torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"numpy {np.__version__}; {date.today()}; project dtype {str(dtype).removeprefix('torch.')}, "
+        f"measured matmul peak {peak:.2f} TFLOP/s"
+    )
+    emit(
+        f"Prefixes: {source}; "
+        + "; ".join(
+            f"{k}: {len(v)} prefixes, {min(map(len, v))}-{max(map(len, v))} tokens, {sum(map(len, v))} in all"
+            for k, v in sets.items()
+        )
+    )
     if "inference" not in args.skip:
-        emit("\n| model | set | original loop s | project s | speedup | project tok/s | compute floor s | vs floor | "
-             "GPU peak GiB | top-1 agreement |")
+        emit(
+            "\n| model | set | original loop s | project s | speedup | project tok/s | compute floor s | vs floor | "
+            "GPU peak GiB | top-1 agreement |"
+        )
         emit("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in bench_inference(sizes, sets, vocab_size, device, dtype, peak):
-            emit(f"| {r['size']} | {r['set']} | {r['original_s']:.3f} | {r['project_s']:.3f} | {r['speedup']:.1f}x | "
-                 f"{r['tokens_per_s']:,.0f} | {r['floor_s']:.4f} | {r['vs_floor']:.1f}x | {r['gpu_peak_gib']:.2f} | "
-                 f"{r['top1_agreement']:.2f} |")
+            emit(
+                f"| {r['size']} | {r['set']} | {r['original_s']:.3f} | {r['project_s']:.3f} | {r['speedup']:.1f}x | "
+                f"{r['tokens_per_s']:,.0f} | {r['floor_s']:.4f} | {r['vs_floor']:.1f}x | {r['gpu_peak_gib']:.2f} | "
+                f"{r['top1_agreement']:.2f} |"
+            )
     if "memory" not in args.skip:
         m = bench_output_memory(sizes, sets["long"], vocab_size, device, dtype)
-        emit(f"\nOutput host memory ({len(sizes)} models x {args.num_prefixes} prefixes): peak "
-             f"{m['peak_bytes'] / 1e6:.1f} MB = {m['ratio']:.3f}x its float16 size ({m['float16_bytes'] / 1e6:.1f} MB); "
-             f"the original's float64 array: {m['original_float64_bytes'] / 1e6:.1f} MB")
+        emit(
+            f"\nOutput host memory ({len(sizes)} models x {args.num_prefixes} prefixes): peak "
+            f"{m['peak_bytes'] / 1e6:.1f} MB = {m['ratio']:.3f}x its float16 size ({m['float16_bytes'] / 1e6:.1f} MB); "
+            f"the original's float64 array: {m['original_float64_bytes'] / 1e6:.1f} MB"
+        )
     if "loading" not in args.skip and load_sizes:
         emit_loading(load_sizes, device, dtype, emit)
     if "challenge" not in args.skip and args.challenge_prefixes:
@@ -351,23 +444,29 @@ def measure_models(args: argparse.Namespace, emit) -> None:
 
 
 def emit_loading(load_sizes: list, device: str, dtype: torch.dtype, emit) -> None:
-    emit("\n| model | float16 safetensors GB | raw read s | original load s (float32 CPU, then .to) | project load s | "
-         "speedup | project vs raw read |")
+    emit(
+        "\n| model | float16 safetensors GB | raw read s | original load s (float32 CPU, then .to) | project load s | "
+        "speedup | project vs raw read |"
+    )
     emit("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as workdir:
         for r in bench_loading(load_sizes, device, dtype, Path(workdir)):
-            emit(f"| {r['size']} | {r['gb']:.2f} | {r['raw_s']:.2f} | {r['original_s']:.2f} | {r['project_s']:.2f} | "
-                 f"{r['speedup']:.1f}x | {r['vs_raw']:.2f}x |")
+            emit(
+                f"| {r['size']} | {r['gb']:.2f} | {r['raw_s']:.2f} | {r['original_s']:.2f} | {r['project_s']:.2f} | "
+                f"{r['speedup']:.1f}x | {r['vs_raw']:.2f}x |"
+            )
 
 
 def emit_challenge(num_prefixes: int, emit) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").exists() else None) as workdir:
         c = bench_challenge(Path(workdir), num_prefixes)
     p = c["parts"]
-    emit(f"\nchallenge.py on a {'x'.join(map(str, c['shape']))} float16 dataset ({c['array_bytes'] / 1e6:.0f} MB): "
-         f"bare pickle.load {c['bare_s']:.2f} s; load + validate + score {c['project_s']:.2f} s = {c['ratio']:.2f}x "
-         f"(load {p['load']:.2f}, validate {p['validate']:.2f}, score {p['score']:.2f}); peak traced memory "
-         f"{c['project_peak'] / 1e6:.0f} MB = {c['peak_vs_array']:.2f}x the array (bare: {c['bare_peak'] / 1e6:.0f} MB)")
+    emit(
+        f"\nchallenge.py on a {'x'.join(map(str, c['shape']))} float16 dataset ({c['array_bytes'] / 1e6:.0f} MB): "
+        f"bare pickle.load {c['bare_s']:.2f} s; load + validate + score {c['project_s']:.2f} s = {c['ratio']:.2f}x "
+        f"(load {p['load']:.2f}, validate {p['validate']:.2f}, score {p['score']:.2f}); peak traced memory "
+        f"{c['project_peak'] / 1e6:.0f} MB = {c['peak_vs_array']:.2f}x the array (bare: {c['bare_peak'] / 1e6:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

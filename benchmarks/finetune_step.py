@@ -31,8 +31,9 @@ def full_logits_loss(model: torch.nn.Module, examples: list[tuple[list[int], lis
     pad = lambda seqs, value: torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
     mask = pad([torch.ones(len(r), dtype=torch.long) for r in rows], 0)
     logits = model(input_ids=pad(rows, 0), attention_mask=mask, use_cache=False).logits
-    return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), pad([torch.tensor(t) for t in targets],
-                                                                                -100), ignore_index=-100)
+    return torch.nn.functional.cross_entropy(
+        logits.float().transpose(1, 2), pad([torch.tensor(t) for t in targets], -100), ignore_index=-100
+    )
 
 
 def seconds_per_step(model, examples, loss_fn, steps: int) -> float:
@@ -47,8 +48,11 @@ def seconds_per_step(model, examples, loss_fn, steps: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=harness.cli.positive_int, default=5, help="timed steps per case (default: 5)")
-    parser.add_argument("--rte", default=str(ROOT.parent / "shared/data/corpus/rte-train.tsv"),
-                        help="a GLUE RTE TSV for the 2-shot RTE case (skipped where it is missing)")
+    parser.add_argument(
+        "--rte",
+        default=str(ROOT.parent / "shared/data/corpus/rte-train.tsv"),
+        help="a GLUE RTE TSV for the 2-shot RTE case (skipped where it is missing)",
+    )
     args = parser.parse_args(argv)
     import torch
     import transformers
@@ -61,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     tasks = {"2-digit addition": arithmetic_task(2, test_size=10, validation_size=10)}
     if Path(args.rte).exists():
         tasks["2-shot RTE"] = builder_task("glue-rte", 10, 10, dataset_path=args.rte, shots=2)
-    print("| task | model | answer positions only (s/step) | every position (s/step) | speedup |\n|---|---|---:|---:|---:|")
+    print(
+        "| task | model | answer positions only (s/step) | every position (s/step) | speedup |\n|---|---|---:|---:|---:|"
+    )
     for name in ("suite-0.34m", "suite-1.5m"):
         spec = ModelSpec(str(ROOT / "suite" / "models" / name))
         tokenizer = shared_tokenizer([spec])

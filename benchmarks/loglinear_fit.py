@@ -61,7 +61,7 @@ def synthetic(path: Path, prefixes: int, vocab: int = VOCAB, seed: int = 0) -> P
         logits -= logits.max(axis=2, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=2, keepdims=True)
-        out[start:start + rows] = probs
+        out[start : start + rows] = probs
     out.flush()
     del out
     return path
@@ -75,16 +75,26 @@ def load(path: Path) -> np.ndarray:
 def training_split(probs: np.ndarray, prefixes: int) -> TrainingSplit:
     """The first `prefixes` rows of `probs` (N, M, V): the last model the target, the others the inputs."""
     m = probs.shape[1]
-    top1 = np.concatenate([probs[start:min(start + 200, prefixes), m - 1].argmax(axis=1)
-                           for start in range(0, prefixes, 200)])
-    return TrainingSplit([f"prefix {i}" for i in range(prefixes)], [f"model{j}" for j in range(m - 1)],
-                         "target", probs, np.arange(prefixes), range(m - 1), m - 1, top1)
+    top1 = np.concatenate(
+        [probs[start : min(start + 200, prefixes), m - 1].argmax(axis=1) for start in range(0, prefixes, 200)]
+    )
+    return TrainingSplit(
+        [f"prefix {i}" for i in range(prefixes)],
+        [f"model{j}" for j in range(m - 1)],
+        "target",
+        probs,
+        np.arange(prefixes),
+        range(m - 1),
+        m - 1,
+        top1,
+    )
 
 
 def old_fit(rev: str):
     """`fit_weights(probs, target_top1)` from strategies/loglinear.py at git revision `rev`."""
-    source = subprocess.run(["git", "show", f"{rev}:strategies/loglinear.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:strategies/loglinear.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     namespace: dict = {}
     exec(source.replace("from strategies import register", "register = lambda *a, **k: (lambda f: f)"), namespace)
     return namespace["fit_weights"]
@@ -124,14 +134,16 @@ def peak_rss_anon(fn) -> tuple[int, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.cli.add_num_prefixes(parser, "the first N prefixes, one fit each (default: 800, or a --dataset's every "
-                                 "prefix)", nargs="+")
+    harness.cli.add_num_prefixes(
+        parser, "the first N prefixes, one fit each (default: 800, or a --dataset's every prefix)", nargs="+"
+    )
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the synthetic .npy file goes")
     parser.add_argument("--dataset", type=Path, help="fit on this dataset file's prefixes instead")
     parser.add_argument("--objective", nargs="+", choices=("top1", "distribution"), default=["top1", "distribution"])
     parser.add_argument("--old", metavar="REV", help="also time the whole-array fit at this git revision")
-    parser.add_argument("--repeat", type=harness.cli.positive_int, default=3,
-                        help="timings per fit, the best kept (default: 3)")
+    parser.add_argument(
+        "--repeat", type=harness.cli.positive_int, default=3, help="timings per fit, the best kept (default: 3)"
+    )
     parser.add_argument("--memory", action="store_true", help="peak RssAnon of a streamed fit, one process each")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the file to measure a fit on
     args = parser.parse_args(argv)
@@ -142,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         probs = load(args.child)
         train = training_split(probs, args.num_prefixes[0])
         baseline, _ = peak_rss_anon(lambda: time.sleep(0.1))
-        peak, weights = peak_rss_anon(lambda: loglinear.fit_weights(train.chunks, probs.shape[1] - 1,
-                                                                    objective=args.objective[0]))
+        peak, weights = peak_rss_anon(
+            lambda: loglinear.fit_weights(train.chunks, probs.shape[1] - 1, objective=args.objective[0])
+        )
         print(baseline, peak)
         return 0
     if args.dataset:
@@ -158,24 +171,52 @@ def main(argv: list[str] | None = None) -> int:
         for objective in args.objective:
             fit = f"{objective} fit"
             if args.memory:
-                baseline, peak = map(int, subprocess.run(
-                    [sys.executable, "-m", "benchmarks.loglinear_fit", "--child", str(path), "--num-prefixes", str(n),
-                     "--objective", objective], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split())
-                print(f"  N = {n:>6,}: streamed {fit:16} peak RssAnon {peak / 2 ** 20:,.0f} MiB "
-                      f"(the process before the fit: {baseline / 2 ** 20:,.0f} MiB)", flush=True)
+                baseline, peak = map(
+                    int,
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.loglinear_fit",
+                            "--child",
+                            str(path),
+                            "--num-prefixes",
+                            str(n),
+                            "--objective",
+                            objective,
+                        ],
+                        cwd=ROOT,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.split(),
+                )
+                print(
+                    f"  N = {n:>6,}: streamed {fit:16} peak RssAnon {peak / 2**20:,.0f} MiB "
+                    f"(the process before the fit: {baseline / 2**20:,.0f} MiB)",
+                    flush=True,
+                )
                 continue
             train = training_split(probs, n)
-            seconds, cpu, weights = best_time(lambda: loglinear.fit_weights(train.chunks, m - 1, objective=objective),
-                                              args.repeat)
-            print(f"  N = {n:>6,}: streamed {fit:16} {seconds * 1000 / n:5.1f} s per 1,000 prefixes "
-                  f"(CPU {cpu * 1000 / n:5.1f} s)  w = {np.round(weights, 4)}", flush=True)
+            seconds, cpu, weights = best_time(
+                lambda: loglinear.fit_weights(train.chunks, m - 1, objective=objective), args.repeat
+            )
+            print(
+                f"  N = {n:>6,}: streamed {fit:16} {seconds * 1000 / n:5.1f} s per 1,000 prefixes "
+                f"(CPU {cpu * 1000 / n:5.1f} s)  w = {np.round(weights, 4)}",
+                flush=True,
+            )
             if args.old and objective == "top1":
                 old = old_fit(args.old)
-                seconds, cpu, old_weights = best_time(lambda: old(train.probs_per_sentences, train.target_top1),
-                                                      args.repeat)
-                print(f"  N = {n:>6,}: {args.old} fit {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
-                      f"  w = {np.round(old_weights, 4)}; max relative difference "
-                      f"{np.abs(weights - old_weights).max() / np.abs(old_weights).max():.1e}", flush=True)
+                seconds, cpu, old_weights = best_time(
+                    lambda: old(train.probs_per_sentences, train.target_top1), args.repeat
+                )
+                print(
+                    f"  N = {n:>6,}: {args.old} fit {seconds * 1000 / n:5.1f} s per 1,000 prefixes (CPU {cpu * 1000 / n:5.1f} s)"
+                    f"  w = {np.round(old_weights, 4)}; max relative difference "
+                    f"{np.abs(weights - old_weights).max() / np.abs(old_weights).max():.1e}",
+                    flush=True,
+                )
     return 0
 
 

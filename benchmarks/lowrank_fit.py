@@ -41,8 +41,9 @@ def timed(fn) -> tuple[float, float, int, object]:
 
 def mean_kl(predicted: np.ndarray, probs: np.ndarray) -> float:
     target = np.asarray(probs[:, -1])
-    return float(distribution_metrics(predicted, target_rows(target, target.astype(np.float32).argmax(axis=1)))
-                 ["kl"].mean())
+    return float(
+        distribution_metrics(predicted, target_rows(target, target.astype(np.float32).argmax(axis=1)))["kl"].mean()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=Path, help="predict and score this dataset file (same models)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the synthetic .npy file goes")
     harness.cli.add_seed(parser, "seeds numpy before the fit, as challenge.py does")
-    parser.add_argument("--epochs", type=harness.cli.positive_int, help="the one epoch count cross-validation may choose (the fit's whole "
-                        "cost where it keeps the correction: synthetic targets have none to learn)")
+    parser.add_argument(
+        "--epochs",
+        type=harness.cli.positive_int,
+        help="the one epoch count cross-validation may choose (the fit's whole "
+        "cost where it keeps the correction: synthetic targets have none to learn)",
+    )
     harness.cli.add_json(parser, "write the measurements as JSON")
     args = parser.parse_args(argv)
     if args.json is not None:
@@ -74,17 +79,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{path}: {n:,} of {len(probs):,} prefixes x {m} models x {v:,}; {os.cpu_count()} CPUs", flush=True)
     np.random.seed(args.seed)
     fit_s, fit_cpu, fit_peak, predictor = timed(lambda: lowrank.fit_lowrank(train))
-    print(f"  fit: {fit_s:.1f} s (CPU {fit_cpu:.1f} s), peak RssAnon {fit_peak / 2 ** 20:,.0f} MiB; "
-          f"epochs {predictor.epochs} (cross-validated: {predictor.cv_scores})", flush=True)
+    print(
+        f"  fit: {fit_s:.1f} s (CPU {fit_cpu:.1f} s), peak RssAnon {fit_peak / 2**20:,.0f} MiB; "
+        f"epochs {predictor.epochs} (cross-validated: {predictor.cv_scores})",
+        flush=True,
+    )
     test = load(args.test) if args.test else probs[:n]
     inputs = np.asarray(test[:, :-1])
     predict_s, predict_cpu, _, predicted = timed(lambda: predictor(None, None, None, inputs))
     print(f"  predict {len(test):,} prefixes: {predict_s:.1f} s (CPU {predict_cpu:.1f} s)", flush=True)
-    out = {"path": str(path), "prefixes": n, "models": m, "vocab_size": v, "cpus": os.cpu_count(), "seed": args.seed,
-           "fit_seconds": fit_s, "fit_cpu_seconds": fit_cpu, "fit_peak_rss_anon_bytes": fit_peak,
-           "epochs": predictor.epochs, "weight_decay": predictor.weight_decay,
-           "cv_scores": {str(k): value for k, value in predictor.cv_scores.items()},
-           "predict_prefixes": len(test), "predict_seconds": predict_s}
+    out = {
+        "path": str(path),
+        "prefixes": n,
+        "models": m,
+        "vocab_size": v,
+        "cpus": os.cpu_count(),
+        "seed": args.seed,
+        "fit_seconds": fit_s,
+        "fit_cpu_seconds": fit_cpu,
+        "fit_peak_rss_anon_bytes": fit_peak,
+        "epochs": predictor.epochs,
+        "weight_decay": predictor.weight_decay,
+        "cv_scores": {str(k): value for k, value in predictor.cv_scores.items()},
+        "predict_prefixes": len(test),
+        "predict_seconds": predict_s,
+    }
     if args.test:
         np.random.seed(args.seed)
         pool = fit_loglinear_ce(train)(None, None, None, inputs)

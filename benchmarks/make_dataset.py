@@ -39,23 +39,25 @@ from harness.data.dataset import FORMAT, start_dataset
 from harness.data.files import check_writable
 
 # (name, non-embedding parameters, total parameters): the Pythia suite's published counts.
-PYTHIA = [("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
-          ("EleutherAI/pythia-160m", 85_056_000, 162_322_944),
-          ("EleutherAI/pythia-410m", 302_311_424, 405_334_016),
-          ("EleutherAI/pythia-1b", 805_736_448, 1_011_781_632),
-          ("EleutherAI/pythia-1.4b", 1_208_602_624, 1_414_647_808),
-          ("EleutherAI/pythia-2.8b", 2_517_652_480, 2_775_208_960),
-          ("EleutherAI/pythia-12b", 11_327_027_200, 11_846_072_320)]
+PYTHIA = [
+    ("EleutherAI/pythia-70m", 18_915_328, 70_426_624),
+    ("EleutherAI/pythia-160m", 85_056_000, 162_322_944),
+    ("EleutherAI/pythia-410m", 302_311_424, 405_334_016),
+    ("EleutherAI/pythia-1b", 805_736_448, 1_011_781_632),
+    ("EleutherAI/pythia-1.4b", 1_208_602_624, 1_414_647_808),
+    ("EleutherAI/pythia-2.8b", 2_517_652_480, 2_775_208_960),
+    ("EleutherAI/pythia-12b", 11_327_027_200, 11_846_072_320),
+]
 VOCAB_SIZE = 50277  # Pythia's tokenizer
 CHUNK = 8  # prefixes generated together: ~11 MB per float32 temporary at 7 x 50,277; fixed, so rows never depend on N
 
-NOISE = (1.4, 0.3)        # std of each model's logit noise, smallest to largest (linear in log size)
+NOISE = (1.4, 0.3)  # std of each model's logit noise, smallest to largest (linear in log size)
 SHARPNESS = (0.85, 1.15)  # inverse temperature, smallest to largest
-BETA = (1.3, 0.35)        # per-prefix inverse temperature: log-normal, median and sigma of its log
-EMERGENT_SHARE = 0.35     # prefixes with one token that climbs with size
+BETA = (1.3, 0.35)  # per-prefix inverse temperature: log-normal, median and sigma of its log
+EMERGENT_SHARE = 0.35  # prefixes with one token that climbs with size
 EMERGENT_START = (0.5, 2.5)  # how far below the top that token starts (uniform, latent units)...
-EMERGENT_RISE = (0.0, 3.5)   # ...and how much it rises from the smallest model to the largest
-LOGIT_FLOOR = -30.0       # exp(-30) is far below float16's smallest value; avoids slow float32 denormals
+EMERGENT_RISE = (0.0, 3.5)  # ...and how much it rises from the smallest model to the largest
+LOGIT_FLOOR = -30.0  # exp(-30) is far below float16's smallest value; avoids slow float32 denormals
 
 # Standard normal quantiles at 65,536 evenly spaced probabilities: a uint16 draw looked up here is
 # ~10x faster than numpy's float32 normal sampler, and fine-grained enough for noise.
@@ -73,14 +75,17 @@ def chunk_probs(rng: np.random.Generator, num_prefixes: int, position: np.ndarra
     (log_size_position), as the module docstring describes."""
     num_models = len(position)
     u = rng.random((num_prefixes, vocab_size), dtype=np.float32)
-    latent = -np.log(-np.log(np.maximum(u, np.float32(2.0 ** -30))))  # Gumbel(0, 1)
+    latent = -np.log(-np.log(np.maximum(u, np.float32(2.0**-30))))  # Gumbel(0, 1)
     # Independent noise per model, from ONE draw: model m reads the draw shifted by m * shift tokens
     # (a strided view). The same token gets a different value in each model, at a seventh of the cost.
     shift = int(rng.integers(1, 4096))
     draw = _NORMAL[rng.integers(0, 65536, (num_prefixes, vocab_size + (num_models - 1) * shift), dtype=np.uint16)]
-    noise = np.lib.stride_tricks.as_strided(draw, (num_prefixes, num_models, vocab_size),
-                                            (draw.strides[0], shift * draw.strides[1], draw.strides[1]),
-                                            writeable=False)
+    noise = np.lib.stride_tricks.as_strided(
+        draw,
+        (num_prefixes, num_models, vocab_size),
+        (draw.strides[0], shift * draw.strides[1], draw.strides[1]),
+        writeable=False,
+    )
     std = (NOISE[0] + (NOISE[1] - NOISE[0]) * position).astype(np.float32)
     x = noise * std[None, :, None]
     x += latent[:, None, :]
@@ -123,17 +128,23 @@ def to_float16(x: np.ndarray) -> np.ndarray:
     return half.astype(np.uint16).view(np.float16)
 
 
-def generate(num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
-             models: list[tuple[str, int, int]] = PYTHIA) -> Iterator[np.ndarray]:
+def generate(
+    num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE, models: list[tuple[str, int, int]] = PYTHIA
+) -> Iterator[np.ndarray]:
     """The dataset's probs, CHUNK prefixes at a time as float16 arrays (the last one cut to size)."""
     position = log_size_position([non_embedding for _, non_embedding, _ in models])
     for index, start in enumerate(range(0, num_prefixes, CHUNK)):
         rng = np.random.default_rng([seed, index])  # rows depend on (seed, row) only, not on N
-        yield to_float16(chunk_probs(rng, CHUNK, position, vocab_size))[:num_prefixes - start]
+        yield to_float16(chunk_probs(rng, CHUNK, position, vocab_size))[: num_prefixes - start]
 
 
-def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, vocab_size: int = VOCAB_SIZE,
-                  models: list[tuple[str, int, int]] = PYTHIA) -> dict:
+def write_dataset(
+    path: str | os.PathLike,
+    num_prefixes: int,
+    seed: int = 0,
+    vocab_size: int = VOCAB_SIZE,
+    models: list[tuple[str, int, int]] = PYTHIA,
+) -> dict:
     """Write the pickle and its sidecar with the project's own writer (`harness.data.dataset.start_dataset`,
     filled in place chunk by chunk, then renamed after its sidecar); return the sidecar's record."""
     names = [name for name, _, _ in models]
@@ -143,14 +154,22 @@ def write_dataset(path: str | os.PathLike, num_prefixes: int, seed: int = 0, voc
 
     def fill(out: np.ndarray) -> None:
         for start, chunk in zip(range(0, num_prefixes, CHUNK), generate(num_prefixes, seed, vocab_size, models)):
-            out[start:start + len(chunk)] = chunk
+            out[start : start + len(chunk)] = chunk
 
     file.fill(fill)
-    record = {"format": FORMAT,
-              "models": [{"name": name, "non_embedding_params": non_embedding, "total_params": total}
-                         for name, non_embedding, total in models],
-              "synthetic": {"generator": "benchmarks/make_dataset.py", "prefixes": num_prefixes,
-                            "vocab_size": vocab_size, "seed": seed}}
+    record = {
+        "format": FORMAT,
+        "models": [
+            {"name": name, "non_embedding_params": non_embedding, "total_params": total}
+            for name, non_embedding, total in models
+        ],
+        "synthetic": {
+            "generator": "benchmarks/make_dataset.py",
+            "prefixes": num_prefixes,
+            "vocab_size": vocab_size,
+            "seed": seed,
+        },
+    }
     return {**record, "pickle": file.finish(record)}
 
 
@@ -159,14 +178,21 @@ def main(argv: list[str] | None = None) -> int:
     harness.cli.add_num_prefixes(parser, "N, the number of prefixes", required=True)
     parser.add_argument("--out", type=Path, required=True, help="the pickle to write (its sidecar goes beside it)")
     harness.cli.add_seed(parser, "the generator's seed")
-    parser.add_argument("--vocab-size", type=harness.cli.at_least(2), default=VOCAB_SIZE,
-                        help=f"tokens (default: {VOCAB_SIZE:,}, Pythia's)")
+    parser.add_argument(
+        "--vocab-size",
+        type=harness.cli.at_least(2),
+        default=VOCAB_SIZE,
+        help=f"tokens (default: {VOCAB_SIZE:,}, Pythia's)",
+    )
     args = parser.parse_args(argv)
     check_writable(args.out)
     start = time.perf_counter()
     record = write_dataset(args.out, args.num_prefixes, args.seed, args.vocab_size)
-    print(f"{args.out}: {args.num_prefixes} x {len(PYTHIA)} x {args.vocab_size} float16, "
-          f"{record['pickle']['bytes'] / 1e9:.2f} GB, written in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(
+        f"{args.out}: {args.num_prefixes} x {len(PYTHIA)} x {args.vocab_size} float16, "
+        f"{record['pickle']['bytes'] / 1e9:.2f} GB, written in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

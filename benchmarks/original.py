@@ -13,8 +13,9 @@ import torch
 
 
 @torch.no_grad()
-def original_loop(model: torch.nn.Module, token_ids: list[list[int]], vocab_size: int,
-                  device: str = "cpu") -> np.ndarray:
+def original_loop(
+    model: torch.nn.Module, token_ids: list[list[int]], vocab_size: int, device: str = "cpu"
+) -> np.ndarray:
     """Next-token probabilities (prefixes x vocab_size, float64) of `model`, one prefix per forward pass."""
     out = np.zeros((len(token_ids), vocab_size), dtype=np.float64)
     for i, ids in enumerate(token_ids):

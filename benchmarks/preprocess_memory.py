@@ -53,8 +53,10 @@ def paragraph_openings(n: int, seed: int = 0) -> list[str]:
     same mix of lengths."""
     import numpy as np
 
-    files = [SHARED_DATA / "prefix-source" / "wikipedia-en-prefix-source.jsonl",
-             *sorted((SHARED_DATA / "corpus").glob("wikipedia-en-*.jsonl"))]
+    files = [
+        SHARED_DATA / "prefix-source" / "wikipedia-en-prefix-source.jsonl",
+        *sorted((SHARED_DATA / "corpus").glob("wikipedia-en-*.jsonl")),
+    ]
     rng = np.random.default_rng(seed)
     openings: dict[str, None] = {}
     for path in files:
@@ -63,23 +65,23 @@ def paragraph_openings(n: int, seed: int = 0) -> list[str]:
                 for paragraph in json.loads(line)["text"].split("\n"):
                     words = paragraph.split()
                     if len(words) >= 10:
-                        openings.setdefault(" ".join(words[:int(rng.integers(10, 21))]))
+                        openings.setdefault(" ".join(words[: int(rng.integers(10, 21))]))
     if len(openings) < n:
         raise InputError(f"{SHARED_DATA}: only {len(openings):,} paragraph openings, fewer than {n:,}")
     found = list(openings)
     return [found[i] for i in rng.permutation(len(found))[:n]]
 
 
-def measure(command: list[str], env: dict[str, str], interval: float,
-            trace: Path | None = None) -> dict:
+def measure(command: list[str], env: dict[str, str], interval: float, trace: Path | None = None) -> dict:
     """Run `command` in ROOT, sampling its process tree; its peaks, wall and CPU seconds, exit code and
     stderr's tail."""
     samples: list[tuple[float, int, int]] = []
     peak_anon = peak_file = hwm = 0
     with tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                 stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL
+        )
         try:
             while True:
                 # Reaped here, not by Popen, for the CPU time (rusage) of the child and its children.
@@ -103,27 +105,47 @@ def measure(command: list[str], env: dict[str, str], interval: float,
         stderr_tail = "\n".join(err.read().strip().splitlines()[-5:])
     if trace is not None:
         trace.write_text("seconds,rss_anon,rss_file\n" + "".join(f"{t:.3f},{a},{f}\n" for t, a, f in samples))
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_anon": peak_anon, "peak_file": peak_file,
-            "hwm": hwm, "returncode": child.returncode, "load": os.getloadavg()[0], "stderr_tail": stderr_tail}
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_anon": peak_anon,
+        "peak_file": peak_file,
+        "hwm": hwm,
+        "returncode": child.returncode,
+        "load": os.getloadavg()[0],
+        "stderr_tail": stderr_tail,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="arguments after -- go to preprocess_train.py")
-    parser.add_argument("--dataset", type=Path, help="a .txt or .jsonl prefix file, whose first N prefixes are used "
-                        "(default: Wikipedia paragraph openings from ../shared/data)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="arguments after -- go to preprocess_train.py"
+    )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="a .txt or .jsonl prefix file, whose first N prefixes are used "
+        "(default: Wikipedia paragraph openings from ../shared/data)",
+    )
     harness.cli.add_num_prefixes(parser, "numbers of prefixes, one run each", nargs="+", required=True)
-    parser.add_argument("--models", nargs="+", default=["suite"],
-                        help="preprocess_train.py's --models (default: suite)")
-    parser.add_argument("--threads", type=harness.cli.positive_int, default=1,
-                        help="OMP_NUM_THREADS and MKL_NUM_THREADS (default 1)")
-    parser.add_argument("--interval", type=harness.cli.positive_float, default=0.05,
-                        help="seconds between samples (default 0.05)")
+    parser.add_argument(
+        "--models", nargs="+", default=["suite"], help="preprocess_train.py's --models (default: suite)"
+    )
+    parser.add_argument(
+        "--threads", type=harness.cli.positive_int, default=1, help="OMP_NUM_THREADS and MKL_NUM_THREADS (default 1)"
+    )
+    parser.add_argument(
+        "--interval", type=harness.cli.positive_float, default=0.05, help="seconds between samples (default 0.05)"
+    )
     parser.add_argument("--trace", type=Path, help="folder for each run's samples (n<N>.csv)")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+    }
     if args.trace:
         check_writable(args.trace, folder=True)
     scratch = Path(tempfile.mkdtemp(prefix="preprocess-memory-"))
@@ -140,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     return max((run["returncode"] != 0 for _, run in rows), default=0)
 
 
-def runs(args: argparse.Namespace, extra: list[str], dataset: Path, scratch: Path,
-         env: dict[str, str]) -> list[tuple[int, dict]]:
+def runs(
+    args: argparse.Namespace, extra: list[str], dataset: Path, scratch: Path, env: dict[str, str]
+) -> list[tuple[int, dict]]:
     """One measured preprocess_train.py run per N (with the `extra` arguments), each writing into
     `scratch`/out, emptied after it."""
     rows = []
@@ -149,15 +172,34 @@ def runs(args: argparse.Namespace, extra: list[str], dataset: Path, scratch: Pat
         out_dir = scratch / "out"
         out_dir.mkdir()
         try:
-            command = [sys.executable, str(ROOT / "preprocess_train.py"), "--models", *args.models,
-                       "--dataset", str(dataset), "--num-prefixes", str(n), "--out", str(out_dir / "data.pkl"),
-                       "--device", "cpu", "--dtype", "float32", "--no-progress", *extra]
+            command = [
+                sys.executable,
+                str(ROOT / "preprocess_train.py"),
+                "--models",
+                *args.models,
+                "--dataset",
+                str(dataset),
+                "--num-prefixes",
+                str(n),
+                "--out",
+                str(out_dir / "data.pkl"),
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--no-progress",
+                *extra,
+            ]
             run = measure(command, env, args.interval, args.trace / f"n{n}.csv" if args.trace else None)
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
         rows.append((n, run))
-        print(f"N = {n:,}: {run['wall']:.1f} s (CPU {run['cpu']:.1f} s), peak RssAnon "
-              f"{run['peak_anon'] / 1e6:,.0f} MB, exit {run['returncode']}", file=sys.stderr, flush=True)
+        print(
+            f"N = {n:,}: {run['wall']:.1f} s (CPU {run['cpu']:.1f} s), peak RssAnon "
+            f"{run['peak_anon'] / 1e6:,.0f} MB, exit {run['returncode']}",
+            file=sys.stderr,
+            flush=True,
+        )
         if run["returncode"]:
             print(run["stderr_tail"], file=sys.stderr)
     return rows
@@ -165,13 +207,17 @@ def runs(args: argparse.Namespace, extra: list[str], dataset: Path, scratch: Pat
 
 def print_table(args: argparse.Namespace, dataset_name: str, rows: list[tuple[int, dict]]) -> None:
     mb = lambda b: f"{b / 1e6:,.0f} MB"
-    print(f"\n`--models {' '.join(args.models)}`, {dataset_name}, {args.threads} thread(s), sampled every "
-          f"{args.interval * 1000:.0f} ms\n")
+    print(
+        f"\n`--models {' '.join(args.models)}`, {dataset_name}, {args.threads} thread(s), sampled every "
+        f"{args.interval * 1000:.0f} ms\n"
+    )
     print("| N | wall s | CPU s | load | peak RssAnon | peak RssFile | VmHWM | exit |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, run in rows:
-        print(f"| {n:,} | {run['wall']:.1f} | {run['cpu']:.1f} | {run['load']:.1f} | {mb(run['peak_anon'])} "
-              f"| {mb(run['peak_file'])} | {mb(run['hwm'])} | {run['returncode']} |")
+        print(
+            f"| {n:,} | {run['wall']:.1f} | {run['cpu']:.1f} | {run['load']:.1f} | {mb(run['peak_anon'])} "
+            f"| {mb(run['peak_file'])} | {mb(run['hwm'])} | {run['returncode']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -55,12 +55,12 @@ class Run:
     prefixes: int
     file_bytes: int
     wall_s: float
-    cpu_s: float            # user + system seconds of the child and its waited-for children
-    peak_anon: int          # bytes, RssAnon summed over the process tree, sampled
-    peak_file: int          # bytes, RssFile summed over the process tree, sampled
-    max_rss: int            # bytes, the kernel's ru_maxrss (VmHWM) of the child and its waited-for children
+    cpu_s: float  # user + system seconds of the child and its waited-for children
+    peak_anon: int  # bytes, RssAnon summed over the process tree, sampled
+    peak_file: int  # bytes, RssFile summed over the process tree, sampled
+    max_rss: int  # bytes, the kernel's ru_maxrss (VmHWM) of the child and its waited-for children
     returncode: int
-    load: float = 0.0       # the machine's 1-minute load average as the run ended (others' work slows wall time)
+    load: float = 0.0  # the machine's 1-minute load average as the run ended (others' work slows wall time)
     strategy_seconds: dict[str, float] = field(default_factory=dict)
     stderr_tail: str = ""
 
@@ -119,8 +119,18 @@ def measure(command: list[str], interval: float = 0.05, cwd: Path = ROOT) -> tup
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    run = Run(0, 0, wall, usage.ru_utime + usage.ru_stime, peak_anon, peak_file, usage.ru_maxrss * 1024,
-              child.returncode, os.getloadavg()[0], stderr_tail="\n".join(stderr.strip().splitlines()[-5:]))
+    run = Run(
+        0,
+        0,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        peak_anon,
+        peak_file,
+        usage.ru_maxrss * 1024,
+        child.returncode,
+        os.getloadavg()[0],
+        stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
+    )
     return run, stdout
 
 
@@ -136,12 +146,20 @@ def challenge_command(dataset: Path, json_path: Path, extra: list[str]) -> list[
     """challenge.py on `dataset` with every built-in numpy strategy (`numpy_strategies`; --strategy in
     `extra` names others), writing --json; with --no-progress where this version of challenge.py has it."""
     script = ROOT / "challenge.py"
-    help_text = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True).stdout
     progress = ["--no-progress"] if "--no-progress" in help_text else []
     chosen = [] if "--strategy" in extra else [arg for name in numpy_strategies() for arg in ("--strategy", name)]
-    return [sys.executable, str(script), "--dataset", str(dataset), "--json", str(json_path), *progress, *chosen,
-            *extra]
+    return [
+        sys.executable,
+        str(script),
+        "--dataset",
+        str(dataset),
+        "--json",
+        str(json_path),
+        *progress,
+        *chosen,
+        *extra,
+    ]
 
 
 def strategy_seconds(json_path: Path, stdout: str) -> dict[str, float]:
@@ -149,8 +167,9 @@ def strategy_seconds(json_path: Path, stdout: str) -> dict[str, float]:
     `seconds` column (columns are two or more spaces apart)."""
     try:
         results = json.loads(json_path.read_text())
-        seconds = {row["name"]: float(row["seconds"]) for dataset in results["datasets"]
-                   for row in dataset["strategies"]}
+        seconds = {
+            row["name"]: float(row["seconds"]) for dataset in results["datasets"] for row in dataset["strategies"]
+        }
         if seconds:
             return seconds
     except (OSError, ValueError, KeyError, TypeError):
@@ -177,9 +196,11 @@ def reusable(prefixes: int, folder: Path, seed: int) -> bool:
     path = folder / f"synthetic-{prefixes}-seed{seed}.pkl"
     try:
         record = json.loads(path.with_suffix(".json").read_text())
-        return (record.get("synthetic") == {"generator": "benchmarks/make_dataset.py", "prefixes": prefixes,
-                                            "vocab_size": VOCAB_SIZE, "seed": seed}
-                and record["pickle"]["bytes"] == path.stat().st_size)
+        return (
+            record.get("synthetic")
+            == {"generator": "benchmarks/make_dataset.py", "prefixes": prefixes, "vocab_size": VOCAB_SIZE, "seed": seed}
+            and record["pickle"]["bytes"] == path.stat().st_size
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -206,8 +227,10 @@ def wait_for_memory(need: float, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while (free := available_memory()) < need:
         if time.monotonic() > deadline:
-            raise InputError(f"only {free / 1e9:.1f} GB available after waiting {timeout:.0f} s "
-                             f"(--min-available {need / 1e9:.1f} GB)")
+            raise InputError(
+                f"only {free / 1e9:.1f} GB available after waiting {timeout:.0f} s "
+                f"(--min-available {need / 1e9:.1f} GB)"
+            )
         print(f"scale: {free / 1e9:.1f} GB available, waiting for {need / 1e9:.1f} GB", file=sys.stderr, flush=True)
         time.sleep(15)
 
@@ -218,18 +241,26 @@ def gb(n: float) -> str:
 
 def tables(runs: list[Run], generated: dict[int, float | None]) -> list[str]:
     """The markdown: one row per run; then each strategy's seconds per run."""
-    lines = ["| prefixes | file | run | wall s | CPU s | load | peak RssAnon | RssAnon / file | peak RssFile | "
-             "peak RSS (VmHWM) | exit |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| prefixes | file | run | wall s | CPU s | load | peak RssAnon | RssAnon / file | peak RssFile | "
+        "peak RSS (VmHWM) | exit |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r, i in _numbered(runs):
-        lines.append(f"| {r.prefixes:,} | {gb(r.file_bytes)} | {i} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.load:.1f} | "
-                     f"{gb(r.peak_anon)} | {r.peak_anon / r.file_bytes:.2f}x | {gb(r.peak_file)} | {gb(r.max_rss)} | "
-                     f"{r.returncode} |")
+        lines.append(
+            f"| {r.prefixes:,} | {gb(r.file_bytes)} | {i} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.load:.1f} | "
+            f"{gb(r.peak_anon)} | {r.peak_anon / r.file_bytes:.2f}x | {gb(r.peak_file)} | {gb(r.max_rss)} | "
+            f"{r.returncode} |"
+        )
     names = list(dict.fromkeys(name for r in runs for name in r.strategy_seconds))
     if names:
-        lines += ["", "Seconds per strategy (challenge.py's `seconds` column):", "",
-                  "| strategy | " + " | ".join(f"N={r.prefixes:,} #{i}" for r, i in _numbered(runs)) + " |",
-                  "| --- |" + " ---: |" * len(runs)]
+        lines += [
+            "",
+            "Seconds per strategy (challenge.py's `seconds` column):",
+            "",
+            "| strategy | " + " | ".join(f"N={r.prefixes:,} #{i}" for r, i in _numbered(runs)) + " |",
+            "| --- |" + " ---: |" * len(runs),
+        ]
         for name in names:
             cells = [f"{r.strategy_seconds[name]:.2f}" if name in r.strategy_seconds else "-" for r in runs]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -250,12 +281,16 @@ def _numbered(runs: list[Run]) -> list[tuple[Run, int]]:
 
 def describe_machine() -> str:
     git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    commit = f"{git('describe', '--always', '--dirty') or 'unknown'} (challenge.py last changed in " \
-             f"{git('log', '-1', '--format=%h', '--', 'challenge.py') or 'unknown'})"
+    commit = (
+        f"{git('describe', '--always', '--dirty') or 'unknown'} (challenge.py last changed in "
+        f"{git('log', '-1', '--format=%h', '--', 'challenge.py') or 'unknown'})"
+    )
     with open("/proc/meminfo") as f:
         total = int(f.readline().split()[1]) * 1024
-    return (f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), {total / 2**30:.0f} GiB; "
-            f"Python {platform.python_version()}, numpy {np.__version__}; {date.today()}; checkout {commit}")
+    return (
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), {total / 2**30:.0f} GiB; "
+        f"Python {platform.python_version()}, numpy {np.__version__}; {date.today()}; checkout {commit}"
+    )
 
 
 # Seconds per 1,000 prefixes on the quiet 2-core machine (benchmarks/RESULTS.md): writing a dataset,
@@ -269,20 +304,34 @@ def expected_seconds(prefixes: int, repeat: int, reused: bool) -> float:
     return prefixes / 1000 * ((0 if reused else WRITE_SECONDS_PER_1000) + repeat * RUN_SECONDS_PER_1000)
 
 
-def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int = 0, keep: bool = False,
-              interval: float = 0.05, min_available: float = 0, wait: float = 1800,
-              extra: list[str] | None = None) -> list[str]:
+def run_scale(
+    prefix_counts: list[int],
+    folder: Path,
+    repeat: int = 1,
+    seed: int = 0,
+    keep: bool = False,
+    interval: float = 0.05,
+    min_available: float = 0,
+    wait: float = 1800,
+    extra: list[str] | None = None,
+) -> list[str]:
     """Measure challenge.py at each N (see the module docstring); return the markdown lines."""
-    lines = [describe_machine(),
-             f"Datasets: N x {len(PYTHIA)} x {VOCAB_SIZE:,} float16, benchmarks.make_dataset seed {seed}; "
-             f"memory sampled every {interval * 1000:.0f} ms"]
+    lines = [
+        describe_machine(),
+        f"Datasets: N x {len(PYTHIA)} x {VOCAB_SIZE:,} float16, benchmarks.make_dataset seed {seed}; "
+        f"memory sampled every {interval * 1000:.0f} ms",
+    ]
     print("\n".join(lines), flush=True)
     runs, generated = [], {}
     for prefixes in prefix_counts:
         reused = reusable(prefixes, folder, seed)
-        print(f"N={prefixes:,}: expect about {expected_seconds(prefixes, repeat, reused) / 60:.0f} min on 2 cores ("
-              + ("reusing the file, " if reused else f"writing {prefixes * len(PYTHIA) * VOCAB_SIZE * 2 / 1e9:.1f} GB, ")
-              + f"{repeat} {'run' if repeat == 1 else 'runs'})", file=sys.stderr, flush=True)
+        print(
+            f"N={prefixes:,}: expect about {expected_seconds(prefixes, repeat, reused) / 60:.0f} min on 2 cores ("
+            + ("reusing the file, " if reused else f"writing {prefixes * len(PYTHIA) * VOCAB_SIZE * 2 / 1e9:.1f} GB, ")
+            + f"{repeat} {'run' if repeat == 1 else 'runs'})",
+            file=sys.stderr,
+            flush=True,
+        )
         path, generated[prefixes] = dataset_for(prefixes, folder, seed)
         try:
             file_bytes = path.stat().st_size
@@ -295,10 +344,13 @@ def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int
                     run.strategy_seconds = strategy_seconds(json_path, stdout)
                 print(stdout, end="", file=sys.stderr)
                 runs.append(run)
-                print(f"N={prefixes:,} run {i + 1}: {run.wall_s:.1f} s (CPU {run.cpu_s:.1f} s, load {run.load:.1f}), "
-                      f"peak RssAnon {gb(run.peak_anon)}, peak RssFile {gb(run.peak_file)}, VmHWM {gb(run.max_rss)}, "
-                      f"exit {run.returncode}"
-                      + (f"\n{run.stderr_tail}" if run.returncode else ""), file=sys.stderr, flush=True)
+                print(
+                    f"N={prefixes:,} run {i + 1}: {run.wall_s:.1f} s (CPU {run.cpu_s:.1f} s, load {run.load:.1f}), "
+                    f"peak RssAnon {gb(run.peak_anon)}, peak RssFile {gb(run.peak_file)}, VmHWM {gb(run.max_rss)}, "
+                    f"exit {run.returncode}" + (f"\n{run.stderr_tail}" if run.returncode else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             if generated[prefixes] is not None and not keep:
                 path.unlink(missing_ok=True)
@@ -310,22 +362,35 @@ def run_scale(prefix_counts: list[int], folder: Path, repeat: int = 1, seed: int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The scale benchmark's options (shared with bench.py --mode scale)."""
-    parser.add_argument("--dir", type=Path, default=ROOT / "build" / "scale",
-                        help="where datasets are written (default: build/scale)")
+    parser.add_argument(
+        "--dir", type=Path, default=ROOT / "build" / "scale", help="where datasets are written (default: build/scale)"
+    )
     parser.add_argument("--repeat", type=positive_int, default=1, help="runs of challenge.py per N (default 1)")
     harness.cli.add_seed(parser, "the generator's seed")
     parser.add_argument("--keep", action="store_true", help="keep the generated datasets (reused by a later run)")
-    parser.add_argument("--interval", type=positive_float, default=0.05,
-                        help="memory sampling interval, s (default 0.05)")
-    parser.add_argument("--min-available", type=non_negative_float, default=0, metavar="GB",
-                        help="before each run, wait until this much memory is available (a shared machine)")
+    parser.add_argument(
+        "--interval", type=positive_float, default=0.05, help="memory sampling interval, s (default 0.05)"
+    )
+    parser.add_argument(
+        "--min-available",
+        type=non_negative_float,
+        default=0,
+        metavar="GB",
+        help="before each run, wait until this much memory is available (a shared machine)",
+    )
     parser.add_argument("--challenge-args", default="", help="more arguments for challenge.py, one string")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("prefixes", type=positive_int, nargs="*", default=[1000, 10000], metavar="N",
-                        help="numbers of prefixes, one dataset each (default: 1000 10000)")
+    parser.add_argument(
+        "prefixes",
+        type=positive_int,
+        nargs="*",
+        default=[1000, 10000],
+        metavar="N",
+        help="numbers of prefixes, one dataset each (default: 1000 10000)",
+    )
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     add_arguments(parser)
     args = parser.parse_args(argv)
@@ -338,8 +403,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def scale_from_args(args: argparse.Namespace, prefix_counts: list[int]) -> list[str]:
-    return run_scale(prefix_counts, args.dir, args.repeat, args.seed, args.keep, args.interval,
-                     args.min_available * 1e9, extra=shlex.split(args.challenge_args))
+    return run_scale(
+        prefix_counts,
+        args.dir,
+        args.repeat,
+        args.seed,
+        args.keep,
+        args.interval,
+        args.min_available * 1e9,
+        extra=shlex.split(args.challenge_args),
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,14 @@ def wrapped(text: str, width: int | None = None, indent: str = "  ") -> str:
     interval `[a, b]`, and words joined by a no-break space (a model's label and its number), stay on
     one line."""
     text = re.sub(r"\[[^\]]*\]", lambda interval: interval.group(0).replace(" ", NO_BREAK), text)
-    return textwrap.fill(text, width or terminal_width(), initial_indent=indent, subsequent_indent=indent + "  ",
-                         break_on_hyphens=False, break_long_words=False).replace(NO_BREAK, " ")
+    return textwrap.fill(
+        text,
+        width or terminal_width(),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    ).replace(NO_BREAK, " ")
 
 
 @dataclass(eq=False)  # columns are told apart by identity: two may hold the same cells
@@ -68,6 +74,7 @@ class Column:
     0 stays in the first part; where the terminal is narrow, the columns of highest `fold` move first
     to a part printed below, which repeats the first column so that each row is still named, and
     titles them by `folded_title` where the title alone says too little away from its neighbours."""
+
     title: str
     cells: list[str]
     right: bool = False
@@ -89,8 +96,12 @@ def table(columns: list[Column], width: int | None = None, indent: str = "  ") -
             part.remove(max(reversed(part), key=lambda c: c.fold))  # the highest fold, the rightmost of those
         shown, shown_widths = [key, *part], widths(part)
         for row in [titles(part), *zip(*(c.cells for c in shown))]:
-            lines.append(indent + "  ".join(f"{cell:>{w}}" if c.right else f"{cell:<{w}}"
-                                            for cell, w, c in zip(row, shown_widths, shown)).rstrip())
+            lines.append(
+                indent
+                + "  ".join(
+                    f"{cell:>{w}}" if c.right else f"{cell:<{w}}" for cell, w, c in zip(row, shown_widths, shown)
+                ).rstrip()
+            )
         rest = [c for c in rest if c not in part]
     return lines
 
@@ -112,8 +123,11 @@ def run(main: Callable[[], int], interrupted: str = "interrupted") -> NoReturn:
         print(f"error: {e}", file=sys.stderr)
         code = 1
     except ModuleNotFoundError as e:  # a package of requirements.txt (or -dev) never installed
-        print(f"error: the {e.name} package is not installed: python3 -m pip install -r requirements.txt "
-              "(requirements-dev.txt to build datasets)", file=sys.stderr)
+        print(
+            f"error: the {e.name} package is not installed: python3 -m pip install -r requirements.txt "
+            "(requirements-dev.txt to build datasets)",
+            file=sys.stderr,
+        )
         code = 1
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
@@ -172,8 +186,9 @@ def _number(low: float, inclusive: bool) -> Callable[[str], float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not (low <= value if inclusive else low < value) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a number {'of at least' if inclusive else 'above'} {low:g}, "
-                                             f"got {text}")
+            raise argparse.ArgumentTypeError(
+                f"must be a number {'of at least' if inclusive else 'above'} {low:g}, got {text}"
+            )
         return value
 
     return parse
@@ -202,25 +217,43 @@ class _Renamed(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_num_prefixes(parser, help: str, default: int | list[int] | None = None, nargs: str | None = None,
-                     required: bool = False, old_name: str | None = None) -> None:
+def add_num_prefixes(
+    parser,
+    help: str,
+    default: int | list[int] | None = None,
+    nargs: str | None = None,
+    required: bool = False,
+    old_name: str | None = None,
+) -> None:
     """--num-prefixes N: how many prefixes (prompts, questions) a run takes. `old_name`: a former
     spelling, kept working but hidden (users' scripts use it)."""
-    parser.add_argument("--num-prefixes", type=positive_int, default=default, nargs=nargs, required=required,
-                        metavar="N", help=help)
+    parser.add_argument(
+        "--num-prefixes", type=positive_int, default=default, nargs=nargs, required=required, metavar="N", help=help
+    )
     if old_name is not None:
-        parser.add_argument(old_name, type=positive_int, nargs=nargs, dest="num_prefixes", action=_Renamed,
-                            new="--num-prefixes", help=argparse.SUPPRESS)
+        parser.add_argument(
+            old_name,
+            type=positive_int,
+            nargs=nargs,
+            dest="num_prefixes",
+            action=_Renamed,
+            new="--num-prefixes",
+            help=argparse.SUPPRESS,
+        )
 
 
 def add_seed(parser, help: str, default: int = 0, option: str = "--seed") -> None:
     """--seed S: a non-negative integer (numpy refuses negative seeds); 0 by default."""
-    parser.add_argument(option, type=non_negative_int, default=default, metavar="S",
-                        help=f"{help} (default: {default})")
+    parser.add_argument(
+        option, type=non_negative_int, default=default, metavar="S", help=f"{help} (default: {default})"
+    )
 
 
-def add_device(parser, help: str = "cuda, cuda:N, cpu or mps (default: cuda where this machine has it, else cpu)",
-               default: str | None = None) -> None:
+def add_device(
+    parser,
+    help: str = "cuda, cuda:N, cpu or mps (default: cuda where this machine has it, else cpu)",
+    default: str | None = None,
+) -> None:
     """--device: None (the default) means cuda where there is one, else cpu (harness.models.processes.check_device,
     which also refuses cuda on a machine without it, before any model loads)."""
     parser.add_argument("--device", type=device, default=default, help=help)
@@ -228,8 +261,12 @@ def add_device(parser, help: str = "cuda, cuda:N, cpu or mps (default: cuda wher
 
 def add_dtype(parser) -> None:
     """--dtype: the models' precision; auto is half precision on a GPU, float32 on CPU."""
-    parser.add_argument("--dtype", default="auto", choices=DTYPES,
-                        help="model dtype (default: auto, half precision on a GPU and float32 on CPU)")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPES,
+        help="model dtype (default: auto, half precision on a GPU and float32 on CPU)",
+    )
 
 
 def add_batch_size(parser, help: str, default: int | None = None) -> None:
@@ -237,7 +274,9 @@ def add_batch_size(parser, help: str, default: int | None = None) -> None:
 
 
 def add_no_progress(parser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (they are shown on a terminal only)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (they are shown on a terminal only)"
+    )
 
 
 def add_json(parser, help: str) -> None:
@@ -251,8 +290,12 @@ def add_report(parser, help: str) -> None:
 
 
 def add_revision(parser) -> None:
-    parser.add_argument("--revision", action="append", default=[],
-                        help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)")
+    parser.add_argument(
+        "--revision",
+        action="append",
+        default=[],
+        help="checkpoint for all models (e.g. step143000) or MODEL=REVISION for one (repeatable)",
+    )
 
 
 def add_task_options(parser, shots: str, digits: str, digits_nargs: str | None = None) -> None:
@@ -260,6 +303,11 @@ def add_task_options(parser, shots: str, digits: str, digits_nargs: str | None =
     from harness.data.prefixes import MAX_DIGITS, OPERATIONS
 
     parser.add_argument("--shots", type=non_negative_int, metavar="K", help=shots)
-    parser.add_argument("--digits", type=int_range(1, MAX_DIGITS), nargs=digits_nargs, metavar="D",
-                        help=f"operand digits, 1-{MAX_DIGITS}: {digits}")
+    parser.add_argument(
+        "--digits",
+        type=int_range(1, MAX_DIGITS),
+        nargs=digits_nargs,
+        metavar="D",
+        help=f"operand digits, 1-{MAX_DIGITS}: {digits}",
+    )
     parser.add_argument("--operation", choices=list(OPERATIONS), help="arithmetic's operation (default: add)")

@@ -20,8 +20,7 @@ import importlib
 import pkgutil
 
 from harness.data.tokenizer import load_tokenizer  # noqa: F401 (public: token strings for strategies)
-from harness.scoring.registry import (REGISTRY, ModelName, Strategy, learned, register,  # noqa: F401 (public)
-                                      whole_array)
+from harness.scoring.registry import REGISTRY, ModelName, Strategy, learned, register, whole_array  # noqa: F401 (public)
 
 
 def load_builtin() -> dict[str, Strategy]:

@@ -31,25 +31,26 @@ largest input models).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from harness.scoring.metrics import FLOOR  # 2^-24, the smallest float16 subnormal: float16 zeros become log(FLOOR)
 from strategies import register
 
-L2 = 1e-3           # penalty on the mean log-likelihood; keeps w finite when one model is decisive
+L2 = 1e-3  # penalty on the mean log-likelihood; keeps w finite when one model is decisive
 MAX_STEPS = 30
 WARM_START = 1_000  # training prefixes of the sample whose maximum starts the whole split's Newton
-BLOCK_BYTES = 2 ** 20  # float32 log-probabilities per block (at least one prefix): they stay in cache
+BLOCK_BYTES = 2**20  # float32 log-probabilities per block (at least one prefix): they stay in cache
 THREADS = os.cpu_count() or 1
 
 # log(max(p, FLOOR)) in float32 for every float16 bit pattern (negative values and -0.0 floor too;
 # NaN stays NaN, as the inputs are validated before any strategy sees them).
 with np.errstate(invalid="ignore"):
-    LOG_TABLE = np.log(np.maximum(np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float32),
-                                  np.float32(FLOOR)))
+    LOG_TABLE = np.log(
+        np.maximum(np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32), np.float32(FLOOR))
+    )
 LOG_TABLE.flags.writeable = False
 
 
@@ -89,7 +90,7 @@ def block_terms(probs: np.ndarray, target: np.ndarray, weights: np.ndarray) -> n
     long rows, and errors in the Hessian only change the path to the maximum, not the maximum."""
     b, m, v = probs.shape
     prefixes = np.arange(b)
-    logp = log_probs(probs)                              # (m, b, v)
+    logp = log_probs(probs)  # (m, b, v)
     z = (weights @ logp.reshape(m, b * v)).reshape(b, v)  # float64: see below
     z -= z.max(axis=1, keepdims=True)
     if target.ndim == 1:  # the top-1
@@ -101,21 +102,23 @@ def block_terms(probs: np.ndarray, target: np.ndarray, weights: np.ndarray) -> n
         log_lik = (z * t).sum(axis=1)
         at_target = (logp * t).sum(axis=2).T.astype(np.float64)
     e = np.exp(z, out=z)
-    mass = e.sum(axis=1)                                 # sum_k exp(z_k - max z)
+    mass = e.sum(axis=1)  # sum_k exp(z_k - max z)
     weighted = logp * e.astype(np.float32)
-    expected = weighted.sum(axis=2).T / mass[:, None]    # E_i[log p_j], (b, m)
+    expected = weighted.sum(axis=2).T / mass[:, None]  # E_i[log p_j], (b, m)
     logp_by_prefix, weighted_by_prefix = logp.transpose(1, 0, 2), weighted.transpose(1, 0, 2)  # (b, m, v) views
     second = np.zeros((m, m))
     for j in range(m):  # row j of the upper triangle of sum_i E_i[log p_j log p_k]
         products = np.matmul(logp_by_prefix[:, j:], weighted_by_prefix[:, j, :, None])[:, :, 0]
         second[j, j:] = (products / mass[:, None]).sum(axis=0)
     second = np.triu(second) + np.triu(second, 1).T
-    return np.concatenate([[(log_lik - np.log(mass)).sum()], (at_target - expected).sum(axis=0),
-                           (second - expected.T @ expected).ravel()])
+    return np.concatenate(
+        [[(log_lik - np.log(mass)).sum()], (at_target - expected).sum(axis=0), (second - expected.T @ expected).ravel()]
+    )
 
 
-def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2,
-                 objective: str = "top1") -> tuple[float, np.ndarray, np.ndarray]:
+def newton_terms(
+    chunks: Iterable, weights: np.ndarray, l2: float = L2, objective: str = "top1"
+) -> tuple[float, np.ndarray, np.ndarray]:
     """The objective mean_i E_t[log softmax(z_i)] - l2/2 |w|^2 at `weights`, with z_i = sum_j w_j log p_ij,
     with its gradient and Hessian, in one pass over `chunks` (each with `probs_per_sentences` and
     `target_top1`, or `target_probs` for the distribution objective).
@@ -144,13 +147,18 @@ def newton_terms(chunks: Iterable, weights: np.ndarray, l2: float = L2,
         for done in pending:
             sums += done.result()
     value = sums[0] / total - l2 / 2 * weights @ weights
-    gradient = sums[1:1 + m] / total - l2 * weights
-    hessian = -sums[1 + m:].reshape(m, m) / total - l2 * np.eye(m)
+    gradient = sums[1 : 1 + m] / total - l2 * weights
+    hessian = -sums[1 + m :].reshape(m, m) / total - l2 * np.eye(m)
     return value, gradient, hessian
 
 
-def fit_weights(chunks: Callable[[], Iterable], num_models: int, l2: float = L2,
-                objective: str = "top1", start: np.ndarray | None = None) -> np.ndarray:
+def fit_weights(
+    chunks: Callable[[], Iterable],
+    num_models: int,
+    l2: float = L2,
+    objective: str = "top1",
+    start: np.ndarray | None = None,
+) -> np.ndarray:
     """The weights maximizing `newton_terms`'s objective (Newton), from `start` (default: the
     geometric mean).
 
@@ -193,8 +201,10 @@ def pooled_softmax(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def pooled_top1(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """argmax_k sum_j w_j log p_jk (first on ties) for every prefix of `probs`, block by block."""
-    return np.concatenate([pooled_logits(log_probs(probs[rows]), weights).argmax(axis=1) for rows in blocks(probs)]
-                          or [np.zeros(0, dtype=np.int64)])
+    return np.concatenate(
+        [pooled_logits(log_probs(probs[rows]), weights).argmax(axis=1) for rows in blocks(probs)]
+        or [np.zeros(0, dtype=np.int64)]
+    )
 
 
 def fit_pool(train, objective: str) -> np.ndarray:

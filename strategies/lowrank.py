@@ -40,7 +40,7 @@ BATCH = 100
 # wikipedia-train preferred 10 to 1 (cross-entropy 5.1269 against 5.1289, on two seeds of the folds), so
 # the grid is that one value, which halves the fit's time; a longer grid is a longer tuple.
 WEIGHT_DECAYS = (10.0,)
-EPOCHS = (0, 10, 20, 40)     # checkpoints of one run, so the longest costs no more than itself; 0: the pool alone
+EPOCHS = (0, 10, 20, 40)  # checkpoints of one run, so the longest costs no more than itself; 0: the pool alone
 ENSEMBLE = 10
 CV_FOLDS, CV_ENSEMBLE = 3, 2
 # Below this many training prefixes, the pool alone, without cross-validating a correction: on the
@@ -74,6 +74,7 @@ def fit_one(pooled, phi, target, weight_decay: float, epochs: int, seed: int, ch
     """One AdamW fit of (W, b, U) on the rows given, as numpy float64 arrays; with `validation`
     (pooled, phi) also the validation prefixes' predicted distributions at each epoch in `checkpoints`."""
     import torch
+
     torch.manual_seed(seed)
     hidden = torch.nn.Linear(phi.shape[1], RANK)
     correction = torch.nn.Linear(RANK, pooled.shape[1], bias=False)
@@ -110,7 +111,7 @@ def predict(fitted: tuple[np.ndarray, np.ndarray, np.ndarray], pooled: np.ndarra
 
 def cross_entropy(predicted: np.ndarray, target: np.ndarray) -> float:
     """Mean over prefixes of -sum_x t(x) log q(x): KL(t || q) plus the target's entropy, which does not depend on q."""
-    return float(-(target.astype(np.float64) * np.log(np.maximum(predicted, 2.0 ** -24))).sum(axis=1).mean())
+    return float(-(target.astype(np.float64) * np.log(np.maximum(predicted, 2.0**-24))).sum(axis=1).mean())
 
 
 def choose_hyperparameters(pooled, phi, target, rng: np.random.Generator) -> tuple[float, int, dict]:
@@ -125,8 +126,16 @@ def choose_hyperparameters(pooled, phi, target, rng: np.random.Generator) -> tup
             rest = np.setdiff1d(np.arange(n), fold)
             averaged = [0.0] * len(EPOCHS)
             for _ in range(CV_ENSEMBLE):
-                _, snapshots = fit_one(pooled[rest], phi[rest], target[rest], decay, max(EPOCHS),
-                                       int(rng.integers(2 ** 31)), EPOCHS, (pooled[fold], phi[fold]))
+                _, snapshots = fit_one(
+                    pooled[rest],
+                    phi[rest],
+                    target[rest],
+                    decay,
+                    max(EPOCHS),
+                    int(rng.integers(2**31)),
+                    EPOCHS,
+                    (pooled[fold], phi[fold]),
+                )
                 averaged = [a + s / CV_ENSEMBLE for a, s in zip(averaged, snapshots)]
             totals += [cross_entropy(a, target[fold]) * len(fold) / n for a in averaged]
         scores.update({(decay, epochs): float(total) for epochs, total in zip(EPOCHS, totals)})
@@ -141,16 +150,19 @@ def fit_lowrank(train):
     if len(train) < MIN_PREFIXES:  # too few prefixes to learn a correction: the pool alone
         return predictor(weights, [], WEIGHT_DECAYS[0], 0, {})
     pooled, phi, target = training_arrays(train, weights)
-    rng = np.random.default_rng(np.random.randint(2 ** 31))  # from --seed: the engine seeds numpy before a fit
+    rng = np.random.default_rng(np.random.randint(2**31))  # from --seed: the engine seeds numpy before a fit
     decay, epochs, scores = choose_hyperparameters(pooled, phi, target, rng)
     # epochs 0: cross-validation found no correction that helps: the pool alone
-    fits = [fit_one(pooled, phi, target, decay, epochs, int(rng.integers(2 ** 31)))[0]
-            for _ in range(ENSEMBLE if epochs else 0)]
+    fits = [
+        fit_one(pooled, phi, target, decay, epochs, int(rng.integers(2**31)))[0]
+        for _ in range(ENSEMBLE if epochs else 0)
+    ]
     return predictor(weights, fits, decay, epochs, scores)
 
 
 def predictor(weights: np.ndarray, fits: list, decay: float, epochs: int, scores: dict):
     """The strategy: the mean of the fits' distributions, block by block (the pool's alone without fits)."""
+
     def lowrank(sentences, model_names, target_model_name, probs_per_sentences):
         if not fits:
             return pooled_softmax(probs_per_sentences, weights)

@@ -78,7 +78,7 @@ def my_distribution_strategy(sentences, model_names, target_model_name, probs_pe
     log_probs = np.log(probs_per_sentences[:, -2:].astype(np.float32) + 1e-9)
     extrapolated = 2 * log_probs[:, 1] - log_probs[:, 0]
     probs = np.exp(extrapolated - extrapolated.max(axis=1, keepdims=True))  # the largest is exp(0): no overflow
-    return probs / probs.sum(axis=1, keepdims=True)                         # (N, V), rows summing to 1
+    return probs / probs.sum(axis=1, keepdims=True)  # (N, V), rows summing to 1
 
 
 @learned
@@ -91,4 +91,5 @@ def my_learned_strategy(train):
 
     def predict(sentences, model_names, target_model_name, probs_per_sentences):
         return probs_per_sentences[:, best].argmax(axis=1)
+
     return predict

@@ -31,6 +31,7 @@ REQUIRED = ("wikipedia-test", 0.9)  # split, the least Spearman rho
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho: Pearson's correlation of the ranks (ties get their average rank)."""
+
     def ranks(values: np.ndarray) -> np.ndarray:
         order = values.argsort(kind="stable")
         r = np.empty(len(values))
@@ -38,12 +39,13 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
         for value in np.unique(values):  # average rank for ties
             r[values == value] = r[values == value].mean()
         return r
+
     return float(np.corrcoef(ranks(np.asarray(x, float)), ranks(np.asarray(y, float)))[0, 1])
 
 
 def agreement(path: Path) -> dict:
     dataset = load_dataset(path)
-    model_top1 = top1(dataset.probs)                       # (prefixes, models)
+    model_top1 = top1(dataset.probs)  # (prefixes, models)
     target_top1 = model_top1[:, -1]
     inputs = model_top1[:, :-1]
     agree = (inputs == target_top1[:, None]).mean(axis=0)
@@ -53,11 +55,16 @@ def agreement(path: Path) -> dict:
     ceiling = sidecar_noise_ceiling(dataset, metadata)
     if not sizes:
         raise SystemExit(f"{path}: no sidecar with model sizes beside it: rebuild it with suite/build_splits.sh")
-    return {"names": dataset.model_names[:-1], "target": dataset.model_names[-1], "n": len(dataset.sentences),
-            "agreement": agree.tolist(), "informative": informative.tolist(),
-            "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]],
-            "noise_ceiling": None if ceiling is None else float((ceiling.top1 == target_top1).mean()),
-            "noise_ceiling_model": None if ceiling is None else ceiling.model}
+    return {
+        "names": dataset.model_names[:-1],
+        "target": dataset.model_names[-1],
+        "n": len(dataset.sentences),
+        "agreement": agree.tolist(),
+        "informative": informative.tolist(),
+        "sizes": [sizes[name]["non_embedding_params"] for name in dataset.model_names[:-1]],
+        "noise_ceiling": None if ceiling is None else float((ceiling.top1 == target_top1).mean()),
+        "noise_ceiling_model": None if ceiling is None else ceiling.model,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,14 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no split datasets in {args.data}: run `bash suite/build_splits.sh` first")
 
     names = next(iter(results.values()))["names"]
-    lines = ["# Top-1 agreement with the target vs size", "",
-             f"Each input model's top-1 agreement with the target ({next(iter(results.values()))['target']}) "
-             "on the split datasets, and Spearman's rho of agreement vs non-embedding parameters over the "
-             "input models that do not give every prefix the same top-1 (marked *). "
-             f"Required: rho >= {REQUIRED[1]} on {REQUIRED[0]}. Noise ceiling: another seed of the target, "
-             "its agreement with the target.", "",
-             "| split | n | " + " | ".join(Path(n).name for n in names) + " | Spearman rho | noise ceiling |",
-             "|---|---:|" + "---:|" * len(names) + "---:|---:|"]
+    lines = [
+        "# Top-1 agreement with the target vs size",
+        "",
+        f"Each input model's top-1 agreement with the target ({next(iter(results.values()))['target']}) "
+        "on the split datasets, and Spearman's rho of agreement vs non-embedding parameters over the "
+        "input models that do not give every prefix the same top-1 (marked *). "
+        f"Required: rho >= {REQUIRED[1]} on {REQUIRED[0]}. Noise ceiling: another seed of the target, "
+        "its agreement with the target.",
+        "",
+        "| split | n | " + " | ".join(Path(n).name for n in names) + " | Spearman rho | noise ceiling |",
+        "|---|---:|" + "---:|" * len(names) + "---:|---:|",
+    ]
     for split, r in results.items():
         cells = [f"{a:.1%}" + ("" if keep else "*") for a, keep in zip(r["agreement"], r["informative"])]
         ceiling = "—" if r["noise_ceiling"] is None else f"{r['noise_ceiling']:.1%}"
@@ -94,14 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "agreement_vs_size.json").write_text(json.dumps(results, indent=1))
 
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for split, r in results.items():
         style = "-" if split.endswith("test") else ":"
-        ax.plot(r["sizes"], np.array(r["agreement"]) * 100, "o" + style,
-                label=f"{split} (n={r['n']}, rho={r['spearman']:.2f})")
+        ax.plot(
+            r["sizes"],
+            np.array(r["agreement"]) * 100,
+            "o" + style,
+            label=f"{split} (n={r['n']}, rho={r['spearman']:.2f})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("input model: non-embedding parameters (log scale)")
     ax.set_ylabel("top-1 agreement with the target (%)")

@@ -31,13 +31,20 @@ HELD_OUT_SHARE = 0.2  # of the 2-digit addition pairs (a <= b): never in the tra
 
 # (format, operation); {a} {b} {c}: operands and result.
 FORMATS = [
-    ("{a} + {b} = {c}", "add"), ("{a} plus {b} equals {c}.", "add"), ("The sum of {a} and {b} is {c}.", "add"),
-    ("Adding {a} and {b} gives {c}.", "add"), ("What is {a} plus {b}? {c}", "add"),
-    ("Question: What is {a} plus {b}?\nAnswer: {c}", "add"), ("{a} and {b} make {c}.", "add"),
-    ("Calculate {a} + {b}. Answer: {c}", "add"), ("Total: {a} + {b} = {c}", "add"),
-    ("{a} - {b} = {c}", "subtract"), ("{a} minus {b} equals {c}.", "subtract"),
+    ("{a} + {b} = {c}", "add"),
+    ("{a} plus {b} equals {c}.", "add"),
+    ("The sum of {a} and {b} is {c}.", "add"),
+    ("Adding {a} and {b} gives {c}.", "add"),
+    ("What is {a} plus {b}? {c}", "add"),
+    ("Question: What is {a} plus {b}?\nAnswer: {c}", "add"),
+    ("{a} and {b} make {c}.", "add"),
+    ("Calculate {a} + {b}. Answer: {c}", "add"),
+    ("Total: {a} + {b} = {c}", "add"),
+    ("{a} - {b} = {c}", "subtract"),
+    ("{a} minus {b} equals {c}.", "subtract"),
     ("Question: What is {a} minus {b}?\nAnswer: {c}", "subtract"),
-    ("{a} * {b} = {c}", "multiply"), ("{a} times {b} equals {c}.", "multiply"),
+    ("{a} * {b} = {c}", "multiply"),
+    ("{a} times {b} equals {c}.", "multiply"),
 ]
 
 
@@ -52,7 +59,7 @@ def held_out_pairs(seed: int = HELD_OUT_SEED, share: float = HELD_OUT_SHARE) -> 
 def operands(rng: np.random.Generator, operation: str) -> tuple[int, int]:
     """Mostly 1- and 2-digit operands, some 3-digit, as a worksheet mixes them."""
     digits = rng.choice([1, 2, 3], p=[0.2, 0.65, 0.15])
-    high = 10 ** digits
+    high = 10**digits
     a, b = int(rng.integers(0, high)), int(rng.integers(0, high if operation != "multiply" else min(high, 20)))
     if operation == "subtract" and b > a:
         a, b = b, a
@@ -96,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     harness.cli.add_seed(parser, "seeds the worksheets or the questions")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    rows = (held_out_questions(args.questions, args.seed) if args.questions else
-            [{"text": text} for text in documents(args.documents, args.seed)])
+    rows = (
+        held_out_questions(args.questions, args.seed)
+        if args.questions
+        else [{"text": text} for text in documents(args.documents, args.seed)]
+    )
     lines = "".join(json.dumps(row) + "\n" for row in rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, lambda f: f.write(lines), mode="w")

@@ -53,8 +53,10 @@ def float16_change(source: Path, destination: Path, prefixes: list[str]) -> dict
         out = np.zeros((len(token_ids), tokenizer.get_vocab_size()), np.float32)
         next_token_probs(model, token_ids, out, progress=False)
         probs.append(torch.from_numpy(out))
-    return {"max_abs_difference": float((probs[0] - probs[1]).abs().max()),
-            "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean())}
+    return {
+        "max_abs_difference": float((probs[0] - probs[1]).abs().max()),
+        "same_top1": float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean()),
+    }
 
 
 def committed_records(suite: dict, source: Path, folder: Path) -> list[dict]:
@@ -71,12 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
     parser.add_argument("destination", type=Path)
-    parser.add_argument("--suite-json", type=Path, help="record each copy's weights hash and what float16 "
-                        "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)")
-    parser.add_argument("--only", nargs="+", metavar="FOLDER", help="export only these folders of the source "
-                        "(a model's checkpoints: step2880 ...)")
-    parser.add_argument("--prefixes", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "prefixes" /
-                        "wikipedia.txt", help="what float16 changes is measured on (one prefix per line)")
+    parser.add_argument(
+        "--suite-json",
+        type=Path,
+        help="record each copy's weights hash and what float16 "
+        "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FOLDER",
+        help="export only these folders of the source (a model's checkpoints: step2880 ...)",
+    )
+    parser.add_argument(
+        "--prefixes",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "data" / "prefixes" / "wikipedia.txt",
+        help="what float16 changes is measured on (one prefix per line)",
+    )
     args = parser.parse_args(argv)
     prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
     suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
@@ -90,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         copy = args.destination / folder.name
         export(folder, copy)
         change = float16_change(folder, copy, prefixes)
-        print(f"{folder} -> {copy} (float16): on {len(prefixes)} prefixes, next-token "
-              f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
-              f"{change['same_top1']:.1%}")
+        print(
+            f"{folder} -> {copy} (float16): on {len(prefixes)} prefixes, next-token "
+            f"probabilities move by at most {change['max_abs_difference']:.2e}, top-1 the same on "
+            f"{change['same_top1']:.1%}"
+        )
         if suite is not None:  # suite.json's weights_sha256 is the float32 training output's; say what is committed
             for record in committed_records(suite, args.source, folder):
                 record["float16_weights_sha256"] = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()

@@ -48,7 +48,9 @@ def zero_shot(records: list[dict]) -> dict[str, dict[str, dict]]:
         if int(record["data_size"]) == 0 and record.get("outcomes"):
             outcomes = np.array([c == "1" for c in record["outcomes"]])
             table.setdefault(record["task"], {})[record["model"]] = {
-                "loss": record["pretraining_loss"], "outcomes": outcomes}
+                "loss": record["pretraining_loss"],
+                "outcomes": outcomes,
+            }
     return table
 
 
@@ -58,8 +60,9 @@ def agreement(path: Path) -> dict[str, float]:
         return {}
     dataset = load_dataset(path)
     model_top1 = top1(dataset.probs)
-    return {name: float((model_top1[:, j] == model_top1[:, -1]).mean())
-            for j, name in enumerate(dataset.model_names[:-1])}
+    return {
+        name: float((model_top1[:, j] == model_top1[:, -1]).mean()) for j, name in enumerate(dataset.model_names[:-1])
+    }
 
 
 def equal_loss_pairs(points: dict[str, dict], tolerance: float) -> list[dict]:
@@ -67,13 +70,20 @@ def equal_loss_pairs(points: dict[str, dict], tolerance: float) -> list[dict]:
     names = sorted(points, key=lambda p: -points[p]["loss"])
     pairs = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             gap = points[a]["loss"] - points[b]["loss"]
             if gap <= tolerance and run_of(a) != run_of(b):
                 test = paired_comparison(points[a]["outcomes"], points[b]["outcomes"])
-                pairs.append({"a": a, "b": b, "loss_gap": gap,
-                              "accuracy_a": float(points[a]["outcomes"].mean()),
-                              "accuracy_b": float(points[b]["outcomes"].mean()), **test})
+                pairs.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "loss_gap": gap,
+                        "accuracy_a": float(points[a]["outcomes"].mean()),
+                        "accuracy_b": float(points[b]["outcomes"].mean()),
+                        **test,
+                    }
+                )
     return pairs
 
 
@@ -82,46 +92,69 @@ def summary(task: str, points: dict[str, dict], pairs: list[dict]) -> dict:
     rows = []
     for name in sorted(points, key=lambda p: -points[p]["loss"]):
         outcomes = points[name]["outcomes"]
-        rows.append({"point": name, "loss": points[name]["loss"], "accuracy": float(outcomes.mean()),
-                     "ci95": bootstrap_ci(outcomes), "n": len(outcomes)})
+        rows.append(
+            {
+                "point": name,
+                "loss": points[name]["loss"],
+                "accuracy": float(outcomes.mean()),
+                "ci95": bootstrap_ci(outcomes),
+                "n": len(outcomes),
+            }
+        )
     differences = [abs(p["accuracy_a"] - p["accuracy_b"]) for p in pairs]
-    return {"task": task, "points": rows, "pairs": pairs,
-            "mean_abs_difference": float(np.mean(differences)) if pairs else None,
-            "significant_pairs": sum(p["p_value"] < 0.05 for p in pairs)}
+    return {
+        "task": task,
+        "points": rows,
+        "pairs": pairs,
+        "mean_abs_difference": float(np.mean(differences)) if pairs else None,
+        "significant_pairs": sum(p["p_value"] < 0.05 for p in pairs),
+    }
 
 
 def write_markdown(results: list[dict], agree: dict[str, float], tolerance: float, path: Path) -> list[str]:
     window = [r for r in results[0]["points"] if LOSS_WINDOW[0] <= r["loss"] <= LOSS_WINDOW[1]] if results else []
-    lines = ["# The ladder: accuracy and agreement against pretraining loss", "",
-             "Written by `python3 -m suite.ladder`. Pretraining loss: nats per token on "
-             "data/prefixes/wikipedia-test.jsonl. Accuracy: 0-shot exact match on the study's test questions, "
-             "95% bootstrap interval. Agreement: top-1 agreement with the target on wikipedia-test.", "",
-             f"Points with loss in [{LOSS_WINDOW[0]}, {LOSS_WINDOW[1]}]: {len(window)}.", ""]
+    lines = [
+        "# The ladder: accuracy and agreement against pretraining loss",
+        "",
+        "Written by `python3 -m suite.ladder`. Pretraining loss: nats per token on "
+        "data/prefixes/wikipedia-test.jsonl. Accuracy: 0-shot exact match on the study's test questions, "
+        "95% bootstrap interval. Agreement: top-1 agreement with the target on wikipedia-test.",
+        "",
+        f"Points with loss in [{LOSS_WINDOW[0]}, {LOSS_WINDOW[1]}]: {len(window)}.",
+        "",
+    ]
     tasks = [r["task"] for r in results]
-    lines += ["| point | loss | " + " | ".join(tasks) + " | agreement |",
-              "|---|---:|" + "---:|" * len(tasks) + "---:|"]
+    lines += ["| point | loss | " + " | ".join(tasks) + " | agreement |", "|---|---:|" + "---:|" * len(tasks) + "---:|"]
     by_task = [{row["point"]: row for row in r["points"]} for r in results]
-    for row in (results[0]["points"] if results else []):
+    for row in results[0]["points"] if results else []:
         cells = []
         for table in by_task:
             cell = table.get(row["point"])
-            cells.append("—" if cell is None else
-                         f"{cell['accuracy']:.1%} [{cell['ci95'][0]:.0%}, {cell['ci95'][1]:.0%}]")
+            cells.append(
+                "—" if cell is None else f"{cell['accuracy']:.1%} [{cell['ci95'][0]:.0%}, {cell['ci95'][1]:.0%}]"
+            )
         share = agree.get(row["point"])
-        lines.append(f"| {row['point']} | {row['loss']:.3f} | " + " | ".join(cells) +
-                     f" | {'—' if share is None else f'{share:.1%}'} |")
+        lines.append(
+            f"| {row['point']} | {row['loss']:.3f} | "
+            + " | ".join(cells)
+            + f" | {'—' if share is None else f'{share:.1%}'} |"
+        )
     lines += ["", f"## Points of equal loss (within {tolerance} nats, from different runs)", ""]
     for r in results:
         if not r["pairs"]:
             lines.append(f"- {r['task']}: no pairs.")
             continue
-        lines.append(f"- {r['task']}: {len(r['pairs'])} pairs, mean |accuracy difference| "
-                     f"{r['mean_abs_difference']:.1%}; {r['significant_pairs']} differ at p < 0.05 "
-                     f"(chance alone: about {0.05 * len(r['pairs']):.1f}).")
+        lines.append(
+            f"- {r['task']}: {len(r['pairs'])} pairs, mean |accuracy difference| "
+            f"{r['mean_abs_difference']:.1%}; {r['significant_pairs']} differ at p < 0.05 "
+            f"(chance alone: about {0.05 * len(r['pairs']):.1f})."
+        )
         widest = max(r["pairs"], key=lambda p: abs(p["accuracy_a"] - p["accuracy_b"]))
-        lines.append(f"  Widest: {widest['a']} {widest['accuracy_a']:.1%} vs {widest['b']} "
-                     f"{widest['accuracy_b']:.1%} ({widest['loss_gap']:.3f} nats apart, McNemar "
-                     f"p={format_p_value(widest['p_value'])}).")
+        lines.append(
+            f"  Widest: {widest['a']} {widest['accuracy_a']:.1%} vs {widest['b']} "
+            f"{widest['accuracy_b']:.1%} ({widest['loss_gap']:.3f} nats apart, McNemar "
+            f"p={format_p_value(widest['p_value'])})."
+        )
     path.write_text("\n".join(lines) + "\n")
     return lines
 
@@ -132,6 +165,7 @@ def kind(point: str) -> str:
 
 def draw(results: list[dict], agree: dict[str, float], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -149,8 +183,15 @@ def draw(results: list[dict], agree: dict[str, float], path: Path) -> None:
         for point_kind, (marker, size) in markers.items():
             chosen = [v for p, v in values.items() if kind(p) == point_kind]
             if chosen:
-                ax.plot([x for x, _ in chosen], [100 * y for _, y in chosen], marker, ms=size, ls="none",
-                        label=point_kind + "s", zorder=2)
+                ax.plot(
+                    [x for x, _ in chosen],
+                    [100 * y for _, y in chosen],
+                    marker,
+                    ms=size,
+                    ls="none",
+                    label=point_kind + "s",
+                    zorder=2,
+                )
         ax.axvspan(*LOSS_WINDOW, color="tab:orange", alpha=0.08)
         ax.invert_xaxis()  # more capable to the right
         ax.set_xlabel("pretraining loss on wikipedia-test (nats/token)")
@@ -168,17 +209,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="the study's results file")
     parser.add_argument("--agreement", type=Path, default=AGREEMENT, help="a dataset of every ladder point")
-    parser.add_argument("--tolerance", type=harness.cli.non_negative_float, default=0.02,
-                        help="nats within which two losses are equal (default: 0.02)")
+    parser.add_argument(
+        "--tolerance",
+        type=harness.cli.non_negative_float,
+        default=0.02,
+        help="nats within which two losses are equal (default: 0.02)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "suite")
     args = parser.parse_args(argv)
 
     tables = zero_shot(read_results(args.results))
-    results = [summary(task, points, equal_loss_pairs(points, args.tolerance)) for task, points in sorted(tables.items())]
+    results = [
+        summary(task, points, equal_loss_pairs(points, args.tolerance)) for task, points in sorted(tables.items())
+    ]
     agree = agreement(args.agreement)
     lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md")
-    (args.out / "ladder.json").write_text(json.dumps({"results": results, "agreement": agree}, indent=1,
-                                                     default=lambda a: a.tolist()) + "\n")
+    (args.out / "ladder.json").write_text(
+        json.dumps({"results": results, "agreement": agree}, indent=1, default=lambda a: a.tolist()) + "\n"
+    )
     draw(results, agree, args.out / "ladder.png")
     print("\n".join(lines[4:]))
     return 0

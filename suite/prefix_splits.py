@@ -33,18 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wikipedia", type=Path, default=SOURCES / "wikipedia-en-prefix-source.jsonl")
     parser.add_argument("--rte", type=Path, default=SOURCES / "rte-test.tsv")
-    parser.add_argument("--num-train", type=harness.cli.positive_int, default=1000,
-                        help="Wikipedia training openings (default: 1000)")
-    parser.add_argument("--num-test", type=harness.cli.positive_int, default=1000,
-                        help="Wikipedia test openings (default: 1000)")
+    parser.add_argument(
+        "--num-train", type=harness.cli.positive_int, default=1000, help="Wikipedia training openings (default: 1000)"
+    )
+    parser.add_argument(
+        "--num-test", type=harness.cli.positive_int, default=1000, help="Wikipedia test openings (default: 1000)"
+    )
     harness.cli.add_seed(parser, "seeds the splits")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "prefixes")
     args = parser.parse_args(argv)
 
     with args.wikipedia.open(encoding="utf-8") as f:
         articles = [json.loads(line) for line in f if line.strip()]
-    splits = {"wikipedia": split_wikipedia_openings(articles, args.num_train, args.num_test, args.seed),
-              "glue-rte": split_rte_prompts(list(read_glue_tsv(args.rte)), args.seed)}
+    splits = {
+        "wikipedia": split_wikipedia_openings(articles, args.num_train, args.num_test, args.seed),
+        "glue-rte": split_rte_prompts(list(read_glue_tsv(args.rte)), args.seed),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     for name, (train, test) in splits.items():
         for half, rows in (("train", train), ("test", test)):

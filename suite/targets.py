@@ -34,8 +34,11 @@ def arithmetic_curve(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     if scores is None:
         raise SystemExit(f"{path}: no answer scores in its sidecar: rebuild it with suite/rebuild.sh")
     sizes = model_sizes(dataset.model_names, metadata)
-    return (dataset.model_names, np.array([sizes[m]["non_embedding_params"] for m in dataset.model_names]),
-            scores.correct.mean(axis=1))
+    return (
+        dataset.model_names,
+        np.array([sizes[m]["non_embedding_params"] for m in dataset.model_names]),
+        scores.correct.mean(axis=1),
+    )
 
 
 def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list[float]]:
@@ -51,8 +54,10 @@ def supplementary_curves(models: list[Path], count: int = 200) -> dict[str, list
 
     held, rng = held_out_pairs(), np.random.default_rng(0)
     seen = [p for p in ((int(a), int(b)) for a, b in rng.integers(10, 100, (4 * count, 2))) if p not in held][:count]
-    sets = {"seen 2-digit addition": addition_questions(seen),
-            "1-digit addition (all 100 sums)": addition_questions([(a, b) for a in range(10) for b in range(10)])}
+    sets = {
+        "seen 2-digit addition": addition_questions(seen),
+        "1-digit addition (all 100 sums)": addition_questions([(a, b) for a in range(10) for b in range(10)]),
+    }
     tokenizer = load_tokenizer(str(models[0]))
     curves = {name: [] for name in sets}
     logging.disable_progress_bar()  # a bar per model load would bury the table
@@ -75,32 +80,60 @@ def main(argv: list[str] | None = None) -> int:
     wikipedia = agreement(ROOT / "data" / "wikipedia-test.pkl")
     agree = wikipedia["agreement"]
     rho_wiki = spearman(np.array(wikipedia["sizes"]), np.array(agree))
-    rows = [("held-out 2-digit addition, smallest model", f"{accuracy[0]:.1%}", "<= 5%", accuracy[0] <= 0.05),
-            ("held-out 2-digit addition, largest model (the target)", f"{accuracy[-1]:.1%}", ">= 50%",
-             accuracy[-1] >= 0.5),
-            ("held-out 2-digit addition, Spearman rho against size",
-             f"{rho_arithmetic:.2f}" if rho_arithmetic == rho_arithmetic else "undefined (all equal)", ">= 0.8",
-             rho_arithmetic >= 0.8),
-            ("validation loss falls strictly with size", " > ".join(f"{x:.3f}" for x in losses), "strictly",
-             all(b < a for a, b in zip(losses, losses[1:]))),
-            ("wikipedia-test agreement with the target, Spearman rho", f"{rho_wiki:.2f}", ">= 0.9", rho_wiki >= 0.9)]
-    lines = ["# Suite targets, measured", "",
-             "Measured by `python3 -m suite.targets` on the committed suite and data.", "",
-             "| target | measured | required | met |", "|---|---|---|---|"]
-    lines += [f"| {what} | {measured} | {required} | {'yes' if ok else 'no'} |" for what, measured, required, ok in rows]
-    lines += ["", "Held-out 2-digit addition accuracy (greedy decoding writes the sum), smallest first: "
-              + ", ".join(f"{Path(n).name} {a:.1%}" for n, a in zip(names, accuracy)) + "."]
-    models = sorted((ROOT / "suite" / "models").glob("suite-*/"),
-                    key=lambda d: (d / "model.safetensors").stat().st_size)
+    rows = [
+        ("held-out 2-digit addition, smallest model", f"{accuracy[0]:.1%}", "<= 5%", accuracy[0] <= 0.05),
+        ("held-out 2-digit addition, largest model (the target)", f"{accuracy[-1]:.1%}", ">= 50%", accuracy[-1] >= 0.5),
+        (
+            "held-out 2-digit addition, Spearman rho against size",
+            f"{rho_arithmetic:.2f}" if rho_arithmetic == rho_arithmetic else "undefined (all equal)",
+            ">= 0.8",
+            rho_arithmetic >= 0.8,
+        ),
+        (
+            "validation loss falls strictly with size",
+            " > ".join(f"{x:.3f}" for x in losses),
+            "strictly",
+            all(b < a for a, b in zip(losses, losses[1:])),
+        ),
+        ("wikipedia-test agreement with the target, Spearman rho", f"{rho_wiki:.2f}", ">= 0.9", rho_wiki >= 0.9),
+    ]
+    lines = [
+        "# Suite targets, measured",
+        "",
+        "Measured by `python3 -m suite.targets` on the committed suite and data.",
+        "",
+        "| target | measured | required | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {what} | {measured} | {required} | {'yes' if ok else 'no'} |" for what, measured, required, ok in rows
+    ]
+    lines += [
+        "",
+        "Held-out 2-digit addition accuracy (greedy decoding writes the sum), smallest first: "
+        + ", ".join(f"{Path(n).name} {a:.1%}" for n, a in zip(names, accuracy))
+        + ".",
+    ]
+    models = sorted(
+        (ROOT / "suite" / "models").glob("suite-*/"), key=lambda d: (d / "model.safetensors").stat().st_size
+    )
     for name, curve in supplementary_curves(models).items():
-        lines += ["", f"{name[0].upper() + name[1:]}, the same way: "
-                  + ", ".join(f"{d.name} {a:.1%}" for d, a in zip(models, curve)) + "."]
-    lines += ["",
-              "Wikipedia-test agreement with the target, smallest first: "
-              + ", ".join(f"{a:.1%}" for a in agree) + "."]
+        lines += [
+            "",
+            f"{name[0].upper() + name[1:]}, the same way: "
+            + ", ".join(f"{d.name} {a:.1%}" for d, a in zip(models, curve))
+            + ".",
+        ]
+    lines += [
+        "",
+        "Wikipedia-test agreement with the target, smallest first: " + ", ".join(f"{a:.1%}" for a in agree) + ".",
+    ]
     if wikipedia["noise_ceiling"] is not None:
-        lines += ["", f"Noise ceiling: {Path(wikipedia['noise_ceiling_model']).name}, another seed of the target, "
-                      f"agrees with it on {wikipedia['noise_ceiling']:.1%} of the Wikipedia test prefixes."]
+        lines += [
+            "",
+            f"Noise ceiling: {Path(wikipedia['noise_ceiling_model']).name}, another seed of the target, "
+            f"agrees with it on {wikipedia['noise_ceiling']:.1%} of the Wikipedia test prefixes.",
+        ]
     (ROOT / "suite" / "targets.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:]))
     return 0

@@ -31,12 +31,11 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -65,6 +64,7 @@ DEFAULT_SIZES = "16x2x1,32x2x2,48x2x2,64x3x2,96x3x3,128x4x4,160x5x5"
 # --------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------
+
 
 def corpus_files(paths: Sequence[str]) -> list[Path]:
     """Expand directories into their text files; sorted by name so the corpus
@@ -115,8 +115,7 @@ def read_documents(path: Path, rte_prompts: bool = False) -> Iterator[str]:
         raise InputError(f"{path}: not a .jsonl, .txt or .tsv corpus file")
 
 
-def read_hub_documents(name: str, config: str | None, split: str, field: str,
-                       max_docs: int) -> list[str]:
+def read_hub_documents(name: str, config: str | None, split: str, field: str, max_docs: int) -> list[str]:
     """Stream documents from a Hugging Face dataset (needs network)."""
     import datasets  # lazy: heavy, and only needed for this path
 
@@ -147,14 +146,21 @@ def sha256_files(files: Sequence[Path]) -> tuple[str, dict[str, str]]:
 def read_corpus(args: argparse.Namespace) -> tuple[list[str], dict]:
     """All documents, in a fixed order, and a record of where they came from (with their hash)."""
     if args.hub_dataset:
-        docs = read_hub_documents(args.hub_dataset, args.hub_config, args.hub_split, args.hub_text_field,
-                                  args.hub_max_docs)
+        docs = read_hub_documents(
+            args.hub_dataset, args.hub_config, args.hub_split, args.hub_text_field, args.hub_max_docs
+        )
         h = hashlib.sha256()
         for d in docs:
             h.update(d.encode("utf-8") + b"\0")
-        meta = {"source": "hub", "dataset": args.hub_dataset, "config": args.hub_config,
-                "split": args.hub_split, "max_docs": args.hub_max_docs, "sha256": h.hexdigest(),
-                "sha256_rule": "sha256 over each document's utf-8 text followed by a NUL byte"}
+        meta = {
+            "source": "hub",
+            "dataset": args.hub_dataset,
+            "config": args.hub_config,
+            "split": args.hub_split,
+            "max_docs": args.hub_max_docs,
+            "sha256": h.hexdigest(),
+            "sha256_rule": "sha256 over each document's utf-8 text followed by a NUL byte",
+        }
     else:
         files = corpus_files(args.corpus)
         digest, per_file = sha256_files(files)
@@ -162,12 +168,17 @@ def read_corpus(args: argparse.Namespace) -> tuple[list[str], dict]:
         if not prompt_files <= {f.resolve() for f in files}:
             raise InputError(f"--rte-prompts must name files of --corpus: {' '.join(args.rte_prompts)}")
         docs = [d for f in files for d in read_documents(f, f.resolve() in prompt_files)]
-        meta = {"source": "files", "files": [f.name for f in files], "file_sha256": per_file,
-                "rte_prompt_files": sorted(Path(p).name for p in args.rte_prompts),
-                "sha256": digest,
-                "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name"}
-    meta["validation_rule"] = (f"document index i (over all documents, files sorted by name) is validation "
-                               f"iff i % {VAL_EVERY} == 0")
+        meta = {
+            "source": "files",
+            "files": [f.name for f in files],
+            "file_sha256": per_file,
+            "rte_prompt_files": sorted(Path(p).name for p in args.rte_prompts),
+            "sha256": digest,
+            "sha256_rule": "sha256 of the `sha256sum`-style lines '<hex>  <file name>\\n', files sorted by name",
+        }
+    meta["validation_rule"] = (
+        f"document index i (over all documents, files sorted by name) is validation iff i % {VAL_EVERY} == 0"
+    )
     meta["documents"] = len(docs)
     return docs, meta
 
@@ -182,6 +193,7 @@ def split_documents(docs: Sequence[str]) -> tuple[list[str], list[str]]:
 # Tokenizer and token arrays
 # --------------------------------------------------------------------------
 
+
 def train_tokenizer(train_docs: Sequence[str], vocab_size: int, split_digits: bool = False):
     """Byte-level BPE like Pythia's (NFC, GPT-2 regex, no prefix space)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -191,8 +203,9 @@ def train_tokenizer(train_docs: Sequence[str], vocab_size: int, split_digits: bo
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     if split_digits:  # one token per digit, as in LLaMA: sums can then be learned digit by digit
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                     pre_tokenizers.ByteLevel(add_prefix_space=False)])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
     tok.decoder = decoders.ByteLevel()
     # Same post-processor as Pythia: fixes offsets, adds no special tokens.
     tok.post_processor = processors.ByteLevel(trim_offsets=True)
@@ -205,12 +218,18 @@ def train_tokenizer(train_docs: Sequence[str], vocab_size: int, split_digits: bo
     )
     tok.train_from_iterator(train_docs, trainer=trainer, length=len(train_docs))
     if tok.get_vocab_size() != vocab_size:  # BPE stops early when no pair is frequent enough to merge
-        raise InputError(f"the corpus gives a tokenizer of only {tok.get_vocab_size()} ids, not --vocab-size "
-                         f"{vocab_size}: give more text or a smaller --vocab-size")
+        raise InputError(
+            f"the corpus gives a tokenizer of only {tok.get_vocab_size()} ids, not --vocab-size "
+            f"{vocab_size}: give more text or a smaller --vocab-size"
+        )
     if (tok.token_to_id(EOS), tok.token_to_id(PAD)) != (0, 1):  # the ids neox_config gives them
         raise RuntimeError(f"the tokenizer put {EOS} at {tok.token_to_id(EOS)} and {PAD} at {tok.token_to_id(PAD)}")
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD,
+        tokenizer_object=tok,
+        bos_token=EOS,
+        eos_token=EOS,
+        unk_token=EOS,
+        pad_token=PAD,
         model_max_length=512,
     )
 
@@ -221,13 +240,20 @@ def encode(tokenizer, docs: Sequence[str], eos_id: int) -> np.ndarray:
     out: list[np.ndarray] = []
     eos = np.array([eos_id], dtype=np.uint16)
     for start in range(0, len(docs), 256):
-        for enc in backend.encode_batch(list(docs[start:start + 256]), add_special_tokens=False):
+        for enc in backend.encode_batch(list(docs[start : start + 256]), add_special_tokens=False):
             out += [np.asarray(enc.ids, dtype=np.uint16), eos]
     return np.concatenate(out)
 
 
-def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: Path, split_digits: bool = False,
-                 arithmetic_docs: int = 0, arithmetic_seed: int = 0):
+def prepare_data(
+    docs: list[str],
+    corpus_meta: dict,
+    vocab_size: int,
+    data_dir: Path,
+    split_digits: bool = False,
+    arithmetic_docs: int = 0,
+    arithmetic_seed: int = 0,
+):
     """Train tokenizer + encode once; reuse the cache when the corpus matches.
 
     `arithmetic_docs` synthetic worksheets (suite.arithmetic) join the training documents only: the
@@ -235,20 +261,29 @@ def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: 
     from transformers import PreTrainedTokenizerFast
 
     meta_path = data_dir / "meta.json"
-    key = {"corpus_sha256": corpus_meta["sha256"], "vocab_size": vocab_size,
-           "rte_prompt_files": corpus_meta.get("rte_prompt_files", []),
-           "val_rule": corpus_meta["validation_rule"], "split_digits": split_digits,
-           "arithmetic_docs": arithmetic_docs, "arithmetic_seed": arithmetic_seed}
+    key = {
+        "corpus_sha256": corpus_meta["sha256"],
+        "vocab_size": vocab_size,
+        "rte_prompt_files": corpus_meta.get("rte_prompt_files", []),
+        "val_rule": corpus_meta["validation_rule"],
+        "split_digits": split_digits,
+        "arithmetic_docs": arithmetic_docs,
+        "arithmetic_seed": arithmetic_seed,
+    }
     if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
         print(f"[data] reusing cached tokenizer and tokens in {data_dir}")
         tokenizer = PreTrainedTokenizerFast.from_pretrained(data_dir / "tokenizer")
-        return (tokenizer, np.fromfile(data_dir / "train.bin", dtype=np.uint16),
-                np.fromfile(data_dir / "val.bin", dtype=np.uint16))
+        return (
+            tokenizer,
+            np.fromfile(data_dir / "train.bin", dtype=np.uint16),
+            np.fromfile(data_dir / "val.bin", dtype=np.uint16),
+        )
 
     train_docs, val_docs = split_documents(docs)
     natural_docs = len(train_docs)
     if arithmetic_docs:
         from suite.arithmetic import documents as arithmetic_documents
+
         train_docs += arithmetic_documents(arithmetic_docs, arithmetic_seed)
     t0 = time.time()
     tokenizer = train_tokenizer(train_docs, vocab_size, split_digits)
@@ -262,15 +297,24 @@ def prepare_data(docs: list[str], corpus_meta: dict, vocab_size: int, data_dir: 
     tokenizer.save_pretrained(data_dir / "tokenizer")
     train.tofile(data_dir / "train.bin")
     val.tofile(data_dir / "val.bin")
-    meta_path.write_text(json.dumps({"key": key, "train_docs": len(train_docs),
-                                     "val_docs": len(val_docs), "arithmetic_train_tokens": len(train) - natural_tokens},
-                                    indent=1))
+    meta_path.write_text(
+        json.dumps(
+            {
+                "key": key,
+                "train_docs": len(train_docs),
+                "val_docs": len(val_docs),
+                "arithmetic_train_tokens": len(train) - natural_tokens,
+            },
+            indent=1,
+        )
+    )
     return tokenizer, train, val
 
 
 # --------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Size:
@@ -319,7 +363,10 @@ def model_name(non_embedding: int) -> str:
 def check_distinct_names(sizes: list[Size], vocab_size: int, seq_len: int) -> None:
     """Two sizes whose names round alike would write one folder: refuse before training either."""
     with torch.device("meta"):  # parameter counts without allocating or initializing any weights
-        names = [model_name(param_counts(build_model(size, vocab_size, seq_len, 0))["non_embedding_params"]) for size in sizes]
+        names = [
+            model_name(param_counts(build_model(size, vocab_size, seq_len, 0))["non_embedding_params"])
+            for size in sizes
+        ]
     if len(set(names)) < len(names):
         raise InputError(f"--sizes gives models of the same name: {', '.join(names)}")
 
@@ -327,6 +374,7 @@ def check_distinct_names(sizes: list[Size], vocab_size: int, seq_len: int) -> No
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
+
 
 def batch_schedule(n_tokens: int, seq_len: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     """Start offsets [steps, batch_size] of non-overlapping windows, shuffled
@@ -354,7 +402,9 @@ def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimiz
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.95), eps=1e-8,
+        lr=lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
     )
 
 
@@ -398,7 +448,7 @@ def checkpoint_steps(steps: int) -> list[int]:
     steps / 16 (240 of 3,840), so the late part of training, where the suite's abilities appear,
     holds 16 evenly spaced points on the loss axis; the last step is always one."""
     every = max(1, steps // 16)
-    early = [0] + [2 ** k for k in range(int(math.log2(every)) + 1) if 2 ** k < every] if steps else [0]
+    early = [0] + [2**k for k in range(int(math.log2(every)) + 1) if 2**k < every] if steps else [0]
     return sorted(set(early) | set(range(every, steps + 1, every)) | {steps})
 
 
@@ -412,11 +462,21 @@ def save_atomic(obj, path: Path) -> None:
 
 def resume_key(name: str, size: Size, peak_lr: float, steps: int, args: argparse.Namespace) -> dict:
     """What a resumed run must share with the run that saved the state, or its weights would differ."""
-    return {"name": name, "size": [size.hidden, size.layers, size.heads], "peak_lr": peak_lr, "steps": steps,
-            "batch_size": args.batch_size, "seq_len": args.seq_len, "seed": args.seed,
-            "init_seed": args.seed if args.init_seed is None else args.init_seed, "model_vocab": args.model_vocab,
-            "warmup_frac": args.warmup_frac, "min_lr_ratio": args.min_lr_ratio,
-            "weight_decay": args.weight_decay, "grad_clip": args.grad_clip}
+    return {
+        "name": name,
+        "size": [size.hidden, size.layers, size.heads],
+        "peak_lr": peak_lr,
+        "steps": steps,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "seed": args.seed,
+        "init_seed": args.seed if args.init_seed is None else args.init_seed,
+        "model_vocab": args.model_vocab,
+        "warmup_frac": args.warmup_frac,
+        "min_lr_ratio": args.min_lr_ratio,
+        "weight_decay": args.weight_decay,
+        "grad_clip": args.grad_clip,
+    }
 
 
 def save_checkpoint(model, tokenizer, folder: Path, record: dict) -> None:
@@ -424,19 +484,29 @@ def save_checkpoint(model, tokenizer, folder: Path, record: dict) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         import shutil
+
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "record.json").write_text(json.dumps(record))
     if folder.exists():  # written by a run killed after the rename of its checkpoint but before its resume state
         import shutil
+
         shutil.rmtree(folder)
     tmp.replace(folder)
 
 
-def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: argparse.Namespace,
-              peak_lr: float, tokenizer=None, val_batches: list[torch.Tensor] | None = None,
-              key: dict | None = None) -> dict:
+def train_one(
+    model,
+    name: str,
+    train: np.ndarray,
+    schedule: np.ndarray,
+    args: argparse.Namespace,
+    peak_lr: float,
+    tokenizer=None,
+    val_batches: list[torch.Tensor] | None = None,
+    key: dict | None = None,
+) -> dict:
     """Train `model` on `schedule`; with `tokenizer`, save checkpoints (suite/checkpoints' rule) under
     --out/checkpoints/<name>/step<N>, each with its validation loss, and after each the whole training
     state (weights, optimizer, step, RNG, loss curve) to --out/resume/<name>.pt, from which a killed run
@@ -457,8 +527,10 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
     if saving and resume_path.exists():
         state = torch.load(resume_path, weights_only=True)
         if state["key"] != key:
-            raise InputError(f"{resume_path}: saved by a run with other settings ({state['key']}); "
-                             f"delete it to train {name} from the start")
+            raise InputError(
+                f"{resume_path}: saved by a run with other settings ({state['key']}); "
+                f"delete it to train {name} from the start"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -470,13 +542,29 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
 
     def checkpoint(done: int) -> None:
         wall = wall_before + time.perf_counter() - t0
-        record = {"name": name, "step": done, "tokens": done * tokens_per_step,
-                  "val_loss": evaluate(model, val_batches), "train_wall_s": wall}
+        record = {
+            "name": name,
+            "step": done,
+            "tokens": done * tokens_per_step,
+            "val_loss": evaluate(model, val_batches),
+            "train_wall_s": wall,
+        }
         save_checkpoint(model, tokenizer, Path(args.out) / "checkpoints" / name / f"step{done}", record)
         checkpoints.append(record)
-        save_atomic({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "step": done, "ema": ema, "wall_s": wall,
-                     "curve": curve, "checkpoints": checkpoints}, resume_path)
+        save_atomic(
+            {
+                "key": key,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "step": done,
+                "ema": ema,
+                "wall_s": wall,
+                "curve": curve,
+                "checkpoints": checkpoints,
+            },
+            resume_path,
+        )
 
     if saving and start == 0 and 0 in saves:
         checkpoint(0)
@@ -489,18 +577,32 @@ def train_one(model, name: str, train: np.ndarray, schedule: np.ndarray, args: a
         if step + 1 in saves:
             checkpoint(step + 1)
         elapsed = time.perf_counter() - t0
-        bar.set_postfix(loss=f"{ema:.3f}", tok_s=f"{(step + 1 - start) * tokens_per_step / elapsed:,.0f}",
-                        refresh=False)
+        bar.set_postfix(
+            loss=f"{ema:.3f}", tok_s=f"{(step + 1 - start) * tokens_per_step / elapsed:,.0f}", refresh=False
+        )
         bar.update(1)
     wall = wall_before + time.perf_counter() - t0
     bar.close()
-    return {"train_wall_s": wall, "tokens": steps * tokens_per_step, "tokens_per_s": steps * tokens_per_step / wall,
-            "final_train_loss_ema": ema, "steps": steps, "warmup_steps": warmup, "curve": curve,
-            "checkpoints": checkpoints}
+    return {
+        "train_wall_s": wall,
+        "tokens": steps * tokens_per_step,
+        "tokens_per_s": steps * tokens_per_step / wall,
+        "final_train_loss_ema": ema,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "curve": curve,
+        "checkpoints": checkpoints,
+    }
 
 
-def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, val_batches: list[torch.Tensor],
-               args: argparse.Namespace) -> None:
+def train_size(
+    size: Size,
+    tokenizer,
+    train: np.ndarray,
+    schedule: np.ndarray,
+    val_batches: list[torch.Tensor],
+    args: argparse.Namespace,
+) -> None:
     """Build, train and evaluate one size; save it with its tokenizer, loss curve and record.json."""
     init_seed = args.seed if args.init_seed is None else args.init_seed
     model = build_model(size, args.model_vocab, args.seq_len, init_seed)
@@ -510,26 +612,46 @@ def train_size(size: Size, tokenizer, train: np.ndarray, schedule: np.ndarray, v
     if init_seed != args.seed:  # another seed of a size: the noise ceiling, kept apart from the suite's inputs
         name = f"{name}-seed{init_seed}"
     peak_lr = lr_for(size, args)
-    print(f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
-          f"total {total:,}, peak lr {peak_lr:.2e}", flush=True)
+    print(
+        f"[train] {name}: {size.hidden}x{size.layers}x{size.heads}, non-emb {non_emb:,}, "
+        f"total {total:,}, peak lr {peak_lr:.2e}",
+        flush=True,
+    )
     key = resume_key(name, size, peak_lr, len(schedule), args)
     stats = train_one(model, name, train, schedule, args, peak_lr, tokenizer, val_batches, key)
     t0 = time.perf_counter()
     val_loss = evaluate(model, val_batches)
     eval_s = time.perf_counter() - t0
-    print(f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
-          f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)", flush=True)
+    print(
+        f"[train] {name}: val loss {val_loss:.4f} (train {stats['train_wall_s']:.0f}s, "
+        f"{stats['tokens_per_s']:,.0f} tok/s, eval {eval_s:.0f}s)",
+        flush=True,
+    )
     model_dir = Path(args.out) / ("models" if init_seed == args.seed else "seeds") / name
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     (model_dir / "train_curve.json").write_text(json.dumps(stats["curve"]))
-    record = {"name": name, "hidden": size.hidden, "layers": size.layers, "heads": size.heads,
-              "non_embedding_params": non_emb, "total_params": total, "tokens": stats["tokens"],
-              "train_wall_s": stats["train_wall_s"], "tokens_per_s": stats["tokens_per_s"], "val_loss": val_loss,
-              "dir": str(model_dir), "peak_lr": peak_lr, "steps": stats["steps"],
-              "warmup_steps": stats["warmup_steps"], "eval_wall_s": eval_s, "init_seed": init_seed,
-              "final_train_loss_ema": stats["final_train_loss_ema"], "config": model.config.to_dict(),
-              "checkpoints": stats["checkpoints"]}
+    record = {
+        "name": name,
+        "hidden": size.hidden,
+        "layers": size.layers,
+        "heads": size.heads,
+        "non_embedding_params": non_emb,
+        "total_params": total,
+        "tokens": stats["tokens"],
+        "train_wall_s": stats["train_wall_s"],
+        "tokens_per_s": stats["tokens_per_s"],
+        "val_loss": val_loss,
+        "dir": str(model_dir),
+        "peak_lr": peak_lr,
+        "steps": stats["steps"],
+        "warmup_steps": stats["warmup_steps"],
+        "eval_wall_s": eval_s,
+        "init_seed": init_seed,
+        "final_train_loss_ema": stats["final_train_loss_ema"],
+        "config": model.config.to_dict(),
+        "checkpoints": stats["checkpoints"],
+    }
     (model_dir / "record.json").write_text(json.dumps(record, default=str))
 
 
@@ -548,8 +670,11 @@ def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> Non
             train_step(model, opt, get_batch(train, schedule[step], args.seq_len), peak_lr, args.grad_clip)
         tps = args.bench_steps * args.batch_size * args.seq_len / (time.perf_counter() - t0)
         total_s += args.tokens / tps
-        print(f"{model_name(non_emb):>14} {size.hidden}x{size.layers}x{size.heads} non-emb {non_emb:>10,} "
-              f"{tps:>9,.0f} tok/s -> {args.tokens / tps / 60:6.1f} min for {args.tokens:,} tokens", flush=True)
+        print(
+            f"{model_name(non_emb):>14} {size.hidden}x{size.layers}x{size.heads} non-emb {non_emb:>10,} "
+            f"{tps:>9,.0f} tok/s -> {args.tokens / tps / 60:6.1f} min for {args.tokens:,} tokens",
+            flush=True,
+        )
     print(f"projected total: {total_s / 60:.1f} min")
 
 
@@ -557,8 +682,18 @@ def bench(sizes: list[Size], train: np.ndarray, args: argparse.Namespace) -> Non
 # Reports
 # --------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("name", "hidden", "layers", "heads", "non_embedding_params", "total_params", "tokens",
-                 "train_wall_s", "tokens_per_s", "val_loss")
+TABLE_COLUMNS = (
+    "name",
+    "hidden",
+    "layers",
+    "heads",
+    "non_embedding_params",
+    "total_params",
+    "tokens",
+    "train_wall_s",
+    "tokens_per_s",
+    "val_loss",
+)
 
 
 def read_records(models_dir: Path) -> list[dict]:
@@ -579,8 +714,16 @@ def read_records(models_dir: Path) -> list[dict]:
     return sorted(records, key=lambda r: r["non_embedding_params"])
 
 
-def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_tokens: int, val_tokens: int,
-                  steps: int, n_eval: int, wall_s: float) -> None:
+def write_reports(
+    args: argparse.Namespace,
+    corpus_meta: dict,
+    tokenizer,
+    train_tokens: int,
+    val_tokens: int,
+    steps: int,
+    n_eval: int,
+    wall_s: float,
+) -> None:
     """loss_vs_size.{md,png} and suite.json in --results-dir (suite.json also in --out), over every
     model in --out/models."""
     out = Path(args.out)
@@ -594,25 +737,32 @@ def write_reports(args: argparse.Namespace, corpus_meta: dict, tokenizer, train_
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
 
-    header = (f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `python3 -m suite.train` on CPU: "
-              f"{tokens:,} tokens per model (batch {args.batch_size} x seq "
-              f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
-              f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
-              f"Validation loss (nats/token) on {n_eval} fixed held-out sequences of {args.seq_len} tokens. "
-              f"Strictly decreasing with size: {'yes' if monotone else 'NO'}. "
-              f"Total training wall time {total_train / 60:.1f} min.")
+    header = (
+        f"# Validation loss vs size\n\nGPT-NeoX (Pythia-like) suite trained by `python3 -m suite.train` on CPU: "
+        f"{tokens:,} tokens per model (batch {args.batch_size} x seq "
+        f"{args.seq_len}, identical batches in identical order), seed {args.seed}, "
+        f"peak lr = {args.lr_ref:g} * ({args.lr_ref_width} / hidden)^{args.lr_exponent:g}. "
+        f"Validation loss (nats/token) on {n_eval} fixed held-out sequences of {args.seq_len} tokens. "
+        f"Strictly decreasing with size: {'yes' if monotone else 'NO'}. "
+        f"Total training wall time {total_train / 60:.1f} min."
+    )
     write_table(rows, results / "loss_vs_size.md", header)
-    write_plot(rows, results / "loss_vs_size.png",
-               f"Suite: validation loss vs size ({tokens / 1e6:.1f}M tokens each)")
+    write_plot(rows, results / "loss_vs_size.png", f"Suite: validation loss vs size ({tokens / 1e6:.1f}M tokens each)")
 
     suite = suite_record(args, corpus_meta, tokenizer, records, train_tokens, val_tokens, steps, n_eval)
-    suite.update(val_loss_strictly_decreasing=monotone, total_train_wall_s=total_train, total_wall_s=wall_s,
-                 date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    suite.update(
+        val_loss_strictly_decreasing=monotone,
+        total_train_wall_s=total_train,
+        total_wall_s=wall_s,
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     text = json.dumps(suite, indent=1, default=str)
     (results / "suite.json").write_text(text)
     (out / "suite.json").write_text(text)
-    print(f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
-          f"val loss strictly decreasing: {monotone}")
+    print(
+        f"[done] total train {total_train / 60:.1f} min, wall {wall_s / 60:.1f} min, "
+        f"val loss strictly decreasing: {monotone}"
+    )
     for r in records:
         print((out / "models" / r["name"]).resolve())
 
@@ -622,13 +772,23 @@ def check_budget(records: list[dict], steps: int, args: argparse.Namespace, mode
     tokens = steps * args.batch_size * args.seq_len
     trained = {(r["tokens"], r["steps"]) for r in records}
     if trained != {(tokens, steps)}:
-        raise InputError(f"{models_dir}: its models were trained on "
-                         f"{', '.join(f'{t:,} tokens ({s} steps)' for t, s in sorted(trained))}, but these arguments "
-                         f"give {tokens:,} ({steps} steps): pass the training run's --tokens, --batch-size and --seq-len")
+        raise InputError(
+            f"{models_dir}: its models were trained on "
+            f"{', '.join(f'{t:,} tokens ({s} steps)' for t, s in sorted(trained))}, but these arguments "
+            f"give {tokens:,} ({steps} steps): pass the training run's --tokens, --batch-size and --seq-len"
+        )
 
 
-def suite_record(args: argparse.Namespace, corpus_meta: dict, tokenizer, records: list[dict], train_tokens: int,
-                 val_tokens: int, steps: int, n_eval: int) -> dict:
+def suite_record(
+    args: argparse.Namespace,
+    corpus_meta: dict,
+    tokenizer,
+    records: list[dict],
+    train_tokens: int,
+    val_tokens: int,
+    steps: int,
+    n_eval: int,
+) -> dict:
     """suite.json: the recipe, the data, every model's record (with its checkpoints) and the other seeds'."""
     import transformers
 
@@ -639,41 +799,70 @@ def suite_record(args: argparse.Namespace, corpus_meta: dict, tokenizer, records
     arithmetic = None
     if args.arithmetic_docs:
         from suite.arithmetic import FORMATS, HELD_OUT_SEED, HELD_OUT_SHARE
-        arithmetic = {"generator": "suite.arithmetic.documents", "documents": args.arithmetic_docs,
-                      "seed": args.arithmetic_seed, "formats": [f for f, _ in FORMATS],
-                      "train_tokens": data_meta["arithmetic_train_tokens"],
-                      "share_of_train_tokens": data_meta["arithmetic_train_tokens"] / train_tokens,
-                      "held_out": f"2-digit addition pairs: {HELD_OUT_SHARE:g} of the pairs a <= b (0-99), both "
-                                  f"orders, drawn with seed {HELD_OUT_SEED}, never in the text",
-                      "validation": "training text only; validation loss is on the natural text"}
+
+        arithmetic = {
+            "generator": "suite.arithmetic.documents",
+            "documents": args.arithmetic_docs,
+            "seed": args.arithmetic_seed,
+            "formats": [f for f, _ in FORMATS],
+            "train_tokens": data_meta["arithmetic_train_tokens"],
+            "share_of_train_tokens": data_meta["arithmetic_train_tokens"] / train_tokens,
+            "held_out": f"2-digit addition pairs: {HELD_OUT_SHARE:g} of the pairs a <= b (0-99), both "
+            f"orders, drawn with seed {HELD_OUT_SEED}, never in the text",
+            "validation": "training text only; validation loss is on the natural text",
+        }
     return {
         "purpose": "small Pythia-style scaling suite for the top-1 prediction challenge",
         "corpus": corpus_meta,
-        "tokenizer": {"type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False"
-                              + (", one token per digit" if args.split_digits else ""),
-                      "vocab_size": len(tokenizer), "model_vocab_size": args.model_vocab,
-                      "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS),
-                                         PAD: tokenizer.convert_tokens_to_ids(PAD)},
-                      "bos_token": EOS, "eos_token": EOS, "unk_token": EOS, "pad_token": PAD,
-                      "document_separator": EOS + " appended after every document",
-                      "tokenizer_json_sha256": tok_sha},
-        "seed": args.seed, "seq_len": args.seq_len, "batch_size": args.batch_size,
-        "tokens_per_model": steps * args.batch_size * args.seq_len, "steps": steps,
-        "train_tokens_available": train_tokens, "val_tokens_available": val_tokens,
-        "eval": {"sequences": n_eval, "seq_len": args.seq_len,
-                 "rule": "first N non-overlapping windows of the validation token stream"},
+        "tokenizer": {
+            "type": "byte-level BPE (tokenizers), NFC, GPT-2 regex, add_prefix_space=False"
+            + (", one token per digit" if args.split_digits else ""),
+            "vocab_size": len(tokenizer),
+            "model_vocab_size": args.model_vocab,
+            "special_tokens": {EOS: tokenizer.convert_tokens_to_ids(EOS), PAD: tokenizer.convert_tokens_to_ids(PAD)},
+            "bos_token": EOS,
+            "eos_token": EOS,
+            "unk_token": EOS,
+            "pad_token": PAD,
+            "document_separator": EOS + " appended after every document",
+            "tokenizer_json_sha256": tok_sha,
+        },
+        "seed": args.seed,
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "tokens_per_model": steps * args.batch_size * args.seq_len,
+        "steps": steps,
+        "train_tokens_available": train_tokens,
+        "val_tokens_available": val_tokens,
+        "eval": {
+            "sequences": n_eval,
+            "seq_len": args.seq_len,
+            "rule": "first N non-overlapping windows of the validation token stream",
+        },
         "data_order": "non-overlapping seq_len windows of the train stream, shuffled once with numpy "
-                      "default_rng(seed); identical for every size",
-        "lr_rule": {"peak_lr": f"{args.lr_ref:g} * ({args.lr_ref_width} / hidden) ** {args.lr_exponent:g}",
-                    "schedule": f"linear warmup {args.warmup_frac:g} of steps, cosine decay to "
-                                f"{args.min_lr_ratio:g} x peak"},
-        "optimizer": {"name": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": args.weight_decay,
-                      "weight_decay_on": "matrices only (no biases / LayerNorm)", "grad_clip": args.grad_clip},
-        "checkpoints": {"rule": "steps 0 and the powers of two below steps / 16, then every steps / 16 "
-                                "(suite.train.checkpoint_steps: Pythia's rule scaled to the run)",
-                        "committed": "suite/checkpoints/<model>/step<N>: those on the ladder (docs/bundled-suite.md)"},
-        "dtype": "float32", "device": "cpu", "threads": args.threads,
-        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+        "default_rng(seed); identical for every size",
+        "lr_rule": {
+            "peak_lr": f"{args.lr_ref:g} * ({args.lr_ref_width} / hidden) ** {args.lr_exponent:g}",
+            "schedule": f"linear warmup {args.warmup_frac:g} of steps, cosine decay to {args.min_lr_ratio:g} x peak",
+        },
+        "optimizer": {
+            "name": "AdamW",
+            "betas": [0.9, 0.95],
+            "eps": 1e-8,
+            "weight_decay": args.weight_decay,
+            "weight_decay_on": "matrices only (no biases / LayerNorm)",
+            "grad_clip": args.grad_clip,
+        },
+        "checkpoints": {
+            "rule": "steps 0 and the powers of two below steps / 16, then every steps / 16 "
+            "(suite.train.checkpoint_steps: Pythia's rule scaled to the run)",
+            "committed": "suite/checkpoints/<model>/step<N>: those on the ladder (docs/bundled-suite.md)",
+        },
+        "dtype": "float32",
+        "device": "cpu",
+        "threads": args.threads,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
         "models": records,
         "synthetic_arithmetic": arithmetic,
         "seed_variants": seed_variants,
@@ -681,19 +870,25 @@ def suite_record(args: argparse.Namespace, corpus_meta: dict, tokenizer, records
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
-    lines = [header, "",
-             "| name | hidden | layers | heads | non-embedding params | total params | tokens trained "
-             "| train wall s | tokens/s | final val loss |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        header,
+        "",
+        "| name | hidden | layers | heads | non-embedding params | total params | tokens trained "
+        "| train wall s | tokens/s | final val loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['hidden']} | {r['layers']} | {r['heads']} | {r['non_embedding_params']:,} "
-                     f"| {r['total_params']:,} | {r['tokens']:,} | {r['train_wall_s']:.0f} "
-                     f"| {r['tokens_per_s']:,.0f} | {r['val_loss']:.4f} |")
+        lines.append(
+            f"| {r['name']} | {r['hidden']} | {r['layers']} | {r['heads']} | {r['non_embedding_params']:,} "
+            f"| {r['total_params']:,} | {r['tokens']:,} | {r['train_wall_s']:.0f} "
+            f"| {r['tokens_per_s']:,.0f} | {r['val_loss']:.4f} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
 def write_plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -702,8 +897,9 @@ def write_plot(rows: list[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.plot(x, y, "o-", color="tab:blue")
     for r in rows:
-        ax.annotate(r["name"], (r["non_embedding_params"], r["val_loss"]), textcoords="offset points",
-                    xytext=(5, 6), fontsize=8)
+        ax.annotate(
+            r["name"], (r["non_embedding_params"], r["val_loss"]), textcoords="offset points", xytext=(5, 6), fontsize=8
+        )
     ax.set_xscale("log")
     ax.set_xlim(min(x) / 1.6, max(x) * 2.5)  # room for the point labels
     ax.set_xlabel("non-embedding parameters (log scale)")
@@ -719,19 +915,27 @@ def write_plot(rows: list[dict], path: Path, title: str) -> None:
 # Main
 # --------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", nargs="*", default=[], help="directories and/or .jsonl/.txt/.tsv files")
-    p.add_argument("--rte-prompts", nargs="*", default=[],
-                   help="labelled GLUE RTE TSVs (among --corpus) trained as glue-rte prompts + ' True'/' False'")
+    p.add_argument(
+        "--rte-prompts",
+        nargs="*",
+        default=[],
+        help="labelled GLUE RTE TSVs (among --corpus) trained as glue-rte prompts + ' True'/' False'",
+    )
     p.add_argument("--hub-dataset", help="Hugging Face dataset name (streamed; needs network)")
     p.add_argument("--hub-config", default=None)
     p.add_argument("--hub-split", default="train")
     p.add_argument("--hub-text-field", default="text")
     p.add_argument("--hub-max-docs", type=positive_int, default=20_000)
     p.add_argument("--out", default="build/suite", help="weights, token cache and log (git-ignored)")
-    p.add_argument("--results-dir", help="where the table, plot and suite.json go (default: --out; "
-                   "suite/rebuild.sh passes suite/ to refresh the committed ones)")
+    p.add_argument(
+        "--results-dir",
+        help="where the table, plot and suite.json go (default: --out; "
+        "suite/rebuild.sh passes suite/ to refresh the committed ones)",
+    )
     p.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="comma-separated HIDDENxLAYERSxHEADS")
     p.add_argument("--vocab-size", type=positive_int, default=4000, help="tokenizer ids incl. special tokens")
     p.add_argument("--model-vocab", type=positive_int, default=4096, help="embedding rows (tokenizer vocab padded)")
@@ -747,11 +951,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eval-seqs", type=positive_int, default=128, help="held-out sequences for the final loss")
     add_seed(p, "seeds the batches' order and the weights (the committed suite's: 1234)", default=1234)
-    p.add_argument("--init-seed", type=non_negative_int, default=None,
-                   help="another weight-init seed (same data, same order): the model goes to --out/seeds/")
+    p.add_argument(
+        "--init-seed",
+        type=non_negative_int,
+        default=None,
+        help="another weight-init seed (same data, same order): the model goes to --out/seeds/",
+    )
     p.add_argument("--split-digits", action="store_true", help="one token per digit")
-    p.add_argument("--arithmetic-docs", type=non_negative_int, default=0,
-                   help="synthetic arithmetic worksheets (suite.arithmetic) added to the training text only")
+    p.add_argument(
+        "--arithmetic-docs",
+        type=non_negative_int,
+        default=0,
+        help="synthetic arithmetic worksheets (suite.arithmetic) added to the training text only",
+    )
     add_seed(p, "seeds the arithmetic worksheets", option="--arithmetic-seed")
     p.add_argument("--threads", type=positive_int, default=2, help="torch threads (default: 2)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report the models already in --out")
@@ -776,8 +988,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # ---- corpus -> tokenizer -> token streams (cached in --out/data)
     docs, corpus_meta = read_corpus(args)
     print(f"[data] {len(docs):,} documents, corpus sha256 {corpus_meta['sha256'][:16]}...")
-    tokenizer, train, val = prepare_data(docs, corpus_meta, args.vocab_size, out / "data", args.split_digits,
-                                         args.arithmetic_docs, args.arithmetic_seed)
+    tokenizer, train, val = prepare_data(
+        docs, corpus_meta, args.vocab_size, out / "data", args.split_digits, args.arithmetic_docs, args.arithmetic_seed
+    )
     del docs
     if args.bench_steps:
         bench(args.sizes, train, args)
@@ -789,8 +1002,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.report_only:
         schedule = batch_schedule(len(train), args.seq_len, args.batch_size, steps, args.seed)
         val_batches = list(get_batch(val, np.arange(n_eval) * args.seq_len, args.seq_len).split(args.batch_size))
-        print(f"[train] {len(args.sizes)} sizes, {steps} steps x {args.batch_size} x {args.seq_len} = "
-              f"{steps * args.batch_size * args.seq_len:,} tokens each ({len(train):,} train tokens available)")
+        print(
+            f"[train] {len(args.sizes)} sizes, {steps} steps x {args.batch_size} x {args.seq_len} = "
+            f"{steps * args.batch_size * args.seq_len:,} tokens each ({len(train):,} train tokens available)"
+        )
         for size in args.sizes:
             train_size(size, tokenizer, train, schedule, val_batches, args)
 

@@ -36,16 +36,20 @@ def make_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    special = dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>",
-                   pad_token="<|padding|>")
+    special = dict(
+        bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<|padding|>"
+    )
     if PYTHIA_TOKENIZER.exists():
         return PreTrainedTokenizerFast(tokenizer_file=str(PYTHIA_TOKENIZER), **special)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     text = (ROOT / "README.md").read_text() + (ROOT / "challenge.py").read_text()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>", "<|padding|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|padding|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(text.splitlines(), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **special)
 
@@ -82,19 +86,24 @@ def suite(tmp_path_factory, tokenizer) -> list[Path]:
 @pytest.fixture(scope="session")
 def prefix_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("prefixes") / "prefixes.txt"
-    path.write_text("\n".join([
-        "The capital of France is",
-        "Water boils at a temperature of",
-        "In 1969, the first humans landed on",
-        "A",
-        "The quick brown fox jumps over the lazy dog, and then the dog",
-        "Photosynthesis converts light energy into chemical energy stored in glucose, a sugar that plants use to",
-        "She opened the door and saw",
-        "Prime numbers are integers greater than one whose only divisors are",
-        "The river flows north through the valley before it reaches the sea near the old harbour town of",
-        "Question: Is the sky blue? True or False?\nAnswer:".replace("\n", " "),
-        "1, 2, 3, 4,",
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                "The capital of France is",
+                "Water boils at a temperature of",
+                "In 1969, the first humans landed on",
+                "A",
+                "The quick brown fox jumps over the lazy dog, and then the dog",
+                "Photosynthesis converts light energy into chemical energy stored in glucose, a sugar that plants use to",
+                "She opened the door and saw",
+                "Prime numbers are integers greater than one whose only divisors are",
+                "The river flows north through the valley before it reaches the sea near the old harbour town of",
+                "Question: Is the sky blue? True or False?\nAnswer:".replace("\n", " "),
+                "1, 2, 3, 4,",
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
@@ -113,8 +122,14 @@ def script_command(script: str) -> list[str]:
 def run_script(script: str, *args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of the project's scripts through its CLI, as a user would (`script_command`), from the
     repository root."""
-    result = subprocess.run([*script_command(script), *map(str, args)], cwd=ROOT, text=True,
-                            capture_output=True, env={**os.environ, **(env or {})}, timeout=600)
+    result = subprocess.run(
+        [*script_command(script), *map(str, args)],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{script} {args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -124,6 +139,18 @@ def run_script(script: str, *args, check: bool = True, env: dict | None = None) 
 def built_dataset(tmp_path_factory, suite, prefix_file) -> Path:
     """A dataset made by preprocess_train.py from the tiny suite, on CPU, through its CLI."""
     out = tmp_path_factory.mktemp("data") / "tiny.pkl"
-    run_script("preprocess_train.py", "--models", *suite, "--dataset", prefix_file, "--out", out,
-               "--device", "cpu", "--dtype", "float32", "--no-progress")
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite,
+        "--dataset",
+        prefix_file,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--no-progress",
+    )
     return out

@@ -11,8 +11,21 @@ pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 @pytest.mark.skipif(not (SHARED / "pythia-tokenizer").exists(), reason="needs ../shared/data")
 def test_benchmark_cpu_mode_smoke(tmp_path):
     out = tmp_path / "bench.md"
-    run_script("benchmarks.bench", "--mode", "cpu", "--sizes", "70m", "--num-prefixes", 4,
-               "--challenge-prefixes", 8, "--load-sizes", "70m", "--out", out)
+    run_script(
+        "benchmarks.bench",
+        "--mode",
+        "cpu",
+        "--sizes",
+        "70m",
+        "--num-prefixes",
+        4,
+        "--challenge-prefixes",
+        8,
+        "--load-sizes",
+        "70m",
+        "--out",
+        out,
+    )
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 70m | ")]
     assert len(rows) == 3  # short set, long set, loading

@@ -27,10 +27,22 @@ def synthetic_dataset(path, seed: int = 0):
     probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
     names = INPUTS + [TARGET]
     sentences = [f"prefix number {i}, with a comma" for i in range(N)]
-    metadata = {"models": [{"name": name, "path": f"/models/{TARGET}/{name}", "non_embedding_params": 1000 * (i + 1),
-                            "total_params": 98765 + i} for i, name in enumerate(names)],
-                "target_model": TARGET, "command": ["preprocess_train.py", "--models", *names],
-                "extra": {"note": f"trained for {TARGET}"}, "num_prefixes": N, "vocab_size": V}
+    metadata = {
+        "models": [
+            {
+                "name": name,
+                "path": f"/models/{TARGET}/{name}",
+                "non_embedding_params": 1000 * (i + 1),
+                "total_params": 98765 + i,
+            }
+            for i, name in enumerate(names)
+        ],
+        "target_model": TARGET,
+        "command": ["preprocess_train.py", "--models", *names],
+        "extra": {"note": f"trained for {TARGET}"},
+        "num_prefixes": N,
+        "vocab_size": V,
+    }
     save_dataset(path, names, sentences, probs.astype(np.float16), metadata)
     return load_dataset(path)
 
@@ -44,7 +56,9 @@ def blind(tmp_path):
     return dataset, public, answers
 
 
-def write_predictions(path, rows: list[dict], columns=("dataset", "strategy", "index", "sentence", "guess", "guess_token")):
+def write_predictions(
+    path, rows: list[dict], columns=("dataset", "strategy", "index", "sentence", "guess", "guess_token")
+):
     """A participant's file in the format of `challenge.py --predict-only --predictions`."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
@@ -54,8 +68,10 @@ def write_predictions(path, rows: list[dict], columns=("dataset", "strategy", "i
 
 
 def rows_for(sentences, guesses, strategy: str = "mine") -> list[dict]:
-    return [{"dataset": "public.pkl", "strategy": strategy, "index": i, "sentence": s, "guess": int(g), "guess_token": ""}
-            for i, (s, g) in enumerate(zip(sentences, guesses))]
+    return [
+        {"dataset": "public.pkl", "strategy": strategy, "index": i, "sentence": s, "guess": int(g), "guess_token": ""}
+        for i, (s, g) in enumerate(zip(sentences, guesses))
+    ]
 
 
 def test_public_file_holds_the_inputs_exactly_and_no_trace_of_the_target(tmp_path):
@@ -72,7 +88,9 @@ def test_public_file_holds_the_inputs_exactly_and_no_trace_of_the_target(tmp_pat
     assert set(sidecar) == {"format", "public", "target_model", "models", "num_prefixes", "vocab_size", "pickle"}
     assert sidecar["public"] is True and sidecar["target_model"] == "hidden"
     assert [m["name"] for m in sidecar["models"]] == loaded.model_names
-    assert model_sizes(loaded.model_names, read_sidecar(loaded.path))["suite-0.79m"]["non_embedding_params"] == 793344  # sizes still reach strategies
+    assert (
+        model_sizes(loaded.model_names, read_sidecar(loaded.path))["suite-0.79m"]["non_embedding_params"] == 793344
+    )  # sizes still reach strategies
 
     target = dataset.model_names[-1]
     everything = public.read_bytes() + public.with_suffix(".json").read_bytes()
@@ -81,8 +99,8 @@ def test_public_file_holds_the_inputs_exactly_and_no_trace_of_the_target(tmp_pat
     for i in (0, 7, 50, 109):
         # 32 bytes of the target's row around its top-1, where it differs from every input model's row.
         start = max(0, int(top1(target_probs[i])) - 8)
-        window = target_probs[i, start:start + 16]
-        assert not any(np.array_equal(window, dataset.probs[i, j, start:start + 16]) for j in range(6))
+        window = target_probs[i, start : start + 16]
+        assert not any(np.array_equal(window, dataset.probs[i, j, start : start + 16]) for j in range(6))
         assert window.tobytes() not in everything
         assert target_probs[i].tobytes() not in everything
 
@@ -104,21 +122,38 @@ def test_sidecar_drops_everything_that_names_the_target(blind):
 def test_target_in_the_middle(tmp_path):
     dataset = synthetic_dataset(tmp_path / "full.pkl")
     public, answers = tmp_path / "public.pkl", tmp_path / "answers.json"
-    run_script("blind_test.py", "split", dataset.path, "--public", public, "--answers", answers, "--target", "tiny-in-2")
+    run_script(
+        "blind_test.py", "split", dataset.path, "--public", public, "--answers", answers, "--target", "tiny-in-2"
+    )
     loaded = load_dataset(public)
     assert loaded.model_names == ["tiny-in-1", TARGET]
     assert np.array_equal(loaded.probs, dataset.probs[:, [0, 2]])
     assert json.loads(answers.read_text())["target_top1"] == top1(dataset.probs[:, 1]).tolist()
 
 
-@pytest.mark.parametrize("public, answers", [("full.pkl", "answers.json"), ("public.pkl", "public.pkl"),
-                                             ("public.pkl", "public.json"), ("public.pkl", "full.json"),
-                                             ("full.json", "answers.json")])
+@pytest.mark.parametrize(
+    "public, answers",
+    [
+        ("full.pkl", "answers.json"),
+        ("public.pkl", "public.pkl"),
+        ("public.pkl", "public.json"),
+        ("public.pkl", "full.json"),
+        ("full.json", "answers.json"),
+    ],
+)
 def test_split_refuses_to_overwrite_the_dataset_or_itself(tmp_path, public, answers):
     dataset = synthetic_dataset(tmp_path / "full.pkl")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    result = run_script("blind_test.py", "split", dataset.path, "--public", tmp_path / public,
-                        "--answers", tmp_path / answers, check=False)
+    result = run_script(
+        "blind_test.py",
+        "split",
+        dataset.path,
+        "--public",
+        tmp_path / public,
+        "--answers",
+        tmp_path / answers,
+        check=False,
+    )
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
@@ -127,18 +162,28 @@ def test_accuracy_and_p_value_equal_hand_computed_ones(blind, tmp_path):
     dataset, public, answers = blind
     target = top1(dataset.probs[:, -1])
     wrong = (target + 1) % V
-    right_a = np.arange(N) < 15                                 # A: 15 of 20
-    right_b = (np.arange(N) < 8) | (np.arange(N) >= 17)         # B: 11 of 20; A only 7, B only 3
+    right_a = np.arange(N) < 15  # A: 15 of 20
+    right_b = (np.arange(N) < 8) | (np.arange(N) >= 17)  # B: 11 of 20; A only 7, B only 3
     write_predictions(tmp_path / "alice.csv", rows_for(dataset.sentences, np.where(right_a, target, wrong)))
     write_predictions(tmp_path / "bob.csv", rows_for(dataset.sentences, np.where(right_b, target, wrong)))
-    result = run_script("blind_test.py", "score", "--answers", answers, tmp_path / "alice.csv", tmp_path / "bob.csv",
-                        "--json", tmp_path / "out.json", "--seed", 3)
+    result = run_script(
+        "blind_test.py",
+        "score",
+        "--answers",
+        answers,
+        tmp_path / "alice.csv",
+        tmp_path / "bob.csv",
+        "--json",
+        tmp_path / "out.json",
+        "--seed",
+        3,
+    )
 
     out = json.loads((tmp_path / "out.json").read_text())
     alice, bob = out["submissions"]
     assert (alice["name"], bob["name"]) == ("alice", "bob")
     assert alice["accuracy"] == 15 / 20 and bob["accuracy"] == 11 / 20 and alice["n"] == N
-    expected_p = min(1.0, 2 * sum(math.comb(10, j) for j in range(3 + 1)) / 2 ** 10)  # 2 P(X <= 3), X ~ B(10, 1/2)
+    expected_p = min(1.0, 2 * sum(math.comb(10, j) for j in range(3 + 1)) / 2**10)  # 2 P(X <= 3), X ~ B(10, 1/2)
     assert bob["vs_best"]["a_only"] == 3 and bob["vs_best"]["b_only"] == 7
     assert bob["vs_best"]["p_value"] == pytest.approx(expected_p, rel=1e-9)
     assert out["pairs"] == [{"a": "alice", "b": "bob", "a_only": 7, "b_only": 3, "p_value": bob["vs_best"]["p_value"]}]
@@ -176,23 +221,27 @@ def _guess(value):
     return lambda rows: [{**row, "guess": value} if row["index"] == 4 else row for row in rows]
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (_drop, "1 of 20 prefixes missing (index 3)"),
-    (_repeat, "1 prefix given more than once (index 5)"),
-    (_foreign, "not the answers' prefix at that index"),
-    (_unknown_index, "no prefix of the answers"),
-    (_guess(V), f"not a token id in [0, {V})"),
-    (_guess(-1), f"not a token id in [0, {V})"),
-    (_guess("3.5"), "'3.5'"),
-    (_guess(""), f"not a token id in [0, {V})"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (_drop, "1 of 20 prefixes missing (index 3)"),
+        (_repeat, "1 prefix given more than once (index 5)"),
+        (_foreign, "not the answers' prefix at that index"),
+        (_unknown_index, "no prefix of the answers"),
+        (_guess(V), f"not a token id in [0, {V})"),
+        (_guess(-1), f"not a token id in [0, {V})"),
+        (_guess("3.5"), "'3.5'"),
+        (_guess(""), f"not a token id in [0, {V})"),
+    ],
+)
 def test_bad_predictions_are_refused_in_one_line_and_the_others_still_scored(blind, tmp_path, mutate, expected):
     dataset, public, answers = blind
     guesses = top1(dataset.probs[:, 1])
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, guesses))
     bad = write_predictions(tmp_path / "bad.csv", mutate(rows_for(dataset.sentences, guesses)))
-    result = run_script("blind_test.py", "score", "--answers", answers, bad, good, "--json", tmp_path / "out.json",
-                        check=False)
+    result = run_script(
+        "blind_test.py", "score", "--answers", answers, bad, good, "--json", tmp_path / "out.json", check=False
+    )
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and str(bad) in errors[0] and expected in errors[0], result.stderr
@@ -202,14 +251,17 @@ def test_bad_predictions_are_refused_in_one_line_and_the_others_still_scored(bli
     assert "good" in result.stdout and "1 refused" in result.stdout
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"\xff\xfe\x00strategy,index", "not UTF-8"),
-    (b"", "no header"),
-    (b"strategy,index,sentence\nmine,0,prefix number 0\n", "no column guess"),
-    (b"strategy,index,sentence,guess\nmine,0\n", "line 2 has 2 fields"),
-    (b"strategy,index,sentence,guess\n", "no predictions"),
-    (b"dataset,strategy,index,sentence,guess\na.pkl,m,0,x,1\nb.pkl,m,0,x,1\n", "2 datasets"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"\xff\xfe\x00strategy,index", "not UTF-8"),
+        (b"", "no header"),
+        (b"strategy,index,sentence\nmine,0,prefix number 0\n", "no column guess"),
+        (b"strategy,index,sentence,guess\nmine,0\n", "line 2 has 2 fields"),
+        (b"strategy,index,sentence,guess\n", "no predictions"),
+        (b"dataset,strategy,index,sentence,guess\na.pkl,m,0,x,1\nb.pkl,m,0,x,1\n", "2 datasets"),
+    ],
+)
 def test_malformed_csv_is_refused_in_one_line(blind, tmp_path, content, expected):
     dataset, public, answers = blind
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
@@ -217,22 +269,29 @@ def test_malformed_csv_is_refused_in_one_line(blind, tmp_path, content, expected
     bad.write_bytes(content)
     result = run_script("blind_test.py", "score", "--answers", answers, good, bad, check=False)
     errors = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(errors) == 1 and str(bad) in errors[0] and expected in errors[0], result.stderr
+    assert result.returncode == 1 and len(errors) == 1 and str(bad) in errors[0] and expected in errors[0], (
+        result.stderr
+    )
     assert "good" in result.stdout
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda text: text[: len(text) // 2], "malformed JSON"),
-    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "target_top1"}), "no target_top1"),
-    (lambda text: json.dumps({**json.loads(text), "target_top1": [V] * N}), "outside [0, 50)"),
-    (lambda text: json.dumps({**json.loads(text), "tied_tokens": [[]]}), "one list per sentence"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda text: text[: len(text) // 2], "malformed JSON"),
+        (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "target_top1"}), "no target_top1"),
+        (lambda text: json.dumps({**json.loads(text), "target_top1": [V] * N}), "outside [0, 50)"),
+        (lambda text: json.dumps({**json.loads(text), "tied_tokens": [[]]}), "one list per sentence"),
+    ],
+)
 def test_malformed_answers_are_one_line(blind, tmp_path, edit, expected):
     dataset, public, answers = blind
     answers.write_text(edit(answers.read_text()))
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
     result = run_script("blind_test.py", "score", "--answers", answers, good, check=False)
-    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0 and expected in result.stderr, result.stderr
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0 and expected in result.stderr, (
+        result.stderr
+    )
     assert str(answers) in result.stderr
 
 
@@ -246,8 +305,16 @@ def test_json_may_not_overwrite_the_answers(blind, tmp_path):
 
 def test_split_needs_two_input_models(tmp_path):
     save_dataset(tmp_path / "two.pkl", ["a", "b"], ["x"], np.full((1, 2, 4), 0.25, np.float16))
-    result = run_script("blind_test.py", "split", tmp_path / "two.pkl", "--public", tmp_path / "p.pkl",
-                        "--answers", tmp_path / "a.json", check=False)
+    result = run_script(
+        "blind_test.py",
+        "split",
+        tmp_path / "two.pkl",
+        "--public",
+        tmp_path / "p.pkl",
+        "--answers",
+        tmp_path / "a.json",
+        check=False,
+    )
     assert result.returncode == 1 and "at least 3 models" in result.stderr and not (tmp_path / "p.pkl").exists()
 
 
@@ -258,16 +325,27 @@ def test_the_whole_blind_test_from_split_to_leaderboard(tmp_path):
     full = ROOT / "data" / "wikipedia.pkl"
     public, answers, mine = tmp_path / "public.pkl", tmp_path / "answers.json", tmp_path / "mine.csv"
     run_script("blind_test.py", "split", full, "--public", public, "--answers", answers)
-    run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", mine,
-               "--strategy", "largest", "--strategy", "top2-average")
+    run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        mine,
+        "--strategy",
+        "largest",
+        "--strategy",
+        "top2-average",
+    )
     with open(mine, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert "target_top1" not in rows[0] and len(rows) == 2 * 110
     scored = run_script("blind_test.py", "score", "--answers", answers, mine, "--json", tmp_path / "scores.json")
     assert "2 submissions scored" in scored.stdout
     direct = tmp_path / "direct.json"
-    run_script("challenge.py", "--dataset", full, "--strategy", "largest", "--strategy", "top2-average",
-               "--json", direct)
+    run_script(
+        "challenge.py", "--dataset", full, "--strategy", "largest", "--strategy", "top2-average", "--json", direct
+    )
     expected = {row["name"]: row for row in json.loads(direct.read_text())["datasets"][0]["strategies"]}
     blind_rows = {row["name"]: row for row in json.loads((tmp_path / "scores.json").read_text())["submissions"]}
     for strategy in ("largest", "top2-average"):
@@ -282,7 +360,7 @@ def test_ties_and_emergent_prefixes_by_hand(tmp_path):
     inputs = np.full((4, 2, V), 0.05)
     inputs[:, 0, 0] = inputs[:, 1, 1] = 0.65
     target = np.full((4, V), 0.05)
-    for row, peaks in enumerate([{2: .35, 4: .35}, {0: .65}, {5: .25, 1: .25, 3: .25}, {1: .65}]):
+    for row, peaks in enumerate([{2: 0.35, 4: 0.35}, {0: 0.65}, {5: 0.25, 1: 0.25, 3: 0.25}, {1: 0.65}]):
         for token, p in peaks.items():
             target[row, token] = p
     probs = np.concatenate([inputs, target[:, None]], axis=1)
@@ -308,7 +386,16 @@ def test_a_predictions_file_given_twice_is_refused_even_through_a_link(blind, tm
     dataset, public, answers = blind
     good = write_predictions(tmp_path / "good.csv", rows_for(dataset.sentences, np.zeros(N)))
     (tmp_path / "again.csv").symlink_to(good)
-    result = run_script("blind_test.py", "score", "--answers", answers, good, tmp_path / "again.csv",
-                        "--json", tmp_path / "out" / "s.json", check=False)
+    result = run_script(
+        "blind_test.py",
+        "score",
+        "--answers",
+        answers,
+        good,
+        tmp_path / "again.csv",
+        "--json",
+        tmp_path / "out" / "s.json",
+        check=False,
+    )
     assert result.returncode == 2 and "a predictions file is given twice" in result.stderr
     assert not (tmp_path / "out").exists()  # refused before any output folder is made

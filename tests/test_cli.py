@@ -29,10 +29,11 @@ def challenge_main():
     """challenge.py's `main`, run from the script as a user's `python challenge.py` would (nothing imports it)."""
     return runpy.run_path(str(ROOT / "challenge.py"), run_name="challenge_cli_test")["main"]
 
+
 PYTHIA = [f"EleutherAI/pythia-{s}" for s in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "12b")]
 V = 50277
 
-ORIGINAL_STRATEGIES = '''
+ORIGINAL_STRATEGIES = """
 import random
 import numpy as np
 
@@ -56,7 +57,7 @@ def average_strategy(sentences, model_names, target_model_name, probs_per_senten
         average_probs = np.mean(probs_per_sentences[sentence_num], axis=0)
         guesses_per_sentence.append(np.argmax(average_probs))
     return guesses_per_sentence
-'''
+"""
 
 
 def synthetic_probs(num_sentences: int = 40, num_models: int = 7, vocab: int = V, seed: int = 0) -> np.ndarray:
@@ -88,17 +89,33 @@ def expected_accuracies(path):
     names, sentences, probs = read_pickle(path)
     target = probs[:, -1].astype(np.float32).argmax(1)
     inputs = probs[:, :-1].astype(np.float32)
-    return {"dummy": np.mean(target == 0), "average": np.mean(inputs.mean(1).argmax(1) == target),
-            "largest": np.mean(inputs[:, -1].argmax(1) == target)}
+    return {
+        "dummy": np.mean(target == 0),
+        "average": np.mean(inputs.mean(1).argmax(1) == target),
+        "largest": np.mean(inputs[:, -1].argmax(1) == target),
+    }
 
 
 def test_original_pickle_and_strategies_score_unchanged(tmp_path, original_pickle):
     strategy_file = tmp_path / "original_strategies.py"
     strategy_file.write_text(ORIGINAL_STRATEGIES)
     out = tmp_path / "results.json"
-    run_script("challenge.py", "--dataset", original_pickle, "--json", out,
-               *[arg for f in ("dummy_strategy", "random_strategy", "average_strategy")
-                 for arg in ("--strategy", f"{strategy_file}:{f}")], "--strategy", "average", "--strategy", "largest")
+    run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--json",
+        out,
+        *[
+            arg
+            for f in ("dummy_strategy", "random_strategy", "average_strategy")
+            for arg in ("--strategy", f"{strategy_file}:{f}")
+        ],
+        "--strategy",
+        "average",
+        "--strategy",
+        "largest",
+    )
     result = json.loads(out.read_text())["datasets"][0]
     scores = {row["name"].split(":")[-1]: row for row in result["strategies"]}
     expected = expected_accuracies(original_pickle)
@@ -148,8 +165,17 @@ def test_reach_statistics(tmp_path):
             probs[i, j, token] = 1
     path = tmp_path / "reach.pkl"
     save_dataset(path, ["a", "b", "t"], ["w", "x", "y", "z"], probs)
-    run_script("challenge.py", "--dataset", path, "--json", tmp_path / "r.json", "--strategy", "largest",
-               "--predictions", tmp_path / "p.csv")
+    run_script(
+        "challenge.py",
+        "--dataset",
+        path,
+        "--json",
+        tmp_path / "r.json",
+        "--strategy",
+        "largest",
+        "--predictions",
+        tmp_path / "p.csv",
+    )
     result = json.loads((tmp_path / "r.json").read_text())["datasets"][0]
     assert result["input_model_reach"]["some_input_model"] == 0.75
     assert result["input_model_reach"]["no_input_model"] == 0.25
@@ -157,14 +183,31 @@ def test_reach_statistics(tmp_path):
     with (tmp_path / "p.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     # no tokenizer for "t": no token text
-    assert [(row["sentence"], row["guess"], row["guess_token"], row["target_top1"], row["correct"]) for row in rows] == [
-        ("w", "2", "", "1", "False"), ("x", "3", "", "4", "False"), ("y", "6", "", "6", "True"), ("z", "7", "", "7", "True")]
+    assert [
+        (row["sentence"], row["guess"], row["guess_token"], row["target_top1"], row["correct"]) for row in rows
+    ] == [
+        ("w", "2", "", "1", "False"),
+        ("x", "3", "", "4", "False"),
+        ("y", "6", "", "6", "True"),
+        ("z", "7", "", "7", "True"),
+    ]
 
 
 def test_target_and_num_samples(tmp_path, original_pickle):
     out = tmp_path / "r.json"
-    run_script("challenge.py", "--dataset", original_pickle, "--target", "EleutherAI/pythia-1b",
-               "--num-samples", 10, "--strategy", "largest", "--json", out)
+    run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--target",
+        "EleutherAI/pythia-1b",
+        "--num-samples",
+        10,
+        "--strategy",
+        "largest",
+        "--json",
+        out,
+    )
     result = json.loads(out.read_text())["datasets"][0]
     assert result["n"] == 10 and "EleutherAI/pythia-1b" not in result["inputs"] and len(result["inputs"]) == 6
     _, _, probs = read_pickle(original_pickle)
@@ -175,9 +218,11 @@ def test_target_and_num_samples(tmp_path, original_pickle):
 def test_seed_makes_random_reproducible(tmp_path, original_pickle):
     def random_guesses(seed):
         out = tmp_path / f"p{seed}.csv"
-        run_script("challenge.py", "--dataset", original_pickle, "--strategy", "random", "--seed", seed,
-                   "--predictions", out)
+        run_script(
+            "challenge.py", "--dataset", original_pickle, "--strategy", "random", "--seed", seed, "--predictions", out
+        )
         return [row["guess"] for row in csv.DictReader(out.open())]
+
     assert random_guesses(1) == random_guesses(1) != random_guesses(2)
 
 
@@ -193,12 +238,16 @@ IN_PROCESS = "import runpy, sys; main = runpy.run_path('challenge.py', run_name=
 def test_scoring_needs_neither_torch_nor_transformers(original_pickle):
     # Every built-in strategy but those that declare `requires=("torch",)` (lowrank's fit), which the
     # default run skips with a note where torch is missing.
-    code = (IN_PROCESS + "from strategies import load_builtin; "
-            "names = [s.name for s in load_builtin().values() if 'torch' not in getattr(s.fn, 'requires', ())]; "
-            "assert 'loglinear-ce' in names and 'lowrank' not in names; "
-            "rc = main(['--dataset', sys.argv[1], *[a for n in names for a in ('--strategy', n)]]); "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code, str(original_pickle)], cwd=ROOT, capture_output=True, text=True)
+    code = (
+        IN_PROCESS + "from strategies import load_builtin; "
+        "names = [s.name for s in load_builtin().values() if 'torch' not in getattr(s.fn, 'requires', ())]; "
+        "assert 'loglinear-ce' in names and 'lowrank' not in names; "
+        "rc = main(['--dataset', sys.argv[1], *[a for n in names for a in ('--strategy', n)]]); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(original_pickle)], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -206,23 +255,33 @@ def test_strategy_defined_in_the_marked_spot_is_scored(tmp_path, original_pickle
     source = (ROOT / "challenge.py").read_text()
     marker = "##############################################\n\n\ndef parse_args"
     assert marker in source
-    edited = source.replace(marker, marker.replace("\n\n\ndef parse_args", '''
+    edited = source.replace(
+        marker,
+        marker.replace(
+            "\n\n\ndef parse_args",
+            """
 @register("mine", "token 1 every time")
 def mine(sentences, model_names, target_model_name, probs_per_sentences):
     return [1] * len(sentences)
 
 
-def parse_args'''))
+def parse_args""",
+        ),
+    )
     script = tmp_path / "challenge.py"
     script.write_text(edited)
-    result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
-                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    result = subprocess.run(
+        [sys.executable, str(script), "--dataset", str(original_pickle)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert "\n  mine " in result.stdout and "\n  average " in result.stdout
     assert "\n  geometric " in result.stdout  # the block's own example is live
 
 
-BROKEN_STRATEGIES = '''
+BROKEN_STRATEGIES = """
 import numpy as np
 def raises(s, m, t, p): raise RuntimeError("boom")
 def index_error(s, m, t, p):
@@ -248,22 +307,50 @@ def negative_distribution(s, m, t, p):
     return q
 def unnormalised_distribution(s, m, t, p): return p[:, -1].astype(np.float32) * 2
 def wrong_width(s, m, t, p): return p[:, -1, :-1]
-'''
+"""
 
 
 def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, original_pickle):
     path = tmp_path / "broken.py"
     path.write_text(BROKEN_STRATEGIES)
-    names = ["raises", "index_error", "no_return", "a_dict", "short", "floats", "out_of_range", "negative", "ragged",
-             "two_arguments", "inside_numpy", "nan_distribution", "negative_distribution", "unnormalised_distribution",
-             "wrong_width"]
-    result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy", "--json",
-                        tmp_path / "r.json", *[a for n in names for a in ("--strategy", f"{path}:{n}")], check=False)
+    names = [
+        "raises",
+        "index_error",
+        "no_return",
+        "a_dict",
+        "short",
+        "floats",
+        "out_of_range",
+        "negative",
+        "ragged",
+        "two_arguments",
+        "inside_numpy",
+        "nan_distribution",
+        "negative_distribution",
+        "unnormalised_distribution",
+        "wrong_width",
+    ]
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--strategy",
+        "dummy",
+        "--json",
+        tmp_path / "r.json",
+        *[a for n in names for a in ("--strategy", f"{path}:{n}")],
+        check=False,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
-    rows = {r["name"].split(":")[-1]: r for r in json.loads((tmp_path / "r.json").read_text())["datasets"][0]["strategies"]}
+    rows = {
+        r["name"].split(":")[-1]: r for r in json.loads((tmp_path / "r.json").read_text())["datasets"][0]["strategies"]
+    }
     assert "accuracy" in rows["dummy"]
     assert rows["raises"]["error"] == f"raised RuntimeError: boom (at {path}:3)"  # the strategy's own line
-    assert rows["index_error"]["error"].startswith("raised IndexError: ") and f"(at {path}:5)" in rows["index_error"]["error"]
+    assert (
+        rows["index_error"]["error"].startswith("raised IndexError: ")
+        and f"(at {path}:5)" in rows["index_error"]["error"]
+    )
     assert rows["no_return"]["error"] == "returned None, expected one token id per sentence"
     assert rows["a_dict"]["error"] == "returned dict, expected one token id per sentence"
     assert rows["short"]["error"] == "returned 39 guesses for 40 sentences"
@@ -278,8 +365,9 @@ def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, 
     assert rows["nan_distribution"]["error"] == "returned NaN or infinite probabilities for sentence 2"
     assert rows["negative_distribution"]["error"].startswith("returned a negative probability (")
     assert rows["negative_distribution"]["error"].endswith(") for sentence 4")
-    assert rows["unnormalised_distribution"]["error"] == ("returned a distribution summing to 2 for sentence 0 "
-                                                          "(each row must sum to 1 within 0.02)")
+    assert rows["unnormalised_distribution"]["error"] == (
+        "returned a distribution summing to 2 for sentence 0 (each row must sum to 1 within 0.02)"
+    )
     assert rows["wrong_width"]["error"].startswith("returned an array of shape (40, 50276), expected")
     for name in names:
         assert f"{path}:{name}" in result.stdout and "error:" in result.stdout
@@ -288,6 +376,7 @@ def test_broken_strategies_get_one_line_errors_and_others_still_score(tmp_path, 
 class Evil:
     def __reduce__(self):
         import os
+
         return (os.system, ("touch PWNED",))
 
 
@@ -299,8 +388,10 @@ class EvalEvil:
 def bad_files(tmp_path, original_pickle):
     good = original_pickle.read_bytes()
     names, sentences, probs = pickle.loads(good)
+
     def dump(obj):
         return pickle.dumps(obj, protocol=5)
+
     nan, inf, negative, unnormalised = (probs.copy() for _ in range(4))
     nan[3, 2, 7] = np.nan
     inf[5, 0, 1] = np.inf
@@ -318,31 +409,65 @@ def bad_files(tmp_path, original_pickle):
         "names_not_str": (dump(([1, 2, 3, 4, 5, 6, 7], sentences, probs)), "model_names must be a list of str"),
         "not_array": (dump((names, sentences, probs.tolist()[:1])), "probs must be a numpy array"),
         "integer_probs": (dump((names, sentences, probs.astype(np.int32))), "must be floating point"),
-        "nan": (dump((names, sentences, nan)), "NaN, inf or negative values (sentence 3, model 'EleutherAI/pythia-410m')"),
+        "nan": (
+            dump((names, sentences, nan)),
+            "NaN, inf or negative values (sentence 3, model 'EleutherAI/pythia-410m')",
+        ),
         "inf": (dump((names, sentences, inf)), "NaN, inf or negative values (sentence 5"),
         "negative": (dump((names, sentences, negative)), "NaN, inf or negative values (sentence 1"),
         "unnormalised": (dump((names, sentences, unnormalised)), "sentence 2, model 'EleutherAI/pythia-1.4b' sum to 3"),
     }
 
 
-@pytest.mark.parametrize("case", ["os_system", "builtins_eval", "truncated", "garbage", "empty", "not_a_tuple",
-                                  "two_elements", "wrong_shape", "names_not_str", "not_array", "integer_probs",
-                                  "nan", "inf", "negative", "unnormalised"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "os_system",
+        "builtins_eval",
+        "truncated",
+        "garbage",
+        "empty",
+        "not_a_tuple",
+        "two_elements",
+        "wrong_shape",
+        "names_not_str",
+        "not_array",
+        "integer_probs",
+        "nan",
+        "inf",
+        "negative",
+        "unnormalised",
+    ],
+)
 def test_bad_dataset_is_a_one_line_error_and_runs_no_code(tmp_path, original_pickle, case):
     content, message = bad_files(tmp_path, original_pickle)[case]
     path = tmp_path / f"{case}.pkl"
     path.write_bytes(content)
-    result = subprocess.run([sys.executable, str(ROOT / "challenge.py"), "--dataset", str(path)], cwd=tmp_path,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "challenge.py"), "--dataset", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     error_lines = result.stderr.strip().splitlines()
-    assert len(error_lines) == 1 and error_lines[0].startswith(f"error: {path}: ") and message in error_lines[0], result.stderr
+    assert len(error_lines) == 1 and error_lines[0].startswith(f"error: {path}: ") and message in error_lines[0], (
+        result.stderr
+    )
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_missing_dataset_and_bad_files_in_a_list(tmp_path, original_pickle):
-    result = run_script("challenge.py", "--dataset", tmp_path / "nope.pkl", "--dataset", original_pickle,
-                        "--strategy", "dummy", check=False)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        tmp_path / "nope.pkl",
+        "--dataset",
+        original_pickle,
+        "--strategy",
+        "dummy",
+        check=False,
+    )
     assert result.returncode == 1 and "nope.pkl: no such file" in result.stderr
     assert f"{original_pickle}: 40 prefixes" in result.stdout  # the good dataset is still scored
 
@@ -374,7 +499,7 @@ def test_save_is_atomic_on_failure(tmp_path):
 
 # Each test below runs without torch or transformers (numpy, and tokenizers for load_tokenizer).
 
-VANDALS = '''
+VANDALS = """
 def vandal(sentences, model_names, target_model_name, probs):
     sentences.clear()
     model_names.reverse()
@@ -392,7 +517,7 @@ def unlock(sentences, model_names, target_model_name, probs):
 def by_name(sentences, model_names, target_model_name, probs):
     assert len(sentences) == len(probs) and model_names[-1].endswith("2.8b"), "a shared list was changed"
     return probs[:, model_names.index("EleutherAI/pythia-2.8b")].argmax(axis=1)
-'''
+"""
 
 
 @pytest.mark.parametrize("position", ["first", "middle", "last"])
@@ -403,8 +528,15 @@ def test_a_strategy_writing_into_its_input_changes_no_other_score(tmp_path, orig
     honest = ["largest", "average", f"{path}:by_name"]
     order = {"first": vandals + honest, "middle": honest[:2] + vandals + honest[2:], "last": honest + vandals}[position]
     out = tmp_path / "r.json"
-    result = run_script("challenge.py", "--dataset", original_pickle, "--json", out,
-                        *[a for name in order for a in ("--strategy", name)], check=False)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--json",
+        out,
+        *[a for name in order for a in ("--strategy", name)],
+        check=False,
+    )
     assert result.returncode == 1
     rows = {r["name"]: r for r in json.loads(out.read_text())["datasets"][0]["strategies"]}
     expected = expected_accuracies(original_pickle)
@@ -415,14 +547,14 @@ def test_a_strategy_writing_into_its_input_changes_no_other_score(tmp_path, orig
     assert "WRITEABLE" in rows[f"{path}:unlock"]["error"]
 
 
-UNLOCK_BASE = '''
+UNLOCK_BASE = """
 def unlock_base(sentences, model_names, target_model_name, probs):
     while isinstance(probs.base, type(probs)):  # down to the array that owns the memory
         probs = probs.base
     probs.flags.writeable = True
     probs[:] = 0
     return probs[:, 0].argmax(axis=1)
-'''
+"""
 
 
 def test_a_strategy_cannot_unlock_the_copy_made_for_a_target_in_the_middle(tmp_path):
@@ -432,8 +564,17 @@ def test_a_strategy_cannot_unlock_the_copy_made_for_a_target_in_the_middle(tmp_p
     scores = {}
     for strategies in (honest, ["--strategy", f"{path}:unlock_base", *honest]):
         out = tmp_path / "r.json"
-        run_script("challenge.py", "--dataset", ROOT / "data" / "wikipedia.pkl", "--target", "suite-0.79m",
-                   *strategies, "--json", out, check=False)
+        run_script(
+            "challenge.py",
+            "--dataset",
+            ROOT / "data" / "wikipedia.pkl",
+            "--target",
+            "suite-0.79m",
+            *strategies,
+            "--json",
+            out,
+            check=False,
+        )
         rows = json.loads(out.read_text())["datasets"][0]["strategies"]
         scores[len(strategies)] = {row["name"]: row.get("accuracy", row.get("error")) for row in rows}
     assert scores[6]["largest"] == scores[4]["largest"] > 0.5 and scores[6]["average"] == scores[4]["average"]
@@ -449,8 +590,9 @@ def test_tied_target_top1_is_counted(tmp_path):
     strategy = tmp_path / "second.py"
     strategy.write_text("def second(s, m, t, p):\n    return [1] * len(s)\n")
     out = tmp_path / "r.json"
-    result = run_script("challenge.py", "--dataset", path, "--json", out, "--strategy", "dummy",
-                        "--strategy", f"{strategy}:second")
+    result = run_script(
+        "challenge.py", "--dataset", path, "--json", out, "--strategy", "dummy", "--strategy", f"{strategy}:second"
+    )
     data = json.loads(out.read_text())["datasets"][0]
     rows = {r["name"].split(":")[-1]: r for r in data["strategies"]}
     assert data["tied_targets"] == 2
@@ -460,8 +602,17 @@ def test_tied_target_top1_is_counted(tmp_path):
 
 
 def test_output_folders_are_created(tmp_path, original_pickle):
-    run_script("challenge.py", "--dataset", original_pickle, "--strategy", "dummy",
-               "--json", tmp_path / "new" / "r.json", "--predictions", tmp_path / "other" / "deep" / "p.csv")
+    run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--strategy",
+        "dummy",
+        "--json",
+        tmp_path / "new" / "r.json",
+        "--predictions",
+        tmp_path / "other" / "deep" / "p.csv",
+    )
     assert json.loads((tmp_path / "new" / "r.json").read_text())["datasets"][0]["n"] == 40
     assert (tmp_path / "other" / "deep" / "p.csv").read_text().startswith("dataset,strategy")
 
@@ -473,11 +624,16 @@ def test_unwritable_output_is_one_line_before_any_scoring(tmp_path, original_pic
     (tmp_path / "locked").mkdir(mode=0o500)
     if problem == "read_only" and os.access(tmp_path / "locked", os.W_OK):
         pytest.skip("running as root: permissions do not stop writes")
-    target = {"folder": tmp_path, "file_in_the_way": tmp_path / "a_file" / "r.out",
-              "read_only": tmp_path / "locked" / "r.out"}[problem]
+    target = {
+        "folder": tmp_path,
+        "file_in_the_way": tmp_path / "a_file" / "r.out",
+        "read_only": tmp_path / "locked" / "r.out",
+    }[problem]
     result = run_script("challenge.py", "--dataset", original_pickle, flag, target, check=False)
     assert result.returncode == 1 and result.stdout == ""  # refused before scoring anything
-    assert result.stderr.startswith(f"error: {target}: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {target}: ") and len(result.stderr.strip().splitlines()) == 1, (
+        result.stderr
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
 
 
@@ -492,15 +648,19 @@ def test_full_disk_is_one_line_after_the_leaderboard(monkeypatch, tmp_path, orig
     assert main(["--dataset", str(original_pickle), "--strategy", "dummy", "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
     assert "dummy" in captured.out
-    assert captured.err == f"error: {tmp_path / 'r.json'}: cannot be written (No space left on device); nothing was written\n"
+    assert (
+        captured.err
+        == f"error: {tmp_path / 'r.json'}: cannot be written (No space left on device); nothing was written\n"
+    )
 
 
 def test_debug_prints_the_strategy_traceback(tmp_path, original_pickle):
     path = tmp_path / "broken.py"
     path.write_text(BROKEN_STRATEGIES)
     quiet = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:index_error", check=False)
-    loud = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:index_error", "--debug",
-                      check=False)
+    loud = run_script(
+        "challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:index_error", "--debug", check=False
+    )
     assert quiet.returncode == loud.returncode == 1 and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and f'File "{path}", line 5, in index_error' in loud.stderr
 
@@ -518,8 +678,20 @@ def test_target_by_short_name(tmp_path, original_pickle):
     path = tmp_path / "suite.pkl"
     save_dataset(path, SUITE_NAMES, ["a", "b"], np.full((2, 3, 4), 0.25, dtype=np.float16))
     out = tmp_path / "r.json"
-    run_script("challenge.py", "--dataset", path, "--dataset", original_pickle, "--target", "suite-0.79m",
-               "--strategy", "dummy", "--json", out, check=False)
+    run_script(
+        "challenge.py",
+        "--dataset",
+        path,
+        "--dataset",
+        original_pickle,
+        "--target",
+        "suite-0.79m",
+        "--strategy",
+        "dummy",
+        "--json",
+        out,
+        check=False,
+    )
     first, second = json.loads(out.read_text())["datasets"]
     assert first["target"] == SUITE_NAMES[1] and first["inputs"] == [SUITE_NAMES[0], SUITE_NAMES[2]]
     assert "no model 'suite-0.79m'" in second["error"]
@@ -545,20 +717,34 @@ def test_one_input_model_and_one_prefix_read_right(tmp_path):
 def test_a_name_registered_twice_names_both_definitions(tmp_path, original_pickle):
     source = (ROOT / "challenge.py").read_text()
     marker = "##############################################\n\n\ndef parse_args"
-    line = source[:source.index(marker)].count("\n") + 2  # the decorator's line in the edited copy
+    line = source[: source.index(marker)].count("\n") + 2  # the decorator's line in the edited copy
     script = tmp_path / "challenge.py"
-    script.write_text(source.replace(marker, marker.replace("\n\n\ndef parse_args", '''
+    script.write_text(
+        source.replace(
+            marker,
+            marker.replace(
+                "\n\n\ndef parse_args",
+                """
 @register("average", "my own average")
 def my_average(sentences, model_names, target_model_name, probs_per_sentences):
     return [1] * len(sentences)
 
 
-def parse_args''')))
-    result = subprocess.run([sys.executable, str(script), "--dataset", str(original_pickle)], capture_output=True,
-                            text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+def parse_args""",
+            ),
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script), "--dataset", str(original_pickle)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"error: strategy 'average' is registered twice: {script}:{line} and "
-                             f"strategies/average.py:8; rename one\n")
+    assert result.stderr == (
+        f"error: strategy 'average' is registered twice: {script}:{line} and strategies/average.py:8; rename one\n"
+    )
 
 
 TOKENIZER_PROBE = """
@@ -573,11 +759,18 @@ print(type(tokenizer).__module__, repr(tokenizer.decode(ids)), tokenizer.id_to_t
 @pytest.mark.parametrize("name", ["build/suite/models/suite-0.79m", "suite-1.5m", "mytok", "SUITE_TOKENIZER_DIR"])
 def test_load_tokenizer_needs_only_tokenizers_from_any_folder(tmp_path, name):
     (tmp_path / "mytok").mkdir()
-    (tmp_path / "mytok" / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
+    (tmp_path / "mytok" / "tokenizer.json").write_bytes(
+        (ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes()
+    )
     name = str(ROOT / "suite" / "models" / "suite-0.0066m") if name == "SUITE_TOKENIZER_DIR" else name
     # From another folder (the point of the test), the project importable as an installed package would be.
-    result = subprocess.run([sys.executable, "-c", TOKENIZER_PROBE, name], cwd=tmp_path, capture_output=True,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", TOKENIZER_PROBE, name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["tokenizers", "'", "the", "cat'", "<|endoftext|>", "False"]
 
@@ -588,12 +781,16 @@ def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypat
 
     model_dir = tmp_path / "suite" / "models" / "suite-9m"
     model_dir.mkdir(parents=True)
-    (model_dir / "tokenizer.json").write_bytes((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes())
+    (model_dir / "tokenizer.json").write_bytes(
+        (ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_bytes()
+    )
     monkeypatch.setattr(harness.data.tokenizer, "SUITE_MODELS", tmp_path / "suite" / "models")
     strategies.load_tokenizer.cache_clear()
     try:
         assert strategies.load_tokenizer("build/suite/models/suite-9m").id_to_token(0) == "<|endoftext|>"
-        assert strategies.load_tokenizer("build/suite/models/suite-9m") is strategies.load_tokenizer("build/suite/models/suite-9m")
+        assert strategies.load_tokenizer("build/suite/models/suite-9m") is strategies.load_tokenizer(
+            "build/suite/models/suite-9m"
+        )
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         with pytest.raises(OSError, match="^no tokenizer for 'nobody/no-such-model': ") as error:
             strategies.load_tokenizer("nobody/no-such-model")
@@ -602,7 +799,7 @@ def test_load_tokenizer_prefers_the_model_folder_and_fails_in_one_line(monkeypat
         strategies.load_tokenizer.cache_clear()
 
 
-SHARED_STATE = '''
+SHARED_STATE = """
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
@@ -621,7 +818,7 @@ def first(s, m, t, p):
 def second(s, m, t, p):
     assert SEEN == ["first"], "module state not shared"
     return p[:, -1].argmax(axis=1)
-'''
+"""
 
 
 def test_a_strategy_file_runs_once_for_all_its_functions(tmp_path, original_pickle):
@@ -629,8 +826,17 @@ def test_a_strategy_file_runs_once_for_all_its_functions(tmp_path, original_pick
     path = tmp_path / "shared.py"
     path.write_text(SHARED_STATE)
     out = tmp_path / "r.json"
-    result = run_script("challenge.py", "--dataset", original_pickle, "--strategy", f"{path}:first",
-                        "--strategy", f"{path}:second", "--json", out)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        original_pickle,
+        "--strategy",
+        f"{path}:first",
+        "--strategy",
+        f"{path}:second",
+        "--json",
+        out,
+    )
     assert result.stdout.count("imported") == 1
     rows = json.loads(out.read_text())["datasets"][0]["strategies"]
     assert [row.get("error") for row in rows] == [None, None]
@@ -666,7 +872,7 @@ SUITE_TOKENIZER = ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json"
 # Model a's top-1 is 3 everywhere; model b's is 1 on prefixes 0-14 and 2 on 15-19, so prefixes
 # 15-19 are emergent (no input model's top-1 is the target's), and largest = average = top2-average
 # get 15 of 20 right (the reference is then `largest`, the first listed on a tie).
-PAIRED = '''
+PAIRED = """
 A_RIGHT = set(range(12))
 B_RIGHT = set(range(9, 14)) | {18, 19}
 
@@ -675,13 +881,13 @@ def a(sentences, model_names, target_model_name, probs):
 
 def b(sentences, model_names, target_model_name, probs):
     return [1 if i in B_RIGHT else 0 for i in range(len(sentences))]
-'''
+"""
 
 
 def exact_mcnemar(a_only: int, b_only: int) -> float:
     """By hand: 2 P(X <= min) for X ~ Binomial(a_only + b_only, 1/2), at most 1."""
     n = a_only + b_only
-    return min(1.0, 2 * sum(math.comb(n, j) for j in range(min(a_only, b_only) + 1)) / 2 ** n)
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(min(a_only, b_only) + 1)) / 2**n)
 
 
 @pytest.fixture
@@ -712,8 +918,12 @@ def test_paired_p_value_is_the_exact_binomial_through_the_cli(tmp_path, paired_c
     assert data["reference"] == {"name": "largest", "accuracy": 0.75, "correct": 15}
     rows = {row["name"]: row for row in data["strategies"]}
     assert list(rows) == [a, b]  # --compare's strategies are scored; the hidden reference is no row
-    assert rows[a]["vs_reference"] == {"reference": "largest", "a_only": 0, "b_only": 3,
-                                       "p_value": pytest.approx(exact_mcnemar(0, 3))}
+    assert rows[a]["vs_reference"] == {
+        "reference": "largest",
+        "a_only": 0,
+        "b_only": 3,
+        "p_value": pytest.approx(exact_mcnemar(0, 3)),
+    }
     assert rows[b]["vs_reference"]["a_only"] == 2 and rows[b]["vs_reference"]["b_only"] == 10
     assert rows[b]["vs_reference"]["p_value"] == pytest.approx(exact_mcnemar(2, 10), rel=1e-9)
     assert "reference: largest (top-1 0.750)" in result.stdout and "+0/-3 p=0.25" in result.stdout
@@ -722,8 +932,9 @@ def test_paired_p_value_is_the_exact_binomial_through_the_cli(tmp_path, paired_c
 def test_emergent_prefixes_are_counted_and_each_strategy_scored_on_them(tmp_path, paired_case):
     path, a, b = paired_case
     out = tmp_path / "r.json"
-    result = run_script("challenge.py", "--dataset", path, "--strategy", a, "--strategy", b, "--strategy", "largest",
-                        "--json", out)
+    result = run_script(
+        "challenge.py", "--dataset", path, "--strategy", a, "--strategy", b, "--strategy", "largest", "--json", out
+    )
     data = json.loads(out.read_text())["datasets"][0]
     assert data["emergent"] == 5  # prefixes 15-19
     assert {row["name"]: row["emergent_correct"] for row in data["strategies"]} == {a: 0, b: 2, "largest": 0}
@@ -738,9 +949,11 @@ def test_reference_is_the_most_accurate_heuristic_and_the_curve_follows_size(tmp
     dataset = load_dataset(WIKIPEDIA)
     probs = dataset.probs.astype(np.float32)
     target = probs[:, -1].argmax(axis=1)
-    accuracy = {"largest": (probs[:, -2].argmax(1) == target).mean(),
-                "average": (probs[:, :-1].mean(1).argmax(1) == target).mean(),
-                "top2-average": (probs[:, -3:-1].mean(1).argmax(1) == target).mean()}
+    accuracy = {
+        "largest": (probs[:, -2].argmax(1) == target).mean(),
+        "average": (probs[:, :-1].mean(1).argmax(1) == target).mean(),
+        "top2-average": (probs[:, -3:-1].mean(1).argmax(1) == target).mean(),
+    }
     best = max(accuracy, key=accuracy.get)
     assert data["reference"]["name"] == best and data["reference"]["accuracy"] == pytest.approx(accuracy[best])
     assert f"reference: {best} (top-1 {accuracy[best]:.3f})" in result.stdout
@@ -769,32 +982,61 @@ def test_output_fits_the_terminal(columns):
 def test_a_table_folds_by_priority_and_repeats_the_row_names():
     from harness.cli import Column, table
 
-    columns = [Column("name", ["a", "bb"]), Column("top-1", ["0.5", "0.25"], right=True),
-               Column("95% CI", ["[0.1, 0.9]", "[0.2, 0.3]"], fold=2, folded_title="top-1 95% CI"),
-               Column("seconds", ["1.00", "12.00"], right=True, fold=1)]
-    assert table(columns, 80) == ["  name  top-1  95% CI      seconds",
-                                  "  a       0.5  [0.1, 0.9]     1.00",
-                                  "  bb     0.25  [0.2, 0.3]    12.00"]
+    columns = [
+        Column("name", ["a", "bb"]),
+        Column("top-1", ["0.5", "0.25"], right=True),
+        Column("95% CI", ["[0.1, 0.9]", "[0.2, 0.3]"], fold=2, folded_title="top-1 95% CI"),
+        Column("seconds", ["1.00", "12.00"], right=True, fold=1),
+    ]
+    assert table(columns, 80) == [
+        "  name  top-1  95% CI      seconds",
+        "  a       0.5  [0.1, 0.9]     1.00",
+        "  bb     0.25  [0.2, 0.3]    12.00",
+    ]
     # 28 columns: "seconds" (fold 1) still fits beside top-1; the interval (fold 2) moves below.
-    assert table(columns, 28) == ["  name  top-1  seconds",
-                                  "  a       0.5     1.00",
-                                  "  bb     0.25    12.00",
-                                  "  name  top-1 95% CI",
-                                  "  a     [0.1, 0.9]",
-                                  "  bb    [0.2, 0.3]"]
+    assert table(columns, 28) == [
+        "  name  top-1  seconds",
+        "  a       0.5     1.00",
+        "  bb     0.25    12.00",
+        "  name  top-1 95% CI",
+        "  a     [0.1, 0.9]",
+        "  bb    [0.2, 0.3]",
+    ]
 
 
 def suite_tokenizer():
     from tokenizers import Tokenizer
+
     return Tokenizer.from_file(str(SUITE_TOKENIZER))
 
 
 def test_show_decodes_every_models_top_k_and_the_guesses():
-    code = (IN_PROCESS + "rc = main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code, "--dataset", str(WIKIPEDIA), "--show", "3", "--top-k", "4",
-                             "--strategy", "largest", "--strategy", "dummy", "--strategy", "loglinear-ce"],
-                            cwd=ROOT, capture_output=True, text=True)
+    code = (
+        IN_PROCESS + "rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--dataset",
+            str(WIKIPEDIA),
+            "--show",
+            "3",
+            "--top-k",
+            "4",
+            "--strategy",
+            "largest",
+            "--strategy",
+            "dummy",
+            "--strategy",
+            "loglinear-ce",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     dataset, tokenizer = load_dataset(WIKIPEDIA), suite_tokenizer()
@@ -809,24 +1051,28 @@ def test_show_decodes_every_models_top_k_and_the_guesses():
     right = largest == int(dataset.probs[3, -1].astype(np.float32).argmax())
     headers = [i for i, line in enumerate(lines) if line.startswith("  strategy ")]
     assert len(headers) == 2  # the guesses, then the returned distributions' top-k
-    guess = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[0] + 1:headers[1]]}
-    assert guess["largest"].startswith(f"{tokenizer.decode([largest])!r} (id {largest})  "
-                                       f"{'right' if right else 'wrong'}  (KL ")
+    guess = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[0] + 1 : headers[1]]}
+    assert guess["largest"].startswith(
+        f"{tokenizer.decode([largest])!r} (id {largest})  {'right' if right else 'wrong'}  (KL "
+    )
     assert guess["dummy"] == "'<|endoftext|>' (id 0)  wrong"  # special tokens are shown, not dropped
     assert "loglinear-ce" in guess and "error" not in guess["loglinear-ce"]  # learned: fitted by folds, as usual
-    shown = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[1] + 1:]}
+    shown = {line.split()[0]: line.split(None, 1)[1] for line in lines[headers[1] + 1 :]}
     assert set(shown) == {"largest", "loglinear-ce"}  # dummy returns ids
     row = dataset.probs[3, -2].astype(np.float32)  # largest's distribution is the largest input model's
-    assert shown["largest"] == " · ".join(f"{tokenizer.decode([int(k)])!r} {row[k]:.3f}"
-                                          for k in np.argsort(-row, kind="stable")[:4])
+    assert shown["largest"] == " · ".join(
+        f"{tokenizer.decode([int(k)])!r} {row[k]:.3f}" for k in np.argsort(-row, kind="stable")[:4]
+    )
     assert any(line.startswith("  difficulty: KL(target || ") for line in lines)
 
 
 def test_show_without_a_tokenizer_gives_ids_and_says_why(tmp_path, paired_case):
     path, a, _ = paired_case
     result = run_script("challenge.py", "--dataset", path, "--show", "16", "--strategy", a, "--top-k", "2")
-    assert "  token ids only: no tokenizer for 't' in a folder, the bundled suite or the Hugging Face cache" \
+    assert (
+        "  token ids only: no tokenizer for 't' in a folder, the bundled suite or the Hugging Face cache"
         in result.stdout
+    )
     assert "\n  b           #2 0.900 · #1 0.040\n" in result.stdout
     assert "\n  t (target)  #1 0.700 · #0 0.100\n" in result.stdout
     assert f"  {a}  #0  wrong" in result.stdout
@@ -836,13 +1082,26 @@ def test_show_without_a_tokenizer_gives_ids_and_says_why(tmp_path, paired_case):
 
 def test_predictions_csv_has_decoded_tokens(tmp_path):
     out = tmp_path / "p.csv"
-    run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "random",
-               "--predictions", out)
+    run_script(
+        "challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "random", "--predictions", out
+    )
     with out.open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert reader.fieldnames == ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1",
-                                 "target_token", "correct", "log_loss", "kl", "alpha"]
+    assert reader.fieldnames == [
+        "dataset",
+        "strategy",
+        "index",
+        "sentence",
+        "guess",
+        "guess_token",
+        "target_top1",
+        "target_token",
+        "correct",
+        "log_loss",
+        "kl",
+        "alpha",
+    ]
     tokenizer = suite_tokenizer()
     assert len(rows) == 220 and any("\n" in row["guess_token"] or row["guess_token"].startswith(" ") for row in rows)
     for row in rows:
@@ -852,11 +1111,11 @@ def test_predictions_csv_has_decoded_tokens(tmp_path):
 
 # ---- --predict-only
 
-RECORDER = '''
+RECORDER = """
 def inputs_only(sentences, model_names, target_model_name, probs):
     assert target_model_name == "hidden" and probs.shape[1] == len(model_names) == 6, (target_model_name, probs.shape)
     return probs[:, -1].view("uint16").argmax(axis=1)
-'''
+"""
 
 
 @pytest.fixture
@@ -865,8 +1124,13 @@ def blind_files(tmp_path):
     a training file with the target (its other 50 prefixes)."""
     dataset = load_dataset(WIKIPEDIA)
     public = tmp_path / "public.pkl"
-    save_dataset(public, dataset.model_names[:-1], dataset.sentences[:60], dataset.probs[:60, :-1],
-                 {"public": True, "target_model": "hidden"})
+    save_dataset(
+        public,
+        dataset.model_names[:-1],
+        dataset.sentences[:60],
+        dataset.probs[:60, :-1],
+        {"public": True, "target_model": "hidden"},
+    )
     train = tmp_path / "train.pkl"
     save_dataset(train, dataset.model_names, dataset.sentences[60:], dataset.probs[60:])
     recorder = tmp_path / "recorder.py"
@@ -877,8 +1141,20 @@ def blind_files(tmp_path):
 def test_predict_only_writes_guesses_from_a_public_file(tmp_path, blind_files):
     public, train, recorder, dataset = blind_files
     out = tmp_path / "p.csv"
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", out,
-                        "--strategy", recorder, "--strategy", "loglinear", "--train", train)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        out,
+        "--strategy",
+        recorder,
+        "--strategy",
+        "loglinear",
+        "--train",
+        train,
+    )
     assert f"  {recorder}  60 guesses written" in result.stdout and "95% CI" not in result.stdout
     with out.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -892,8 +1168,19 @@ def test_predict_only_writes_guesses_from_a_public_file(tmp_path, blind_files):
     assert len([row for row in rows if row["strategy"] == "loglinear"]) == 60
 
     # Without --train a learned strategy cannot fit: one line in its row; the others are written.
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", out,
-                        "--strategy", recorder, "--strategy", "loglinear", check=False)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        out,
+        "--strategy",
+        recorder,
+        "--strategy",
+        "loglinear",
+        check=False,
+    )
     row = next(line for line in result.stdout.splitlines() if line.startswith("  loglinear "))
     assert result.returncode == 1 and row.split(None, 1)[1].startswith("error: a learned strategy needs --train")
     assert {row["strategy"] for row in csv.DictReader(out.open())} == {recorder}
@@ -905,19 +1192,53 @@ def test_a_public_file_is_refused_for_scoring_and_checked_against_train(tmp_path
     assert result.returncode == 1 and result.stderr.startswith(f"error: {public}: a blind test's public file")
     other = tmp_path / "other.pkl"
     save_dataset(other, ["x", *dataset.model_names[1:]], dataset.sentences[60:], dataset.probs[60:])
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
-                        "--strategy", "loglinear", "--train", other, check=False)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--strategy",
+        "loglinear",
+        "--train",
+        other,
+        check=False,
+    )
     assert result.returncode == 1 and f"error: {other}: its models (x, " in result.stderr
     overlapping = tmp_path / "overlap.pkl"
     save_dataset(overlapping, dataset.model_names, dataset.sentences[50:], dataset.probs[50:])
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
-                        "--strategy", "loglinear", "--train", overlapping, check=False)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--strategy",
+        "loglinear",
+        "--train",
+        overlapping,
+        check=False,
+    )
     assert result.returncode == 1 and "shares 10 prefixes with" in result.stderr
     assert not (tmp_path / "p.csv").exists()
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
-                        "--strategy", "loglinear", "--train", public, check=False)
-    assert result.returncode == 1 and result.stderr.startswith(f"error: {public}: a blind test's public file has "
-                                                               "no target: it cannot be a --train file\n")
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--strategy",
+        "loglinear",
+        "--train",
+        public,
+        check=False,
+    )
+    assert result.returncode == 1 and result.stderr.startswith(
+        f"error: {public}: a blind test's public file has no target: it cannot be a --train file\n"
+    )
 
 
 def test_predict_only_without_a_sidecar_says_which_model_it_leaves_out(tmp_path, blind_files):
@@ -925,13 +1246,33 @@ def test_predict_only_without_a_sidecar_says_which_model_it_leaves_out(tmp_path,
     and a warning says so rather than silently predicting from one model fewer."""
     public = blind_files[0]
     public.with_suffix(".json").unlink()
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
-                        "--strategy", "largest")
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--strategy",
+        "largest",
+    )
     name = load_dataset(public).model_names[-1]
-    assert result.stderr == (f"warning: {public}: no valid sidecar, so it is not known to be a blind test's public "
-                             f"file: its model {name} is taken as the target and left out\n")
-    result = run_script("challenge.py", "--dataset", public, "--predict-only", "--predictions", tmp_path / "p.csv",
-                        "--strategy", "largest", "--target", name)
+    assert result.stderr == (
+        f"warning: {public}: no valid sidecar, so it is not known to be a blind test's public "
+        f"file: its model {name} is taken as the target and left out\n"
+    )
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        public,
+        "--predict-only",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--strategy",
+        "largest",
+        "--target",
+        name,
+    )
     assert result.stderr == ""  # the user named the target: nothing to warn about
 
 
@@ -945,8 +1286,20 @@ def test_predict_only_never_reads_the_target(tmp_path):
         path = tmp_path / f"{name}.pkl"
         save_dataset(path, dataset.model_names, dataset.sentences, probs)
         out = tmp_path / f"{name}.csv"
-        result = run_script("challenge.py", "--dataset", path, "--predict-only", "--predictions", out,
-                            "--strategy", "largest", "--strategy", "average", "--json", tmp_path / f"{name}.json")
+        result = run_script(
+            "challenge.py",
+            "--dataset",
+            path,
+            "--predict-only",
+            "--predictions",
+            out,
+            "--strategy",
+            "largest",
+            "--strategy",
+            "average",
+            "--json",
+            tmp_path / f"{name}.json",
+        )
         assert "target_top1" not in out.read_text().splitlines()[0] and "emergent" not in result.stdout
         outputs.append(out.read_text().replace(str(path), "X"))
     assert outputs[0] == outputs[1]
@@ -959,21 +1312,40 @@ def test_predict_only_needs_predictions():
 
 # ---- exit codes: 0 ok, 1 input / data / strategy error, 2 command line
 
-@pytest.mark.parametrize("case, code", [
-    ("ok", 0), ("unknown_strategy", 1), ("bad_spec", 1), ("no_file", 1), ("import_fails", 1), ("no_function", 1),
-    ("strategy_raises", 1), ("bad_dataset", 1), ("output_is_a_folder", 1), ("unknown_flag", 2), ("bad_number", 2),
-])
+
+@pytest.mark.parametrize(
+    "case, code",
+    [
+        ("ok", 0),
+        ("unknown_strategy", 1),
+        ("bad_spec", 1),
+        ("no_file", 1),
+        ("import_fails", 1),
+        ("no_function", 1),
+        ("strategy_raises", 1),
+        ("bad_dataset", 1),
+        ("output_is_a_folder", 1),
+        ("unknown_flag", 2),
+        ("bad_number", 2),
+    ],
+)
 def test_exit_codes(tmp_path, case, code):
     (tmp_path / "broken.py").write_text("import no_such_module\n")
     (tmp_path / "fine.py").write_text("def boom(s, m, t, p):\n    raise RuntimeError('boom')\n")
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
-    args = {"ok": ["--strategy", "largest"], "unknown_strategy": ["--strategy", "nope"],
-            "bad_spec": ["--strategy", f"{tmp_path / 'fine.py'}:"], "no_file": ["--strategy", "missing.py:f"],
-            "import_fails": ["--strategy", f"{tmp_path / 'broken.py'}:f"],
-            "no_function": ["--strategy", f"{tmp_path / 'fine.py'}:other"],
-            "strategy_raises": ["--strategy", f"{tmp_path / 'fine.py'}:boom"],
-            "bad_dataset": ["--dataset", tmp_path / "bad.pkl"], "output_is_a_folder": ["--json", tmp_path],
-            "unknown_flag": ["--no-such-flag"], "bad_number": ["--folds", "x"]}[case]
+    args = {
+        "ok": ["--strategy", "largest"],
+        "unknown_strategy": ["--strategy", "nope"],
+        "bad_spec": ["--strategy", f"{tmp_path / 'fine.py'}:"],
+        "no_file": ["--strategy", "missing.py:f"],
+        "import_fails": ["--strategy", f"{tmp_path / 'broken.py'}:f"],
+        "no_function": ["--strategy", f"{tmp_path / 'fine.py'}:other"],
+        "strategy_raises": ["--strategy", f"{tmp_path / 'fine.py'}:boom"],
+        "bad_dataset": ["--dataset", tmp_path / "bad.pkl"],
+        "output_is_a_folder": ["--json", tmp_path],
+        "unknown_flag": ["--no-such-flag"],
+        "bad_number": ["--folds", "x"],
+    }[case]
     dataset = [] if case == "bad_dataset" else ["--dataset", WIKIPEDIA]
     result = run_script("challenge.py", *dataset, *args, check=False)
     assert result.returncode == code, result.stderr
@@ -996,21 +1368,40 @@ def test_help_documents_the_exit_codes(script):
 
 # ---- a stale sidecar: read once per dataset, so it warns once, in one line
 
+
 def test_a_stale_sidecar_warns_once_in_one_line(tmp_path):
     dataset = load_dataset(WIKIPEDIA)
     path = tmp_path / "stale.pkl"
-    save_dataset(path, dataset.model_names, dataset.sentences[:40], dataset.probs[:40],
-                 {"models": [{"name": name} for name in dataset.model_names]})
+    save_dataset(
+        path,
+        dataset.model_names,
+        dataset.sentences[:40],
+        dataset.probs[:40],
+        {"models": [{"name": name} for name in dataset.model_names]},
+    )
     with open(path, "wb") as f:  # the pickle rewritten without its sidecar: the sidecar describes another file
         pickle.dump((dataset.model_names, dataset.sentences[:30], dataset.probs[:30]), f)
     train = tmp_path / "train.pkl"
     save_dataset(train, dataset.model_names, dataset.sentences[60:], dataset.probs[60:])
     report = ["--report", tmp_path / "report"] if _has_matplotlib() else []
-    runs = [run_script("challenge.py", "--dataset", path, "--strategy", "largest", "--strategy", "loglinear",
-                       "--json", tmp_path / "r.json", *report),
-            run_script("challenge.py", "--dataset", path, "--train", train, "--strategy", "loglinear", "--show", "2"),
-            run_script("blind_test.py", "split", path, "--public", tmp_path / "public.pkl",
-                       "--answers", tmp_path / "answers.json")]
+    runs = [
+        run_script(
+            "challenge.py",
+            "--dataset",
+            path,
+            "--strategy",
+            "largest",
+            "--strategy",
+            "loglinear",
+            "--json",
+            tmp_path / "r.json",
+            *report,
+        ),
+        run_script("challenge.py", "--dataset", path, "--train", train, "--strategy", "loglinear", "--show", "2"),
+        run_script(
+            "blind_test.py", "split", path, "--public", tmp_path / "public.pkl", "--answers", tmp_path / "answers.json"
+        ),
+    ]
     for result in runs:
         warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert len(warnings) == 1 and result.stderr.count("\n") == 1, result.stderr
@@ -1027,11 +1418,24 @@ def _has_matplotlib() -> bool:
 
 def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
     out = tmp_path / "r.json"
-    result = run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", "--strategy", "average",
-                        "--strategy", "dummy", "--metric", "alpha", "--json", out)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        WIKIPEDIA,
+        "--strategy",
+        "largest",
+        "--strategy",
+        "average",
+        "--strategy",
+        "dummy",
+        "--metric",
+        "alpha",
+        "--json",
+        out,
+    )
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("  strategy "))
-    rows = [line.split()[0] for line in lines[header + 1:header + 4]]
+    rows = [line.split()[0] for line in lines[header + 1 : header + 4]]
     data = json.loads(out.read_text())["datasets"][0]
     by_name = {row["name"]: row for row in data["strategies"]}
     alpha = {name: by_name[name]["metrics"]["alpha"]["mean"] for name in ("largest", "average")}
@@ -1043,7 +1447,7 @@ def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
     # largest's distribution is its largest input model's: the same numbers as that model's in the curve
     assert by_name["largest"]["metrics"] == data["emergence_curve"][-1]["metrics"]
     assert {"kl", "alpha", "top5"} <= set(by_name["average"]["vs_reference"])
-    assert data["floor"] == 2.0 ** -24 and len(data["hardest"]) == 10
+    assert data["floor"] == 2.0**-24 and len(data["hardest"]) == 10
     assert data["near_ties"]["prefixes"] > 0
     bad = run_script("challenge.py", "--metric", "accuracy", check=False)
     assert bad.returncode == 2 and "--metric: invalid choice: 'accuracy'" in bad.stderr
@@ -1052,11 +1456,14 @@ def test_metric_ranks_the_leaderboard_and_json_has_every_metric(tmp_path):
 def test_a_package_never_installed_is_one_line_naming_it(tmp_path):
     # As on a machine where `pip install -r requirements.txt` was skipped: tqdm cannot be imported.
     (tmp_path / "tqdm.py").write_text("raise ModuleNotFoundError(\"No module named 'tqdm'\", name='tqdm')\n")
-    result = run_script("challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", check=False,
-                        env={"PYTHONPATH": str(tmp_path)})
+    result = run_script(
+        "challenge.py", "--dataset", WIKIPEDIA, "--strategy", "largest", check=False, env={"PYTHONPATH": str(tmp_path)}
+    )
     assert result.returncode == 1
-    assert result.stderr == ("error: the tqdm package is not installed: python3 -m pip install -r requirements.txt "
-                             "(requirements-dev.txt to build datasets)\n")
+    assert result.stderr == (
+        "error: the tqdm package is not installed: python3 -m pip install -r requirements.txt "
+        "(requirements-dev.txt to build datasets)\n"
+    )
 
 
 def test_a_table_keeps_two_columns_with_the_same_cells():

@@ -16,8 +16,12 @@ from conftest import ROOT, script_command
 ENTRY_SCRIPTS = ["challenge.py", "preprocess_train.py", "predict_emergence.py", "blind_test.py"]
 # Every benchmark and suite script with a command line, found by its `__main__` block: a new one joins
 # these tests by itself.
-MODULES = [f"{path.parent.name}.{path.stem}" for folder in ("benchmarks", "suite")
-           for path in sorted((ROOT / folder).glob("*.py")) if 'if __name__ == "__main__"' in path.read_text()]
+MODULES = [
+    f"{path.parent.name}.{path.stem}"
+    for folder in ("benchmarks", "suite")
+    for path in sorted((ROOT / folder).glob("*.py"))
+    if 'if __name__ == "__main__"' in path.read_text()
+]
 NEEDS_TORCH = {"suite.train"}  # torch at the module's top: not even --help runs without it
 
 
@@ -27,8 +31,14 @@ def scripts() -> list:
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*script_command(script), *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "100"})
+    return subprocess.run(
+        [*script_command(script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "100"},
+    )
 
 
 def test_the_scripts_are_found():
@@ -52,12 +62,17 @@ def test_blind_test_subcommand_help(command):
 NOT_YET: dict[str, str] = {}  # a script not yet through harness.cli.run, and why (strict: fails once it is)
 
 
-@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.xfail(reason=NOT_YET[s], strict=True))
-                                    if s in NOT_YET else s for s in [*ENTRY_SCRIPTS, *MODULES]])
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(reason=NOT_YET[s], strict=True)) if s in NOT_YET else s
+        for s in [*ENTRY_SCRIPTS, *MODULES]
+    ],
+)
 def test_through_harness_cli_run(script):
     # Ctrl-C, a missing package and InputError are handled alike: every script ends in harness.cli.run.
     text = (ROOT / (script if script.endswith(".py") else script.replace(".", "/") + ".py")).read_text()
-    main_block = text[text.index('if __name__ == "__main__":'):]
+    main_block = text[text.index('if __name__ == "__main__":') :]
     assert re.search(r"\b(harness\.)?cli\.run\(", main_block), f"{script}: end with harness.cli.run(main) (docs/cli.md)"
 
 
@@ -65,24 +80,47 @@ def test_through_harness_cli_run(script):
 # given so that the bad value is the only problem.
 BLIND_SCORE = ("blind_test.py", ["score", "--answers", "a.json", "p.csv"])
 BAD = [
-    *[(s, [], "--num-prefixes", "0") for s in ["challenge.py", "preprocess_train.py", "benchmarks.bench",
-                                              "benchmarks.loglinear_fit", "benchmarks.lowrank_fit",
-                                              "benchmarks.speculative"]],
+    *[
+        (s, [], "--num-prefixes", "0")
+        for s in [
+            "challenge.py",
+            "preprocess_train.py",
+            "benchmarks.bench",
+            "benchmarks.loglinear_fit",
+            "benchmarks.lowrank_fit",
+            "benchmarks.speculative",
+        ]
+    ],
     ("benchmarks.make_dataset", ["--out", "x.pkl"], "--num-prefixes", "0"),
     ("benchmarks.preprocess_memory", [], "--num-prefixes", "0"),
     ("challenge.py", [], "--num-samples", "0"),  # the old name: hidden, with the same type
-    *[(s, [], "--seed", "-1") for s in ["challenge.py", "preprocess_train.py", "predict_emergence.py",
-                                       "benchmarks.lowrank_fit", "benchmarks.scale", "benchmarks.speculative",
-                                       "suite.prefix_splits", "suite.train"]],
+    *[
+        (s, [], "--seed", "-1")
+        for s in [
+            "challenge.py",
+            "preprocess_train.py",
+            "predict_emergence.py",
+            "benchmarks.lowrank_fit",
+            "benchmarks.scale",
+            "benchmarks.speculative",
+            "suite.prefix_splits",
+            "suite.train",
+        ]
+    ],
     (*BLIND_SCORE, "--seed", "-1"),
     ("benchmarks.make_dataset", ["--out", "x.pkl", "--num-prefixes", "1"], "--seed", "-1"),
     ("suite.arithmetic", ["--out", "x.jsonl"], "--seed", "-1"),
-    *[(s, [], "--device", "tpu") for s in ["preprocess_train.py", "predict_emergence.py", "benchmarks.bench",
-                                          "benchmarks.speculative"]],
+    *[
+        (s, [], "--device", "tpu")
+        for s in ["preprocess_train.py", "predict_emergence.py", "benchmarks.bench", "benchmarks.speculative"]
+    ],
     *[(s, [], "--dtype", "fp16") for s in ["preprocess_train.py", "predict_emergence.py", "benchmarks.speculative"]],
     *[(s, [], "--batch-size", "0") for s in ["preprocess_train.py", "predict_emergence.py", "suite.train"]],
-    *[(s, [], flag, value) for s in ["preprocess_train.py", "predict_emergence.py"]
-      for flag, value in (("--shots", "-1"), ("--digits", "6"), ("--operation", "divide"))],
+    *[
+        (s, [], flag, value)
+        for s in ["preprocess_train.py", "predict_emergence.py"]
+        for flag, value in (("--shots", "-1"), ("--digits", "6"), ("--operation", "divide"))
+    ],
     ("preprocess_train.py", [], "--models", "suite-1.5m"),
     ("predict_emergence.py", [], "--models", "suite-0.34m suite-1.5m"),
     ("benchmarks.speculative", [], "--models", "suite-1.5m"),
@@ -98,8 +136,10 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("script, before, flag, value", [
-    pytest.param(*case, marks=pytest.mark.torch) if case[0] in NEEDS_TORCH else case for case in BAD])
+@pytest.mark.parametrize(
+    "script, before, flag, value",
+    [pytest.param(*case, marks=pytest.mark.torch) if case[0] in NEEDS_TORCH else case for case in BAD],
+)
 def test_a_bad_value_is_one_line_and_exit_2(tmp_path, script, before, flag, value):
     result = run(script, *before, flag, *value.split())
     lines = result.stderr.splitlines()
@@ -121,15 +161,18 @@ def test_the_old_num_samples_still_works_and_is_hidden():
     assert "warning: --num-samples is now --num-prefixes" in result.stderr
 
 
-@pytest.mark.parametrize("script, args", [
-    ("benchmarks.speculative", ["--json"]),
-    ("benchmarks.speculative", ["--report"]),
-    ("benchmarks.lowrank_fit", ["--json"]),
-    ("benchmarks.make_dataset", ["--num-prefixes", "1", "--out"]),
-    ("benchmarks.scale", ["--out"]),
-    ("benchmarks.bench", ["--out"]),
-    ("predict_emergence.py", ["--json"]),
-])
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("benchmarks.speculative", ["--json"]),
+        ("benchmarks.speculative", ["--report"]),
+        ("benchmarks.lowrank_fit", ["--json"]),
+        ("benchmarks.make_dataset", ["--num-prefixes", "1", "--out"]),
+        ("benchmarks.scale", ["--out"]),
+        ("benchmarks.bench", ["--out"]),
+        ("predict_emergence.py", ["--json"]),
+    ],
+)
 def test_an_unwritable_output_fails_first(tmp_path, script, args):
     # An output under a file cannot be written: one line and exit 1, before any model loads or work runs.
     blocker = tmp_path / "a-file"

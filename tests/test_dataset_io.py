@@ -67,8 +67,13 @@ def hostile_files() -> dict[str, bytes]:
     """Files that made the loader allocate hundreds of MB, escape with a traceback, or accept a view."""
     hex_calls = 18  # each call doubles: a 1,000-character str grows to 262 MB
     return {
-        "hex_chain": b"\x80\x02c_codecs\nencode\nq\x00" + b"h\x00" * (hex_calls + 1) + op_str("a" * 1000)
-                     + op_str("latin1") + b"\x86R" + (op_str("hex") + b"\x86R") * hex_calls + b".",
+        "hex_chain": b"\x80\x02c_codecs\nencode\nq\x00"
+        + b"h\x00" * (hex_calls + 1)
+        + op_str("a" * 1000)
+        + op_str("latin1")
+        + b"\x86R"
+        + (op_str("hex") + b"\x86R") * hex_calls
+        + b".",
         "huge_memo_index": b"\x80\x02]r" + struct.pack("<I", 1 << 25) + b".",  # a 256 MB memo table
         "zero_stride": pickle.dumps((NAMES[:2], ["s"] * 4096, ZeroStride((4096, 2, 1 << 14))), protocol=2),
         "huge_frame": b"\x80\x04\x95" + struct.pack("<Q", (1 << 64) - 1) + b"N.",
@@ -102,8 +107,9 @@ for path in sorted(Path(sys.argv[1]).glob("*.pkl")):
 grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 print(json.dumps({"outcomes": outcomes, "grown_mb": grown_mb}))
 """
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     report = json.loads(result.stdout)
     for name, outcome in report["outcomes"].items():
         assert outcome.startswith(f"{tmp_path / name}.pkl: ") and "\n" not in outcome, (name, outcome)
@@ -111,9 +117,13 @@ print(json.dumps({"outcomes": outcomes, "grown_mb": grown_mb}))
     assert report["grown_mb"] < 64, report  # the largest hostile file is 2 KB
 
 
-@pytest.mark.parametrize("call, message", [
-    ("hex", "_codecs.encode"), ("utf-8", "_codecs.encode"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ("hex", "_codecs.encode"),
+        ("utf-8", "_codecs.encode"),
+    ],
+)
 def test_encode_only_as_numpy_uses_it(tmp_path, call, message):
     path = tmp_path / "encode.pkl"
     path.write_bytes(b"\x80\x02c_codecs\nencode\n" + op_str("ab") + op_str(call) + b"\x86R.")
@@ -211,8 +221,14 @@ def test_the_mapped_bytes_serve_the_dataset_array_once_or_are_refused(tmp_path):
     data, shape = probs.tobytes(), probs.shape
     half = (shape[0] // 2, *shape[1:])
     cases = {
-        "twice": (((NAMES, SENTENCES, FromBuffer(data, shape)), FromBuffer(data, shape)), "uses its array's bytes twice"),
-        "other shape": ((NAMES, SENTENCES, FromBuffer(data, half)), r"shape \(2, 3, 400\) .* does not fill its 9600 bytes"),
+        "twice": (
+            ((NAMES, SENTENCES, FromBuffer(data, shape)), FromBuffer(data, shape)),
+            "uses its array's bytes twice",
+        ),
+        "other shape": (
+            (NAMES, SENTENCES, FromBuffer(data, half)),
+            r"shape \(2, 3, 400\) .* does not fill its 9600 bytes",
+        ),
         # Not the dataset's array: no dataset, as it would be read.
         "not the array's": ((NAMES, [*SENTENCES[:3], data], small_probs()), "sentences must be a list of str"),
         "elsewhere": ((NAMES, SENTENCES, [FromBuffer(data, shape)]), "probs must be a numpy array, got list"),
@@ -271,8 +287,9 @@ print(json.dumps({"grown_mb": grown_mb, "mode": probs.base.mode, "writeable": bo
 """
     if not Path("/proc/self/status").exists():
         pytest.skip("needs Linux's /proc")
-    result = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     report = json.loads(result.stdout)
     assert report["mode"] == "c" and not report["writeable"]
     assert report["signbits"] == 0 and report["zeros"] == 8
@@ -365,8 +382,9 @@ for i in range(450):
 grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 print(json.dumps({"counts": counts, "bad": bad, "grown_mb": grown_mb}))
 """
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(vocab)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(vocab)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["bad"] == [], report["bad"][:10]
@@ -392,8 +410,9 @@ def test_save_is_atomic_on_failure(tmp_path):
 
 def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
     path = tmp_path / "d.pkl"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()  # the pid of a process that has exited
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()  # the pid of a process that has exited
     stale = [tmp_path / f".d.pkl.{dead}.tmp", tmp_path / f".d.json.{dead}.tmp"]
     alive = tmp_path / f".d.pkl.{os.getppid()}.tmp"  # a running writer's file stays
     other = tmp_path / f".e.pkl.{dead}.tmp"  # another dataset's: not this write's business

@@ -51,11 +51,14 @@ def check_distribution(out: np.ndarray, n: int, v: int) -> None:
 load_builtin()
 
 # Two models over four tokens; probabilities exact in float16, rows summing to 1.
-TIES = np.array([
-    [[0.25, 0.25, 0.25, 0.25], [0.125, 0.375, 0.375, 0.125]],  # every strategy ties tokens 1 and 2: 1
-    [[0.5, 0.0, 0.0, 0.5], [0.5, 0.0, 0.0, 0.5]],              # 0 and 3 tie (and zeros): 0
-    [[0.0, 0.25, 0.75, 0.0], [0.0, 0.625, 0.375, 0.0]],        # the largest says 1; the mean is (0, 7/16, 9/16, 0): 2
-], dtype=np.float16)
+TIES = np.array(
+    [
+        [[0.25, 0.25, 0.25, 0.25], [0.125, 0.375, 0.375, 0.125]],  # every strategy ties tokens 1 and 2: 1
+        [[0.5, 0.0, 0.0, 0.5], [0.5, 0.0, 0.0, 0.5]],  # 0 and 3 tie (and zeros): 0
+        [[0.0, 0.25, 0.75, 0.0], [0.0, 0.625, 0.375, 0.0]],  # the largest says 1; the mean is (0, 7/16, 9/16, 0): 2
+    ],
+    dtype=np.float16,
+)
 
 
 @pytest.mark.parametrize("name", HEURISTICS)
@@ -99,8 +102,16 @@ def split_files(request):
 
 def training_split(dataset) -> TrainingSplit:
     m = len(dataset.model_names)
-    return TrainingSplit(dataset.sentences, dataset.model_names[:-1], dataset.model_names[-1], dataset.probs,
-                         np.arange(len(dataset.sentences)), range(m - 1), m - 1, top1(dataset.probs[:, -1]))
+    return TrainingSplit(
+        dataset.sentences,
+        dataset.model_names[:-1],
+        dataset.model_names[-1],
+        dataset.probs,
+        np.arange(len(dataset.sentences)),
+        range(m - 1),
+        m - 1,
+        top1(dataset.probs[:, -1]),
+    )
 
 
 def test_on_the_bundled_splits_every_top1_is_the_old_guess(split_files):

@@ -14,8 +14,14 @@ from test_learned import synthetic
 import harness.scoring.evaluate
 from harness import InputError
 from harness.data.dataset import save_dataset
-from harness.scoring.evaluate import (DatasetResult, Settings, default_datasets, predict_dataset, score_dataset,
-                                      show_prefix)
+from harness.scoring.evaluate import (
+    DatasetResult,
+    Settings,
+    default_datasets,
+    predict_dataset,
+    score_dataset,
+    show_prefix,
+)
 from harness.scoring.registry import REGISTRY, Strategy, learned, whole_array
 from harness.scoring.top1 import StrategyFailure, StrategyScore, top1
 from strategies import load_builtin
@@ -57,6 +63,7 @@ def settings(**kw) -> Settings:
 
 # ---- chunks
 
+
 def both_generators(sentences, model_names, target_model_name, probs):
     """Uses the sentence text, Python's random and numpy's: none may depend on how prefixes are chunked."""
     noise = np.array([random.random() for _ in sentences]) + np.random.random(len(sentences))
@@ -84,8 +91,11 @@ def test_a_learned_fit_agrees_across_chunk_sizes(tmp_path):
     sentences, probs, target_probs, _ = synthetic(60, seed=2)
     path = write(tmp_path / "sixty.pkl", sentences, probs, target_probs)
     results = [score_dataset(path, builtin("loglinear"), settings(chunk_size=size)) for size in (1, 7, None)]
-    assert results[0].guesses["loglinear"].tolist() == results[1].guesses["loglinear"].tolist() \
+    assert (
+        results[0].guesses["loglinear"].tolist()
+        == results[1].guesses["loglinear"].tolist()
         == results[2].guesses["loglinear"].tolist()
+    )
     assert results[0].strategies[0].fit == "5-fold cross-validation by prefix"
 
 
@@ -101,10 +111,13 @@ def test_a_failure_on_the_second_chunk_is_its_row_and_the_others_are_scored(seve
     def bad_id_later(sentences, model_names, target_model_name, probs):
         return [0] * (len(sentences) - 1) + [probs.shape[2]]  # the chunk's last guess: 40, out of range
 
-    result = score_dataset(seven, [strategy(second_fails), strategy(bad_id_later)] + builtin("largest"),
-                           settings(chunk_size=3))
+    result = score_dataset(
+        seven, [strategy(second_fails), strategy(bad_id_later)] + builtin("largest"), settings(chunk_size=3)
+    )
     rows = {row.name: row for row in result.strategies}
-    assert isinstance(rows["second_fails"], StrategyFailure) and "raised RuntimeError: boom" in rows["second_fails"].error
+    assert (
+        isinstance(rows["second_fails"], StrategyFailure) and "raised RuntimeError: boom" in rows["second_fails"].error
+    )
     assert calls == ["prefix 0", "prefix 3"]  # not called again after it failed
     assert rows["bad_id_later"].error == "returned token id 40 for sentence 2, outside [0, 40)"  # the dataset's index
     assert isinstance(rows["largest"], StrategyScore) and rows["largest"].n == 7
@@ -124,6 +137,7 @@ def test_a_whole_array_strategy_gets_every_prefix_in_one_call(seven):
 
 
 # ---- what a strategy gets
+
 
 def reachable(array):
     """Every object reachable from an array through `.base` and memoryviews' `.obj`."""
@@ -146,7 +160,9 @@ def test_nothing_a_strategy_gets_reaches_the_target(seven):
     buffers = [item for item in reached if isinstance(item, (bytes, bytearray, memoryview))]
     assert arrays[0].shape[1:] == (3, 40)  # the input models only; the arrays under it hold no more than that chunk
     assert all(a.size <= 3 * 3 * 40 and a.size % (3 * 40) == 0 for a in arrays)
-    assert buffers and all(type(b) is bytes and len(b) <= 3 * 3 * 40 * 2 for b in buffers)  # a chunk's inputs, immutable
+    assert buffers and all(
+        type(b) is bytes and len(b) <= 3 * 3 * 40 * 2 for b in buffers
+    )  # a chunk's inputs, immutable
 
 
 VANDALS = {
@@ -172,6 +188,7 @@ def test_writing_into_its_input_fails_alone(seven):
 
 # ---- learned strategies: the fit protocols
 
+
 def memorizer(events):
     @learned
     def memorize(train):
@@ -183,7 +200,9 @@ def memorizer(events):
             events.append(("predict", set(sentences)))
             assert not seen & set(sentences), "predicting a prefix the fit saw"
             return [memory.get(s, 0) for s in sentences]
+
         return predict
+
     return memorize
 
 
@@ -226,7 +245,9 @@ def test_a_train_file_is_fitted_on_and_the_test_file_predicted(tmp_path):
     with pytest.raises(InputError, match=f"{overlapping}: shares 1 prefix with {test}"):
         score_dataset(test, builtin("loglinear"), settings(train=overlapping))
     other = tmp_path / "other.pkl"
-    save_dataset(other, ["a", "b", "target"], sentences[:20], np.concatenate([probs[:20, :2], target_probs[:20, None]], 1))
+    save_dataset(
+        other, ["a", "b", "target"], sentences[:20], np.concatenate([probs[:20, :2], target_probs[:20, None]], 1)
+    )
     with pytest.raises(InputError, match="differ from"):
         score_dataset(test, builtin("loglinear"), settings(train=other))
 
@@ -245,20 +266,26 @@ def test_the_default_folds_shrink_to_a_small_dataset(seven):
     assert isinstance(row.accuracy, float) and result.folds == 3
     assert row.fit == "3-fold cross-validation by prefix, the default 5 shrunk to the 3 prefixes"
     result = score_dataset(seven, builtin("loglinear"), settings(num_samples=1))
-    assert scores(result)["loglinear"] == ("a learned strategy needs at least 2 prefixes to cross-validate on "
-                                           "(this dataset has 1); or pass --train")
-    assert score_dataset(seven, builtin("loglinear"), settings()).strategies[0].fit == "5-fold cross-validation by prefix"
+    assert scores(result)["loglinear"] == (
+        "a learned strategy needs at least 2 prefixes to cross-validate on (this dataset has 1); or pass --train"
+    )
+    assert (
+        score_dataset(seven, builtin("loglinear"), settings()).strategies[0].fit == "5-fold cross-validation by prefix"
+    )
 
 
 # ---- --predict-only and --show
+
 
 def test_predicting_never_reads_the_target(seven, monkeypatch):
     monkeypatch.setattr(harness.scoring.evaluate, "target_view", lambda *a, **k: pytest.fail("the target was read"))
     result = predict_dataset(seven, builtin("largest", "loglinear"), settings(chunk_size=3))
     assert result.runs[0].guesses.tolist() == synthetic(7, seed=1)[1][:, -1].argmax(axis=1).tolist()
     assert result.runs[1].error.startswith("a learned strategy needs --train under --predict-only")
-    assert result.to_json()["strategies"] == [{"name": "largest", "guesses": 7, "fit": None},
-                                              {"name": "loglinear", "error": result.runs[1].error}]
+    assert result.to_json()["strategies"] == [
+        {"name": "largest", "guesses": 7, "fit": None},
+        {"name": "loglinear", "error": result.runs[1].error},
+    ]
 
 
 def test_show_prefix_gives_every_model_and_every_guess(seven):
@@ -275,17 +302,53 @@ def test_show_prefix_gives_every_model_and_every_guess(seven):
 
 # ---- results
 
+
 def test_result_json_keys_and_the_reference(seven):
-    result = score_dataset(seven, builtin("dummy", "largest"), settings(comparisons=(("dummy", "largest"),),
-                                                                       references=tuple(builtin("largest", "average"))))
+    result = score_dataset(
+        seven,
+        builtin("dummy", "largest"),
+        settings(comparisons=(("dummy", "largest"),), references=tuple(builtin("largest", "average"))),
+    )
     data = result.to_json()
-    assert set(data) == {"path", "target", "inputs", "n", "vocab_size", "input_model_sizes", "train", "folds",
-                         "input_model_reach", "tied_targets", "emergence_curve", "emergent", "reference",
-                         "comparisons", "strategies", "near_ties", "floor", "gamma", "hardest", "task",
-                         "noise_ceiling", "kl_floor", "drafting"}
+    assert set(data) == {
+        "path",
+        "target",
+        "inputs",
+        "n",
+        "vocab_size",
+        "input_model_sizes",
+        "train",
+        "folds",
+        "input_model_reach",
+        "tied_targets",
+        "emergence_curve",
+        "emergent",
+        "reference",
+        "comparisons",
+        "strategies",
+        "near_ties",
+        "floor",
+        "gamma",
+        "hardest",
+        "task",
+        "noise_ceiling",
+        "kl_floor",
+        "drafting",
+    }
     assert data["inputs"] == NAMES[:3] and data["input_model_sizes"] == list(SIZES[:3]) and data["n"] == 7
-    assert set(data["strategies"][0]) == {"name", "accuracy", "correct", "n", "ci95", "seconds", "fit",
-                                          "tied_misses", "emergent_correct", "vs_reference", "metrics"}
+    assert set(data["strategies"][0]) == {
+        "name",
+        "accuracy",
+        "correct",
+        "n",
+        "ci95",
+        "seconds",
+        "fit",
+        "tied_misses",
+        "emergent_correct",
+        "vs_reference",
+        "metrics",
+    }
     assert [row["name"] for row in data["strategies"]] == ["dummy", "largest"]  # average ran for the reference only
     assert data["reference"]["name"] in ("largest", "average")
     assert data["comparisons"][0]["a"] == "dummy" and "p_value" in data["comparisons"][0]
@@ -295,5 +358,8 @@ def test_default_datasets_pair_each_test_file_with_its_train_file(tmp_path):
     sentences, probs, target_probs, _ = synthetic(10)
     for name in ("plain", "wiki-train", "wiki-test", "lonely-test"):
         write(tmp_path / f"{name}.pkl", [f"{name} {i}" for i in range(10)], probs, target_probs)
-    assert default_datasets(tmp_path) == [(tmp_path / "lonely-test.pkl", None), (tmp_path / "plain.pkl", None),
-                                          (tmp_path / "wiki-test.pkl", tmp_path / "wiki-train.pkl")]
+    assert default_datasets(tmp_path) == [
+        (tmp_path / "lonely-test.pkl", None),
+        (tmp_path / "plain.pkl", None),
+        (tmp_path / "wiki-test.pkl", tmp_path / "wiki-train.pkl"),
+    ]

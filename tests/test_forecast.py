@@ -28,7 +28,7 @@ SIZES = [0, 64, 256, 1024, 4096]
 
 def test_law_by_hand():
     # E(D) = 4.3 + 0.05 * log(1 + D): log(1 + D) is 0, 1 and 2 at D = 0, e - 1 and e^2 - 1
-    assert emergence_point([0, np.e - 1, np.e ** 2 - 1], 4.3, 0.05) == pytest.approx([4.3, 4.35, 4.4])
+    assert emergence_point([0, np.e - 1, np.e**2 - 1], 4.3, 0.05) == pytest.approx([4.3, 4.35, 4.4])
     # Far above E (weaker models): the floor. Far below: floor + slope * (E - L), the ReLU's ramp.
     assert law_accuracy(5.0, 0, **TRUE_LAW) == pytest.approx(0.02, abs=1e-9)
     assert law_accuracy(4.0, 0, **TRUE_LAW) == pytest.approx(0.02 + 2.0 * 0.3, abs=1e-5)  # softplus(10) = 10 + 4.5e-5
@@ -52,6 +52,7 @@ def standard_errors(params: dict, n: int = 400) -> dict[int, float]:
     information of the fitted cells (every loss at D > 0, n binomial questions each): sqrt(g' I^-1 g),
     g = dE(D)/dtheta = (0, 0, 0, 1, log(1 + D)). The law is written out again here, and its derivatives
     taken by central differences, not with the fit's own analytic gradient."""
+
     def accuracy(theta, loss, size):
         floor, slope, softness, e0, shift = theta
         return floor + slope * softness * np.logaddexp(0, (e0 + shift * np.log(1 + size) - loss) / softness)
@@ -89,9 +90,18 @@ def test_the_fit_recovers_a_known_law_within_its_standard_error(seed):
 
 
 def records_from(cells: list[Cell], task: str = "t") -> list[dict]:
-    return [{"task": task, "model": c.model, "pretraining_loss": c.loss, "data_size": c.data_size,
-             "correct": int(c.correct[0]), "n": int(c.n[0]), "outcomes": "".join(map(str, c.outcomes[0]))}
-            for c in cells]
+    return [
+        {
+            "task": task,
+            "model": c.model,
+            "pretraining_loss": c.loss,
+            "data_size": c.data_size,
+            "correct": int(c.correct[0]),
+            "n": int(c.n[0]),
+            "outcomes": "".join(map(str, c.outcomes[0])),
+        }
+        for c in cells
+    ]
 
 
 def test_backtest_holds_the_larger_models_back_and_reports_them():
@@ -121,10 +131,12 @@ def test_fit_up_to_errors():
 
 def test_the_learning_rate_is_chosen_on_validation_and_seeds_pool():
     base = {"task": "t", "model": "a", "pretraining_loss": 4.0, "n": 10}
-    records = [{**base, "data_size": 8, "seed": 0, "learning_rate": 1e-3, "validation_accuracy": 0.5, "correct": 9},
-               {**base, "data_size": 8, "seed": 0, "learning_rate": 1e-4, "validation_accuracy": 0.6, "correct": 2},
-               {**base, "data_size": 8, "seed": 0, "learning_rate": 3e-4, "validation_accuracy": 0.6, "correct": 4},
-               {**base, "data_size": 8, "seed": 1, "learning_rate": 1e-3, "validation_accuracy": 0.1, "correct": 6}]
+    records = [
+        {**base, "data_size": 8, "seed": 0, "learning_rate": 1e-3, "validation_accuracy": 0.5, "correct": 9},
+        {**base, "data_size": 8, "seed": 0, "learning_rate": 1e-4, "validation_accuracy": 0.6, "correct": 2},
+        {**base, "data_size": 8, "seed": 0, "learning_rate": 3e-4, "validation_accuracy": 0.6, "correct": 4},
+        {**base, "data_size": 8, "seed": 1, "learning_rate": 1e-3, "validation_accuracy": 0.1, "correct": 6},
+    ]
     chosen = selected_runs(records, "t")
     # seed 0: 1e-4 and 3e-4 tie on validation (0.6), the smaller rate wins, whatever its test score.
     assert sorted((r["seed"], r["learning_rate"]) for r in chosen) == [(0, 1e-4), (1, 1e-3)]
@@ -171,10 +183,21 @@ def test_results_file_roundtrip_and_errors(tmp_path):
 
 def test_a_resumed_study_must_ask_the_same_questions(tmp_path):
     task = arithmetic_task(1, test_size=40, validation_size=12, seed=0)
-    record = {"task": task.name, "model": "a", "pretraining_loss": 4.5, "data_size": 4, "correct": 1, "n": 40,
-              "seed": 0, "learning_rate": 1e-3, "task_fingerprint": task.fingerprint(), "epochs": 2.0}
+    record = {
+        "task": task.name,
+        "model": "a",
+        "pretraining_loss": 4.5,
+        "data_size": 4,
+        "correct": 1,
+        "n": 40,
+        "seed": 0,
+        "learning_rate": 1e-3,
+        "task_fingerprint": task.fingerprint(),
+        "epochs": 2.0,
+    }
     assert check_resumable([record], [task], {"epochs": 2.0}, tmp_path / "r.jsonl") == {
-        (task.name, "a", None, 4, 0, 1e-3)}
+        (task.name, "a", None, 4, 0, 1e-3)
+    }
     other = arithmetic_task(1, test_size=40, validation_size=12, seed=1)
     with pytest.raises(InputError, match="asked other questions"):
         check_resumable([record], [other], {"epochs": 2.0}, tmp_path / "r.jsonl")

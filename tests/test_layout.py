@@ -27,8 +27,13 @@ def torch_side(module: str) -> bool:
 
 
 def project_modules() -> dict[str, Path]:
-    paths = [*ROOT.glob("*.py"), *ROOT.glob("harness/**/*.py"), *ROOT.glob("strategies/*.py"),
-             *ROOT.glob("suite/*.py"), *ROOT.glob("benchmarks/*.py")]
+    paths = [
+        *ROOT.glob("*.py"),
+        *ROOT.glob("harness/**/*.py"),
+        *ROOT.glob("strategies/*.py"),
+        *ROOT.glob("suite/*.py"),
+        *ROOT.glob("benchmarks/*.py"),
+    ]
     modules = {}
     for path in paths:
         parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -87,8 +92,9 @@ def reach(start: str) -> set[str]:
 
 
 def test_no_import_circles():
-    circles = sorted(f"{module} -> {imported}" for module in GRAPH for imported in GRAPH[module]
-                     if module in reach(imported))
+    circles = sorted(
+        f"{module} -> {imported}" for module in GRAPH for imported in GRAPH[module] if module in reach(imported)
+    )
     assert not circles, "import circles: " + "; ".join(circles)
 
 
@@ -96,12 +102,19 @@ def test_imports_go_one_way_and_no_entry_script_is_imported():
     for module, imported in GRAPH.items():
         assert not set(ENTRY_SCRIPTS) & imported, f"{module} imports an entry script"
         if module.startswith("harness.data"):  # what every side shares uses no other folder
-            assert not {m for m in imported if m.startswith("harness.") and not m.startswith("harness.data")
-                        and m != "harness.cli"}, module
+            assert not {
+                m
+                for m in imported
+                if m.startswith("harness.") and not m.startswith("harness.data") and m != "harness.cli"
+            }, module
 
 
-NUMPY_SIDE = ["challenge", "blind_test", "strategies",
-              *[m for m in MODULES if m.startswith("harness.") and not torch_side(m)]]
+NUMPY_SIDE = [
+    "challenge",
+    "blind_test",
+    "strategies",
+    *[m for m in MODULES if m.startswith("harness.") and not torch_side(m)],
+]
 
 
 @pytest.mark.parametrize("start", NUMPY_SIDE)
@@ -109,9 +122,11 @@ def test_the_numpy_side_never_reaches_torch(start):
     reached = reach(start)
     assert not {m for m in reached if torch_side(m)}, f"{start} reaches the torch side"
     libraries = {(module, name.partition(".")[0], function) for module in reached for name, function in imports(module)}
-    bad = sorted(f"{module} imports {library}" + (f" in {function}()" if function else "")
-                 for module, library, function in libraries
-                 if library in MODEL_LIBRARIES and (module, function, library) not in OPTIONAL)
+    bad = sorted(
+        f"{module} imports {library}" + (f" in {function}()" if function else "")
+        for module, library, function in libraries
+        if library in MODEL_LIBRARIES and (module, function, library) not in OPTIONAL
+    )
     assert not bad, "; ".join(bad)
 
 

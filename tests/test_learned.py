@@ -39,11 +39,18 @@ def test_folds_partition_the_prefixes_and_depend_on_the_seed():
 
 def test_a_strategy_cannot_write_into_what_it_is_given():
     sentences, probs, target_probs, target_top1 = synthetic(20)
-    train = TrainingSplit.from_arrays(sentences, ["a", "b", "c"], "target", probs, target_probs, target_top1,
-                                      chunk_size=7)
+    train = TrainingSplit.from_arrays(
+        sentences, ["a", "b", "c"], "target", probs, target_probs, target_top1, chunk_size=7
+    )
     chunk = next(train.chunks())
-    for array in (train.probs_per_sentences, train.target_probs, train.target_top1, chunk.probs_per_sentences,
-                  chunk.target_probs, chunk.target_top1):
+    for array in (
+        train.probs_per_sentences,
+        train.target_probs,
+        train.target_top1,
+        chunk.probs_per_sentences,
+        chunk.target_probs,
+        chunk.target_top1,
+    ):
         with pytest.raises(ValueError, match="read-only"):
             array[...] = 0
         with pytest.raises(ValueError):  # and no strategy can unlock it again
@@ -59,8 +66,9 @@ def test_a_train_file_sharing_prefixes_with_the_test_file_is_refused():
 
 def test_loglinear_recovers_a_known_pool():
     sentences, probs, target_probs, target_top1 = synthetic(600, seed=3)
-    train = TrainingSplit.from_arrays(sentences[:400], ["a", "b", "c"], "target", probs[:400], target_probs[:400],
-                                      target_top1[:400])
+    train = TrainingSplit.from_arrays(
+        sentences[:400], ["a", "b", "c"], "target", probs[:400], target_probs[:400], target_top1[:400]
+    )
     weights = fit_weights(train.chunks, 3)
     # The pool's argmax does not change with the weights' scale: compare directions.
     true = np.array([-1.0, 0.5, 2.0])
@@ -107,6 +115,7 @@ def test_learned_counts_above_or_below_register(tmp_path):
 def test_train_mean_is_the_training_targets_mean_whatever_the_inputs():
     from harness.scoring.registry import REGISTRY
     from strategies import load_builtin
+
     load_builtin()
     inputs = np.array([[[0.5, 0.5]], [[1, 0]]], dtype=np.float16)
     target = np.array([[1, 0], [0.5, 0.5]], dtype=np.float16)
@@ -119,8 +128,9 @@ def test_train_mean_is_the_training_targets_mean_whatever_the_inputs():
 def test_a_sample_of_a_split_reads_only_its_prefixes_in_order():
     probs = np.arange(6 * 2 * 3, dtype=np.float16).reshape(6, 2, 3)  # 6 prefixes, 1 input + target, V = 3
     # The split holds rows 1-5 of the array; a sample of 3 keeps rows in their order, with their sentences.
-    train = TrainingSplit([f"s{i}" for i in range(1, 6)], ["a"], "t", probs, np.arange(1, 6), [0], 1,
-                          np.arange(1, 6), chunk_size=2)
+    train = TrainingSplit(
+        [f"s{i}" for i in range(1, 6)], ["a"], "t", probs, np.arange(1, 6), [0], 1, np.arange(1, 6), chunk_size=2
+    )
     sample = train.sample(3, seed=0)
     keep = np.sort(np.random.default_rng(0).choice(5, size=3, replace=False))
     assert len(sample) == 3 and list(sample.sentences) == [f"s{i + 1}" for i in keep]

@@ -12,8 +12,16 @@ import pytest
 from harness.scoring.learned import TrainingSplit
 from harness.scoring.top1 import top1
 from strategies import loglinear
-from strategies.loglinear import (FLOOR, L2, fit_weights, log_probs, newton_terms, pooled_logits, pooled_softmax,
-                                 pooled_top1)
+from strategies.loglinear import (
+    FLOOR,
+    L2,
+    fit_weights,
+    log_probs,
+    newton_terms,
+    pooled_logits,
+    pooled_softmax,
+    pooled_top1,
+)
 
 LOG3 = float(np.log(3))
 
@@ -57,12 +65,20 @@ def relative_difference(weights: np.ndarray, reference: np.ndarray) -> float:
     return float(np.abs(weights - reference).max() / np.abs(reference).max())
 
 
-def split(probs: np.ndarray, target_top1: np.ndarray, chunk_size: int | None = None,
-          target_probs: np.ndarray | None = None) -> TrainingSplit:
+def split(
+    probs: np.ndarray, target_top1: np.ndarray, chunk_size: int | None = None, target_probs: np.ndarray | None = None
+) -> TrainingSplit:
     n, m, v = probs.shape
     target_probs = np.zeros((n, v), dtype=np.float16) if target_probs is None else target_probs
-    return TrainingSplit.from_arrays([f"prefix {i}" for i in range(n)], [f"m{j}" for j in range(m)], "target",
-                                     probs, target_probs, target_top1, chunk_size)
+    return TrainingSplit.from_arrays(
+        [f"prefix {i}" for i in range(n)],
+        [f"m{j}" for j in range(m)],
+        "target",
+        probs,
+        target_probs,
+        target_top1,
+        chunk_size,
+    )
 
 
 def peaked(n: int, models: int, vocab: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +93,11 @@ def peaked(n: int, models: int, vocab: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def test_the_log_table_is_log_of_every_float16_floored():
-    every = np.arange(2 ** 16, dtype=np.uint16).view(np.float16)
+    every = np.arange(2**16, dtype=np.uint16).view(np.float16)
     with np.errstate(invalid="ignore"):
         expected = np.log(np.maximum(every.astype(np.float32), np.float32(FLOOR)))
     assert np.array_equal(loglinear.LOG_TABLE, expected, equal_nan=True)
-    probs = np.array([[[0.0, -0.0, 2 ** -24, 0.5, 1.0]]], dtype=np.float16)
+    probs = np.array([[[0.0, -0.0, 2**-24, 0.5, 1.0]]], dtype=np.float16)
     assert log_probs(probs).shape == (1, 1, 5)  # (models, prefixes, vocabulary)
     assert log_probs(probs)[0, 0] == pytest.approx([-24 * np.log(2)] * 3 + [-np.log(2), 0.0], rel=1e-6)
 
@@ -92,7 +108,7 @@ WRONG = np.array([0.25, 0.75], dtype=np.float16)
 
 
 def test_newton_terms_by_hand_at_zero_weights():
-    probs = np.tile(np.stack([RIGHT, WRONG]), (5, 1, 1))       # (5 prefixes, 2 models, 2 tokens)
+    probs = np.tile(np.stack([RIGHT, WRONG]), (5, 1, 1))  # (5 prefixes, 2 models, 2 tokens)
     value, gradient, hessian = newton_terms(split(probs, np.zeros(5, dtype=np.int64), 2).chunks(), np.zeros(2))
     # w = 0: the pool is uniform, s = (1/2, 1/2); log p_a = (log 3/4, log 1/4), log p_b = (log 1/4, log 3/4).
     assert value == pytest.approx(np.log(0.5))
@@ -153,8 +169,9 @@ def test_prediction_is_row_wise_and_matches_the_whole_array_pool(dataset, monkey
     pooled = pooled_softmax(probs, weights)
     assert pooled.dtype == np.float32 and pooled == pytest.approx(whole / whole.sum(axis=1, keepdims=True), rel=1e-5)
     assert np.array_equal(top1(pooled), whole.argmax(axis=1))
-    assert np.array_equal(np.concatenate([pooled_softmax(probs[:13], weights), pooled_softmax(probs[13:], weights)]),
-                          pooled)
+    assert np.array_equal(
+        np.concatenate([pooled_softmax(probs[:13], weights), pooled_softmax(probs[13:], weights)]), pooled
+    )
 
 
 def test_the_registered_strategy_fits_from_chunks_and_keeps_its_weights(dataset):
@@ -194,19 +211,19 @@ def test_a_warm_start_from_a_sample_reaches_the_whole_splits_maximum_in_fewer_pa
     assert passes.count(len(probs)) < cold_passes
 
 
-
 # The distribution objective (`loglinear-ce`): mean_i sum_k t_ik log softmax(z_i)_k - l2/2 |w|^2.
 
+
 def test_distribution_terms_by_hand_on_one_prefix():
-    probs = np.stack([RIGHT, WRONG])[None]                           # (1 prefix, 2 models, 2 tokens)
-    target = np.array([[99 / 128, 33 / 128]], dtype=np.float16)      # sums to 1.03: normalized, (3/4, 1/4)
+    probs = np.stack([RIGHT, WRONG])[None]  # (1 prefix, 2 models, 2 tokens)
+    target = np.array([[99 / 128, 33 / 128]], dtype=np.float16)  # sums to 1.03: normalized, (3/4, 1/4)
     chunks = split(probs, np.zeros(1, dtype=np.int64), target_probs=target).chunks
     # w = (2, 0): the pool is (9/16, 1/16) normalized, s = (0.9, 0.1).
     value, gradient, hessian = newton_terms(chunks(), np.array([2.0, 0.0]), objective="distribution")
     assert value == pytest.approx(0.75 * np.log(0.9) + 0.25 * np.log(0.1) - L2 / 2 * 4)
     # E_t[log p_a] - E_s[log p_a] = (0.75 - 0.9) log 3/4 + (0.25 - 0.1) log 1/4 = -0.15 log 3; the reverse for b.
     assert gradient == pytest.approx([-0.15 * LOG3 - 2 * L2, 0.15 * LOG3])
-    var = 0.9 * 0.1 * LOG3 ** 2                                      # Var_s(log p_a); log p_b = log 3/16 - log p_a
+    var = 0.9 * 0.1 * LOG3**2  # Var_s(log p_a); log p_b = log 3/16 - log p_a
     assert hessian == pytest.approx(-np.array([[var, -var], [-var, var]]) - L2 * np.eye(2))
     # The top-1 objective at the same weights: the same Hessian, log s[0] instead of E_t[log s].
     top1_value, _, top1_hessian = newton_terms(chunks(), np.array([2.0, 0.0]))

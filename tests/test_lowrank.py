@@ -43,8 +43,14 @@ def context_dependent(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_of(probs: np.ndarray) -> TrainingSplit:
-    return TrainingSplit.from_arrays([f"p{i}" for i in range(len(probs))], ["small", "large"], "target",
-                                     probs[:, :2], probs[:, 2], probs[:, 2].astype(np.float32).argmax(axis=1))
+    return TrainingSplit.from_arrays(
+        [f"p{i}" for i in range(len(probs))],
+        ["small", "large"],
+        "target",
+        probs[:, :2],
+        probs[:, 2],
+        probs[:, 2].astype(np.float32).argmax(axis=1),
+    )
 
 
 def fit(name: str, probs: np.ndarray, seed: int = 0):
@@ -55,7 +61,7 @@ def fit(name: str, probs: np.ndarray, seed: int = 0):
 def kl(target: np.ndarray, predicted: np.ndarray) -> float:
     t = target.astype(np.float64)
     t /= t.sum(axis=1, keepdims=True)
-    return float((t * (np.log(np.maximum(t, 1e-30)) - np.log(np.maximum(predicted, 2.0 ** -24)))).sum(axis=1).mean())
+    return float((t * (np.log(np.maximum(t, 1e-30)) - np.log(np.maximum(predicted, 2.0**-24)))).sum(axis=1).mean())
 
 
 @needs_torch
@@ -84,7 +90,7 @@ def test_the_same_seed_gives_the_same_fit_and_chunks_give_the_same_distributions
     assert np.array_equal(whole, again(None, None, None, test[:, :2]))
     assert not np.array_equal(whole, other(None, None, None, test[:, :2]))
     for size in (1, 7):
-        chunks = [first(None, None, None, test[start:start + size, :2]) for start in range(0, len(test), size)]
+        chunks = [first(None, None, None, test[start : start + size, :2]) for start in range(0, len(test), size)]
         assert np.array_equal(np.concatenate(chunks).argmax(axis=1), whole.argmax(axis=1))
         assert np.allclose(np.concatenate(chunks), whole, rtol=1e-6, atol=1e-9)
 
@@ -105,8 +111,14 @@ def spy_on_fits(monkeypatch, name: str) -> list[dict]:
 
     def fit(split):
         predictor = original.fn(split)
-        fits.append({"sentences": split.sentences, "inputs": np.array(split.probs_per_sentences),
-                     "target": np.array(split.target_probs), "predictor": predictor})
+        fits.append(
+            {
+                "sentences": split.sentences,
+                "inputs": np.array(split.probs_per_sentences),
+                "target": np.array(split.target_probs),
+                "predictor": predictor,
+            }
+        )
         return predictor
 
     fit.learned, fit.requires = original.fn.learned, original.fn.requires

@@ -8,8 +8,18 @@ import pytest
 
 from harness.data.dataset import save_dataset
 from harness.scoring.evaluate import Settings, score_dataset, show_prefix
-from harness.scoring.metrics import (FLOOR, compare, distribution_metrics, rank_of, removed_share, resample_metrics,
-                                     summary, target_rows, tokens_per_pass, twin_floor)
+from harness.scoring.metrics import (
+    FLOOR,
+    compare,
+    distribution_metrics,
+    rank_of,
+    removed_share,
+    resample_metrics,
+    summary,
+    target_rows,
+    tokens_per_pass,
+    twin_floor,
+)
 from harness.scoring.registry import Strategy
 from harness.scoring.stats import bootstrap_means, paired_bootstrap
 from harness.scoring.top1 import StrategyError, check_output, top_two_ratio
@@ -24,10 +34,10 @@ def metrics_of(q, p, t):
 def test_two_three_token_distributions_by_hand():
     # p = (1/2, 1/4, 1/4), q = (1/4, 1/2, 1/4); the target's top-1 is token 0.
     got = metrics_of([[0.25, 0.5, 0.25]], [[0.5, 0.25, 0.25]], [0])
-    assert got["alpha"][0] == pytest.approx(0.75)           # 1/4 + 1/4 + 1/4 = 1 - TV, TV = (1/4 + 1/4 + 0) / 2
+    assert got["alpha"][0] == pytest.approx(0.75)  # 1/4 + 1/4 + 1/4 = 1 - TV, TV = (1/4 + 1/4 + 0) / 2
     assert got["kl"][0] == pytest.approx(0.25 * LN2, rel=1e-6)  # 1/2 ln 2 + 1/4 ln(1/2) + 0
     assert got["log_loss"][0] == pytest.approx(math.log(4), rel=1e-6)  # -ln q(0)
-    assert got["top5"][0]                                    # 3 tokens: everything is in the top 5
+    assert got["top5"][0]  # 3 tokens: everything is in the top 5
     same = metrics_of([[0.5, 0.25, 0.25]], [[0.5, 0.25, 0.25]], [0])
     assert same["kl"][0] == pytest.approx(0, abs=1e-7) and same["alpha"][0] == pytest.approx(1)
 
@@ -40,10 +50,11 @@ def test_float16_zeros_are_floored_at_2_to_the_minus_24_inside_the_logs():
     assert got["kl"][0] == pytest.approx(11 * LN2, rel=1e-6)
     assert got["log_loss"][0] == pytest.approx(0, abs=1e-7) and got["alpha"][0] == pytest.approx(0.5)
     assert metrics_of(q, p, [1])["log_loss"][0] == pytest.approx(24 * LN2, rel=1e-6)  # -ln 2^-24
-    assert FLOOR == 2.0 ** -24
+    assert FLOOR == 2.0**-24
     # Where the target is 0, the term is 0 whatever the prediction: KL(1,0 || 1/2,1/2) = ln 2.
-    assert metrics_of(np.array([[0.5, 0.5]], np.float16), np.array([[1, 0]], np.float16), [0])["kl"][0] == \
-        pytest.approx(LN2, rel=1e-6)
+    assert metrics_of(np.array([[0.5, 0.5]], np.float16), np.array([[1, 0]], np.float16), [0])["kl"][
+        0
+    ] == pytest.approx(LN2, rel=1e-6)
 
 
 def test_rows_are_divided_by_their_sums():
@@ -55,7 +66,7 @@ def test_rows_are_divided_by_their_sums():
 def test_top5_orders_ties_by_token_id_as_argmax_does():
     q = np.array([[0.3] + [0.1] * 7])
     assert rank_of(q, np.array([0]))[0] == 0
-    assert rank_of(q, np.array([4]))[0] == 4   # 0.3 first, then tokens 1, 2, 3 tie it and come before it
+    assert rank_of(q, np.array([4]))[0] == 4  # 0.3 first, then tokens 1, 2, 3 tie it and come before it
     assert rank_of(q, np.array([5]))[0] == 5
     p = np.zeros((2, 8))
     p[0, 4], p[1, 5] = 1, 1
@@ -64,9 +75,9 @@ def test_top5_orders_ties_by_token_id_as_argmax_does():
 
 
 def test_tokens_per_pass_by_hand():
-    assert tokens_per_pass(0.5, gamma=1) == pytest.approx(1.5)      # 1 + 1/2
-    assert tokens_per_pass(0.5, gamma=2) == pytest.approx(1.75)     # 1 + 1/2 + 1/4
-    assert tokens_per_pass(0.5) == pytest.approx(1.9375)            # gamma 4: (1 - 1/32) / (1/2)
+    assert tokens_per_pass(0.5, gamma=1) == pytest.approx(1.5)  # 1 + 1/2
+    assert tokens_per_pass(0.5, gamma=2) == pytest.approx(1.75)  # 1 + 1/2 + 1/4
+    assert tokens_per_pass(0.5) == pytest.approx(1.9375)  # gamma 4: (1 - 1/32) / (1/2)
     assert tokens_per_pass(0.0) == 1 and tokens_per_pass(1.0) == 5  # nothing accepted; everything: gamma + 1
     assert tokens_per_pass(np.array([0.5, 1.0]), gamma=1).tolist() == [1.5, 2.0]
 
@@ -75,8 +86,8 @@ def test_bootstrap_means_resample_prefixes_the_same_way_for_every_column():
     values = np.stack([np.ones(50), np.arange(50.0), np.arange(50.0) + 2], axis=1)
     means = bootstrap_means(values, seed=3, num_resamples=400)
     assert means.shape == (400, 3)
-    assert np.allclose(means[:, 0], 1)                    # every resample holds 50 prefixes
-    assert np.allclose(means[:, 2] - means[:, 1], 2)      # paired: the same prefixes in both columns
+    assert np.allclose(means[:, 0], 1)  # every resample holds 50 prefixes
+    assert np.allclose(means[:, 2] - means[:, 1], 2)  # paired: the same prefixes in both columns
     assert means[:, 1].mean() == pytest.approx(24.5, abs=1)
     assert np.array_equal(means, bootstrap_means(values, seed=3, num_resamples=400))  # seeded
 
@@ -129,12 +140,15 @@ def test_top_two_ratio():
 
 
 # The engine, on a small dataset: 3 input models and a target, 4 prefixes, 4 tokens.
-PROBS = np.array([
-    [[0.5, 0.5, 0, 0], [0.25, 0.75, 0, 0], [0.125, 0.875, 0, 0], [0.5, 0.25, 0.25, 0]],
-    [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25, 0.25, 0.5, 0], [0.25, 0.25, 0.5, 0]],
-    [[0, 0, 0, 1], [0, 0, 0.5, 0.5], [0, 0.25, 0.25, 0.5], [0, 0.5, 0, 0.5]],
-    [[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25], [1, 0, 0, 0], [0.375, 0.625, 0, 0]],
-], dtype=np.float16)
+PROBS = np.array(
+    [
+        [[0.5, 0.5, 0, 0], [0.25, 0.75, 0, 0], [0.125, 0.875, 0, 0], [0.5, 0.25, 0.25, 0]],
+        [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25, 0.25, 0.5, 0], [0.25, 0.25, 0.5, 0]],
+        [[0, 0, 0, 1], [0, 0, 0.5, 0.5], [0, 0.25, 0.25, 0.5], [0, 0.5, 0, 0.5]],
+        [[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25], [1, 0, 0, 0], [0.375, 0.625, 0, 0]],
+    ],
+    dtype=np.float16,
+)
 
 
 @pytest.fixture
@@ -149,8 +163,9 @@ def as_strategy(name, fn):
 
 
 def test_a_strategy_returning_an_input_model_scores_as_that_model(small):
-    result = score_dataset(small, [as_strategy("c", lambda s, m, t, probs: probs[:, 2])],
-                           Settings(chunk_size=3))  # two chunks
+    result = score_dataset(
+        small, [as_strategy("c", lambda s, m, t, probs: probs[:, 2])], Settings(chunk_size=3)
+    )  # two chunks
     row = result.strategies[0]
     assert row.summary == result.model_summaries[2]
     # By hand, model c against the target: prefix 0: target (1/2, 1/4, 1/4, 0), top-1 0; c = (1/8, 7/8, 0, 0).
@@ -173,14 +188,21 @@ def test_near_ties_and_difficulty(small):
     # The target's second token over its first: 1/2, 1/2, 1 (a tie: prefix 2 is near-tied), 0.6.
     # The mean's top-1s are 1, 0, 3, 0 against the target's 0, 2, 1, 1: four misses, one near-tied.
     assert result.view.second_ratio.tolist() == pytest.approx([0.5, 0.5, 1.0, 0.6])
-    assert result.near_ties() == {"threshold": 0.8, "prefixes": 1, "reference": "average", "reference_misses": 4,
-                                  "misses_on_near_tied": 1, "reference_top1_near_tied": 0.0,
-                                  "reference_top1_rest": 0.0}
+    assert result.near_ties() == {
+        "threshold": 0.8,
+        "prefixes": 1,
+        "reference": "average",
+        "reference_misses": 4,
+        "misses_on_near_tied": 1,
+        "reference_top1_near_tied": 0.0,
+        "reference_top1_rest": 0.0,
+    }
 
 
 def test_a_strategy_switching_between_ids_and_distributions_fails_in_its_row(small):
     def switching(s, m, t, probs):
         return probs[:, 0] if "prefix 0" in s else probs[:, 0].argmax(axis=1)
+
     result = score_dataset(small, [as_strategy("switching", switching)], Settings(chunk_size=2))
     assert "returned token ids for prefixes 2-3 but distributions before them" in result.strategies[0].error
 
@@ -194,9 +216,11 @@ def test_show_keeps_each_distribution_at_the_prefix(small):
 def test_a_whole_array_strategy_is_scored_chunk_by_chunk_like_the_others(small):
     mean = lambda s, m, t, probs: probs.astype(np.float32).mean(axis=1)
     chunked = score_dataset(small, [as_strategy("mean", mean)], Settings(chunk_size=3)).strategies[0]
+
     def whole_mean(s, m, t, probs):
         assert len(s) == 4  # every prefix in one call
         return mean(s, m, t, probs)
+
     whole_mean.whole_array = True
     whole = score_dataset(small, [as_strategy("mean", whole_mean)], Settings(chunk_size=3)).strategies[0]
     for name in ("top5", "log_loss", "kl", "alpha"):
@@ -245,10 +269,12 @@ def test_the_leaderboard_gives_the_kl_floor_from_the_twin_and_each_predictors_sh
     assert low == pytest.approx((kl_b - kl_half) / (kl_b - 0.01), rel=1e-3)
     assert high == pytest.approx((kl_b - kl_half) / (kl_b - 0.03), rel=1e-3)
     from harness.scoring.leaderboard import print_leaderboard
+
     print_leaderboard(result, "kl")
     out = " ".join(capsys.readouterr().out.split())
     assert "KL floor (half the KL to that seed): 0.020 [0.010, 0.030]; largest is 0.124 above it" in out
     from harness.scoring.report import metrics_table
+
     table = metrics_table(result)
     assert "| KL above the floor removed (%) |" in table.splitlines()[0] and "KL floor: 0.020 [0.010, 0.030]" in table
 
@@ -262,7 +288,10 @@ def test_a_floor_above_the_reference_gives_no_shares_and_says_why(tmp_path, caps
     result = score_dataset(path, [], Settings(references=(as_strategy("largest", lambda s, m, t, p: p[:, 1]),)))
     assert result.kl_floor["mean"] == pytest.approx(1.0) and result.kl_floor["removed"] == {}
     from harness.scoring.leaderboard import print_leaderboard
+
     print_leaderboard(result, "kl")
     out = " ".join(capsys.readouterr().out.split())
-    assert ("KL floor (half the KL to that seed): 1.000 [1.000, 1.000], above largest's 0.144: the two seeds "
-            "differ too much here for the floor's quadratic approximation") in out
+    assert (
+        "KL floor (half the KL to that seed): 1.000 [1.000, 1.000], above largest's 0.144: the two seeds "
+        "differ too much here for the floor's quadratic approximation"
+    ) in out

@@ -28,16 +28,19 @@ def wiki_jsonl(tmp_path):
 def glue_tsv(path, pairs):
     """A GLUE RTE TSV of (premise, hypothesis, entailed) rows, indexed from 0."""
     rows = ["index\tsentence1\tsentence2\tlabel"]
-    rows += [f"{i}\t{premise}\t{hypothesis}\t{'' if entailed else 'not_'}entailment"
-             for i, (premise, hypothesis, entailed) in enumerate(pairs)]
+    rows += [
+        f"{i}\t{premise}\t{hypothesis}\t{'' if entailed else 'not_'}entailment"
+        for i, (premise, hypothesis, entailed) in enumerate(pairs)
+    ]
     path.write_text("\n".join(rows) + "\n")
     return path
 
 
 @pytest.fixture
 def rte_tsv(tmp_path):
-    return glue_tsv(tmp_path / "rte.tsv", [(f'Premise "{i}" says so.', f"Hypothesis {i}.", i % 2 == 0)
-                                           for i in range(30)])
+    return glue_tsv(
+        tmp_path / "rte.tsv", [(f'Premise "{i}" says so.', f"Hypothesis {i}.", i % 2 == 0) for i in range(30)]
+    )
 
 
 def test_wikipedia_openings_are_10_to_20_words_and_seeded(wiki_jsonl):
@@ -104,7 +107,7 @@ def test_wikipedia_words_are_split_on_spaces_only(tmp_path):
     path.write_text(json.dumps({"text": text}) + "\n")
     [prefix] = build_prefixes("wikipedia", 1, dataset_path=str(path)).prefixes
     words = prefix.split(" ")
-    assert 10 <= len(words) <= 20 and prefix == " ".join(text.split(" ")[:len(words)])
+    assert 10 <= len(words) <= 20 and prefix == " ".join(text.split(" ")[: len(words)])
     assert prefix.startswith("Paris\u00a0(French:\u00a0[paʁi]) is the capital\nand largest")
 
 
@@ -122,15 +125,18 @@ def test_jsonl_with_a_byte_order_mark_and_a_raw_line_separator(tmp_path):
         assert read_prefix_file(path) == (["a\u2028b", "c"], None)
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"text": "ok"}\nnot json\n', "p.jsonl:2: not a JSON object"),
-    ('{"text": "\\ud800"}\n', "p.jsonl:1: not valid Unicode text .* lone surrogate"),
-    ('{"text": "ok", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "p.jsonl:1: JSON nested too deeply"),
-    ("[1]\n", "p.jsonl:1: not a JSON object"),
-    ('{"text": ""}\n', "p.jsonl:1: empty prefix"),
-    ('{"text": 3}\n', 'p.jsonl:1: "text" must be a string'),
-    ("", "p.jsonl: no prefixes"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"text": "ok"}\nnot json\n', "p.jsonl:2: not a JSON object"),
+        ('{"text": "\\ud800"}\n', "p.jsonl:1: not valid Unicode text .* lone surrogate"),
+        ('{"text": "ok", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "p.jsonl:1: JSON nested too deeply"),
+        ("[1]\n", "p.jsonl:1: not a JSON object"),
+        ('{"text": ""}\n', "p.jsonl:1: empty prefix"),
+        ('{"text": 3}\n', 'p.jsonl:1: "text" must be a string'),
+        ("", "p.jsonl: no prefixes"),
+    ],
+)
 def test_bad_jsonl_lines(tmp_path, content, message):
     path = tmp_path / "p.jsonl"
     path.write_text(content)
@@ -169,12 +175,22 @@ def test_arithmetic_hand_checked_prompts_for_each_operation():
         word = {"add": "plus", "subtract": "minus", "multiply": "times"}[operation]
         built = build_prefixes("arithmetic", 3, seed=1, operation=operation, shots=2)
         # The same seed draws the same operands (14, 41), (82, 29) and question (51, 17) for each operation.
-        assert built.prefixes[0] == (f"Question: What is 14 {word} 41?\nAnswer: {first}\n\n"
-                                     f"Question: What is 82 {word} 29?\nAnswer: {second}\n\n"
-                                     f"Question: What is 51 {word} 17?\nAnswer:")
+        assert built.prefixes[0] == (
+            f"Question: What is 14 {word} 41?\nAnswer: {first}\n\n"
+            f"Question: What is 82 {word} 29?\nAnswer: {second}\n\n"
+            f"Question: What is 51 {word} 17?\nAnswer:"
+        )
         assert built.answers[0] == answer
-        assert built.record == {"dataset": "arithmetic", "source": "synthetic", "rule": built.record["rule"],
-                                "seed": 1, "num_prefixes": 3, "shots": 2, "digits": 2, "operation": operation}
+        assert built.record == {
+            "dataset": "arithmetic",
+            "source": "synthetic",
+            "rule": built.record["rule"],
+            "seed": 1,
+            "num_prefixes": 3,
+            "shots": 2,
+            "digits": 2,
+            "operation": operation,
+        }
     zero_shot = build_prefixes("arithmetic", 5, seed=2)  # the defaults: lm-evaluation-harness's arithmetic_2da
     assert all(QUESTION.fullmatch(p) and " plus " in p for p in zero_shot.prefixes)
     assert zero_shot.record["shots"] == 0 and zero_shot.record["digits"] == 2
@@ -208,12 +224,16 @@ def test_arithmetic_operands_have_the_digits_asked_and_seeds_reproduce():
     assert build_prefixes("arithmetic", 200, seed=5, digits=3).prefixes == built.prefixes
     assert build_prefixes("arithmetic", 200, seed=6, digits=3).prefixes != built.prefixes
     big = build_prefixes("arithmetic", 10, seed=0, digits=5, operation="multiply")
-    assert all(int(answer) == solve(QUESTION.fullmatch(prefix).group(0)[len("Question: What is "):-len("?\nAnswer:")])
-               for prefix, answer in zip(big.prefixes, big.answers))  # no int64 overflow at 5 digits
+    assert all(
+        int(answer) == solve(QUESTION.fullmatch(prefix).group(0)[len("Question: What is ") : -len("?\nAnswer:")])
+        for prefix, answer in zip(big.prefixes, big.answers)
+    )  # no int64 overflow at 5 digits
 
 
-WORKED = re.compile(r"Question: What is (\d+ \w+ \d+ \w+ \d+)\?\nAnswer: (-?\d+) (\w+) (-?\d+) is (-?\d+)\. "
-                    r"(-?\d+) (\w+) (-?\d+) is (-?\d+)\. The answer is(?: (-?\d+)\.)?")
+WORKED = re.compile(
+    r"Question: What is (\d+ \w+ \d+ \w+ \d+)\?\nAnswer: (-?\d+) (\w+) (-?\d+) is (-?\d+)\. "
+    r"(-?\d+) (\w+) (-?\d+) is (-?\d+)\. The answer is(?: (-?\d+)\.)?"
+)
 
 
 def test_cot_arithmetic_worked_steps_and_answers():
@@ -242,7 +262,8 @@ def test_cot_arithmetic_worked_steps_and_answers():
     with_steps = build_prefixes("cot-arithmetic", 1, seed=0, shots=1)
     assert with_steps.prefixes == [
         "Question: What is 6 times 3 times 6?\nAnswer: 6 times 3 is 18. 18 times 6 is 108. The answer is 108.\n\n"
-        "Question: What is 8 minus 5 times 0?\nAnswer: 5 times 0 is 0. 8 minus 0 is 8. The answer is"]
+        "Question: What is 8 minus 5 times 0?\nAnswer: 5 times 0 is 0. 8 minus 0 is 8. The answer is"
+    ]
     assert with_steps.answers == [" 8"]
     assert build_prefixes("cot-arithmetic", 20, seed=1).prefixes != build_prefixes("cot-arithmetic", 20).prefixes
 
@@ -250,8 +271,9 @@ def test_cot_arithmetic_worked_steps_and_answers():
 @pytest.fixture
 def rte_premises_tsv(tmp_path):
     """40 labelled pairs, two hypotheses per premise; pair i is entailment unless i % 3 == 0."""
-    return glue_tsv(tmp_path / "rte.tsv", [(f"Premise {i // 2} holds.", f"Hypothesis {i}.", i % 3 != 0)
-                                           for i in range(40)])
+    return glue_tsv(
+        tmp_path / "rte.tsv", [(f"Premise {i // 2} holds.", f"Hypothesis {i}.", i % 3 != 0) for i in range(40)]
+    )
 
 
 RTE_BLOCK = re.compile(r"Premise (\d+) holds\.\nQuestion: Hypothesis (\d+)\. True or False\?\nAnswer:( True| False)?")
@@ -268,14 +290,18 @@ def test_glue_rte_shots_demonstrations_from_other_premises_gold_from_the_label(r
         assert len(blocks) == 3
         *demos, (premise, hypothesis, none) = blocks
         assert none is None and answer == (" False" if int(hypothesis) % 3 == 0 else " True")
-        for demo_premise, demo_hypothesis, demo_answer in demos:
+        for _, demo_hypothesis, demo_answer in demos:
             assert demo_answer == (" False" if int(demo_hypothesis) % 3 == 0 else " True")
         assert demos[0] != demos[1]  # distinct demonstrations
         demo_premises |= {d[0] for d in demos}
         query_premises.add(premise)
     assert not demo_premises & query_premises and len(query_premises) == 10  # no premise gives both
-    assert build_prefixes("glue-rte", 30, seed=0, dataset_path=str(rte_premises_tsv), shots=2).prefixes == built.prefixes
-    assert build_prefixes("glue-rte", 30, seed=1, dataset_path=str(rte_premises_tsv), shots=2).prefixes != built.prefixes
+    assert (
+        build_prefixes("glue-rte", 30, seed=0, dataset_path=str(rte_premises_tsv), shots=2).prefixes == built.prefixes
+    )
+    assert (
+        build_prefixes("glue-rte", 30, seed=1, dataset_path=str(rte_premises_tsv), shots=2).prefixes != built.prefixes
+    )
     zero = build_prefixes("glue-rte", 30, seed=0, dataset_path=str(rte_premises_tsv), shots=0)
     assert all(RTE_BLOCK.fullmatch(p) for p in zero.prefixes) and len(zero.answers) == 20
     with pytest.raises(InputError, match="--shots 21: only 20 labelled demonstration rows"):
@@ -284,10 +310,13 @@ def test_glue_rte_shots_demonstrations_from_other_premises_gold_from_the_label(r
 
 def test_glue_rte_shots_from_the_hub_take_demonstrations_from_train_and_queries_from_validation(monkeypatch):
     """The hub path, offline: `_stream` stands in for nyu-mll/glue, whose labels are ids (0 entailment)."""
+
     def hub(name, config, local_path, seed, split="train"):
         assert (name, config, local_path, seed) == ("nyu-mll/glue", "rte", None, None)
-        return [{"sentence1": f"{split} premise {i}.", "sentence2": f"{split} hypothesis {i}.", "label": i % 2,
-                 "idx": i} for i in range(8)]
+        return [
+            {"sentence1": f"{split} premise {i}.", "sentence2": f"{split} hypothesis {i}.", "label": i % 2, "idx": i}
+            for i in range(8)
+        ]
 
     monkeypatch.setattr(prefixes, "_stream", hub)
     built = build_prefixes("glue-rte", 8, seed=0, shots=3)
@@ -335,8 +364,12 @@ def test_copy_repeats_a_span_and_the_gold_is_its_next_word(tmp_path):
 
 def test_jsonl_answers_all_lines_or_none(tmp_path):
     path = tmp_path / "qa.jsonl"
-    rows = [{"text": "2 + 2 =", "answer": " 4"}, {"text": "The sky is", "answer": " blue"},
-            {"text": "2 + 2 =", "answer": " 4"}, {"text": "Paris is in", "answer": " France"}]
+    rows = [
+        {"text": "2 + 2 =", "answer": " 4"},
+        {"text": "The sky is", "answer": " blue"},
+        {"text": "2 + 2 =", "answer": " 4"},
+        {"text": "Paris is in", "answer": " France"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.warns(UserWarning, match="1 duplicate prefix dropped"):
         built = build_prefixes(str(path))
@@ -346,15 +379,20 @@ def test_jsonl_answers_all_lines_or_none(tmp_path):
         assert build_prefixes(str(path), num_prefixes=2).answers == [" 4", " blue"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"text": "a", "answer": " b"}\n{"text": "c"}\n', 'qa.jsonl:2: no "answer", unlike the first line'),
-    ('{"text": "a"}\n\n{"text": "c", "answer": " d"}\n', 'qa.jsonl:3: an "answer", unlike the first line'),
-    ('{"text": "a", "answer": 4}\n', 'qa.jsonl:1: "answer" must be a string'),
-    ('{"text": "a", "answer": ""}\n', "qa.jsonl:1: empty answer"),
-    ('{"text": "a", "answer": "\\udc00"}\n', "qa.jsonl:1: not valid Unicode text"),
-    ('{"text": "a", "answer": " b"}\n{"text": "a", "answer": " c"}\n',
-     "qa.jsonl: the prefix 'a' twice, with the answers ' b' and ' c'"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"text": "a", "answer": " b"}\n{"text": "c"}\n', 'qa.jsonl:2: no "answer", unlike the first line'),
+        ('{"text": "a"}\n\n{"text": "c", "answer": " d"}\n', 'qa.jsonl:3: an "answer", unlike the first line'),
+        ('{"text": "a", "answer": 4}\n', 'qa.jsonl:1: "answer" must be a string'),
+        ('{"text": "a", "answer": ""}\n', "qa.jsonl:1: empty answer"),
+        ('{"text": "a", "answer": "\\udc00"}\n', "qa.jsonl:1: not valid Unicode text"),
+        (
+            '{"text": "a", "answer": " b"}\n{"text": "a", "answer": " c"}\n',
+            "qa.jsonl: the prefix 'a' twice, with the answers ' b' and ' c'",
+        ),
+    ],
+)
 def test_bad_jsonl_answers(tmp_path, content, message):
     path = tmp_path / "qa.jsonl"
     path.write_text(content)
@@ -362,18 +400,25 @@ def test_bad_jsonl_answers(tmp_path, content, message):
         build_prefixes(str(path))
 
 
-@pytest.mark.parametrize("dataset, options, message", [
-    ("arithmetic", {"digits": 6}, "--digits must be 1 to 5, got 6"),
-    ("cot-arithmetic", {"digits": 0}, "--digits must be 1 to 5, got 0"),
-    ("arithmetic", {"shots": -1}, "--shots must be at least 0, got -1"),
-    ("glue-rte", {"shots": -1}, "--shots must be at least 0, got -1"),
-    ("arithmetic", {"operation": "divide"}, "--operation must be one of add, subtract, multiply, got 'divide'"),
-    ("wikipedia", {"shots": 2}, "--shots is for --dataset glue-rte or arithmetic or cot-arithmetic, not wikipedia"),
-    ("glue-rte", {"digits": 2}, "--digits is for --dataset arithmetic or cot-arithmetic, not glue-rte"),
-    ("cot-arithmetic", {"operation": "add"}, "--operation is for --dataset arithmetic, not cot-arithmetic"),
-    ("arithmetic", {"dataset_path": "x.tsv"}, "--dataset-path is for --dataset wikipedia, glue-rte, copy, not arithmetic"),
-    ("p.txt", {"dataset_path": "x.tsv"}, "--dataset-path is for --dataset wikipedia, glue-rte, copy, not p.txt"),
-])
+@pytest.mark.parametrize(
+    "dataset, options, message",
+    [
+        ("arithmetic", {"digits": 6}, "--digits must be 1 to 5, got 6"),
+        ("cot-arithmetic", {"digits": 0}, "--digits must be 1 to 5, got 0"),
+        ("arithmetic", {"shots": -1}, "--shots must be at least 0, got -1"),
+        ("glue-rte", {"shots": -1}, "--shots must be at least 0, got -1"),
+        ("arithmetic", {"operation": "divide"}, "--operation must be one of add, subtract, multiply, got 'divide'"),
+        ("wikipedia", {"shots": 2}, "--shots is for --dataset glue-rte or arithmetic or cot-arithmetic, not wikipedia"),
+        ("glue-rte", {"digits": 2}, "--digits is for --dataset arithmetic or cot-arithmetic, not glue-rte"),
+        ("cot-arithmetic", {"operation": "add"}, "--operation is for --dataset arithmetic, not cot-arithmetic"),
+        (
+            "arithmetic",
+            {"dataset_path": "x.tsv"},
+            "--dataset-path is for --dataset wikipedia, glue-rte, copy, not arithmetic",
+        ),
+        ("p.txt", {"dataset_path": "x.tsv"}, "--dataset-path is for --dataset wikipedia, glue-rte, copy, not p.txt"),
+    ],
+)
 def test_bad_task_options_are_one_line_errors(dataset, options, message):
     with pytest.raises(InputError, match=f"^{re.escape(message)}$"):
         build_prefixes(dataset, 5, **options)

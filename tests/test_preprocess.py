@@ -75,8 +75,9 @@ def test_end_to_end_dataset_and_sidecar(built_dataset, suite, prefix_file, token
     assert not built_dataset.with_name(built_dataset.name + ".lock").exists()
 
 
-def test_rows_written_into_the_file_equal_the_in_memory_array_saved(tmp_path, built_dataset, suite, prefix_file,
-                                                                     tokenizer):
+def test_rows_written_into_the_file_equal_the_in_memory_array_saved(
+    tmp_path, built_dataset, suite, prefix_file, tokenizer
+):
     """preprocess_train.py writes each model's rows into the dataset file as they are computed; the
     file holds what run_suite's in-memory array, saved by save_dataset, holds, and plain pickle.load
     reads it."""
@@ -86,8 +87,9 @@ def test_rows_written_into_the_file_equal_the_in_memory_array_saved(tmp_path, bu
 
     prefixes = prefix_file.read_text().splitlines()
     specs = [ModelSpec(str(p)) for p in suite]
-    probs, _ = inference.run_suite(specs, encode(suite[0], prefixes), len(tokenizer), device="cpu",
-                                   dtype="float32", progress=False)
+    probs, _ = inference.run_suite(
+        specs, encode(suite[0], prefixes), len(tokenizer), device="cpu", dtype="float32", progress=False
+    )
     save_dataset(tmp_path / "in_memory.pkl", [str(p) for p in suite], prefixes, probs)
     with open(built_dataset, "rb") as f, open(tmp_path / "in_memory.pkl", "rb") as g:
         streamed, in_memory = pickle.load(f), pickle.load(g)
@@ -98,8 +100,20 @@ def test_batch_size_does_not_change_the_dataset(tmp_path, suite, prefix_file):
     arrays = []
     for batch_size in (1, 7):
         out = tmp_path / f"b{batch_size}.pkl"
-        run_script("preprocess_train.py", "--models", *suite, "--dataset", prefix_file, "--out", out,
-                   "--device", "cpu", "--batch-size", batch_size, "--no-progress")
+        run_script(
+            "preprocess_train.py",
+            "--models",
+            *suite,
+            "--dataset",
+            prefix_file,
+            "--out",
+            out,
+            "--device",
+            "cpu",
+            "--batch-size",
+            batch_size,
+            "--no-progress",
+        )
         arrays.append(load_dataset(out).probs.astype(np.float32))
     np.testing.assert_allclose(arrays[0], arrays[1], atol=1e-3, rtol=0)  # at most float16 rounding apart
 
@@ -108,8 +122,18 @@ def test_duplicates_kept_once_in_first_seen_order(tmp_path, suite):
     prefixes = tmp_path / "dupes.txt"
     prefixes.write_text("beta gamma\nalpha\nbeta gamma\ndelta\nalpha\n")
     out = tmp_path / "dupes.pkl"
-    result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefixes, "--out", out,
-                        "--device", "cpu", "--no-progress")
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        prefixes,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert "2 duplicate prefixes dropped" in result.stderr
     assert load_dataset(out).sentences == ["beta gamma", "alpha", "delta"]
 
@@ -119,8 +143,20 @@ def test_long_prefix_is_left_truncated_with_a_warning(tmp_path, suite, tokenizer
     prefixes = tmp_path / "long.txt"
     prefixes.write_text(f"short prefix here\n{long_prefix}\n")
     out = tmp_path / "long.pkl"
-    result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefixes, "--out", out,
-                        "--device", "cpu", "--dtype", "float32", "--no-progress")
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        prefixes,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--no-progress",
+    )
     assert f"longer than {suite[0]}'s context of {CONTEXT} tokens" in result.stderr
     assert result.stderr.count("longer than") == 1  # both models have that context: one warning, not one per model
     ids = encode(suite[0], [long_prefix])[0]
@@ -138,8 +174,19 @@ def test_tokenizer_mismatch_stops_before_any_model_loads(tmp_path, suite, prefix
     other.train_from_iterator(["a different little corpus"] * 10, trainers.BpeTrainer(vocab_size=300))
     stranger = make_model(tmp_path / "stranger", 32, PreTrainedTokenizerFast(tokenizer_object=other))
     (stranger / "model.safetensors").unlink()  # loading this model would fail: the run must stop before
-    result = run_script("preprocess_train.py", "--models", suite[0], stranger, "--dataset", prefix_file,
-                        "--out", tmp_path / "x.pkl", "--device", "cpu", check=False)
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        suite[0],
+        stranger,
+        "--dataset",
+        prefix_file,
+        "--out",
+        tmp_path / "x.pkl",
+        "--device",
+        "cpu",
+        check=False,
+    )
     assert result.returncode == 1
     assert f"{suite[0]} and {stranger} do not share one tokenizer" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "x.pkl").exists()
@@ -164,34 +211,68 @@ def test_resume_after_crash_gives_byte_identical_pickle(tmp_path, suite, prefix_
     assert out.read_bytes() == (tmp_path / "clean.pkl").read_bytes()
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("prefixes.txt", "   \n\n", "prefixes.txt: no prefixes in the file"),
-    ("prefixes.jsonl", '{"text": "ok"}\n{"text": ""}\n', "prefixes.jsonl:2: empty prefix"),
-    ("prefixes.jsonl", '{"text": "\\ud800"}\n', "prefixes.jsonl:1: not valid Unicode text ('\\ud800' is a lone surrogate)"),
-    ("prefixes.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "prefixes.jsonl:1: JSON nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("prefixes.txt", "   \n\n", "prefixes.txt: no prefixes in the file"),
+        ("prefixes.jsonl", '{"text": "ok"}\n{"text": ""}\n', "prefixes.jsonl:2: empty prefix"),
+        (
+            "prefixes.jsonl",
+            '{"text": "\\ud800"}\n',
+            "prefixes.jsonl:1: not valid Unicode text ('\\ud800' is a lone surrogate)",
+        ),
+        (
+            "prefixes.jsonl",
+            '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            "prefixes.jsonl:1: JSON nested too deeply",
+        ),
+    ],
+)
 def test_bad_prefix_file_is_one_line_before_any_model_loads(tmp_path, suite, name, content, message):
     path = tmp_path / name
     path.write_text(content)
-    result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", path, "--device", "cpu",
-                        "--out", tmp_path / "x.pkl", check=False)
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        path,
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "x.pkl",
+        check=False,
+    )
     assert result.returncode == 1 and result.stderr == f"error: {path.parent}/{message}\n"
 
 
 def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{not json")
-    for args, message in [(["--dataset", tmp_path / "missing.txt"], "missing.txt: no such file"),
-                          (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-                          (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
-                          (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file"),
-                          (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file"),
-                          (["--dataset", prefix_file, "--ceiling-model", tmp_path / "gone"], "gone: no such directory\n"),
-                          (["--dataset", prefix_file, "--ceiling-model", "nobody/model"],
-                           "nobody/model: no such directory, and not in the local Hugging Face cache (offline mode is set): "
-                           "connect to the network, or pass --ceiling-model with local model directories")]:
-        result = run_script("preprocess_train.py", "--models", *suite[:2], *args,
-                            "--device", "cpu", "--out", tmp_path / "x.pkl", check=False)
+    for args, message in [
+        (["--dataset", tmp_path / "missing.txt"], "missing.txt: no such file"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--dataset", prefix_file, "--meta-json", bad_json], "bad.json: not valid JSON"),
+        (["--dataset", prefix_file, "--meta-json", tmp_path / "no.json"], "no.json: no such file"),
+        (["--dataset", prefix_file, "--meta-json", tmp_path], "is a directory, not a JSON file"),
+        (["--dataset", prefix_file, "--ceiling-model", tmp_path / "gone"], "gone: no such directory\n"),
+        (
+            ["--dataset", prefix_file, "--ceiling-model", "nobody/model"],
+            "nobody/model: no such directory, and not in the local Hugging Face cache (offline mode is set): "
+            "connect to the network, or pass --ceiling-model with local model directories",
+        ),
+    ]:
+        result = run_script(
+            "preprocess_train.py",
+            "--models",
+            *suite[:2],
+            *args,
+            "--device",
+            "cpu",
+            "--out",
+            tmp_path / "x.pkl",
+            check=False,
+        )
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
         assert "Loading weights" not in result.stderr  # it fails before any model loads
 
@@ -199,9 +280,22 @@ def test_bad_dataset_arguments_are_one_line_errors(tmp_path, suite, prefix_file)
 @pytest.mark.skipif(not (SHARED / "corpus" / "rte-train.tsv").exists(), reason="needs ../shared/data")
 def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
     out = tmp_path / "glue-rte.pkl"
-    run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", "glue-rte", "--dataset-path",
-               SHARED / "corpus" / "rte-train.tsv", "--num-prefixes", 12, "--out", out, "--device", "cpu",
-               "--no-progress")
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        "glue-rte",
+        "--dataset-path",
+        SHARED / "corpus" / "rte-train.tsv",
+        "--num-prefixes",
+        12,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     sentences = load_dataset(out).sentences
     assert len(sentences) == 12
     assert all("\nQuestion: " in s and s.endswith(" True or False?\nAnswer:") for s in sentences)
@@ -211,16 +305,39 @@ def test_glue_rte_from_a_local_tsv_end_to_end(tmp_path, suite):
 
 def test_arithmetic_end_to_end_writes_the_answers_and_their_ids_in_the_sidecar(tmp_path, suite, tokenizer):
     out = tmp_path / "arithmetic.pkl"
-    run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", "arithmetic", "--digits", 1,
-               "--operation", "multiply", "--shots", 2, "--num-prefixes", 6, "--seed", 3, "--out", out,
-               "--device", "cpu", "--no-progress")  # offline: the arithmetic builder needs no source
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        "arithmetic",
+        "--digits",
+        1,
+        "--operation",
+        "multiply",
+        "--shots",
+        2,
+        "--num-prefixes",
+        6,
+        "--seed",
+        3,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )  # offline: the arithmetic builder needs no source
     dataset = load_dataset(out)
     meta = read_sidecar(out)
     assert meta["prefixes"]["dataset"] == "arithmetic" and meta["prefixes"]["seed"] == 3
-    assert {k: meta["prefixes"][k] for k in ("shots", "digits", "operation")} == {"shots": 2, "digits": 1,
-                                                                                 "operation": "multiply"}
-    assert [a["text"] for a in meta["answers"]] == build_prefixes("arithmetic", 6, 3, shots=2, digits=1,
-                                                                  operation="multiply").answers
+    assert {k: meta["prefixes"][k] for k in ("shots", "digits", "operation")} == {
+        "shots": 2,
+        "digits": 1,
+        "operation": "multiply",
+    }
+    assert [a["text"] for a in meta["answers"]] == build_prefixes(
+        "arithmetic", 6, 3, shots=2, digits=1, operation="multiply"
+    ).answers
     answers = sidecar_answers(dataset, meta)
     assert len(answers) == len(dataset.sentences) == 6
     for sentence, answer in zip(dataset.sentences, answers):
@@ -238,18 +355,26 @@ def test_a_set_without_answers_has_none_in_its_sidecar(built_dataset):
     assert "answers" not in meta and sidecar_answers(load_dataset(built_dataset), meta) is None
 
 
-@pytest.mark.parametrize("answers, message", [
-    ([{"text": " 4", "ids": [5]}], r'"answers" must be a list with one answer per sentence \(2\)'),
-    ("4, 5", r'"answers" must be a list with one answer per sentence \(2\)'),
-    ([{"text": " 4", "ids": [5]}, {"text": " 5"}], r'answer 1 must be \{"text": a non-empty string, "ids": token ids'),
-    ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [10]}], "answer 1 must be .* below the vocabulary size 10"),
-    ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [True]}], "answer 1 must be"),
-    ([{"text": "", "ids": [5]}, {"text": " 5", "ids": [6]}], "answer 0 must be"),
-])
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        ([{"text": " 4", "ids": [5]}], r'"answers" must be a list with one answer per sentence \(2\)'),
+        ("4, 5", r'"answers" must be a list with one answer per sentence \(2\)'),
+        (
+            [{"text": " 4", "ids": [5]}, {"text": " 5"}],
+            r'answer 1 must be \{"text": a non-empty string, "ids": token ids',
+        ),
+        ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [10]}], "answer 1 must be .* below the vocabulary size 10"),
+        ([{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [True]}], "answer 1 must be"),
+        ([{"text": "", "ids": [5]}, {"text": " 5", "ids": [6]}], "answer 0 must be"),
+    ],
+)
 def test_malformed_sidecar_answers_are_one_line_errors(tmp_path, answers, message):
     dataset = Dataset(tmp_path / "d.pkl", ["a", "b"], ["2 + 2 =", "2 + 3 ="], np.zeros((2, 2, 10), np.float16))
     assert sidecar_answers(dataset, {"answers": [{"text": " 4", "ids": [5]}, {"text": " 5", "ids": [6]}]}) == [
-        Answer(" 4", (5,)), Answer(" 5", (6,))]
+        Answer(" 4", (5,)),
+        Answer(" 5", (6,)),
+    ]
     with pytest.raises(InputError, match=f"^{tmp_path}/d.json: {message}"):
         sidecar_answers(dataset, {"answers": answers})
 
@@ -257,19 +382,59 @@ def test_malformed_sidecar_answers_are_one_line_errors(tmp_path, answers, messag
 def test_two_process_accelerate_run_equals_single_process(tmp_path, suite, prefix_file):
     out = tmp_path / "two.pkl"
     # On a machine without GPUs, --multi_gpu starts torch.distributed CPU (gloo) processes.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--num_cpu_threads_per_process", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
-               str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
-               "--dataset", str(prefix_file), "--out", str(out), "--device", "cpu", "--dtype", "float32",
-               "--max-tokens", "64", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--num_cpu_threads_per_process",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(29500 + os.getpid() % 1000),
+        str(ROOT / "preprocess_train.py"),
+        "--models",
+        *map(str, suite),
+        "--dataset",
+        str(prefix_file),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--max-tokens",
+        "64",
+        "--no-progress",
+    ]
     single = tmp_path / "single.pkl"
     # The launcher runs each process with one thread (else it takes OMP_NUM_THREADS from the caller's
     # environment); CPU reductions depend on the thread count, so the single-process reference uses
     # one thread too (same batches + same kernels = same bytes).
-    run_script("preprocess_train.py", "--models", *suite, "--dataset", prefix_file, "--out", single,
-               "--device", "cpu", "--dtype", "float32", "--max-tokens", 64, "--no-progress",
-               env={"OMP_NUM_THREADS": "1"})
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite,
+        "--dataset",
+        prefix_file,
+        "--out",
+        single,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--max-tokens",
+        64,
+        "--no-progress",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["num_processes"] == 2
@@ -292,10 +457,18 @@ inference.load_model(ModelSpec({str(suite[0])!r}), "cpu", torch.float32)
 leave_process_group()
 print([open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")])
 """
-    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}  # as `accelerate launch` sets them; port 0: any free one
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+    env = {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "0",
+    }  # as `accelerate launch` sets them; port 0: any free one
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     threads = result.stdout.strip().splitlines()[-1]
     assert "gloo" not in threads, threads
@@ -351,8 +524,17 @@ def test_strategies_can_load_the_suite_tokenizer_lazily(suite, tokenizer):
 
 def test_model_overwritten_in_place_is_recomputed_not_read_from_the_cache(tmp_path, suite, tokenizer, prefix_file):
     models = [shutil.copytree(p, tmp_path / "suite" / p.name) for p in suite[:2]]
-    common = ["--models", *models, "--dataset", prefix_file, "--device", "cpu", "--no-progress",
-              "--cache-dir", tmp_path / "cache"]
+    common = [
+        "--models",
+        *models,
+        "--dataset",
+        prefix_file,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--cache-dir",
+        tmp_path / "cache",
+    ]
     run_script("preprocess_train.py", *common, "--out", tmp_path / "before.pkl")
     make_model(models[-1], 48, tokenizer, seed=1)  # retrained in place, as suite/rebuild.sh does
     rerun = run_script("preprocess_train.py", *common, "--out", tmp_path / "after.pkl")
@@ -360,8 +542,9 @@ def test_model_overwritten_in_place_is_recomputed_not_read_from_the_cache(tmp_pa
     before, after = load_dataset(tmp_path / "before.pkl").probs, load_dataset(tmp_path / "after.pkl").probs
     assert (before[:, 0] == after[:, 0]).all() and not (before[:, 1] == after[:, 1]).all()
     token_ids = encode(suite[0], load_dataset(tmp_path / "after.pkl").sentences)
-    np.testing.assert_allclose(after[:, 1].astype(np.float32), reference_probs(models[-1], token_ids, len(tokenizer)),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        after[:, 1].astype(np.float32), reference_probs(models[-1], token_ids, len(tokenizer)), atol=1e-3
+    )
 
 
 def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
@@ -382,9 +565,25 @@ def test_hub_model_cache_key_follows_the_resolved_commit(tmp_path, monkeypatch):
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, suite, prefix_file):
     for delay in (0.2, 0.6, 1.5):  # during the imports, the tokenizer, the models
         out = tmp_path / f"{delay}.pkl"
-        run = subprocess.Popen([sys.executable, str(ROOT / "preprocess_train.py"), "--models", *map(str, suite),
-                                "--dataset", str(prefix_file), "--out", str(out), "--device", "cpu", "--no-progress"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "preprocess_train.py"),
+                "--models",
+                *map(str, suite),
+                "--dataset",
+                str(prefix_file),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(delay)
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=300)
@@ -398,8 +597,19 @@ def test_ctrl_c_between_models_keeps_the_finished_ones_for_the_rerun(tmp_path, s
     prefixes = tmp_path / "many.txt"
     prefixes.write_text("".join(f"prefix number {i} of the river city was\n" for i in range(1000)))
     out = tmp_path / "x.pkl"
-    command = [sys.executable, str(ROOT / "preprocess_train.py"), "--models", *map(str, suite), "--dataset",
-               str(prefixes), "--out", str(out), "--device", "cpu", "--no-progress"]
+    command = [
+        sys.executable,
+        str(ROOT / "preprocess_train.py"),
+        "--models",
+        *map(str, suite),
+        "--dataset",
+        str(prefixes),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob("x.pkl.cache/*.npy")) and run.poll() is None and time.monotonic() < deadline:
@@ -419,20 +629,45 @@ def test_second_run_on_the_same_out_fails_at_once(tmp_path, suite, prefix_file):
     out = tmp_path / "shared.pkl"
     with open(tmp_path / "shared.pkl.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a first run is under way
-        result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefix_file, "--out", out,
-                            "--device", "cpu", check=False)
+        result = run_script(
+            "preprocess_train.py",
+            "--models",
+            *suite[:2],
+            "--dataset",
+            prefix_file,
+            "--out",
+            out,
+            "--device",
+            "cpu",
+            check=False,
+        )
     assert result.returncode == 1
-    assert result.stderr == (f"error: {out}: another preprocess_train.py run is writing it (it holds {out}.lock): "
-                             "wait for it to finish, or choose another --out\n")
+    assert result.stderr == (
+        f"error: {out}: another preprocess_train.py run is writing it (it holds {out}.lock): "
+        "wait for it to finish, or choose another --out\n"
+    )
     assert (tmp_path / "shared.pkl.lock").exists()  # the first run's lock is left alone
 
 
 def test_unwritable_out_is_one_line_before_torch_loads(tmp_path, suite, prefix_file):
     (tmp_path / "a_file").write_text("")
-    result = run_script("preprocess_train.py", "--models", *suite[:2], "--dataset", prefix_file,
-                        "--out", tmp_path / "a_file" / "x.pkl", "--device", "cpu", check=False)
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        *suite[:2],
+        "--dataset",
+        prefix_file,
+        "--out",
+        tmp_path / "a_file" / "x.pkl",
+        "--device",
+        "cpu",
+        check=False,
+    )
     assert result.returncode == 1
-    assert result.stderr == f"error: {tmp_path}/a_file: cannot write there (--out {tmp_path}/a_file/x.pkl): a file is in the way\n"
+    assert (
+        result.stderr
+        == f"error: {tmp_path}/a_file: cannot write there (--out {tmp_path}/a_file/x.pkl): a file is in the way\n"
+    )
 
 
 def test_full_disk_is_one_line_before_any_model_runs(tmp_path, monkeypatch, suite, prefix_file):
@@ -441,8 +676,19 @@ def test_full_disk_is_one_line_before_any_model_runs(tmp_path, monkeypatch, suit
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**5, 10**5))
     monkeypatch.setattr(inference, "load_model", lambda *a: pytest.fail("a model loaded"))
     with pytest.raises(InputError, match=f"{tmp_path}: 0 MB free, but the dataset and its resume cache need about"):
-        preprocess_train.main(["--models", *map(str, suite), "--dataset", str(prefix_file), "--out",
-                               str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"])
+        preprocess_train.main(
+            [
+                "--models",
+                *map(str, suite),
+                "--dataset",
+                str(prefix_file),
+                "--out",
+                str(tmp_path / "x.pkl"),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
     assert list(tmp_path.iterdir()) == []  # no lock file left behind
 
 
@@ -450,10 +696,21 @@ def test_full_disk_is_one_line_before_any_model_runs(tmp_path, monkeypatch, suit
 def test_missing_package_is_one_line(tmp_path, suite, package):
     wiki = tmp_path / "wiki.jsonl"
     wiki.write_text(json.dumps({"text": "a b c d e f g h i j k l"}) + "\n")
-    argv = ["preprocess_train.py", "--dataset", "wikipedia", "--dataset-path", str(wiki), "--models",
-            *map(str, suite[:2]), "--out", str(tmp_path / "x.pkl")]
-    code = (f"import runpy, sys; sys.modules[{package!r}] = None; sys.argv = {argv!r}; "
-            "runpy.run_path('preprocess_train.py', run_name='__main__')")
+    argv = [
+        "preprocess_train.py",
+        "--dataset",
+        "wikipedia",
+        "--dataset-path",
+        str(wiki),
+        "--models",
+        *map(str, suite[:2]),
+        "--out",
+        str(tmp_path / "x.pkl"),
+    ]
+    code = (
+        f"import runpy, sys; sys.modules[{package!r}] = None; sys.argv = {argv!r}; "
+        "runpy.run_path('preprocess_train.py', run_name='__main__')"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: preprocess_train.py needs the package '{package}'")
@@ -462,20 +719,36 @@ def test_missing_package_is_one_line(tmp_path, suite, package):
 
 def test_no_network_fails_fast_naming_the_model(tmp_path, prefix_file):
     # Not offline by setting, but the hub cannot be reached (a closed local port stands in for no network).
-    env = {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9",
-           "HF_HOME": str(tmp_path / "hf")}
-    result = run_script("preprocess_train.py", "--dataset", prefix_file, "--out", tmp_path / "x.pkl", check=False,
-                        env=env)
+    env = {
+        "HF_HUB_OFFLINE": "",
+        "TRANSFORMERS_OFFLINE": "",
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    result = run_script(
+        "preprocess_train.py", "--dataset", prefix_file, "--out", tmp_path / "x.pkl", check=False, env=env
+    )
     assert result.returncode == 1
-    assert result.stderr == ("error: EleutherAI/pythia-70m: no such directory, and not in the local Hugging Face "
-                             "cache (cannot reach http://127.0.0.1:9): connect to the network, or pass --models "
-                             "with local model directories\n")
+    assert result.stderr == (
+        "error: EleutherAI/pythia-70m: no such directory, and not in the local Hugging Face "
+        "cache (cannot reach http://127.0.0.1:9): connect to the network, or pass --models "
+        "with local model directories\n"
+    )
 
 
 @pytest.mark.parametrize("name", ["missing_dir/", "./missing_dir", "no/such/dir"])
 def test_missing_model_directory(tmp_path, suite, prefix_file, name):
-    result = run_script("preprocess_train.py", "--models", suite[0], name, "--dataset", prefix_file,
-                        "--out", tmp_path / "x.pkl", check=False)
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        suite[0],
+        name,
+        "--dataset",
+        prefix_file,
+        "--out",
+        tmp_path / "x.pkl",
+        check=False,
+    )
     assert result.returncode == 1 and result.stderr == f"error: {name}: no such directory\n"
 
 
@@ -487,8 +760,21 @@ def test_the_committed_suite_runs_offline_by_its_short_names(tmp_path):
     prefixes = tmp_path / "mine.txt"
     prefixes.write_text("The capital of France is\nIn 1969, the first people to walk on the Moon were\n")
     out = tmp_path / "mine.pkl"
-    run_script("preprocess_train.py", "--models", "suite", "--dataset", prefixes, "--out", out, "--device", "cpu",
-               "--no-progress", "--meta-json", ROOT / "suite" / "suite.json", env={"HF_HUB_OFFLINE": ""})
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        "suite",
+        "--dataset",
+        prefixes,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--meta-json",
+        ROOT / "suite" / "suite.json",
+        env={"HF_HUB_OFFLINE": ""},
+    )
     dataset = load_dataset(out)
     assert dataset.model_names == names and len(names) >= 7
     meta = json.loads(out.with_suffix(".json").read_text())
@@ -497,8 +783,19 @@ def test_the_committed_suite_runs_offline_by_its_short_names(tmp_path):
     assert [m["non_embedding_params"] for m in meta["extra"]["models"]] == sizes
     assert all(m["weights_sha256"] for m in meta["extra"]["models"])
     # A short name works alone too, and a dataset's input models reach strategies with their sizes.
-    run_script("preprocess_train.py", "--models", names[0], names[-1], "--dataset", prefixes, "--out", out,
-               "--device", "cpu", "--no-progress")
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        names[0],
+        names[-1],
+        "--dataset",
+        prefixes,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert load_dataset(out).model_names == [names[0], names[-1]]
 
 
@@ -510,8 +807,20 @@ def test_a_shared_cache_read_under_other_names_keeps_this_runs_names(tmp_path):
     short = ["suite-0.0066m", "suite-0.025m"]
     paths = [str(ROOT / "suite" / "models" / name) for name in short]
     for models in (short, paths):
-        run_script("preprocess_train.py", "--models", *models, "--dataset", prefixes, "--out", tmp_path / "x.pkl",
-                   "--cache-dir", tmp_path / "cache", "--device", "cpu", "--no-progress")
+        run_script(
+            "preprocess_train.py",
+            "--models",
+            *models,
+            "--dataset",
+            prefixes,
+            "--out",
+            tmp_path / "x.pkl",
+            "--cache-dir",
+            tmp_path / "cache",
+            "--device",
+            "cpu",
+            "--no-progress",
+        )
     meta = json.loads((tmp_path / "x.json").read_text())
     assert [row["from_cache"] for row in meta["models"]] == [True, True]
     assert [row["name"] for row in meta["models"]] == load_dataset(tmp_path / "x.pkl").model_names == paths
@@ -520,27 +829,54 @@ def test_a_shared_cache_read_under_other_names_keeps_this_runs_names(tmp_path):
 
 def test_a_full_disk_while_writing_is_one_line(tmp_path, suite, prefix_file):
     """A write() that fails names no file: the message still reads right and says what is cached."""
-    argv = ["preprocess_train.py", "--models", *map(str, suite[:2]), "--dataset", str(prefix_file), "--out",
-            str(tmp_path / "x.pkl"), "--device", "cpu", "--no-progress"]
-    code = ("import errno, os, runpy, sys; import harness.models.resume_cache as io\n"
-            "def full(*args, **kwargs): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
-            f"io.atomic_write = full; sys.argv = {argv!r}\n"
-            "runpy.run_path('preprocess_train.py', run_name='__main__')")
+    argv = [
+        "preprocess_train.py",
+        "--models",
+        *map(str, suite[:2]),
+        "--dataset",
+        str(prefix_file),
+        "--out",
+        str(tmp_path / "x.pkl"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    code = (
+        "import errno, os, runpy, sys; import harness.models.resume_cache as io\n"
+        "def full(*args, **kwargs): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        f"io.atomic_write = full; sys.argv = {argv!r}\n"
+        "runpy.run_path('preprocess_train.py', run_name='__main__')"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.endswith("error: No space left on device; models that finished before it are cached, "
-                                  "so the same command resumes\n"), result.stderr
+    assert result.stderr.endswith(
+        "error: No space left on device; models that finished before it are cached, so the same command resumes\n"
+    ), result.stderr
     assert "None" not in result.stderr and "Traceback" not in result.stderr
 
 
 # ---- one tokenizer loader, the library's output head, loading after an out-of-memory error
 
-TRICKY_TEXTS = [" hello  world", "A", "\u00a0x\u2028y\r\n z", "<|endoftext|> foo <|padding|>", "  leading",
-                "Ünïcödé 日本語 🙂", "tabs\tand\nnewlines\n"]
+TRICKY_TEXTS = [
+    " hello  world",
+    "A",
+    "\u00a0x\u2028y\r\n z",
+    "<|endoftext|> foo <|padding|>",
+    "  leading",
+    "Ünïcödé 日本語 🙂",
+    "tabs\tand\nnewlines\n",
+]
 # The hub's tokenizer_config.json of EleutherAI/pythia-*: transformers then builds its GPTNeoXTokenizer.
-PYTHIA_TOKENIZER_CONFIG = {"add_bos_token": False, "add_eos_token": False, "add_prefix_space": False,
-                           "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-                           "clean_up_tokenization_spaces": True, "tokenizer_class": "GPTNeoXTokenizer"}
+PYTHIA_TOKENIZER_CONFIG = {
+    "add_bos_token": False,
+    "add_eos_token": False,
+    "add_prefix_space": False,
+    "bos_token": "<|endoftext|>",
+    "eos_token": "<|endoftext|>",
+    "unk_token": "<|endoftext|>",
+    "clean_up_tokenization_spaces": True,
+    "tokenizer_class": "GPTNeoXTokenizer",
+}
 
 
 def project_prefixes() -> list[str]:
@@ -583,9 +919,15 @@ def test_a_folder_without_tokenizer_json_is_read_as_transformers_reads_it(tmp_pa
     tmp_path = tmp_path / "suite-1.5m"
     tmp_path.mkdir()
     suite.model.save(str(tmp_path))  # vocab.json, merges.txt
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "GPT2Tokenizer", "pad_token": "<|padding|>",
-         **{f"{kind}_token": "<|endoftext|>" for kind in ("bos", "eos", "unk")}}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "GPT2Tokenizer",
+                "pad_token": "<|padding|>",
+                **{f"{kind}_token": "<|endoftext|>" for kind in ("bos", "eos", "unk")},
+            }
+        )
+    )
     assert not (tmp_path / "tokenizer.json").exists()
     texts = project_prefixes()[:500] + TRICKY_TEXTS
     tokenizer = load_tokenizer(str(tmp_path))
@@ -620,8 +962,9 @@ def test_the_model_s_own_head_and_the_hand_path_agree(suite, tokenizer, prefix_f
     np.testing.assert_allclose(library.numpy(), by_hand.numpy(), atol=1e-6, rtol=0)
 
 
-def test_transformers_without_per_row_logits_to_keep_falls_back_to_the_hand_path(monkeypatch, suite, tokenizer,
-                                                                                prefix_file):
+def test_transformers_without_per_row_logits_to_keep_falls_back_to_the_hand_path(
+    monkeypatch, suite, tokenizer, prefix_file
+):
     from transformers.models.gpt_neox import modeling_gpt_neox
 
     def as_transformers_5_17(hidden_states, logits_to_keep):  # any tensor indexes positions for all rows

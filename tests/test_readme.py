@@ -17,8 +17,11 @@ pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-NOT_RUN = {"python3 -m pip install": "installing is CI's job", "python3 -m pytest": "this is the test run",
-           "# GPU": "needs a GPU and the network"}
+NOT_RUN = {
+    "python3 -m pip install": "installing is CI's job",
+    "python3 -m pytest": "this is the test run",
+    "# GPU": "needs a GPU and the network",
+}
 
 
 def blocks(language: str) -> list[str]:
@@ -38,7 +41,9 @@ def test_the_readme_is_short_and_starts_with_what_a_researcher_came_for():
     assert len(lines) <= 200
     assert any(line.startswith("## Write a strategy") for line in lines[:80])
     links = re.findall(r"\]\(((?:docs|suite|benchmarks)/[^)#]+)", README)
-    assert links and all((ROOT / link).exists() for link in links), [l for l in links if not (ROOT / l).exists()]
+    assert links and all((ROOT / link).exists() for link in links), [
+        link for link in links if not (ROOT / link).exists()
+    ]
 
 
 def test_every_readme_command_is_run_or_says_why_not():
@@ -52,8 +57,15 @@ def test_every_readme_command_is_run_or_says_why_not():
 def fresh_clone(tmp_path_factory) -> Path:
     """A directory laid out as a fresh clone (links into this one: git-ignored files stay out)."""
     root = tmp_path_factory.mktemp("clone")
-    for name in ("challenge.py", "preprocess_train.py", "blind_test.py", "predict_emergence.py", "harness",
-                 "strategies", "suite"):
+    for name in (
+        "challenge.py",
+        "preprocess_train.py",
+        "blind_test.py",
+        "predict_emergence.py",
+        "harness",
+        "strategies",
+        "suite",
+    ):
         (root / name).symlink_to(ROOT / name)
     tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     if not tracked:  # not a git checkout (an unpacked archive): every file of data/
@@ -73,6 +85,7 @@ def fresh_clone(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("command", [c for c in commands() if why_not_run(c) is None])
 def test_readme_command_runs_as_written(fresh_clone, command):
     env = {**os.environ, "PATH": f"{fresh_clone / '.bin'}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(["bash", "-c", command], cwd=fresh_clone, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"

@@ -23,9 +23,9 @@ from strategies import load_builtin
 #           the tokens tying token 3 are not above it).
 # prefix 2: emergent by top-1 (a's first argmax is token 0), yet a ties token 5 with it, so nothing is
 #           above: rank 1; under b token 2 is above it: rank 2.
-A = [[.5, .2, .1, .1, .05, .05], [.4, .3, .2, .05, .03, .02], [.2, .2, .1, .1, .2, .2]]
-B = [[.1, .6, .1, .1, .05, .05], [.1, .1, .1, .1, .5, .1], [.1, .1, .5, .1, .1, .1]]
-T = [[.1, .7, .1, .04, .03, .03], [.1, .1, .1, .6, .05, .05], [.1, .1, .1, .1, .1, .5]]
+A = [[0.5, 0.2, 0.1, 0.1, 0.05, 0.05], [0.4, 0.3, 0.2, 0.05, 0.03, 0.02], [0.2, 0.2, 0.1, 0.1, 0.2, 0.2]]
+B = [[0.1, 0.6, 0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.5, 0.1], [0.1, 0.1, 0.5, 0.1, 0.1, 0.1]]
+T = [[0.1, 0.7, 0.1, 0.04, 0.03, 0.03], [0.1, 0.1, 0.1, 0.6, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.1, 0.5]]
 RANKS = [[2, 1], [4, 2], [1, 2]]
 SIZES = {"a": 1_000, "t": 100_000, "b": 10_000}
 
@@ -33,8 +33,11 @@ SIZES = {"a": 1_000, "t": 100_000, "b": 10_000}
 def hand_dataset(path, order=("a", "b", "t"), sizes=True):
     columns = {"a": A, "b": B, "t": T}
     probs = np.array([columns[m] for m in order], dtype=np.float16).transpose(1, 0, 2)
-    metadata = {"models": [{"name": m, "non_embedding_params": SIZES[m], "total_params": 2 * SIZES[m]}
-                           for m in order]} if sizes else None
+    metadata = (
+        {"models": [{"name": m, "non_embedding_params": SIZES[m], "total_params": 2 * SIZES[m]} for m in order]}
+        if sizes
+        else None
+    )
     save_dataset(path, list(order), ["zero", "one", "two"], probs, metadata)
     return path
 
@@ -47,7 +50,9 @@ def test_emergent_prefixes_and_ranks_by_hand():
     for rows_per_chunk in (1, 2, 64):  # chunking changes nothing
         ranks = target_ranks(probs, target_top1, rows_per_chunk=rows_per_chunk)
         assert ranks[:, :2].tolist() == RANKS and ranks[:, 2].tolist() == [1, 1, 1]
-    assert target_ranks(probs.astype(np.float32), target_top1).tolist() == ranks.tolist()  # float16 bit trick = float order
+    assert (
+        target_ranks(probs.astype(np.float32), target_top1).tolist() == ranks.tolist()
+    )  # float16 bit trick = float order
 
 
 def pictures(path, num_samples=None, chunk_size=None, target="t", strategies=("largest",)):
@@ -66,7 +71,7 @@ def test_picture_data_with_the_target_not_last(tmp_path, chunk_size):
     assert data.emergent_index.tolist() == [1, 2] and data.emergent_tokens.tolist() == [3, 5]
     assert data.emergent_sentences == ["one", "two"]
     # the target's top-1 under every model, in the dataset's order (a, t, b)
-    np.testing.assert_allclose(data.emergent_probs, [[.05, .6, .1], [.2, .5, .1]], rtol=1e-3)
+    np.testing.assert_allclose(data.emergent_probs, [[0.05, 0.6, 0.1], [0.2, 0.5, 0.1]], rtol=1e-3)
     first_two = pictures(path, num_samples=2, chunk_size=chunk_size).pictures  # --num-samples 2
     assert first_two.ranks.tolist() == RANKS[:2] and first_two.emergent_index.tolist() == [1]
 
@@ -83,16 +88,38 @@ def test_report_writes_pictures_and_a_page_linking_them(tmp_path):
     sized = hand_dataset(tmp_path / "sized.pkl")
     unsized = hand_dataset(tmp_path / "unsized.pkl", sizes=False)
     report = tmp_path / "new" / "report"
-    result = run_script("challenge.py", "--dataset", sized, "--dataset", unsized, "--strategy", "average",
-                        "--strategy", "largest", "--report", report)
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        sized,
+        "--dataset",
+        unsized,
+        "--strategy",
+        "average",
+        "--strategy",
+        "largest",
+        "--report",
+        report,
+    )
     assert f"report: {report / 'index.md'}" in result.stdout
     page = (report / "index.md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", page)  # <...>: a file name may hold spaces
     pictures = sorted(p.name for p in report.glob("*.png"))
-    assert sorted(linked) == pictures == ["accuracy.png", "emergence.png", "harder.png", "mirage.png",
-                                          "sized-emergent.png",
-                                          "sized-rank.png", "speculative.png", "unsized-emergent.png",
-                                          "unsized-rank.png"]
+    assert (
+        sorted(linked)
+        == pictures
+        == [
+            "accuracy.png",
+            "emergence.png",
+            "harder.png",
+            "mirage.png",
+            "sized-emergent.png",
+            "sized-rank.png",
+            "speculative.png",
+            "unsized-emergent.png",
+            "unsized-rank.png",
+        ]
+    )
     assert all((report / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for name in pictures)
     assert sorted(p.name for p in report.iterdir()) == sorted(pictures + ["index.md"])  # no temporary files left
     assert "sizes are missing from a sidecar, so models are placed by their index" in page.lower()
@@ -113,8 +140,9 @@ def test_missing_matplotlib_is_one_line_before_scoring(tmp_path):
     (blocker / "matplotlib").mkdir(parents=True)
     (blocker / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
     path = hand_dataset(tmp_path / "d.pkl")
-    result = run_script("challenge.py", "--dataset", path, "--report", tmp_path / "r", check=False,
-                        env={"PYTHONPATH": str(blocker)})  # `import matplotlib` now raises ImportError
+    result = run_script(
+        "challenge.py", "--dataset", path, "--report", tmp_path / "r", check=False, env={"PYTHONPATH": str(blocker)}
+    )  # `import matplotlib` now raises ImportError
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == "error: --report needs matplotlib: pip install matplotlib\n"
     assert not (tmp_path / "r").exists()
@@ -142,23 +170,32 @@ def test_token_labels_never_reach_for_the_network(monkeypatch):
     monkeypatch.setattr(Tokenizer, "from_pretrained", lambda *a, **k: pytest.fail("the report tried to download"))
     load_tokenizer.cache_clear()
     assert token_texts("nobody/no-such-model", np.array([5, 7])) == (["id 5", "id 7"], False)
-    the = json.loads((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_text())["model"]["vocab"]["Ġthe"]
+    the = json.loads((ROOT / "suite" / "models" / "suite-1.5m" / "tokenizer.json").read_text())["model"]["vocab"][
+        "Ġthe"
+    ]
     texts, decoded = token_texts("suite-1.5m", np.array([the]))
     assert decoded and texts == ["' the'"]
 
 
 def test_drafting_curve_by_hand():
     # (1 - alpha^(gamma + 1)) / (1 - alpha): at alpha = 1/2 that is 2 - 2^-gamma
-    np.testing.assert_allclose(drafting_curve(0.5), [1.5, 1.75, 1.875, 1.9375, 1.96875, 1.984375, 1.9921875,
-                                                     1.99609375])
+    np.testing.assert_allclose(
+        drafting_curve(0.5), [1.5, 1.75, 1.875, 1.9375, 1.96875, 1.984375, 1.9921875, 1.99609375]
+    )
     np.testing.assert_allclose(drafting_curve(0.0, (1, 4)), [1, 1])  # every draft rejected: the target's own token
     np.testing.assert_allclose(drafting_curve(1.0, (1, 4)), [2, 5])  # every draft accepted: gamma + 1
 
 
 def row(name, alpha=None):
     """A scored strategy: with a mean alpha it returned distributions, without one token ids."""
-    return StrategyScore(name, np.array([True, False]), (0.0, 1.0), 0, 0,
-                         summary=None if alpha is None else {"alpha": {"mean": alpha, "ci95": [0, 1]}})
+    return StrategyScore(
+        name,
+        np.array([True, False]),
+        (0.0, 1.0),
+        0,
+        0,
+        summary=None if alpha is None else {"alpha": {"mean": alpha, "ci95": [0, 1]}},
+    )
 
 
 def test_best_drafter_is_the_highest_alpha_of_the_distributions():
@@ -193,8 +230,10 @@ def test_mirage_and_speculative_pictures_from_the_results(tmp_path):
         assert (tmp_path / "r" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert f"](<{name}>)" in page
     # top-1: a agrees on no prefix, b on prefix 0; KL is left to tests/test_metrics.py
-    assert "- h (n = 3): top-1 0.0% \u2192 33.3% (rises at every step), alpha 0.53 \u2192 0.67 (rises at every step)" \
+    assert (
+        "- h (n = 3): top-1 0.0% \u2192 33.3% (rises at every step), alpha 0.53 \u2192 0.67 (rises at every step)"
         in page
+    )
     assert "- h: a 2.05, b 2.60, strategy mean 2.34\n" in page  # first-model returned ids: not a drafter
     table = page.split("## h: every metric")[1].split("##")[0]
     assert "| a (1,000) | 0.0 [0.0, 0.0] | 100.0 [100.0, 100.0] |" in table  # a ranks 1, 3, 5 within its top 5

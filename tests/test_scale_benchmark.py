@@ -19,9 +19,22 @@ MB = 1_000_000
 
 
 def test_to_float16_rounds_like_numpys_cast():
-    values = np.array([0.0, 2.0 ** -25, 3 * 2.0 ** -25, 2.0 ** -24, 2.0 ** -14 - 2.0 ** -26, 2.0 ** -14,
-                       2.0 ** -14 * (1 + 2.0 ** -11), 2.0 ** -14 * (1 + 3 * 2.0 ** -11), 0.1, 1 / 3, 1.0],
-                      dtype=np.float32)
+    values = np.array(
+        [
+            0.0,
+            2.0**-25,
+            3 * 2.0**-25,
+            2.0**-24,
+            2.0**-14 - 2.0**-26,
+            2.0**-14,
+            2.0**-14 * (1 + 2.0**-11),
+            2.0**-14 * (1 + 3 * 2.0**-11),
+            0.1,
+            1 / 3,
+            1.0,
+        ],
+        dtype=np.float32,
+    )
     # 2**-25 is half a subnormal step: ties to even (0); 1.5 steps -> 2; 1023.75 steps -> 2**-14 (0x0400);
     # half a normal step above 2**-14 -> even 0x0400, one and a half -> 0x0402.
     expected = [0x0000, 0x0000, 0x0002, 0x0001, 0x0400, 0x0400, 0x0400, 0x0402, 0x2E66, 0x3555, 0x3C00]
@@ -32,8 +45,8 @@ def test_to_float16_rounds_like_numpys_cast():
 
 def test_written_dataset_loads_and_does_not_depend_on_n(tmp_path):
     big, small = tmp_path / "big.pkl", tmp_path / "small.pkl"
-    make_dataset.write_dataset(big, 10, vocab_size=8000)    # 1.1 MB: streamed into the pickle
-    make_dataset.write_dataset(small, 3, vocab_size=8000)   # 0.3 MB: pickled from memory
+    make_dataset.write_dataset(big, 10, vocab_size=8000)  # 1.1 MB: streamed into the pickle
+    make_dataset.write_dataset(small, 3, vocab_size=8000)  # 0.3 MB: pickled from memory
     with open(big, "rb") as f:
         names, sentences, probs = pickle.load(f)
     assert probs.shape == (10, 7, 8000) and probs.dtype == np.float16 and len(sentences) == 10
@@ -42,8 +55,10 @@ def test_written_dataset_loads_and_does_not_depend_on_n(tmp_path):
     assert np.abs(sums - 1).max() < 0.005
     assert np.array_equal(load_dataset(small).probs, probs[:3])  # validated, and row i is row i whatever N
     metadata = read_sidecar(big)  # None if the recorded size or SHA-256 did not match
-    assert model_sizes(names, metadata)["EleutherAI/pythia-12b"] == {"non_embedding_params": 11_327_027_200,
-                                                                     "total_params": 11_846_072_320}
+    assert model_sizes(names, metadata)["EleutherAI/pythia-12b"] == {
+        "non_embedding_params": 11_327_027_200,
+        "total_params": 11_846_072_320,
+    }
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -64,8 +79,11 @@ def python(code: str) -> list[str]:
 
 def test_measure_counts_anonymous_memory_of_the_child_and_its_children():
     grandchild = "import time; b = bytearray(300_000_000); time.sleep(0.5)"
-    run, stdout = scale.measure(python(f"import subprocess, sys; print('hi'); "
-                                       f"subprocess.run([sys.executable, '-c', {grandchild!r}]); sys.exit(3)"))
+    run, stdout = scale.measure(
+        python(
+            f"import subprocess, sys; print('hi'); subprocess.run([sys.executable, '-c', {grandchild!r}]); sys.exit(3)"
+        )
+    )
     assert run.returncode == 3 and stdout == "hi\n"
     assert 300 * MB < run.peak_anon < 400 * MB
     assert run.max_rss >= 300 * MB  # the kernel's peak includes the waited-for grandchild
@@ -75,8 +93,10 @@ def test_measure_leaves_out_file_backed_pages_of_a_map(tmp_path):
     data = tmp_path / "data.bin"
     with open(data, "wb") as f:
         f.truncate(200 * MB)
-    code = (f"import mmap, time; f = open({str(data)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); "
-            f"sum(m[i] for i in range(0, len(m), 4096)); time.sleep(0.5)")
+    code = (
+        f"import mmap, time; f = open({str(data)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); "
+        f"sum(m[i] for i in range(0, len(m), 4096)); time.sleep(0.5)"
+    )
     run, _ = scale.measure(python(code))
     assert run.returncode == 0
     assert run.peak_file > 190 * MB and run.peak_anon < 50 * MB
@@ -84,8 +104,15 @@ def test_measure_leaves_out_file_backed_pages_of_a_map(tmp_path):
 
 def test_strategy_seconds_from_json_or_the_leaderboard(tmp_path):
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"datasets": [{"strategies": [{"name": "largest", "seconds": 0.25},
-                                                                {"name": "loglinear", "seconds": 39.5}]}]}))
+    results.write_text(
+        json.dumps(
+            {
+                "datasets": [
+                    {"strategies": [{"name": "largest", "seconds": 0.25}, {"name": "loglinear", "seconds": 39.5}]}
+                ]
+            }
+        )
+    )
     assert scale.strategy_seconds(results, "") == {"largest": 0.25, "loglinear": 39.5}
     leaderboard = """x.pkl: 110 prefixes, 6 input models
   strategy      top-1  95% CI                n  seconds  vs top2-average   emergent

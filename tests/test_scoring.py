@@ -19,12 +19,15 @@ from harness.scoring.top1 import StrategyError, check_guesses, score_guesses, ta
 #   prefix 1: a -> 0, b -> 0, t -> 3 (emergent), and t ties tokens 3 and 4 (3 is first: it counts)
 #   prefix 2: a -> 4, b -> 1, t -> 4 (a agrees)
 #   prefix 3: a -> 0 (ties 0 and 2: the first counts), b -> 3, t -> 1 (emergent), t ties 1 and 2
-PROBS = np.array([
-    [[.1, .6, .1, .1, .1], [.1, .1, .5, .2, .1], [.1, .1, .5, .2, .1]],
-    [[.6, .1, .1, .1, .1], [.4, .3, .1, .1, .1], [.1, .1, .2, .3, .3]],
-    [[.1, .1, .1, .1, .6], [.1, .6, .1, .1, .1], [.2, .1, .1, .1, .5]],
-    [[.4, .1, .4, .05, .05], [.1, .1, .1, .6, .1], [.2, .3, .3, .1, .1]],
-], dtype=np.float16)
+PROBS = np.array(
+    [
+        [[0.1, 0.6, 0.1, 0.1, 0.1], [0.1, 0.1, 0.5, 0.2, 0.1], [0.1, 0.1, 0.5, 0.2, 0.1]],
+        [[0.6, 0.1, 0.1, 0.1, 0.1], [0.4, 0.3, 0.1, 0.1, 0.1], [0.1, 0.1, 0.2, 0.3, 0.3]],
+        [[0.1, 0.1, 0.1, 0.1, 0.6], [0.1, 0.6, 0.1, 0.1, 0.1], [0.2, 0.1, 0.1, 0.1, 0.5]],
+        [[0.4, 0.1, 0.4, 0.05, 0.05], [0.1, 0.1, 0.1, 0.6, 0.1], [0.2, 0.3, 0.3, 0.1, 0.1]],
+    ],
+    dtype=np.float16,
+)
 
 
 def test_top1_takes_the_first_of_tied_tokens_and_orders_like_float():
@@ -62,24 +65,36 @@ def test_a_score_by_hand():
     score = score_guesses("mine", np.array([2, 4, 4, 2]), view, seed=0, seconds=1.5, fit="by hand")
     assert (score.accuracy, score.correct, score.n, score.tied_misses, score.emergent_correct) == (0.5, 2, 4, 2, 0)
     assert score.hits.tolist() == [True, False, True, False]
-    assert score.to_json() == {"name": "mine", "accuracy": 0.5, "correct": 2, "n": 4, "ci95": list(score.ci95),
-                               "seconds": 1.5, "fit": "by hand", "tied_misses": 2, "emergent_correct": 0,
-                               "vs_reference": None, "metrics": {"top1": {"mean": 0.5, "ci95": list(score.ci95)}}}
+    assert score.to_json() == {
+        "name": "mine",
+        "accuracy": 0.5,
+        "correct": 2,
+        "n": 4,
+        "ci95": list(score.ci95),
+        "seconds": 1.5,
+        "fit": "by hand",
+        "tied_misses": 2,
+        "emergent_correct": 0,
+        "vs_reference": None,
+        "metrics": {"top1": {"mean": 0.5, "ci95": list(score.ci95)}},
+    }
     emergent_right = score_guesses("e", np.array([0, 3, 0, 1]), view, seed=0)
     assert (emergent_right.correct, emergent_right.emergent_correct) == (2, 2)
 
 
 def test_tie_note_names_the_strategies_with_tied_misses():
-    assert tie_note(2, [("a", 0), ("b", 3)]) == ("the target's top-1 is a float16 tie for 2 prefixes: the first tied "
-                                                "token counts as its top-1; guesses of another tied token, scored "
-                                                "wrong: b 3")
+    assert tie_note(2, [("a", 0), ("b", 3)]) == (
+        "the target's top-1 is a float16 tie for 2 prefixes: the first tied "
+        "token counts as its top-1; guesses of another tied token, scored "
+        "wrong: b 3"
+    )
     assert tie_note(1, [("a", 0)]).endswith("wrong: none") and "tie for 1 prefix:" in tie_note(1, [])
 
 
 def exact_mcnemar(a_only: int, b_only: int) -> float:
     """By hand: 2 P(X <= min) for X ~ Binomial(a_only + b_only, 1/2), at most 1."""
     n = a_only + b_only
-    return min(1.0, 2 * sum(math.comb(n, j) for j in range(min(a_only, b_only) + 1)) / 2 ** n)
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(min(a_only, b_only) + 1)) / 2**n)
 
 
 @pytest.mark.parametrize("a_only, b_only", [(0, 0), (9, 4), (0, 3), (2, 10), (5, 5), (40, 70), (0, 1000)])
@@ -123,5 +138,13 @@ def test_check_guesses_accepts_lists_of_numpy_ints_and_names_what_is_wrong():
 
 
 def test_human_sizes():
-    assert [human_size(n) for n in (999, 1000, 6592, 25472, 793344, 1546720, 70_426_624, 2_775_208_960)] == \
-        ["999", "1K", "6.6K", "25K", "793K", "1.5M", "70M", "2.8B"]
+    assert [human_size(n) for n in (999, 1000, 6592, 25472, 793344, 1546720, 70_426_624, 2_775_208_960)] == [
+        "999",
+        "1K",
+        "6.6K",
+        "25K",
+        "793K",
+        "1.5M",
+        "70M",
+        "2.8B",
+    ]

@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 from conftest import ROOT, run_script
-
 from tokenizers import Tokenizer
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -35,8 +34,10 @@ def by_hand(twin) -> dict:
     from harness.drafting.generation import decode
     from harness.models.inference import tokenize
 
-    small, target, twin = (AutoModelForCausalLM.from_pretrained(path).eval()
-                           for path in (SUITE_MODELS / DRAFTER, SUITE_MODELS / TARGET, twin))
+    small, target, twin = (
+        AutoModelForCausalLM.from_pretrained(path).eval()
+        for path in (SUITE_MODELS / DRAFTER, SUITE_MODELS / TARGET, twin)
+    )
     tokenizer = Tokenizer.from_file(str(SUITE_MODELS / TARGET / "tokenizer.json"))
     vocab, eos = tokenizer.get_vocab_size(with_added_tokens=True), target.config.eos_token_id
     lines = (ROOT / "data" / "prefixes" / "wikipedia-test.jsonl").read_text().splitlines()  # the benchmark's default
@@ -62,7 +63,7 @@ def by_hand(twin) -> dict:
         for _ in range(NEW_TOKENS):
             text.append(int(greedy(probs(target, text)[-1])))
         for name, q in drafts(text[:-1], NEW_TOKENS).items():
-            agree[name].append(greedy(q) == np.array(text[len(ids):]))
+            agree[name].append(greedy(q) == np.array(text[len(ids) :]))
     sampled = decode(target, prompts, NEW_TOKENS, sample=True, seed=0)  # the target's samples, seeds 0, 1, 2
     alpha = {name: [] for name in agree}
     for ids, new in zip(prompts, sampled.new_ids):
@@ -71,8 +72,10 @@ def by_hand(twin) -> dict:
         for name, q in drafts(text, NEW_TOKENS).items():
             q = q[:, :vocab] / q[:, :vocab].sum(1, keepdims=True)
             alpha[name] += np.minimum(q, p / p.sum(1, keepdims=True)).sum(1).tolist()
-    return {name: {"rounds": replayed_rounds(bits), "agreement": float(np.mean(bits)),
-                   "alpha": float(np.mean(alpha[name]))} for name, bits in agree.items()}
+    return {
+        name: {"rounds": replayed_rounds(bits), "agreement": float(np.mean(bits)), "alpha": float(np.mean(alpha[name]))}
+        for name, bits in agree.items()
+    }
 
 
 def replayed_rounds(agree: list[np.ndarray]) -> list[tuple[int, int]]:
@@ -94,9 +97,25 @@ def test_assisted_decoding_measures_what_replaying_the_models_by_hand_gives(tmp_
     twin = tmp_path / "twin"
     shutil.copytree(SUITE_MODELS / TARGET, twin)
     out = tmp_path / "spec.json"
-    run_script("benchmarks.speculative", "--models", DRAFTER, twin, TARGET, "--num-prefixes", PROMPTS,
-               "--new-tokens", NEW_TOKENS, "--gamma", GAMMA, "--device", "cpu", "--json", out,
-               "--report", tmp_path / "pictures")
+    run_script(
+        "benchmarks.speculative",
+        "--models",
+        DRAFTER,
+        twin,
+        TARGET,
+        "--num-prefixes",
+        PROMPTS,
+        "--new-tokens",
+        NEW_TOKENS,
+        "--gamma",
+        GAMMA,
+        "--device",
+        "cpu",
+        "--json",
+        out,
+        "--report",
+        tmp_path / "pictures",
+    )
     result = json.loads(out.read_text())
     assert result["gamma"] == GAMMA and result["target"] == TARGET
     rows = {row["drafter"]: row for row in result["drafters"]}
@@ -139,15 +158,24 @@ def test_assisted_decoding_measures_what_replaying_the_models_by_hand_gives(tmp_
 
 def test_bad_input_is_one_line_and_exit_1(tmp_path):
     other = tmp_path / "other-vocabulary"
-    config = GPTNeoXConfig(vocab_size=4160, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=32, max_position_embeddings=128)
+    config = GPTNeoXConfig(
+        vocab_size=4160,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+    )
     GPTNeoXForCausalLM(config).save_pretrained(other)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(SUITE_MODELS / TARGET / name, other / name)
-    for models, message in (([other, TARGET], "do not share one vocabulary"),
-                            ([tmp_path / "missing", TARGET], "missing")):
-        result = run_script("benchmarks.speculative", "--models", *models, "--num-prefixes", 1, "--new-tokens", 4,
-                            check=False)
+    for models, message in (
+        ([other, TARGET], "do not share one vocabulary"),
+        ([tmp_path / "missing", TARGET], "missing"),
+    ):
+        result = run_script(
+            "benchmarks.speculative", "--models", *models, "--num-prefixes", 1, "--new-tokens", 4, check=False
+        )
         assert result.returncode == 1, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr

@@ -18,8 +18,22 @@ from suite.neox import neox_config
 
 pytestmark = pytest.mark.torch  # CI's numpy-1 run has no torch
 
-TINY = ["--sizes", "16x1x1,32x2x2", "--vocab-size", "300", "--model-vocab", "384", "--seq-len", "32",
-        "--batch-size", "2", "--tokens", "2048", "--eval-seqs", "4"]
+TINY = [
+    "--sizes",
+    "16x1x1,32x2x2",
+    "--vocab-size",
+    "300",
+    "--model-vocab",
+    "384",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "2",
+    "--tokens",
+    "2048",
+    "--eval-seqs",
+    "4",
+]
 
 
 def write_corpus(directory: Path) -> Path:
@@ -27,15 +41,21 @@ def write_corpus(directory: Path) -> Path:
     words = "the a river city was is in of and born known album species town built league".split()
     docs = [" ".join(words[(i * k) % len(words)] for k in range(1, 60)) for i in range(120)]
     (directory / "wiki.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
-    rows = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\tThe town was built.\tA town exists.\tentailment"
-                                                    for i in range(20)]
+    rows = ["index\tsentence1\tsentence2\tlabel"] + [
+        f"{i}\tThe town was built.\tA town exists.\tentailment" for i in range(20)
+    ]
     (directory / "rte.tsv").write_text("\n".join(rows) + "\n")
     return directory
 
 
 def train(*args, python_flags: tuple = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *python_flags, "-m", "suite.train", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "suite.train", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_train_tiny_suite_then_build_a_dataset(tmp_path):
@@ -53,22 +73,54 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
 
     # --report-only trains nothing and reports the models already in --out (as suite/rebuild.sh runs it)
     report = tmp_path / "report"
-    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", out, *TINY,
-                   "--report-only", "--results-dir", report)
+    result = train(
+        "--corpus",
+        corpus,
+        "--rte-prompts",
+        corpus / "rte.tsv",
+        "--out",
+        out,
+        *TINY,
+        "--report-only",
+        "--results-dir",
+        report,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (report / "loss_vs_size.md").read_text() == (out / "loss_vs_size.md").read_text()
     assert json.loads((report / "suite.json").read_text())["models"] == suite["models"]
     # ...and refuses to describe them with another run's token budget
     other = dict(zip(TINY[::2], TINY[1::2])) | {"--tokens": 4096}
-    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", out,
-                   *[str(x) for pair in other.items() for x in pair], "--report-only", "--results-dir", report)
+    result = train(
+        "--corpus",
+        corpus,
+        "--rte-prompts",
+        corpus / "rte.tsv",
+        "--out",
+        out,
+        *[str(x) for pair in other.items() for x in pair],
+        "--report-only",
+        "--results-dir",
+        report,
+    )
     assert result.returncode == 1 and "trained on 2,048 tokens" in result.stderr and "Traceback" not in result.stderr
 
     prefixes = tmp_path / "p.txt"
     prefixes.write_text("The town was built. Question: A town exists. True or False? Answer:\nthe river city\n")
     dataset = tmp_path / "d.pkl"
-    run_script("preprocess_train.py", "--models", *models, "--dataset", prefixes, "--out", dataset,
-               "--device", "cpu", "--meta-json", out / "suite.json", "--no-progress")
+    run_script(
+        "preprocess_train.py",
+        "--models",
+        *models,
+        "--dataset",
+        prefixes,
+        "--out",
+        dataset,
+        "--device",
+        "cpu",
+        "--meta-json",
+        out / "suite.json",
+        "--no-progress",
+    )
     loaded = load_dataset(dataset)
     assert loaded.probs.shape == (2, 2, 300)  # the tokenizer's 300 ids, not the padded 384
     assert json.loads(dataset.with_suffix(".json").read_text())["extra"]["seed"] == suite["seed"]
@@ -77,24 +129,42 @@ def test_train_tiny_suite_then_build_a_dataset(tmp_path):
     # so the weights are hashed beside the record instead.
     moved = tmp_path / "moved"
     shutil.move(out, moved)
-    result = train("--corpus", corpus, "--rte-prompts", corpus / "rte.tsv", "--out", moved, *TINY,
-                   "--report-only", "--results-dir", report)
+    result = train(
+        "--corpus",
+        corpus,
+        "--rte-prompts",
+        corpus / "rte.tsv",
+        "--out",
+        moved,
+        *TINY,
+        "--report-only",
+        "--results-dir",
+        report,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reported = json.loads((report / "suite.json").read_text())["models"]
     assert [m["weights_sha256"] for m in reported] == [m["weights_sha256"] for m in suite["models"]]
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--sizes", "16x2"], 2, "give comma-separated HIDDENxLAYERSxHEADS"),
-    (["--sizes", "16x1x1,16x1x1"], 1, "--sizes gives models of the same name"),
-    (["--vocab-size", "4000", "--model-vocab", "4096"], 1, "the corpus gives a tokenizer of only"),  # too little text
-    (["--model-vocab", "256"], 2, "--model-vocab 256 is smaller than --vocab-size 300"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--sizes", "16x2"], 2, "give comma-separated HIDDENxLAYERSxHEADS"),
+        (["--sizes", "16x1x1,16x1x1"], 1, "--sizes gives models of the same name"),
+        (
+            ["--vocab-size", "4000", "--model-vocab", "4096"],
+            1,
+            "the corpus gives a tokenizer of only",
+        ),  # too little text
+        (["--model-vocab", "256"], 2, "--model-vocab 256 is smaller than --vocab-size 300"),
+    ],
+)
 def test_bad_training_input_is_one_line_even_under_python_O(tmp_path, args, code, message):
     corpus = write_corpus(tmp_path / "corpus")
     tiny = dict(zip(TINY[::2], TINY[1::2])) | dict(zip(args[::2], args[1::2]))
-    result = train("--corpus", corpus, "--out", tmp_path / "build", *[x for kv in tiny.items() for x in kv],
-                   python_flags=("-O",))  # -O strips asserts: the checks must be real errors
+    result = train(
+        "--corpus", corpus, "--out", tmp_path / "build", *[x for kv in tiny.items() for x in kv], python_flags=("-O",)
+    )  # -O strips asserts: the checks must be real errors
     assert result.returncode == code and message in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
     assert not (tmp_path / "build" / "models").exists()
 
@@ -105,9 +175,26 @@ def test_bench_times_the_real_training_step(monkeypatch):
     clips = []
     real_step = train_module.train_step
     monkeypatch.setattr(train_module, "train_step", lambda *a: clips.append(a[4]) or real_step(*a))
-    args = train_module.parse_args(["--corpus", "unused", "--sizes", "16x1x1", "--vocab-size", "64",
-                                    "--model-vocab", "64", "--seq-len", "8", "--batch-size", "2",
-                                    "--bench-steps", "2", "--grad-clip", "0.5"])
+    args = train_module.parse_args(
+        [
+            "--corpus",
+            "unused",
+            "--sizes",
+            "16x1x1",
+            "--vocab-size",
+            "64",
+            "--model-vocab",
+            "64",
+            "--seq-len",
+            "8",
+            "--batch-size",
+            "2",
+            "--bench-steps",
+            "2",
+            "--grad-clip",
+            "0.5",
+        ]
+    )
     train_module.bench(args.sizes, np.arange(400, dtype=np.uint16) % 64, args)
     assert clips == [0.5] * 3  # a warm-up step and the two timed ones, each clipped like a training step
 
@@ -119,10 +206,16 @@ def test_committed_suite_is_the_one_neox_config_at_its_shapes():
     assert len(models) == 7
     for model in models:
         config = AutoConfig.from_pretrained(model)
-        built = neox_config(config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
-                            config.vocab_size, config.max_position_embeddings)
-        shape_and_recipe = lambda c: {k: v for k, v in c.to_dict().items()
-                                      if k not in ("architectures", "dtype", "_name_or_path")}  # set by saving
+        built = neox_config(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.vocab_size,
+            config.max_position_embeddings,
+        )
+        shape_and_recipe = lambda c: {
+            k: v for k, v in c.to_dict().items() if k not in ("architectures", "dtype", "_name_or_path")
+        }  # set by saving
         assert shape_and_recipe(config) == shape_and_recipe(built), model.name
 
 
@@ -186,8 +279,14 @@ def test_export_stores_float16_weights_and_records_what_they_change(tmp_path, su
     for folder in (source / "tiny", copy):  # each prefix alone, no padding
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         with torch.no_grad():
-            probs.append(torch.stack([model(torch.tensor([tokenizer(p)["input_ids"]])).logits[0, -1, :len(tokenizer)]
-                                      .softmax(-1) for p in prefixes]))
+            probs.append(
+                torch.stack(
+                    [
+                        model(torch.tensor([tokenizer(p)["input_ids"]])).logits[0, -1, : len(tokenizer)].softmax(-1)
+                        for p in prefixes
+                    ]
+                )
+            )
     change = record["float16_change"]
     assert change["max_abs_difference"] == pytest.approx(float((probs[0] - probs[1]).abs().max()), abs=1e-6)
     assert change["same_top1"] == pytest.approx(float((probs[0].argmax(1) == probs[1].argmax(1)).float().mean()))
@@ -196,11 +295,15 @@ def test_export_stores_float16_weights_and_records_what_they_change(tmp_path, su
 
 def test_glue_tsv_keeps_bare_quotes(tmp_path):
     path = tmp_path / "rte.tsv"
-    path.write_text('index\tsentence1\tsentence2\tlabel\n0\t"Yes," he said.\t"No.\tnot_entailment\n'
-                    '1\tA town.\tA place.\tentailment\n')
+    path.write_text(
+        'index\tsentence1\tsentence2\tlabel\n0\t"Yes," he said.\t"No.\tnot_entailment\n'
+        "1\tA town.\tA place.\tentailment\n"
+    )
     rows = list(read_glue_tsv(path))
     assert [(r["sentence1"], r["sentence2"], r["label"]) for r in rows] == [
-        ('"Yes," he said.', '"No.', "not_entailment"), ("A town.", "A place.", "entailment")]
+        ('"Yes," he said.', '"No.', "not_entailment"),
+        ("A town.", "A place.", "entailment"),
+    ]
 
 
 def test_arithmetic_worksheets_never_state_a_held_out_pair_and_the_questions_ask_only_those():
@@ -210,8 +313,11 @@ def test_arithmetic_worksheets_never_state_a_held_out_pair_and_the_questions_ask
 
     held = held_out_pairs()
     assert len(held) > 1900 and all((b, a) in held for a, b in held)  # both orders
-    stated = {tuple(int(x) for x in re.findall(r"\d+", line)[:2]) for doc in documents(2000, seed=5)
-              for line in doc.splitlines()}
+    stated = {
+        tuple(int(x) for x in re.findall(r"\d+", line)[:2])
+        for doc in documents(2000, seed=5)
+        for line in doc.splitlines()
+    }
     assert len(stated) > 3000 and not stated & held
     questions = held_out_questions(50, seed=1)
     assert len({q["text"] for q in questions}) == 50 and questions == held_out_questions(50, seed=1)
@@ -223,8 +329,18 @@ def test_arithmetic_worksheets_never_state_a_held_out_pair_and_the_questions_ask
 def test_train_with_digits_arithmetic_and_another_seed(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     out = tmp_path / "build"
-    options = ["--corpus", corpus, "--out", out, "--sizes", "16x1x1", *TINY[2:], "--split-digits",
-               "--arithmetic-docs", "40"]
+    options = [
+        "--corpus",
+        corpus,
+        "--out",
+        out,
+        "--sizes",
+        "16x1x1",
+        *TINY[2:],
+        "--split-digits",
+        "--arithmetic-docs",
+        "40",
+    ]
     assert train(*options).returncode == 0
     result = train(*options, "--init-seed", "7")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -290,15 +406,25 @@ def test_a_killed_training_run_resumes_to_the_weights_of_one_never_killed(tmp_pa
 
 def fake_suite(root: Path) -> Path:
     """suite/ with two sizes (by weight bytes), a seed of each, two checkpoints of the larger, and suite.json."""
-    folders = {"models/suite-s": 10, "models/suite-l": 20, "seeds/suite-s-seed2": 10, "seeds/suite-l-seed2": 20,
-               "checkpoints/suite-l/step8": 20, "checkpoints/suite-l/step16": 20}
+    folders = {
+        "models/suite-s": 10,
+        "models/suite-l": 20,
+        "seeds/suite-s-seed2": 10,
+        "seeds/suite-l-seed2": 20,
+        "checkpoints/suite-l/step8": 20,
+        "checkpoints/suite-l/step16": 20,
+    }
     for folder, size in folders.items():
         (root / folder).mkdir(parents=True)
         (root / folder / "model.safetensors").write_bytes(b"x" * size)
     checkpoints = [{"step": 8, "val_loss": 4.8}, {"step": 16, "val_loss": 4.4}, {"step": 24, "val_loss": 4.3}]
-    suite = {"models": [{"name": "suite-s", "val_loss": 4.6}, {"name": "suite-l", "val_loss": 4.2,
-                                                                 "checkpoints": checkpoints}],
-             "seed_variants": [{"name": "suite-s-seed2", "val_loss": 4.5}, {"name": "suite-l-seed2", "val_loss": 4.25}]}
+    suite = {
+        "models": [
+            {"name": "suite-s", "val_loss": 4.6},
+            {"name": "suite-l", "val_loss": 4.2, "checkpoints": checkpoints},
+        ],
+        "seed_variants": [{"name": "suite-s-seed2", "val_loss": 4.5}, {"name": "suite-l-seed2", "val_loss": 4.25}],
+    }
     (root / "suite.json").write_text(json.dumps(suite))
     return root / "models"
 
@@ -316,11 +442,19 @@ def test_the_ladder_is_every_point_on_the_loss_axis_and_a_checkpoint_is_name_at_
     assert paths[0] == str(tmp_path / "suite" / "checkpoints" / "suite-l" / "step8")
     # for a forecast every seed is a point on the loss axis
     assert suites.bundled_suite(["ladder"], ceiling_apart=False)[1] == [
-        "suite-l@step8", "suite-s", "suite-s-seed2", "suite-l@step16", "suite-l-seed2", "suite-l"]
+        "suite-l@step8",
+        "suite-s",
+        "suite-s-seed2",
+        "suite-l@step16",
+        "suite-l-seed2",
+        "suite-l",
+    ]
     assert suites.bundled_suite(["suite"])[1] == ["suite-s", "suite-l"]
     paths, labels = suites.bundled_suite(["suite-s", "suite-l@step16", "suite-s-seed2"])
     assert labels == ["suite-s", "suite-l@step16", "suite-s-seed2"]
     assert paths[1] == str(tmp_path / "suite" / "checkpoints" / "suite-l" / "step16")
-    with pytest.raises(InputError, match=r"suite-l@step24: no such checkpoint of suite-l .*\(committed: step8, step16\)"):
+    with pytest.raises(
+        InputError, match=r"suite-l@step24: no such checkpoint of suite-l .*\(committed: step8, step16\)"
+    ):
         suites.bundled_suite(["suite-l@step24"])
     assert suites.bundled_suite(["EleutherAI/pythia-70m"]) == (["EleutherAI/pythia-70m"], [None])  # passes through

@@ -22,10 +22,13 @@ def direct_scores(model, prefix: list[int], answer: list[int], vocab_size: int) 
     """One sequence, no padding: the log-probabilities the batched pass must reproduce."""
     with torch.no_grad():
         logprobs = model(torch.tensor([prefix + answer])).logits[0, :, :vocab_size].float().log_softmax(-1)
-    steps = logprobs[len(prefix) - 1:len(prefix) + len(answer) - 1]
+    steps = logprobs[len(prefix) - 1 : len(prefix) + len(answer) - 1]
     target = torch.tensor(answer)
-    return (float(steps[torch.arange(len(answer)), target].sum()), bool((steps.argmax(-1) == target).all()),
-            bool(steps[0].argmax() == answer[0]))
+    return (
+        float(steps[torch.arange(len(answer)), target].sum()),
+        bool((steps.argmax(-1) == target).all()),
+        bool(steps[0].argmax() == answer[0]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def greedy_continuation(model, prefix: list[int], length: int) -> list[int]:
     with torch.no_grad():
         for _ in range(length):
             ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-    return ids[len(prefix):]
+    return ids[len(prefix) :]
 
 
 def test_the_batched_answer_pass_matches_each_sequence_alone(model, tokenizer):
@@ -72,8 +75,9 @@ def test_multi_token_choices_are_each_scored_as_a_whole_continuation(model, toke
     prefixes = [[5, 17, 230, 41, 9], [300], [12, 13, 14]]
     choice_ids = [[100, 101], [7]]
     answers = [choice_ids[0], choice_ids[1], choice_ids[0]]
-    scores = answer_scores(model, prefixes, answers, len(tokenizer), choice_ids=choice_ids, max_tokens=8,
-                           progress=False)
+    scores = answer_scores(
+        model, prefixes, answers, len(tokenizer), choice_ids=choice_ids, max_tokens=8, progress=False
+    )
     for i, prefix in enumerate(prefixes):
         choices = [direct_scores(model, prefix, ids, len(tokenizer)) for ids in choice_ids]
         np.testing.assert_allclose(scores["choice_logprobs"][i], [c[0] for c in choices], atol=1e-4)
@@ -95,9 +99,23 @@ def rte_file(path, count: int = 8):
 
 
 def rte_args(directory, suite) -> list:
-    return ["--models", *suite, "--dataset", "glue-rte", "--dataset-path", rte_file(directory / "rte.tsv"),
-            "--out", directory / "rte.pkl", "--device", "cpu", "--dtype", "float32", "--no-progress",
-            "--cache-dir", directory / "cache"]
+    return [
+        "--models",
+        *suite,
+        "--dataset",
+        "glue-rte",
+        "--dataset-path",
+        rte_file(directory / "rte.tsv"),
+        "--out",
+        directory / "rte.pkl",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--no-progress",
+        "--cache-dir",
+        directory / "cache",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +147,12 @@ def test_preprocess_records_each_models_answer_scores_and_a_resumed_run_reads_th
             choices = [direct_scores(model, prefix, ids, len(tokenizer))[0] for ids in choice_ids]
             np.testing.assert_allclose(scores.choice_logprobs[j, i], choices, atol=1e-4)
             # The stored next-token row is the same position's distribution as the answer pass's.
-            np.testing.assert_allclose(dataset.probs[i, j, [ids[0] for ids in choice_ids]].astype(np.float64),
-                                       np.exp(choices), rtol=1e-3, atol=2.0 ** -24)  # float16: subnormal below 2^-14
+            np.testing.assert_allclose(
+                dataset.probs[i, j, [ids[0] for ids in choice_ids]].astype(np.float64),
+                np.exp(choices),
+                rtol=1e-3,
+                atol=2.0**-24,
+            )  # float16: subnormal below 2^-14
     assert (scores.correct == (scores.choice_logprobs.argmax(2) == scores.gold_choice)).all()
     drawn = [int(sentence.split()[2]) for sentence in dataset.sentences]  # "The cat {i} sat ...", in drawn order
     assert scores.gold_choice.tolist() == [1 if i % 3 == 0 else 0 for i in drawn]
@@ -144,16 +166,25 @@ def test_task_correctness_is_the_likeliest_choice_or_the_greedy_answer():
     greedy = np.array([[True, False, False], [True, True, False]])
     plain = AnswerScores(np.zeros(3, dtype=int), np.zeros((2, 3)), greedy, greedy, None, None, None)
     assert plain.correct.tolist() == greedy.tolist()
-    choice_logprobs = np.log(np.array([[[0.6, 0.4], [0.3, 0.7], [0.5, 0.1]],
-                                       [[0.2, 0.3], [0.9, 0.05], [0.01, 0.02]]]))
-    choice = AnswerScores(np.zeros(3, dtype=int), np.zeros((2, 3)), greedy, greedy, [" True", " False"],
-                          choice_logprobs, np.array([0, 1, 0]))
+    choice_logprobs = np.log(np.array([[[0.6, 0.4], [0.3, 0.7], [0.5, 0.1]], [[0.2, 0.3], [0.9, 0.05], [0.01, 0.02]]]))
+    choice = AnswerScores(
+        np.zeros(3, dtype=int),
+        np.zeros((2, 3)),
+        greedy,
+        greedy,
+        [" True", " False"],
+        choice_logprobs,
+        np.array([0, 1, 0]),
+    )
     assert choice.correct.tolist() == [[True, True, True], [False, False, False]]
 
 
 def test_steepest_rise_orders_the_models_by_size():
     assert steepest_rise([0.1, 0.5, 0.2, 0.9], order=[0, 2, 1, 3]) == {
-        "rise": pytest.approx(0.8), "steepest_step": pytest.approx(0.4), "steepest_between": [1, 3]}
+        "rise": pytest.approx(0.8),
+        "steepest_step": pytest.approx(0.4),
+        "steepest_between": [1, 3],
+    }
     assert steepest_rise([0.3], order=[0])["steepest_between"] is None
 
 
@@ -181,8 +212,20 @@ def test_task_curve_and_strategy_task_accuracy_by_hand():
 
 def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built_dataset, tmp_path):
     # The plain-text set is the baseline wherever it is listed.
-    result = run_script("challenge.py", "--dataset", rte_dataset, "--dataset", built_dataset, "--strategy", "average",
-                        "--json", tmp_path / "out.json", "--report", tmp_path / "report", "--no-progress")
+    result = run_script(
+        "challenge.py",
+        "--dataset",
+        rte_dataset,
+        "--dataset",
+        built_dataset,
+        "--strategy",
+        "average",
+        "--json",
+        tmp_path / "out.json",
+        "--report",
+        tmp_path / "report",
+        "--no-progress",
+    )
     out = json.loads((tmp_path / "out.json").read_text())
     rte, plain = out["datasets"]
     assert plain["task"] is None and rte["task"]["rule"] == "choice" and rte["task"]["chance"] == 0.5
@@ -193,7 +236,8 @@ def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built
     second, first = out["harder_here"]
     assert first["baseline"] and "vs_baseline" not in first and set(second["vs_baseline"]) == {"top1", "kl"}
     assert second["vs_baseline"]["top1"]["difference"] == pytest.approx(
-        second["reference_top1"] - first["reference_top1"])
+        second["reference_top1"] - first["reference_top1"]
+    )
     assert "task accuracy (the likelier choice; chance 50%)" in result.stdout
     assert "is prediction harder here?" in result.stdout
     page = (tmp_path / "report" / "index.md").read_text()
@@ -201,8 +245,9 @@ def test_challenge_scores_task_accuracy_and_compares_datasets(rte_dataset, built
     assert "![Is prediction harder here?](<harder.png>)" in page and (tmp_path / "report" / "harder.png").stat().st_size
 
 
-def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_input(tmp_path, suite, tokenizer,
-                                                                                   prefix_file):
+def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_input(
+    tmp_path, suite, tokenizer, prefix_file
+):
     from conftest import WIDTHS, make_model
 
     from harness.scoring.metrics import distribution_metrics, target_rows
@@ -223,15 +268,28 @@ def test_the_noise_ceiling_is_another_seed_scored_against_the_target_never_an_in
     np.testing.assert_allclose(ceiling["kl"], distribution_metrics(pair.probs[:, 0], target)["kl"], atol=1e-6)
     assert not any(p.name.endswith(".npy") for p in tmp_path.rglob("*"))  # the scratch file is gone
 
-    run_script("challenge.py", "--dataset", out, "--strategy", "average", "--json", tmp_path / "r.json", "--no-progress",
-               "--report", tmp_path / "report")
+    run_script(
+        "challenge.py",
+        "--dataset",
+        out,
+        "--strategy",
+        "average",
+        "--json",
+        tmp_path / "r.json",
+        "--no-progress",
+        "--report",
+        tmp_path / "report",
+    )
     assert "the noise ceiling, another seed of the target" in (tmp_path / "report" / "index.md").read_text()
     scored = json.loads((tmp_path / "r.json").read_text())["datasets"][0]["noise_ceiling"]
     agree = np.array(ceiling["top1"]) == top1(dataset.probs[:, -1])
-    assert scored["top1"] == pytest.approx(agree.mean()) and scored["kl"]["mean"] == pytest.approx(np.mean(ceiling["kl"]))
+    assert scored["top1"] == pytest.approx(agree.mean()) and scored["kl"]["mean"] == pytest.approx(
+        np.mean(ceiling["kl"])
+    )
     # Another target: the ceiling is not of it.
-    run_script("challenge.py", "--dataset", out, "--target", str(suite[1]), "--json", tmp_path / "t.json",
-               "--no-progress")
+    run_script(
+        "challenge.py", "--dataset", out, "--target", str(suite[1]), "--json", tmp_path / "t.json", "--no-progress"
+    )
     assert json.loads((tmp_path / "t.json").read_text())["datasets"][0]["noise_ceiling"] is None
 
 
@@ -242,7 +300,9 @@ def test_the_bundled_suites_other_seed_is_the_default_ceiling(tmp_path, monkeypa
     (tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235" / "config.json").write_text("{}")
     monkeypatch.setattr(suites, "SUITE_MODELS", tmp_path / "suite" / "models")
     assert suites.bundled_ceiling(["a", "b"], ["suite-0.8m", "suite-1.5m"]) == (
-        str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"), "suite-1.5m-seed1235")
+        str(tmp_path / "suite" / "seeds" / "suite-1.5m-seed1235"),
+        "suite-1.5m-seed1235",
+    )
     assert suites.bundled_ceiling(["a", "b"], ["suite-1.5m", "suite-0.8m"]) == (None, None)
     assert suites.bundled_ceiling(["a", "my/model"], [None, None]) == (None, None)
 
@@ -254,14 +314,29 @@ def test_arithmetic_on_the_digit_tokenizer_asks_for_the_first_digit(tmp_path):
     from tokenizers import Tokenizer
 
     out = tmp_path / "sums.pkl"
-    result = run_script("preprocess_train.py", "--models", "suite-0.0066m", "suite-0.025m", "--dataset", "arithmetic",
-                        "--num-prefixes", "6", "--out", out, "--device", "cpu", "--no-progress")
+    result = run_script(
+        "preprocess_train.py",
+        "--models",
+        "suite-0.0066m",
+        "suite-0.025m",
+        "--dataset",
+        "arithmetic",
+        "--num-prefixes",
+        "6",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert "6 of 6 answers begin with a space that this tokenizer writes as a token of its own" in result.stderr
     dataset, meta = load_dataset(out), json.loads(out.with_suffix(".json").read_text())
     assert all(s.endswith("\nAnswer: ") for s in dataset.sentences) and meta["prefixes"]["answer_space_in_prefix"] == 6
     tokenizer = Tokenizer.from_file(str(ROOT / "suite" / "models" / "suite-0.0066m" / "tokenizer.json"))
     for sentence, answer in zip(dataset.sentences, meta["answers"]):
-        assert answer["text"].isdigit() and answer["ids"] == tokenizer.encode(answer["text"], add_special_tokens=False).ids
+        assert (
+            answer["text"].isdigit() and answer["ids"] == tokenizer.encode(answer["text"], add_special_tokens=False).ids
+        )
         original = tokenizer.encode(sentence[:-1] + " " + answer["text"], add_special_tokens=False).ids
         assert tokenizer.encode(sentence, add_special_tokens=False).ids + answer["ids"] == original
 
@@ -275,15 +350,50 @@ def test_two_process_accelerate_run_scores_answers_and_ceiling_as_one_process(tm
 
     other_seed = make_model(tmp_path / "neox-64-seed2", WIDTHS[-1], tokenizer, seed=2)
     prefixes = tmp_path / "qa.jsonl"
-    prefixes.write_text("".join(json.dumps({"text": f"Question: What is {a} plus {a + 3}?\nAnswer:",
-                                            "answer": f" {2 * a + 3}"}) + "\n" for a in range(9)))
-    args = ["--models", *map(str, suite), "--ceiling-model", str(other_seed), "--dataset", str(prefixes),
-            "--device", "cpu", "--dtype", "float32", "--max-tokens", "64", "--no-progress"]
+    prefixes.write_text(
+        "".join(
+            json.dumps({"text": f"Question: What is {a} plus {a + 3}?\nAnswer:", "answer": f" {2 * a + 3}"}) + "\n"
+            for a in range(9)
+        )
+    )
+    args = [
+        "--models",
+        *map(str, suite),
+        "--ceiling-model",
+        str(other_seed),
+        "--dataset",
+        str(prefixes),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--max-tokens",
+        "64",
+        "--no-progress",
+    ]
     run_script("preprocess_train.py", *args, "--out", tmp_path / "single.pkl", env={"OMP_NUM_THREADS": "1"})
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--num_cpu_threads_per_process", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", "--main_process_port", str(29600 + os.getpid() % 1000),
-               str(ROOT / "preprocess_train.py"), *args, "--out", str(tmp_path / "two.pkl")]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--num_cpu_threads_per_process",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(29600 + os.getpid() % 1000),
+        str(ROOT / "preprocess_train.py"),
+        *args,
+        "--out",
+        str(tmp_path / "two.pkl"),
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     single, two = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("single", "two"))

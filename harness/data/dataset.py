@@ -21,10 +21,11 @@ import os
 import pickle
 import struct
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,8 +33,10 @@ from harness import InputError, one_line
 from harness.data.files import atomic_write, remove_stale_temps, temp_path
 from harness.data.safe_pickle import find_payload, load_pickle, plain_dtype
 
-FORMAT = ("pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under model j, "
-          "float16; the last model is the target")  # as sidecars describe it
+FORMAT = (
+    "pickle of (model_names, sentences, probs); probs[i, j, k] = P(token k | sentence i) under model j, "
+    "float16; the last model is the target"
+)  # as sidecars describe it
 ROW_SUM_TOLERANCE = 0.02  # float16 rounding and underflow lose far less than this
 _CHUNK_ELEMENTS = 1 << 18  # validate ~256K values at a time: the temporaries stay in cache (1.8x faster than 4M)
 # Every float16 bit pattern's float32 value: a table look-up converts ~2x faster than numpy's
@@ -57,7 +60,6 @@ def sidecar_path(dataset_path: str | os.PathLike) -> Path:
     return Path(dataset_path).with_suffix(".json")
 
 
-
 def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
     """Load and validate a dataset pickle, its array read-only (and memory-mapped, unless the pickle
     stores it as text: protocols 0-2); any problem, whatever the file's bytes, raises a one-line
@@ -76,8 +78,10 @@ def load_dataset(path: str | os.PathLike, check_values: bool = True) -> Dataset:
 
 def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
     if not (isinstance(obj, tuple) and len(obj) == 3):
-        raise InputError(f"{path}: expected a tuple (model_names, sentences, probs), got {type(obj).__name__}"
-                           + (f" of length {len(obj)}" if isinstance(obj, tuple) else ""))
+        raise InputError(
+            f"{path}: expected a tuple (model_names, sentences, probs), got {type(obj).__name__}"
+            + (f" of length {len(obj)}" if isinstance(obj, tuple) else "")
+        )
     model_names, sentences, probs = obj
     if not (isinstance(model_names, list) and all(isinstance(m, str) for m in model_names)):
         raise InputError(f"{path}: model_names must be a list of str")
@@ -93,12 +97,15 @@ def _check_structure(path: Path, obj: Any, size: int) -> Dataset:
         raise InputError(f"{path}: probs must be floating point (float16), got dtype {probs.dtype}")
     expected = (len(sentences), len(model_names))
     if probs.ndim != 3 or probs.shape[:2] != expected or probs.shape[2] < 2:
-        raise InputError(f"{path}: probs has shape {probs.shape}, expected "
-                         f"({expected[0]} sentences, {expected[1]} models, vocabulary size)")
+        raise InputError(
+            f"{path}: probs has shape {probs.shape}, expected "
+            f"({expected[0]} sentences, {expected[1]} models, vocabulary size)"
+        )
     # Every value must be in the file: no zero-stride view can pass for a huge array.
     if not probs.flags.c_contiguous or probs.nbytes > size:
-        raise InputError(f"{path}: probs must be a C-contiguous array stored in the file "
-                         f"({probs.nbytes} bytes, file {size} bytes)")
+        raise InputError(
+            f"{path}: probs must be a C-contiguous array stored in the file ({probs.nbytes} bytes, file {size} bytes)"
+        )
     return Dataset(path, model_names, sentences, probs)
 
 
@@ -111,17 +118,21 @@ def check_probabilities(dataset: Dataset) -> None:
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (probs.shape[1] * probs.shape[2]))
     starts = range(0, probs.shape[0], rows_per_chunk)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda start: _check_chunk(probs[start:start + rows_per_chunk]), starts))
+        results = list(pool.map(lambda start: _check_chunk(probs[start : start + rows_per_chunk]), starts))
     for start, (bad_values, sums, _) in zip(starts, results):
         if bad_values.any():
             i, j = np.argwhere(bad_values)[0]
-            raise InputError(f"{path}: probs has NaN, inf or negative values "
-                             f"(sentence {start + i}, model {dataset.model_names[j]!r})")
+            raise InputError(
+                f"{path}: probs has NaN, inf or negative values "
+                f"(sentence {start + i}, model {dataset.model_names[j]!r})"
+            )
         bad_sums = np.abs(sums - 1) > ROW_SUM_TOLERANCE
         if bad_sums.any():
             i, j = np.argwhere(bad_sums)[0]
-            raise InputError(f"{path}: probabilities of sentence {start + i}, model {dataset.model_names[j]!r} "
-                             f"sum to {sums[i, j]:.4g}, not 1")
+            raise InputError(
+                f"{path}: probabilities of sentence {start + i}, model {dataset.model_names[j]!r} "
+                f"sum to {sums[i, j]:.4g}, not 1"
+            )
     negative_zeros = [start for start, (_, _, negative_zero) in zip(starts, results) if negative_zero]
     if negative_zeros:
         dataset.probs = _without_negative_zeros(probs, negative_zeros, rows_per_chunk)
@@ -155,7 +166,7 @@ def _without_negative_zeros(probs: np.ndarray, starts: list[int], rows: int) -> 
     elif not probs.flags.writeable:
         probs = probs.copy()
     for start in starts:
-        bits = probs[start:start + rows].view(np.uint16)
+        bits = probs[start : start + rows].view(np.uint16)
         bits[bits == 0x8000] = 0  # writes only where the mask is set: the other pages stay shared
     return probs
 
@@ -181,7 +192,7 @@ class _PayloadSkipper:
             header = b"\x96" + struct.pack("<Q", nbytes)  # BYTEARRAY8 and the data's length
             if not self.held.endswith(header):
                 raise RuntimeError("numpy pickled its array in an unexpected way")
-            self.f.write(self.held[:-len(header)])
+            self.f.write(self.held[: -len(header)])
             pad = -(self.f.tell() + 3 + len(header)) % PAYLOAD_ALIGNMENT
             self.f.write(b"C" + bytes([pad]) + bytes(pad) + b"0" + header)
             _allocate(self.f, nbytes)
@@ -205,7 +216,7 @@ def _allocate(f: BinaryIO, nbytes: int) -> None:
     else:  # macOS
         zeros = bytes(min(nbytes, 1 << 20))
         for start in range(0, nbytes, len(zeros)):
-            f.write(zeros[:nbytes - start])
+            f.write(zeros[: nbytes - start])
 
 
 @dataclass
@@ -213,6 +224,7 @@ class DatasetFile:
     """A dataset pickle being written: the pickle is in the temporary file `tmp`, its array's
     bytes (zeros so far) at `offset`. Fill them through `open()` (several processes may, each its
     own rows), then `finish` makes it the dataset at `path`, or `discard` removes it."""
+
     path: Path
     tmp: Path
     offset: int
@@ -251,7 +263,9 @@ class DatasetFile:
                 written = {"bytes": os.fstat(f.fileno()).st_size, "sha256": _sha256(f)}
             if metadata is not None:
                 record = {**metadata, "pickle": written}
-                atomic_write(sidecar_path(self.path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w")
+                atomic_write(
+                    sidecar_path(self.path), lambda f: json.dump(record, f, indent=2, sort_keys=False), mode="w"
+                )
             else:
                 sidecar_path(self.path).unlink(missing_ok=True)  # an old one would describe another pickle
             os.replace(self.tmp, self.path)
@@ -264,8 +278,9 @@ class DatasetFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def start_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
-                  vocab_size: int) -> DatasetFile:
+def start_dataset(
+    path: str | os.PathLike, model_names: list[str], sentences: list[str], vocab_size: int
+) -> DatasetFile:
     """Write a dataset pickle (protocol 5, the original format) to a temporary file beside `path`,
     with its (sentences, models, vocab_size) float16 array all zeros, to be filled in place.
 
@@ -292,14 +307,22 @@ def start_dataset(path: str | os.PathLike, model_names: list[str], sentences: li
     return DatasetFile(path, tmp, payload.offset if payload else 0, shape)
 
 
-def save_dataset(path: str | os.PathLike, model_names: list[str], sentences: list[str],
-                 probs: np.ndarray, metadata: dict | None = None, columns: list[int] | None = None) -> dict:
+def save_dataset(
+    path: str | os.PathLike,
+    model_names: list[str],
+    sentences: list[str],
+    probs: np.ndarray,
+    metadata: dict | None = None,
+    columns: list[int] | None = None,
+) -> dict:
     """Write the pickle (`start_dataset`, filled from `probs` a chunk at a time) and, if given,
     the sidecar (`DatasetFile.finish`); return the pickle's {"bytes", "sha256"}. With `columns`,
     only those models of `probs` (e.g. a map of another dataset) are written, in that order."""
     models = len(model_names) if columns is None else len(columns)
     if probs.shape[0] != len(sentences) or probs.ndim != 3 or len(model_names) != models:
-        raise ValueError(f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models")
+        raise ValueError(
+            f"probs shape {probs.shape} does not match {len(sentences)} sentences x {len(model_names)} models"
+        )
     file = start_dataset(path, model_names, sentences, probs.shape[2])
     file.fill(lambda out: copy_rows(out, probs, columns))
     return file.finish(metadata)
@@ -310,8 +333,8 @@ def copy_rows(out: np.ndarray, source: np.ndarray, columns: list[int] | None = N
     when either is a map, no more than that is ever in memory."""
     rows = max(1, _COPY_CHUNK_BYTES // max(1, source[:1].nbytes))
     for start in range(0, len(source), rows):
-        block = source[start:start + rows]
-        out[start:start + rows] = block if columns is None else block[:, columns]
+        block = source[start : start + rows]
+        out[start : start + rows] = block if columns is None else block[:, columns]
 
 
 def _sha256(f: BinaryIO) -> str:
@@ -344,13 +367,18 @@ def read_sidecar(dataset_path: str | os.PathLike, verify_hash: bool = True) -> d
     recorded = metadata.get("pickle") if isinstance(metadata, dict) else None
     if isinstance(recorded, dict):
         try:
-            actual = {"bytes": os.path.getsize(dataset_path),
-                      "sha256": _file_sha256(Path(dataset_path)) if verify_hash else recorded.get("sha256")}
+            actual = {
+                "bytes": os.path.getsize(dataset_path),
+                "sha256": _file_sha256(Path(dataset_path)) if verify_hash else recorded.get("sha256"),
+            }
         except OSError:
             actual = None
         if actual != {"bytes": recorded.get("bytes"), "sha256": recorded.get("sha256")}:
-            warnings.warn(f"{path}: describes another version of {dataset_path} (size or SHA-256 differ; "
-                          "a run was interrupted between the two writes?): its metadata is ignored", stacklevel=2)
+            warnings.warn(
+                f"{path}: describes another version of {dataset_path} (size or SHA-256 differ; "
+                "a run was interrupted between the two writes?): its metadata is ignored",
+                stacklevel=2,
+            )
             return None
     return metadata
 
@@ -361,17 +389,24 @@ def model_sizes(model_names: list[str], metadata: dict | None) -> dict[str, dict
     a sidecar that lists the pickle's own models in its order: sizes are a property of the models,
     so that check is what matters."""
     models = metadata.get("models") if isinstance(metadata, dict) else None
-    if not isinstance(models, list) or [m.get("name") if isinstance(m, dict) else None
-                                        for m in models] != list(model_names):
+    if not isinstance(models, list) or [m.get("name") if isinstance(m, dict) else None for m in models] != list(
+        model_names
+    ):
         return {}
     counts = lambda value: value if isinstance(value, int) and not isinstance(value, bool) else None
-    return {m["name"]: {"non_embedding_params": counts(m.get("non_embedding_params")),
-                        "total_params": counts(m.get("total_params", m.get("parameters")))} for m in models}
+    return {
+        m["name"]: {
+            "non_embedding_params": counts(m.get("non_embedding_params")),
+            "total_params": counts(m.get("total_params", m.get("parameters"))),
+        }
+        for m in models
+    }
 
 
 @dataclass(frozen=True)
 class Answer:
     """A prefix's gold continuation (" 73", " True") and its token ids under the dataset's tokenizer."""
+
     text: str
     ids: tuple[int, ...]
 
@@ -389,10 +424,17 @@ def sidecar_answers(dataset: Dataset, metadata: dict | None) -> list[Answer] | N
     parsed = []
     for i, answer in enumerate(answers):
         text, ids = (answer.get("text"), answer.get("ids")) if isinstance(answer, dict) else (None, None)
-        if not (isinstance(text, str) and text and isinstance(ids, list) and ids
-                and all(type(t) is int and 0 <= t < dataset.vocab_size for t in ids)):
-            raise InputError(f'{where}: answer {i} must be {{"text": a non-empty string, "ids": token ids below '
-                             f'the vocabulary size {dataset.vocab_size}}}')
+        if not (
+            isinstance(text, str)
+            and text
+            and isinstance(ids, list)
+            and ids
+            and all(type(t) is int and 0 <= t < dataset.vocab_size for t in ids)
+        ):
+            raise InputError(
+                f'{where}: answer {i} must be {{"text": a non-empty string, "ids": token ids below '
+                f"the vocabulary size {dataset.vocab_size}}}"
+            )
         parsed.append(Answer(text, tuple(ids)))
     return parsed
 
@@ -401,13 +443,16 @@ def sidecar_answers(dataset: Dataset, metadata: dict | None) -> list[Answer] | N
 class AnswerScores:
     """What preprocessing's answer pass measured (`preprocess_train.py` on a prefix set with answers):
     arrays over (models in the file's order, prefixes)."""
-    first_ids: np.ndarray          # (n,) each answer's first token id
-    loglik: np.ndarray             # the whole answer's teacher-forced log-likelihood, in nats
-    greedy: np.ndarray             # bool: greedy decoding writes the whole answer
-    first_top1: np.ndarray         # bool: the answer's first token is the model's top-1
-    choices: list[str] | None      # a choice task's answers (glue-rte: " True", " False"), else None
-    choice_logprobs: np.ndarray | None  # (models, n, choices): each choice's log-likelihood as the prefix's continuation
-    gold_choice: np.ndarray | None      # (n,) the gold answer's index in `choices`
+
+    first_ids: np.ndarray  # (n,) each answer's first token id
+    loglik: np.ndarray  # the whole answer's teacher-forced log-likelihood, in nats
+    greedy: np.ndarray  # bool: greedy decoding writes the whole answer
+    first_top1: np.ndarray  # bool: the answer's first token is the model's top-1
+    choices: list[str] | None  # a choice task's answers (glue-rte: " True", " False"), else None
+    choice_logprobs: (
+        np.ndarray | None
+    )  # (models, n, choices): each choice's log-likelihood as the prefix's continuation
+    gold_choice: np.ndarray | None  # (n,) the gold answer's index in `choices`
 
     @property
     def correct(self) -> np.ndarray:
@@ -442,16 +487,24 @@ def sidecar_answer_scores(dataset: Dataset, metadata: dict | None) -> AnswerScor
         if any(a.text not in choices for a in answers):
             raise InputError(f"{where}: an answer is not one of the choices {choices}")
         gold_choice = np.array([choices.index(a.text) for a in answers])
-    return AnswerScores(np.array([a.ids[0] for a in answers]), arrays["loglik"], arrays["greedy"].astype(bool),
-                        arrays["first_top1"].astype(bool), choices, arrays.get("choice_logprobs"), gold_choice)
+    return AnswerScores(
+        np.array([a.ids[0] for a in answers]),
+        arrays["loglik"],
+        arrays["greedy"].astype(bool),
+        arrays["first_top1"].astype(bool),
+        choices,
+        arrays.get("choice_logprobs"),
+        gold_choice,
+    )
 
 
 @dataclass
 class NoiseCeiling:
     """Another seed of the target, scored against it per prefix (`preprocess_train.py --ceiling-model`)."""
+
     model: str
-    top1: np.ndarray   # (n,) its top-1 id
-    kl: np.ndarray     # (n,) KL(target || it), nats
+    top1: np.ndarray  # (n,) its top-1 id
+    kl: np.ndarray  # (n,) KL(target || it), nats
     alpha: np.ndarray  # (n,) 1 - TV(target, it)
 
 
@@ -463,15 +516,23 @@ def sidecar_noise_ceiling(dataset: Dataset, metadata: dict | None) -> NoiseCeili
     n = len(dataset.sentences)
     try:
         name = ceiling["model"]["name"]
-        arrays = [np.asarray(ceiling[key], dtype=dtype) for key, dtype in
-                  (("top1", np.int64), ("kl", np.float64), ("alpha", np.float64))]
-        ok = isinstance(name, str) and all(a.shape == (n,) for a in arrays) and arrays[0].min(initial=0) >= 0 \
+        arrays = [
+            np.asarray(ceiling[key], dtype=dtype)
+            for key, dtype in (("top1", np.int64), ("kl", np.float64), ("alpha", np.float64))
+        ]
+        ok = (
+            isinstance(name, str)
+            and all(a.shape == (n,) for a in arrays)
+            and arrays[0].min(initial=0) >= 0
             and arrays[0].max(initial=0) < dataset.vocab_size
+        )
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:
-        raise InputError(f'{sidecar_path(dataset.path)}: "noise_ceiling" must name its model and hold a top-1 id, '
-                         f'kl and alpha per sentence ({n})')
+        raise InputError(
+            f'{sidecar_path(dataset.path)}: "noise_ceiling" must name its model and hold a top-1 id, '
+            f"kl and alpha per sentence ({n})"
+        )
     return NoiseCeiling(name, *arrays)
 
 
@@ -490,4 +551,3 @@ def find_model(names: list[str], wanted: str, path: str | os.PathLike) -> int:
     if not matches:
         raise InputError(f"{path}: no model {wanted!r} (models: {', '.join(names)})")
     return matches[0]
-

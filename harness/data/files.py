@@ -12,8 +12,9 @@ import glob
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import InputError, one_line
 
@@ -115,8 +116,9 @@ def write_output(path: Path, write: Callable[[Any], None]) -> bool:
         atomic_write(path, write, mode="w")
         return True
     except OSError as e:
-        print(f"error: {path}: cannot be written ({e.strerror or type(e).__name__}); nothing was written",
-              file=sys.stderr)
+        print(
+            f"error: {path}: cannot be written ({e.strerror or type(e).__name__}); nothing was written", file=sys.stderr
+        )
         return False
 
 
@@ -139,4 +141,3 @@ def unreadable(path: str | os.PathLike, error: OSError, expected: str) -> str:
     if isinstance(error, IsADirectoryError):
         return f"{path}: is a directory, not {expected}"
     return f"{path}: cannot read it ({one_line(error.strerror or error)})"
-

@@ -15,9 +15,9 @@ import csv
 import json
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -33,8 +33,11 @@ DEFAULT_NUM_PREFIXES = 100
 NAMED = ("wikipedia", "glue-rte", "copy", "arithmetic", "cot-arithmetic")
 FROM_SOURCE = ("wikipedia", "glue-rte", "copy")  # these read the hub, or a local copy through --dataset-path
 # Which builders take which option, and their defaults.
-OPTIONS = {"shots": ("glue-rte", "arithmetic", "cot-arithmetic"), "digits": ("arithmetic", "cot-arithmetic"),
-           "operation": ("arithmetic",)}
+OPTIONS = {
+    "shots": ("glue-rte", "arithmetic", "cot-arithmetic"),
+    "digits": ("arithmetic", "cot-arithmetic"),
+    "operation": ("arithmetic",),
+}
 DEFAULT_SHOTS = {"arithmetic": 0, "cot-arithmetic": 3}  # glue-rte without --shots is the original zero-shot set
 DEFAULT_DIGITS = {"arithmetic": 2, "cot-arithmetic": 1}
 MAX_DIGITS = 5  # GPT-3's arithmetic tasks, which lm-evaluation-harness runs, go up to 5 digits
@@ -50,6 +53,7 @@ LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".tsv
 class PrefixSet:
     """The prefixes; each one's gold continuation (e.g. " 73", with its leading space), or None for a
     set without answers; and the record of the rule, seed and options that built them."""
+
     prefixes: list[str]
     answers: list[str] | None
     record: dict
@@ -72,13 +76,18 @@ def space_into_prefixes(prefix_set: PrefixSet, encode: Callable[[list[str]], lis
     answers = [prefix_set.answers[i] for i in candidates]
     before = zip(encode(prefixes), encode(answers))
     after = zip(encode([p + " " for p in prefixes]), encode([a[1:] for a in answers]))
-    moved = {i for i, (old, new) in zip(candidates, zip(before, after))
-             if old[1][:len(space)] == space and old[0] + old[1] == new[0] + new[1]}
+    moved = {
+        i
+        for i, (old, new) in zip(candidates, zip(before, after))
+        if old[1][: len(space)] == space and old[0] + old[1] == new[0] + new[1]
+    }
     if not moved:
         return prefix_set
-    return PrefixSet([p + " " if i in moved else p for i, p in enumerate(prefix_set.prefixes)],
-                     [a[1:] if i in moved else a for i, a in enumerate(prefix_set.answers)],
-                     {**prefix_set.record, "answer_space_in_prefix": len(moved)})
+    return PrefixSet(
+        [p + " " if i in moved else p for i, p in enumerate(prefix_set.prefixes)],
+        [a[1:] if i in moved else a for i, a in enumerate(prefix_set.answers)],
+        {**prefix_set.record, "answer_space_in_prefix": len(moved)},
+    )
 
 
 def rte_prompt(premise: str, hypothesis: str) -> str:
@@ -91,8 +100,16 @@ def wikipedia_opening(text: str, num_words: int) -> str:
     return " ".join(text.split(" ")[:num_words])
 
 
-def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0, dataset_path: str | None = None, *,
-                   shots: int | None = None, digits: int | None = None, operation: str | None = None) -> PrefixSet:
+def build_prefixes(
+    dataset: str,
+    num_prefixes: int | None = None,
+    seed: int = 0,
+    dataset_path: str | None = None,
+    *,
+    shots: int | None = None,
+    digits: int | None = None,
+    operation: str | None = None,
+) -> PrefixSet:
     """The prefixes for `dataset` (a builder name or a .txt/.jsonl path), their answers, and a
     record of the rule. `shots`, `digits` and `operation` are the task builders' options (None: the
     builder's default)."""
@@ -101,18 +118,28 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
     shots = DEFAULT_SHOTS.get(dataset) if shots is None else shots  # glue-rte without --shots: the original set
     digits = digits or DEFAULT_DIGITS.get(dataset)
     operation = operation or ("add" if dataset == "arithmetic" else None)
-    options = {name: value for name, value in (("shots", shots), ("digits", digits), ("operation", operation))
-               if value is not None}
+    options = {
+        name: value
+        for name, value in (("shots", shots), ("digits", digits), ("operation", operation))
+        if value is not None
+    }
     if dataset == "wikipedia":
         rows = _stream(*WIKIPEDIA_HUB, dataset_path, seed)
         prefixes, answers = _take_unique(_wikipedia_openings(rows, np.random.default_rng(seed), dataset_path), n)
-        rule = (f'first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of text.split(" ") of an article, rejoined with '
-                '" ", count drawn per article')
+        rule = (
+            f'first {WIKIPEDIA_WORDS[0]}-{WIKIPEDIA_WORDS[1]} words of text.split(" ") of an article, rejoined with '
+            '" ", count drawn per article'
+        )
         source = dataset_path or "/".join(WIKIPEDIA_HUB)
     elif dataset == "glue-rte" and shots is None:
         rows = _stream(*GLUE_RTE_HUB, dataset_path, seed)
-        pairs = ((rte_prompt(_column(r, "sentence1", dataset_path), _column(r, "sentence2", dataset_path)),
-                  RTE_GOLD.get(r.get("label"))) for r in rows)
+        pairs = (
+            (
+                rte_prompt(_column(r, "sentence1", dataset_path), _column(r, "sentence2", dataset_path)),
+                RTE_GOLD.get(r.get("label")),
+            )
+            for r in rows
+        )
         prefixes, answers = _take_unique(pairs, n)
         rule = 'sentence1 + "\\nQuestion: " + sentence2 + " True or False?\\nAnswer:"'
         if answers is not None:
@@ -124,24 +151,30 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
     elif dataset == "copy":
         rows = _stream(*WIKIPEDIA_HUB, dataset_path, seed)
         prefixes, answers = _take_unique(_copy_spans(rows, np.random.default_rng(seed), dataset_path), n)
-        rule = (f'a span of {COPY_WORDS[0]}-{COPY_WORDS[1]} words of an article\'s text.split() (length and start '
-                'drawn per article, rejoined with " "), then " ", then the span\'s first k words again, k drawn '
-                'from 1 to the length - 1; the answer is " " + the span\'s word k (in-context copying)')
+        rule = (
+            f"a span of {COPY_WORDS[0]}-{COPY_WORDS[1]} words of an article's text.split() (length and start "
+            'drawn per article, rejoined with " "), then " ", then the span\'s first k words again, k drawn '
+            'from 1 to the length - 1; the answer is " " + the span\'s word k (in-context copying)'
+        )
         source = dataset_path or "/".join(WIKIPEDIA_HUB)
     elif dataset == "arithmetic":
         prefixes, answers = arithmetic(n, seed, shots, digits, operation)
-        rule = (f'{shots} solved examples "Question: What is A {OPERATIONS[operation]} B?\\n'
-                'Answer: C", then the question "Question: What is A ... B?\\nAnswer:", joined by "\\n\\n" '
-                '(lm-evaluation-harness\'s arithmetic format); A and B uniform in [0, 10^digits), each question '
-                'once, no example is the question\'s own pair; the answer is " C"')
+        rule = (
+            f'{shots} solved examples "Question: What is A {OPERATIONS[operation]} B?\\n'
+            'Answer: C", then the question "Question: What is A ... B?\\nAnswer:", joined by "\\n\\n" '
+            "(lm-evaluation-harness's arithmetic format); A and B uniform in [0, 10^digits), each question "
+            'once, no example is the question\'s own pair; the answer is " C"'
+        )
         source = "synthetic"
     elif dataset == "cot-arithmetic":
         prefixes, answers = cot_arithmetic(n, seed, shots, digits)
-        rule = ('"Question: What is A op B op C?\\nAnswer: " + worked steps ("B times C is D. A plus D is E." or, '
-                'left to right, "A op B is D. D op C is E.") + " The answer is E.", op drawn from plus, minus, '
-                'times (times first); shots worked examples, then the question with its steps, ending at '
-                '"The answer is", joined by "\\n\\n"; A, B, C uniform in [0, 10^digits), each question once, '
-                'no example is the question itself; the answer is " E"')
+        rule = (
+            '"Question: What is A op B op C?\\nAnswer: " + worked steps ("B times C is D. A plus D is E." or, '
+            'left to right, "A op B is D. D op C is E.") + " The answer is E.", op drawn from plus, minus, '
+            "times (times first); shots worked examples, then the question with its steps, ending at "
+            '"The answer is", joined by "\\n\\n"; A, B, C uniform in [0, 10^digits), each question once, '
+            'no example is the question itself; the answer is " E"'
+        )
         source = "synthetic"
     else:
         prefixes, answers = read_prefix_file(dataset)
@@ -153,15 +186,27 @@ def build_prefixes(dataset: str, num_prefixes: int | None = None, seed: int = 0,
         source = dataset
     if num_prefixes is not None and len(prefixes) < num_prefixes:
         warnings.warn(f"{source}: only {len(prefixes)} prefixes available, fewer than the {num_prefixes} asked for")
-    record = {"dataset": dataset, "source": str(source), "rule": rule, "seed": seed, "num_prefixes": len(prefixes),
-              **options}
+    record = {
+        "dataset": dataset,
+        "source": str(source),
+        "rule": rule,
+        "seed": seed,
+        "num_prefixes": len(prefixes),
+        **options,
+    }
     if dataset == "glue-rte" and answers is not None:  # a two-way choice: task accuracy compares the two, chance 50%
         record["choices"] = sorted(set(RTE_GOLD.values()), reverse=True)
     return PrefixSet(prefixes, answers, record)
 
 
-def check_options(dataset: str, num_prefixes: int | None, dataset_path: str | None, shots: int | None,
-                  digits: int | None, operation: str | None) -> None:
+def check_options(
+    dataset: str,
+    num_prefixes: int | None,
+    dataset_path: str | None,
+    shots: int | None,
+    digits: int | None,
+    operation: str | None,
+) -> None:
     """One-line errors for options out of range or given to a builder that does not take them."""
     if num_prefixes is not None and num_prefixes < 1:
         raise InputError(f"--num-prefixes must be at least 1, got {num_prefixes}")
@@ -182,6 +227,7 @@ def check_options(dataset: str, num_prefixes: int | None, dataset_path: str | No
 
 # ---- Arithmetic in lm-evaluation-harness's format, and multi-step arithmetic with worked steps
 
+
 def _draw_questions(rng: np.random.Generator, space: int, n: int, shots: int) -> np.ndarray:
     """(min(n, space), 1 + shots) indices into a space of `space` questions: column 0 the questions,
     each once; then each one's examples, uniform over every other question (so never itself)."""
@@ -196,8 +242,9 @@ def _join(asked: list[str], answers: list[object], shots: int) -> list[str]:
     and their answers: each row's examples with their answers, then its question, joined by
     SEPARATOR."""
     rows = range(0, len(asked), 1 + shots)
-    return [SEPARATOR.join([*(f"{asked[j]} {answers[j]}" for j in range(i + 1, i + 1 + shots)), asked[i]])
-            for i in rows]
+    return [
+        SEPARATOR.join([*(f"{asked[j]} {answers[j]}" for j in range(i + 1, i + 1 + shots)), asked[i]]) for i in rows
+    ]
 
 
 def arithmetic_question(a: int, b: int, operation: str = "add") -> dict:
@@ -211,7 +258,7 @@ def arithmetic(n: int, seed: int, shots: int, digits: int, operation: str) -> tu
     """Up to `n` distinct questions "Question: What is A plus B?\\nAnswer:" (lm-evaluation-harness's
     arithmetic tasks, from GPT-3's), each after `shots` solved examples, and their answers " C"
     (subtraction may give " -C"). A and B are uniform in [0, 10^digits)."""
-    size = 10 ** digits
+    size = 10**digits
     a, b = np.divmod(_draw_questions(np.random.default_rng(seed), size * size, n, shots), size)
     c = {"add": a + b, "subtract": a - b, "multiply": a * b}[operation]
     asked = [arithmetic_question(x, y, operation)["text"] for x, y in zip(a.ravel().tolist(), b.ravel().tolist())]
@@ -222,8 +269,8 @@ def cot_arithmetic(n: int, seed: int, shots: int, digits: int) -> tuple[list[str
     """Up to `n` distinct two-step questions "What is A op B op C?" (op: plus, minus or times; times
     before plus and minus), each after `shots` worked examples and with its own worked steps, the
     prefix ending at "The answer is"; the answers " E"."""
-    size = 10 ** digits
-    drawn, ops = np.divmod(_draw_questions(np.random.default_rng(seed), size ** 3 * 9, n, shots), 9)
+    size = 10**digits
+    drawn, ops = np.divmod(_draw_questions(np.random.default_rng(seed), size**3 * 9, n, shots), 9)
     drawn, c = np.divmod(drawn, size)
     a, b = np.divmod(drawn, size)
     op1, op2 = np.divmod(ops, 3)  # indices into OPERATIONS: plus, minus, times
@@ -235,13 +282,17 @@ def cot_arithmetic(n: int, seed: int, shots: int, digits: int) -> tuple[list[str
     asked = []
     for a_, b_, c_, o1, o2, d_, e_, first in zip(*(x.ravel().tolist() for x in (a, b, c, op1, op2, d, e, times_first))):
         w1, w2 = words[o1], words[o2]
-        steps = (f"{b_} times {c_} is {d_}. {a_} {w1} {d_} is {e_}." if first
-                 else f"{a_} {w1} {b_} is {d_}. {d_} {w2} {c_} is {e_}.")
+        steps = (
+            f"{b_} times {c_} is {d_}. {a_} {w1} {d_} is {e_}."
+            if first
+            else f"{a_} {w1} {b_} is {d_}. {d_} {w2} {c_} is {e_}."
+        )
         asked.append(f"Question: What is {a_} {w1} {b_} {w2} {c_}?\nAnswer: {steps} The answer is")
     return _join(asked, [f"{z}." for z in e.ravel().tolist()], shots), [f" {z}" for z in e[:, 0].tolist()]
 
 
 # ---- GLUE RTE with labelled demonstrations
+
 
 def _rte_few_shot(n: int, seed: int, path: str | None, shots: int) -> tuple[list[str], list[str], str, str, dict]:
     """Up to `n` RTE queries, each after `shots` labelled demonstrations from rows that never give
@@ -254,26 +305,36 @@ def _rte_few_shot(n: int, seed: int, path: str | None, shots: int) -> tuple[list
         source = "/".join(GLUE_RTE_HUB) + " (train, validation)"
     else:
         demo_rows, query_rows = split_by_premise(_labelled(_stream(*GLUE_RTE_HUB, path, None), path), seed)
-        split = ("the labelled rows split in half by premise in a seeded order (split_by_premise): demonstrations "
-                 "from the first half, queries from the second, so no premise is in both")
+        split = (
+            "the labelled rows split in half by premise in a seeded order (split_by_premise): demonstrations "
+            "from the first half, queries from the second, so no premise is in both"
+        )
         source = path
     if shots > len(demo_rows):
         raise InputError(f"--shots {shots}: only {len(demo_rows)} labelled demonstration rows in {source}")
     rng = np.random.default_rng(seed)
     queries = [query_rows[i] for i in rng.permutation(len(query_rows))]
-    prefixes, answers = _take_unique(((rte_prompt(r["sentence1"], r["sentence2"]), RTE_GOLD[r["label"]])
-                                      for r in queries), n)
+    prefixes, answers = _take_unique(
+        ((rte_prompt(r["sentence1"], r["sentence2"]), RTE_GOLD[r["label"]]) for r in queries), n
+    )
     # Each query's demonstrations: `shots` distinct rows, uniformly, in a random order (the smallest
     # of one random key per row). float32 keys: n x rows x 4 bytes (2.8 MB for the hub's 277 x 2,490).
     keys = rng.random((len(prefixes), len(demo_rows)), dtype=np.float32)
     chosen = np.argsort(keys, axis=1)[:, :shots]
     demos = [rte_prompt(r["sentence1"], r["sentence2"]) + RTE_GOLD[r["label"]] for r in demo_rows]
     prefixes = [SEPARATOR.join([*(demos[i] for i in row), query]) for row, query in zip(chosen.tolist(), prefixes)]
-    rule = (f'{shots} labelled demonstrations (sentence1 + "\\nQuestion: " + sentence2 + " True or False?\\n'
-            'Answer:" + " True" for entailment, " False" otherwise), distinct rows drawn per query, then the '
-            'query\'s prompt, joined by "\\n\\n"; the answer is " True" or " False" from the query\'s label')
-    return prefixes, answers, rule, source, {"split": split, "demonstration_rows": len(demo_rows),
-                                             "query_rows": len(query_rows)}
+    rule = (
+        f'{shots} labelled demonstrations (sentence1 + "\\nQuestion: " + sentence2 + " True or False?\\n'
+        'Answer:" + " True" for entailment, " False" otherwise), distinct rows drawn per query, then the '
+        'query\'s prompt, joined by "\\n\\n"; the answer is " True" or " False" from the query\'s label'
+    )
+    return (
+        prefixes,
+        answers,
+        rule,
+        source,
+        {"split": split, "demonstration_rows": len(demo_rows), "query_rows": len(query_rows)},
+    )
 
 
 def _labelled(rows: Iterable[dict], path: str | None) -> list[dict]:
@@ -283,8 +344,13 @@ def _labelled(rows: Iterable[dict], path: str | None) -> list[dict]:
     for row in rows:
         _column(row, "label", path)  # names a file without labels
         if row["label"] in RTE_GOLD:
-            labelled.append({"sentence1": _column(row, "sentence1", path), "sentence2": _column(row, "sentence2", path),
-                             "label": row["label"]})
+            labelled.append(
+                {
+                    "sentence1": _column(row, "sentence1", path),
+                    "sentence2": _column(row, "sentence2", path),
+                    "label": row["label"],
+                }
+            )
     return labelled
 
 
@@ -312,8 +378,10 @@ def read_prefix_file(path: str | Path) -> tuple[list[str], list[str] | None]:
         if not text.strip():
             raise InputError(f"{path}:{number}: empty prefix")
         if answers and (answer is None) != (answers[0] is None):
-            raise InputError(f'{path}:{number}: {"no" if answer is None else "an"} "answer", unlike the first line: '
-                             'give every line an answer, or none')
+            raise InputError(
+                f'{path}:{number}: {"no" if answer is None else "an"} "answer", unlike the first line: '
+                "give every line an answer, or none"
+            )
         prefixes.append(text)
         answers.append(answer)
     if not prefixes:
@@ -341,22 +409,24 @@ def _json_line(path: Path, number: int, line: str) -> tuple[str, str | None]:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as e:  # JSON may escape half a surrogate pair, e.g. "\ud800"
-            raise InputError(f"{path}:{number}: not valid Unicode text ({value[e.start]!r} is a lone surrogate)") from None
+            raise InputError(
+                f"{path}:{number}: not valid Unicode text ({value[e.start]!r} is a lone surrogate)"
+            ) from None
     if answer == "":
         raise InputError(f"{path}:{number}: empty answer")
     return text, answer
 
 
-def dedupe(prefixes: list[str], source: str,
-           answers: list[str] | None = None) -> tuple[list[str], list[str] | None]:
+def dedupe(prefixes: list[str], source: str, answers: list[str] | None = None) -> tuple[list[str], list[str] | None]:
     """Keep each prefix once, in first-seen order (the original overwrote rows silently), with its
     answer; the same prefix with two different answers is an error."""
     first: dict[str, int] = {}
     for i, prefix in enumerate(prefixes):
         j = first.setdefault(prefix, i)
         if answers is not None and answers[j] != answers[i]:
-            raise InputError(f"{source}: the prefix {prefix[:40]!r} twice, with the answers {answers[j]!r} and "
-                             f"{answers[i]!r}")
+            raise InputError(
+                f"{source}: the prefix {prefix[:40]!r} twice, with the answers {answers[j]!r} and {answers[i]!r}"
+            )
     if len(first) < len(prefixes):
         dropped = len(prefixes) - len(first)
         warnings.warn(f"{source}: {dropped} duplicate {plural(dropped, 'prefix', 'prefixes')} dropped, each kept once")
@@ -393,7 +463,7 @@ def _copy_spans(rows: Iterable[dict], rng: np.random.Generator, path: str | None
         if len(words) < length:
             continue
         start = int(rng.integers(0, len(words) - length + 1))
-        span = words[start:start + length]
+        span = words[start : start + length]
         k = int(rng.integers(1, length))
         yield " ".join(span) + " " + " ".join(span[:k]), " " + span[k]
 
@@ -405,8 +475,9 @@ def _column(row: dict, name: str, path: str | None) -> str:
         raise InputError(f"{path or 'dataset'}: no column {name!r} (columns: {', '.join(row)})") from None
 
 
-def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int | None,
-            split: str = "train") -> Iterable[dict]:
+def _stream(
+    hub_name: str, hub_config: str, local_path: str | None, seed: int | None, split: str = "train"
+) -> Iterable[dict]:
     """Rows of the hub dataset's `split`, or of a local jsonl/parquet/tsv copy, in a seeded streamed
     order (in the source's order with `seed=None`)."""
     import datasets  # only preprocessing needs it
@@ -433,15 +504,18 @@ def _stream(hub_name: str, hub_config: str, local_path: str | None, seed: int | 
         if formats == {"csv"}:
             # GLUE TSVs hold bare quotes inside sentences: read them without quote handling.
             kwargs = dict(delimiter="\t" if suffixes[0] == ".tsv" else ",", quoting=csv.QUOTE_NONE)
-        rows = datasets.load_dataset(formats.pop(), data_files=[str(p) for p in files], split="train",
-                                     streaming=True, **kwargs)
+        rows = datasets.load_dataset(
+            formats.pop(), data_files=[str(p) for p in files], split="train", streaming=True, **kwargs
+        )
     return rows if seed is None else rows.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
 
 
 # ---- Train/test splits of the bundled suite's prefix sources (suite/prefix_splits.py writes them)
 
-def split_wikipedia_openings(articles: list[dict], num_train: int, num_test: int,
-                             seed: int) -> tuple[list[dict], list[dict]]:
+
+def split_wikipedia_openings(
+    articles: list[dict], num_train: int, num_test: int, seed: int
+) -> tuple[list[dict], list[dict]]:
     """Openings of distinct articles, in a seeded order: the first `num_train` for training, the
     next `num_test` for testing (disjoint by article, and by text). Rows: {"text", "id", "title"}."""
     rng = np.random.default_rng(seed)
@@ -487,7 +561,6 @@ def split_by_premise(pairs: list[dict], seed: int) -> tuple[list[dict], list[dic
 def split_rte_prompts(pairs: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
     """GLUE RTE prompts split in half by premise (`split_by_premise`): the training half, then the
     test half. Rows: {"text", "index"}."""
-    to_rows = lambda half: [{"text": rte_prompt(p["sentence1"], p["sentence2"]), "index": p.get("index")}
-                            for p in half]
+    to_rows = lambda half: [{"text": rte_prompt(p["sentence1"], p["sentence2"]), "index": p.get("index")} for p in half]
     train, test = split_by_premise(pairs, seed)
     return to_rows(train), to_rows(test)

@@ -42,19 +42,25 @@ _scalar = np.float16(0).__reduce__()[0]
 # The opcodes a pickle of (list of str, list of str, numeric array) can hold, in protocols 0-5.
 # Left out: dicts, sets, object construction (INST, OBJ, NEWOBJ), the extension registry,
 # persistent ids and out-of-band buffers. At most a few calls: numpy makes <= 4 REDUCE and 2 BUILD.
-_ALLOWED_OPCODES = frozenset("""
+_ALLOWED_OPCODES = frozenset(
+    """
     PROTO FRAME STOP MARK POP POP_MARK INT BININT BININT1 BININT2 LONG LONG1 NONE NEWTRUE NEWFALSE
     FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8
     UNICODE SHORT_BINUNICODE BINUNICODE BINUNICODE8 EMPTY_LIST APPEND APPENDS LIST EMPTY_TUPLE TUPLE
     TUPLE1 TUPLE2 TUPLE3 GET BINGET LONG_BINGET PUT BINPUT LONG_BINPUT MEMOIZE GLOBAL STACK_GLOBAL
-    REDUCE BUILD""".split())
+    REDUCE BUILD""".split()
+)
 _MAX_CALLS = {"REDUCE": 8, "BUILD": 4, "GLOBAL": 8, "STACK_GLOBAL": 8}
 # A prefix costs 2 opcodes (a string and its memo entry): this allows 1.2 million prefixes and keeps
 # the scan, ~1 us an opcode, to a few seconds whatever the file.
 _MAX_OPCODES = 2_500_000
 # How pickletools' counted arguments store their length (the data follows it).
-_LENGTH_FORMATS = {pickletools.TAKEN_FROM_ARGUMENT1: "<B", pickletools.TAKEN_FROM_ARGUMENT4: "<i",
-                   pickletools.TAKEN_FROM_ARGUMENT4U: "<I", pickletools.TAKEN_FROM_ARGUMENT8U: "<Q"}
+_LENGTH_FORMATS = {
+    pickletools.TAKEN_FROM_ARGUMENT1: "<B",
+    pickletools.TAKEN_FROM_ARGUMENT4: "<i",
+    pickletools.TAKEN_FROM_ARGUMENT4U: "<I",
+    pickletools.TAKEN_FROM_ARGUMENT8U: "<Q",
+}
 # Numeric dtypes only: no object, string, void or structured dtype (their state sets sizes).
 _DTYPE_SPECS = frozenset(f"{kind}{size}" for kind in "fiu" for size in (1, 2, 4, 8)) | {"b1"}
 # The opcodes that can hold an array's data as raw bytes, and the smallest data worth a map (a
@@ -71,11 +77,11 @@ class _Malformed(pickle.UnpicklingError):
     """The pre-scan found the bytes are no dataset pickle (or lie about their lengths)."""
 
 
-
 @dataclass
 class Payload:
     """Where the largest counted bytes object lies: its opcode at `opcode_at`, its data at
     `offset`, `length` bytes long; inside a frame, where that frame's 8-byte length is stored."""
+
     opcode_at: int
     offset: int
     length: int
@@ -172,12 +178,17 @@ class _MappedBytes:
     def map(self, dtype: Any, shape: Any, order: Any) -> np.memmap:
         if self.array is not None:
             raise _Refused("it uses its array's bytes twice")
-        if not (plain_dtype(dtype) and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
-                and order in ("C", "F")):
+        if not (
+            plain_dtype(dtype)
+            and isinstance(shape, tuple)
+            and all(type(n) is int and n >= 0 for n in shape)
+            and order in ("C", "F")
+        ):
             raise _Refused("it builds its array other than as numpy's pickles do")
         if dtype.itemsize * math.prod(shape) != self.payload.length:
-            raise _Refused(f"its array of shape {shape} and dtype {dtype} does not fill its "
-                           f"{self.payload.length} bytes of data")
+            raise _Refused(
+                f"its array of shape {shape} and dtype {dtype} does not fill its {self.payload.length} bytes of data"
+            )
         self.array = np.memmap(self.file, dtype=dtype, mode="r", offset=self.payload.offset, shape=shape, order=order)
         return self.array
 
@@ -217,14 +228,20 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self.mapped[1]
         if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             module = "multiarray"  # numpy 1.x and 2.x writers
-        found = {("_codecs", "encode"): self._encode, ("numpy", "ndarray"): _NDARRAY,
-                 ("numpy", "memmap"): _NDARRAY,  # a pickled memmap (e.g. a slice of a loaded map) is an array
-                 ("numpy", "dtype"): self._dtype, ("multiarray", "_reconstruct"): self._reconstruct,
-                 ("multiarray", "scalar"): self._scalar, ("numpy.core.numeric", "_frombuffer"): self._frombuffer,
-                 ("numpy._core.numeric", "_frombuffer"): self._frombuffer}.get((module, name))
+        found = {
+            ("_codecs", "encode"): self._encode,
+            ("numpy", "ndarray"): _NDARRAY,
+            ("numpy", "memmap"): _NDARRAY,  # a pickled memmap (e.g. a slice of a loaded map) is an array
+            ("numpy", "dtype"): self._dtype,
+            ("multiarray", "_reconstruct"): self._reconstruct,
+            ("multiarray", "scalar"): self._scalar,
+            ("numpy.core.numeric", "_frombuffer"): self._frombuffer,
+            ("numpy._core.numeric", "_frombuffer"): self._frombuffer,
+        }.get((module, name))
         if found is None:
-            raise _Refused(f"it refers to {module}.{name}, which a dataset never holds "
-                           "(refused: no code from the file was run)")
+            raise _Refused(
+                f"it refers to {module}.{name}, which a dataset never holds (refused: no code from the file was run)"
+            )
         return found
 
     def _encode(self, text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -259,7 +276,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise _Refused("it calls numpy's scalar other than as numpy's pickles do")
         self._spend(dtype.itemsize)
         return _scalar(dtype, data)
-
 
 
 def _without_payload(f: BinaryIO, payload: Payload, name: str) -> io.BytesIO:

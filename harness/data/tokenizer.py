@@ -19,7 +19,7 @@ SUITE_MODELS = Path(__file__).resolve().parents[2] / "suite" / "models"  # the b
 
 
 @functools.cache
-def load_tokenizer(name: str, revision: str | None = None, local_only: bool = False) -> "tokenizers.Tokenizer":  # noqa: F821
+def load_tokenizer(name: str, revision: str | None = None, local_only: bool = False) -> tokenizers.Tokenizer:  # noqa: F821
     """The tokenizer of model `name`, loaded once: `.encode_batch(texts)`, `.decode([k])`, `.id_to_token(k)`.
 
     `name` is, in this order:
@@ -46,6 +46,7 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
     if local_only:
         try:
             from huggingface_hub import try_to_load_from_cache  # installed with tokenizers
+
             cached = try_to_load_from_cache(name, "tokenizer.json", revision=revision)
         except Exception:  # not a valid hub id, or no huggingface_hub: not in the cache either way
             cached = None
@@ -56,17 +57,21 @@ def load_tokenizer(name: str, revision: str | None = None, local_only: bool = Fa
         return Tokenizer.from_pretrained(name, revision=revision or "main")
     except Exception as e:  # the hub client raises many kinds (offline, no such repo, no such file)
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise OSError(f"no tokenizer for {name!r}: not a directory with tokenizer.json, not a model of the "
-                      f"bundled suite, and the hub could not provide one ({reason})") from None
+        raise OSError(
+            f"no tokenizer for {name!r}: not a directory with tokenizer.json, not a model of the "
+            f"bundled suite, and the hub could not provide one ({reason})"
+        ) from None
 
 
-def _converted(directory: str) -> "tokenizers.Tokenizer":  # noqa: F821
+def _converted(directory: str) -> tokenizers.Tokenizer:  # noqa: F821
     """The `tokenizers` object that transformers builds from a folder saved without tokenizer.json."""
     try:
         from transformers import AutoTokenizer
     except ImportError:
-        raise OSError(f"{directory}: no tokenizer.json; reading its older tokenizer files needs transformers "
-                      "(pip install -r requirements-dev.txt)") from None
+        raise OSError(
+            f"{directory}: no tokenizer.json; reading its older tokenizer files needs transformers "
+            "(pip install -r requirements-dev.txt)"
+        ) from None
     try:
         return AutoTokenizer.from_pretrained(directory).backend_tokenizer
     except Exception as e:  # transformers raises many kinds on a folder without a usable tokenizer
@@ -74,7 +79,7 @@ def _converted(directory: str) -> "tokenizers.Tokenizer":  # noqa: F821
         raise OSError(f"{directory}: no tokenizer.json, and transformers cannot build one from it ({reason})") from None
 
 
-def local_tokenizer(model_name: str) -> tuple["tokenizers.Tokenizer | None", str | None]:  # noqa: F821
+def local_tokenizer(model_name: str) -> tuple[tokenizers.Tokenizer | None, str | None]:  # noqa: F821
     """`load_tokenizer(model_name)` without the network (a folder, a bundled suite model or the Hugging
     Face cache), so decoding never waits on retries: (tokenizer, None) or (None, why not)."""
     try:
@@ -91,6 +96,9 @@ def decode_ids(tokenizer, ids: np.ndarray) -> np.ndarray:
     """Each id's text as an array shaped like `ids` (empty strings without a tokenizer); each
     distinct id is decoded once."""
     distinct, inverse = np.unique(np.asarray(ids), return_inverse=True)
-    texts = ([""] * len(distinct) if tokenizer is None else
-             tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False))
+    texts = (
+        [""] * len(distinct)
+        if tokenizer is None
+        else tokenizer.decode_batch([[int(i)] for i in distinct], skip_special_tokens=False)
+    )
     return np.asarray(texts, dtype=object)[inverse.reshape(np.shape(ids))]

@@ -37,11 +37,12 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 @dataclass
 class Decoded:
     """What one decoding configuration did over every prompt."""
-    new_ids: list[list[int]]      # per prompt, the generated tokens
+
+    new_ids: list[list[int]]  # per prompt, the generated tokens
     prompt_ids: list[list[int]]
-    seconds: float                # wall time of the generate calls alone
-    target_passes: int            # forward passes of the target (the prefill included)
-    target_seconds: float = 0.0   # of `seconds`, inside the target's forward passes
+    seconds: float  # wall time of the generate calls alone
+    target_passes: int  # forward passes of the target (the prefill included)
+    target_seconds: float = 0.0  # of `seconds`, inside the target's forward passes
     drafter_seconds: float = 0.0  # inside the drafter's
     rounds: list[tuple[int, int]] = field(default_factory=list)  # per round: (tokens drafted, tokens accepted)
 
@@ -68,6 +69,7 @@ class Decoded:
 class MixtureDrafter(PreTrainedModel, GenerationMixin):
     """A drafter whose next-token distribution is the mean of its members' (they share the target's
     vocabulary), as one model to transformers' assisted generation. No KV cache: see the module's note."""
+
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -83,8 +85,10 @@ class MixtureDrafter(PreTrainedModel, GenerationMixin):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        probs = sum(torch.softmax(member(input_ids, attention_mask=attention_mask, use_cache=False).logits.float(), -1)
-                    for member in self.members) / len(self.members)
+        probs = sum(
+            torch.softmax(member(input_ids, attention_mask=attention_mask, use_cache=False).logits.float(), -1)
+            for member in self.members
+        ) / len(self.members)
         return CausalLMOutputWithPast(logits=torch.log(probs))
 
 
@@ -133,14 +137,24 @@ def recorded_rounds(rounds: list):
         AssistedCandidateGenerator.update_candidate_strategy = original
 
 
-def decode(target: torch.nn.Module, prompt_ids: list[list[int]], new_tokens: int, *,
-           drafter: torch.nn.Module | None = None, gamma: int | None = None, sample: bool = False,
-           seed: int = 0) -> Decoded:
+def decode(
+    target: torch.nn.Module,
+    prompt_ids: list[list[int]],
+    new_tokens: int,
+    *,
+    drafter: torch.nn.Module | None = None,
+    gamma: int | None = None,
+    sample: bool = False,
+    seed: int = 0,
+) -> Decoded:
     """Generate `new_tokens` after each prompt with `target` (greedy, or sampling from the full
     distribution, seeded per prompt), drafted by `drafter` `gamma` tokens at a time when given."""
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=sample,
-                  pad_token_id=target.config.eos_token_id if target.config.pad_token_id is None else
-                  target.config.pad_token_id)
+    kwargs = dict(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=sample,
+        pad_token_id=target.config.eos_token_id if target.config.pad_token_id is None else target.config.pad_token_id,
+    )
     if sample:
         kwargs.update(top_k=0, top_p=1.0, temperature=1.0)
     if drafter is not None:
@@ -150,8 +164,12 @@ def decode(target: torch.nn.Module, prompt_ids: list[list[int]], new_tokens: int
         kwargs["assistant_model"] = drafter
     device = next(target.parameters()).device
     new_ids, rounds, seconds = [], [], 0.0
-    with timed_forwards(target) as passes, timed_forwards(drafter) as drafts, recorded_rounds(rounds), \
-            torch.inference_mode():
+    with (
+        timed_forwards(target) as passes,
+        timed_forwards(drafter) as drafts,
+        recorded_rounds(rounds),
+        torch.inference_mode(),
+    ):
         for k, ids in enumerate(prompt_ids):
             torch.manual_seed(seed + k)
             inputs = torch.tensor([ids], device=device)
@@ -162,9 +180,10 @@ def decode(target: torch.nn.Module, prompt_ids: list[list[int]], new_tokens: int
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start
-            new_ids.append(out[0, len(ids):].tolist())
-    return Decoded(new_ids, [list(ids) for ids in prompt_ids], seconds, passes[0], passes[1], drafts[1],
-                   rounds if drafter else [])
+            new_ids.append(out[0, len(ids) :].tolist())
+    return Decoded(
+        new_ids, [list(ids) for ids in prompt_ids], seconds, passes[0], passes[1], drafts[1], rounds if drafter else []
+    )
 
 
 def continuation_probs(models: list[torch.nn.Module], decoded: Decoded, vocab_size: int) -> np.ndarray:
@@ -189,7 +208,7 @@ def replay_tokens_per_pass(agree: np.ndarray, lengths: list[int], gamma: int) ->
     tokens = rounds = 0
     start = 0
     for length in lengths:
-        bits, position = agree[start:start + length], 0
+        bits, position = agree[start : start + length], 0
         while position < length:
             accepted = 0
             while accepted < gamma and position + accepted < length - 1 and bits[position + accepted]:

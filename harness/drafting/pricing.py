@@ -23,7 +23,7 @@ numpy only.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,8 +53,10 @@ def model_costs(names: Sequence[str], target: str, models: list | None) -> tuple
     wanted = [*names, target]
     if not all(name in entries for name in wanted):
         return None
-    for key, source, per_token in (("tokens_per_second", "measured", lambda v: 1 / v),
-                                   ("total_params", "parameters", lambda v: float(v))):
+    for key, source, per_token in (
+        ("tokens_per_second", "measured", lambda v: 1 / v),
+        ("total_params", "parameters", lambda v: float(v)),
+    ):
         values = [entries[name].get(key) for name in wanted]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
             cost = {name: per_token(v) / per_token(values[-1]) for name, v in zip(names, values)}
@@ -66,13 +68,18 @@ def strategy_cost(fn: object, names: Sequence[str], costs: dict[str, float]) -> 
     """(the input models a strategy reads, their summed cost): its `reads` indices into `names`
     (negative from the largest end; those past the end left out), every input model where it declares none."""
     reads = getattr(fn, "reads", None)
-    if reads is not None and (isinstance(reads, (str, bytes)) or not hasattr(reads, "__iter__")
-                              or not all(isinstance(j, int) and not isinstance(j, bool) for j in reads)):
-        raise InputError(f"{getattr(fn, '__name__', fn)}: `reads` must be input-model indices such as (-2, -1), "
-                         f"got {reads!r}")
+    if reads is not None and (
+        isinstance(reads, (str, bytes))
+        or not hasattr(reads, "__iter__")
+        or not all(isinstance(j, int) and not isinstance(j, bool) for j in reads)
+    ):
+        raise InputError(
+            f"{getattr(fn, '__name__', fn)}: `reads` must be input-model indices such as (-2, -1), got {reads!r}"
+        )
     # An index past the inputs it has (top2-average's -2 with one input model) reads nothing more.
-    read = list(names) if reads is None else \
-        list(dict.fromkeys(names[j] for j in reads if -len(names) <= j < len(names)))
+    read = (
+        list(names) if reads is None else list(dict.fromkeys(names[j] for j in reads if -len(names) <= j < len(names)))
+    )
     return read, float(sum(costs[name] for name in read))
 
 
@@ -82,6 +89,10 @@ def priced(agreement: float, alpha: float | None, cost: float) -> dict:
     for mode, acceptance in (("greedy", agreement), ("sampling", alpha)):
         if acceptance is not None:
             gamma, gain = best_gamma(acceptance, cost)
-            out[mode] = {"alpha": acceptance, "gamma": gamma, "speedup": gain,
-                         "tokens_per_pass": tokens_per_pass(acceptance, gamma)}
+            out[mode] = {
+                "alpha": acceptance,
+                "gamma": gamma,
+                "speedup": gain,
+                "tokens_per_pass": tokens_per_pass(acceptance, gamma),
+            }
     return out

@@ -39,8 +39,15 @@ def emergence_point(data_size: np.ndarray | float, e0: float, shift: float) -> n
     return e0 + shift * np.log1p(np.asarray(data_size, dtype=np.float64))
 
 
-def law_accuracy(loss: np.ndarray | float, data_size: np.ndarray | float, floor: float, slope: float, softness: float,
-                 e0: float, shift: float) -> np.ndarray:
+def law_accuracy(
+    loss: np.ndarray | float,
+    data_size: np.ndarray | float,
+    floor: float,
+    slope: float,
+    softness: float,
+    e0: float,
+    shift: float,
+) -> np.ndarray:
     """The law's accuracy at pretraining loss `loss` after `data_size` finetuning examples, in [0, 1]."""
     z = (emergence_point(data_size, e0, shift) - np.asarray(loss, dtype=np.float64)) / softness
     return np.clip(floor + slope * softness * np.logaddexp(0.0, z), 0.0, 1.0)
@@ -50,11 +57,12 @@ def law_accuracy(loss: np.ndarray | float, data_size: np.ndarray | float, floor:
 class Cell:
     """One (model, data size) point of a study: its seeds' test outcomes, (seeds, questions) of 0/1,
     or only their counts where a study from elsewhere gives no per-question outcomes."""
+
     model: str
     loss: float
     data_size: int
-    correct: np.ndarray      # (seeds,) correct answers per seed
-    n: np.ndarray            # (seeds,) test questions per seed
+    correct: np.ndarray  # (seeds,) correct answers per seed
+    n: np.ndarray  # (seeds,) test questions per seed
     outcomes: np.ndarray | None = None  # (seeds, n) 0/1, the same questions in the same order for every cell
 
     @property
@@ -66,8 +74,9 @@ def _unpack(theta: np.ndarray) -> dict:
     return dict(zip(PARAMS, (float(t) for t in theta)))
 
 
-def _nll(theta: np.ndarray, loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray,
-         n: np.ndarray) -> tuple[float, np.ndarray]:
+def _nll(
+    theta: np.ndarray, loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray, n: np.ndarray
+) -> tuple[float, np.ndarray]:
     """The binomial negative log-likelihood and its gradient (analytic: the fit runs hundreds of
     times per study, once per bootstrap resample)."""
     floor, slope, softness, e0, shift = theta
@@ -79,8 +88,15 @@ def _nll(theta: np.ndarray, loss: np.ndarray, data_size: np.ndarray, correct: np
     nll = -(correct * np.log(p) + (n - correct) * np.log1p(-p)).sum()
     dp = -(correct / p - (n - correct) / (1 - p)) * ((a > EPS) & (a < 1 - EPS))
     de = dp * slope * sigmoid  # d nll / d E(D)
-    gradient = np.array([dp.sum(), (dp * softness * soft).sum(), (dp * slope * (soft - sigmoid * z)).sum(),
-                         de.sum(), (de * log_data).sum()])
+    gradient = np.array(
+        [
+            dp.sum(),
+            (dp * softness * soft).sum(),
+            (dp * slope * (soft - sigmoid * z)).sum(),
+            de.sum(),
+            (de * log_data).sum(),
+        ]
+    )
     return float(nll), gradient
 
 
@@ -105,14 +121,14 @@ def _starts(loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray, n: np.
     return starts
 
 
-def _fit(loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray, n: np.ndarray,
-         starts: list[np.ndarray]) -> np.ndarray:
+def _fit(
+    loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray, n: np.ndarray, starts: list[np.ndarray]
+) -> np.ndarray:
     bounds = _bounds(loss)
     best = None
     for start in starts:
         start = np.array([np.clip(s, lo, hi) for s, (lo, hi) in zip(start, bounds)])
-        result = minimize(_nll, start, args=(loss, data_size, correct, n), method="L-BFGS-B", jac=True,
-                          bounds=bounds)
+        result = minimize(_nll, start, args=(loss, data_size, correct, n), method="L-BFGS-B", jac=True, bounds=bounds)
         if best is None or result.fun < best.fun:
             best = result
     return best.x
@@ -121,26 +137,32 @@ def _fit(loss: np.ndarray, data_size: np.ndarray, correct: np.ndarray, n: np.nda
 @dataclass
 class LawFit:
     """A fitted emergence law, with 95% bootstrap intervals on what it predicts."""
+
     params: dict
-    fitted_on: list[str]                 # the models whose D > 0 runs it was fitted on
-    data_sizes: list[int]                # every D in the study, 0 included where measured
-    emergence_points: dict               # D -> {"emergence_point": E(D), "ci95": [lo, hi]}, D = 0 the extrapolation
-    predictions: list[dict]              # per cell: model, D, loss, measured accuracy, predicted and its ci95
+    fitted_on: list[str]  # the models whose D > 0 runs it was fitted on
+    data_sizes: list[int]  # every D in the study, 0 included where measured
+    emergence_points: dict  # D -> {"emergence_point": E(D), "ci95": [lo, hi]}, D = 0 the extrapolation
+    predictions: list[dict]  # per cell: model, D, loss, measured accuracy, predicted and its ci95
     resamples: int
     seed: int
-    curve_loss: np.ndarray = field(repr=False, default=None)       # a grid of losses for the pictures
-    curve_band: dict = field(repr=False, default_factory=dict)     # D -> (accuracy, lo, hi) along curve_loss
+    curve_loss: np.ndarray = field(repr=False, default=None)  # a grid of losses for the pictures
+    curve_band: dict = field(repr=False, default_factory=dict)  # D -> (accuracy, lo, hi) along curve_loss
 
     @property
     def zero_shot_point(self) -> dict:
         return self.emergence_points[0]
 
     def to_json(self) -> dict:
-        return {"law": "accuracy = floor + slope * softness * softplus((E(D) - L) / softness), "
-                       "E(D) = e0 + shift * log(1 + D)",
-                "params": self.params, "fitted_on": self.fitted_on, "resamples": self.resamples, "seed": self.seed,
-                "emergence_point": {str(d): v for d, v in self.emergence_points.items()},
-                "predictions": self.predictions}
+        return {
+            "law": "accuracy = floor + slope * softness * softplus((E(D) - L) / softness), "
+            "E(D) = e0 + shift * log(1 + D)",
+            "params": self.params,
+            "fitted_on": self.fitted_on,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "emergence_point": {str(d): v for d, v in self.emergence_points.items()},
+            "predictions": self.predictions,
+        }
 
 
 def _resample(cells: list[Cell], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -160,8 +182,13 @@ def _resample(cells: list[Cell], rng: np.random.Generator) -> tuple[np.ndarray, 
     return correct, n
 
 
-def fit_law(cells: list[Cell], fit_models: list[str] | None = None, resamples: int = NUM_RESAMPLES,
-            seed: int = 0, include_zero: bool = False) -> LawFit:
+def fit_law(
+    cells: list[Cell],
+    fit_models: list[str] | None = None,
+    resamples: int = NUM_RESAMPLES,
+    seed: int = 0,
+    include_zero: bool = False,
+) -> LawFit:
     """The law fitted on the D > 0 cells of `fit_models` (default: every model), with intervals from
     `resamples` bootstrap refits (seeded by `seed`); predictions for every cell, held back or not."""
     fit_models = list(fit_models) if fit_models is not None else sorted({c.model for c in cells})
@@ -183,25 +210,53 @@ def fit_law(cells: list[Cell], fit_models: list[str] | None = None, resamples: i
         correct_b, n_b = _resample(used, rng)
         drawn.append(_fit(loss, data_size, correct_b, n_b, [theta]))
     drawn = np.array(drawn).reshape(-1, len(PARAMS))
-    interval = lambda values: [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] \
-        if len(values) else [float("nan"), float("nan")]
+    interval = lambda values: (
+        [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+        if len(values)
+        else [float("nan"), float("nan")]
+    )
 
-    points = {d: {"emergence_point": float(emergence_point(d, *theta[3:])),
-                  "ci95": interval(emergence_point(d, drawn[:, 3], drawn[:, 4]))} for d in sizes}
+    points = {
+        d: {
+            "emergence_point": float(emergence_point(d, *theta[3:])),
+            "ci95": interval(emergence_point(d, drawn[:, 3], drawn[:, 4])),
+        }
+        for d in sizes
+    }
     per_draw = np.array([law_accuracy(all_loss, all_size, *t) for t in drawn]).reshape(-1, len(cells))
     predicted = law_accuracy(all_loss, all_size, *theta)
     used_ids = {id(c) for c in used}
-    predictions = [{"model": c.model, "data_size": c.data_size, "pretraining_loss": c.loss, "n": int(c.n.sum()),
-                    "measured": c.accuracy, "predicted": float(predicted[i]), "ci95": interval(per_draw[:, i]),
-                    "fitted": id(c) in used_ids} for i, c in enumerate(cells)]
+    predictions = [
+        {
+            "model": c.model,
+            "data_size": c.data_size,
+            "pretraining_loss": c.loss,
+            "n": int(c.n.sum()),
+            "measured": c.accuracy,
+            "predicted": float(predicted[i]),
+            "ci95": interval(per_draw[:, i]),
+            "fitted": id(c) in used_ids,
+        }
+        for i, c in enumerate(cells)
+    ]
     band = {}
     for d in sizes:
         draws = np.array([law_accuracy(curve_loss, d, *t) for t in drawn]).reshape(-1, len(curve_loss))
-        band[d] = (law_accuracy(curve_loss, d, *theta),
-                   *(np.percentile(draws, q, axis=0) if len(draws) else np.full(len(curve_loss), np.nan)
-                     for q in (2.5, 97.5)))
-    return LawFit(params=_unpack(theta), fitted_on=fit_models, data_sizes=sizes, emergence_points=points,
-                  predictions=predictions, resamples=resamples, seed=seed, curve_loss=curve_loss, curve_band=band)
+        band[d] = (
+            law_accuracy(curve_loss, d, *theta),
+            *(np.percentile(draws, q, axis=0) if len(draws) else np.full(len(curve_loss), np.nan) for q in (2.5, 97.5)),
+        )
+    return LawFit(
+        params=_unpack(theta),
+        fitted_on=fit_models,
+        data_sizes=sizes,
+        emergence_points=points,
+        predictions=predictions,
+        resamples=resamples,
+        seed=seed,
+        curve_loss=curve_loss,
+        curve_band=band,
+    )
 
 
 def hindsight_point(cells: list[Cell], resamples: int = NUM_RESAMPLES, seed: int = 0) -> dict:

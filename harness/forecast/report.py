@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.forecast.law import emergence_point
 from harness.forecast.fit import Forecast
+from harness.forecast.law import emergence_point
 from harness.scoring.report import save
 
 
@@ -36,8 +36,14 @@ def accuracy_picture(result: Forecast, path: Path) -> None:
         for held_back in (False, True):
             chosen = [p for p in points if (p["model"] in result.held_back) == held_back]
             if chosen:
-                axis.scatter([p["pretraining_loss"] for p in chosen], [100 * p["measured"] for p in chosen],
-                             s=36, facecolors="none" if held_back else colour, edgecolors=colour, zorder=3)
+                axis.scatter(
+                    [p["pretraining_loss"] for p in chosen],
+                    [100 * p["measured"] for p in chosen],
+                    s=36,
+                    facecolors="none" if held_back else colour,
+                    edgecolors=colour,
+                    zorder=3,
+                )
     if result.held_back:
         axis.scatter([], [], s=36, facecolors="none", edgecolors="grey", label="held back from the fit")
     for model in result.models:
@@ -66,21 +72,33 @@ def emergence_point_picture(result: Forecast, path: Path) -> None:
     for size, point in result.fit.emergence_points.items():
         x = zero_at if size == 0 else size
         low, high = point["ci95"]
-        axis.errorbar([x], [point["emergence_point"]], yerr=[[point["emergence_point"] - low],
-                                                            [high - point["emergence_point"]]],
-                      fmt="o" if size else "*", ms=6 if size else 12, color="C0", capsize=3)
+        axis.errorbar(
+            [x],
+            [point["emergence_point"]],
+            yerr=[[point["emergence_point"] - low], [high - point["emergence_point"]]],
+            fmt="o" if size else "*",
+            ms=6 if size else 12,
+            color="C0",
+            capsize=3,
+        )
     for size, point in result.measured_points.items():
         x = zero_at if size == 0 else size
         low, high = point["ci95"]
-        axis.errorbar([x * 1.1], [point["emergence_point"]], yerr=[[point["emergence_point"] - low],
-                                                                   [high - point["emergence_point"]]],
-                      fmt="s", ms=5, color="C3", capsize=3, alpha=0.8)
+        axis.errorbar(
+            [x * 1.1],
+            [point["emergence_point"]],
+            yerr=[[point["emergence_point"] - low], [high - point["emergence_point"]]],
+            fmt="s",
+            ms=5,
+            color="C3",
+            capsize=3,
+            alpha=0.8,
+        )
     axis.errorbar([], [], fmt="s", color="C3", label="measured from every model at that D")
     axis.errorbar([], [], fmt="*", ms=12, color="C0", label="extrapolated: no finetuning (D = 0)")
     for model in result.models:
         axis.axhline(result.losses[model], color="grey", lw=0.4, alpha=0.6)
-        axis.annotate(model, (max(grid), result.losses[model]), fontsize=7, color="grey", ha="right",
-                      va="bottom")
+        axis.annotate(model, (max(grid), result.losses[model]), fontsize=7, color="grey", ha="right", va="bottom")
     axis.set_xscale("log")
     axis.set_xticks([zero_at, *sizes], ["0", *(f"{d:,}" for d in sizes)])
     axis.xaxis.set_minor_locator(NullLocator())

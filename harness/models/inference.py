@@ -17,8 +17,9 @@ import ctypes
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,8 +47,12 @@ def param_counts(model: torch.nn.Module) -> dict[str, int]:
     """Total and non-embedding parameters (the input and output embeddings both excluded, once each
     when tied), the counts scaling studies plot against, as Pythia's do."""
     total = model.num_parameters()
-    embeddings = {id(p): p.numel() for module in (model.get_input_embeddings(), model.get_output_embeddings())
-                  if module is not None for p in module.parameters()}
+    embeddings = {
+        id(p): p.numel()
+        for module in (model.get_input_embeddings(), model.get_output_embeddings())
+        if module is not None
+        for p in module.parameters()
+    }
     return {"total_params": total, "non_embedding_params": total - sum(embeddings.values())}
 
 
@@ -79,9 +84,11 @@ def shared_tokenizer(specs: list[ModelSpec]) -> Tokenizer:
         if first is None:
             first, first_vocab = tokenizer, vocab
         elif vocab != first_vocab:
-            raise InputError(f"{specs[0].name} and {spec.name} do not share one tokenizer "
-                             f"({len(first_vocab)} vs {len(vocab)} ids, or different token ids): "
-                             "the challenge compares distributions over the same vocabulary")
+            raise InputError(
+                f"{specs[0].name} and {spec.name} do not share one tokenizer "
+                f"({len(first_vocab)} vs {len(vocab)} ids, or different token ids): "
+                "the challenge compares distributions over the same vocabulary"
+            )
     return first
 
 
@@ -108,8 +115,9 @@ def load_model(spec: ModelSpec, device: str, dtype: torch.dtype) -> torch.nn.Mod
     try:
         try:
             # On the CPU a plain load is the direct path (device_map="cpu" measured 20% slower).
-            model = AutoModelForCausalLM.from_pretrained(spec.name, device_map=None if device == "cpu" else device,
-                                                         **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.name, device_map=None if device == "cpu" else device, **kwargs
+            )
         except torch.OutOfMemoryError:
             model = None  # retried below: in here, the traceback keeps the failed attempt's tensors alive
         if model is None:
@@ -129,9 +137,11 @@ def left_truncate(token_ids: list[list[int]], max_length: int, model_name: str, 
     """Keep the last `max_length` tokens of each prefix: the next token depends on the end."""
     too_long = sum(len(ids) > max_length for ids in token_ids)
     if too_long and warn:
-        warnings.warn(f"{too_long} {plural(too_long, 'prefix is', 'prefixes are')} longer than {model_name}'s "
-                      f"context of {max_length} tokens: their beginnings were cut off (for every model with that "
-                      "context)")
+        warnings.warn(
+            f"{too_long} {plural(too_long, 'prefix is', 'prefixes are')} longer than {model_name}'s "
+            f"context of {max_length} tokens: their beginnings were cut off (for every model with that "
+            "context)"
+        )
     return [ids[-max_length:] for ids in token_ids]
 
 
@@ -143,7 +153,7 @@ def length_sorted_batches(lengths: np.ndarray, max_tokens: int, batch_size: int 
         size = max(1, max_tokens // int(lengths[order[start]]))
         if batch_size:
             size = min(size, batch_size)
-        batches.append(order[start:start + size])
+        batches.append(order[start : start + size])
         start += size
     return batches
 
@@ -161,8 +171,11 @@ def keeps_per_row_logits(model: torch.nn.Module) -> bool:
     device = model.get_input_embeddings().weight.device
     try:
         with torch.inference_mode():
-            logits = model(input_ids=torch.zeros((2, 2), dtype=torch.long, device=device),
-                           logits_to_keep=torch.tensor([[1], [0]], device=device), use_cache=False).logits
+            logits = model(
+                input_ids=torch.zeros((2, 2), dtype=torch.long, device=device),
+                logits_to_keep=torch.tensor([[1], [0]], device=device),
+                use_cache=False,
+            ).logits
     except Exception:  # e.g. a forward without logits_to_keep: the hand path below serves
         return False
     return tuple(logits.shape[:2]) == (2, 1)
@@ -172,14 +185,17 @@ def check_plain_head(model: torch.nn.Module) -> None:
     """The hand path applies the output head alone: refuse a model whose forward does more after it."""
     for field in POSTPROCESSED_LOGITS:
         if getattr(model.config, field, None) not in (None, 1):  # a scale of 1 changes nothing
-            raise InputError(f"{model.config.name_or_path}: its forward post-processes the logits ({field}), which "
-                             f"needs per-row logits_to_keep, not supported by transformers {transformers.__version__} "
-                             "for this model: upgrade transformers (5.23 supports it)")
+            raise InputError(
+                f"{model.config.name_or_path}: its forward post-processes the logits ({field}), which "
+                f"needs per-row logits_to_keep, not supported by transformers {transformers.__version__} "
+                "for this model: upgrade transformers (5.23 supports it)"
+            )
 
 
 @torch.inference_mode()
-def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_size: int,
-                     library_head: bool) -> torch.Tensor:
+def last_token_probs(
+    model: torch.nn.Module, token_ids: list[list[int]], vocab_size: int, library_head: bool
+) -> torch.Tensor:
     """(batch, vocab_size) float32 probabilities after the last real token of each prefix.
 
     Only that position goes through the output head: by the model's own forward (`logits_to_keep`),
@@ -192,8 +208,9 @@ def last_token_probs(model: torch.nn.Module, token_ids: list[list[int]], vocab_s
     input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids) for ids in token_ids], batch_first=True).to(device)
     attention_mask = (torch.arange(input_ids.shape[1], device=device)[None, :] < lengths[:, None]).long()
     if library_head:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=(lengths - 1)[:, None],
-                       use_cache=False).logits[:, 0]
+        logits = model(
+            input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=(lengths - 1)[:, None], use_cache=False
+        ).logits[:, 0]
     else:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         last_hidden = hidden[torch.arange(len(token_ids), device=hidden.device), lengths.to(hidden.device) - 1]
@@ -236,8 +253,15 @@ def release_freed_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-def halving_on_oom(run: Callable[[np.ndarray], object], batches: list[np.ndarray], lengths: np.ndarray,
-                   max_tokens: int, batch_size: int | None, bar: tqdm, desc: str) -> Iterator[tuple[np.ndarray, object]]:
+def halving_on_oom(
+    run: Callable[[np.ndarray], object],
+    batches: list[np.ndarray],
+    lengths: np.ndarray,
+    max_tokens: int,
+    batch_size: int | None,
+    bar: tqdm,
+    desc: str,
+) -> Iterator[tuple[np.ndarray, object]]:
     """Yield (batch, run(batch)) for each batch of prefix indices, advancing `bar` by its tokens.
 
     A batch that runs out of memory is not lost: the token budget and the batch size halve, and it
@@ -269,9 +293,18 @@ def halving_on_oom(run: Callable[[np.ndarray], object], batches: list[np.ndarray
         bar.update(int(lengths[batch].sum()))
 
 
-def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np.ndarray, *,
-                     max_tokens: int | None = None, batch_size: int | None = None, rank: int = 0,
-                     world_size: int = 1, desc: str = "", progress: bool = True) -> dict:
+def next_token_probs(
+    model: torch.nn.Module,
+    token_ids: list[list[int]],
+    out: np.ndarray,
+    *,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    desc: str = "",
+    progress: bool = True,
+) -> dict:
     """Fill `out[i]` (one row per prefix, any float dtype) with the model's next-token distribution.
 
     Sharded (`world_size` > 1), a process fills only the rows of its batches: the batches are
@@ -290,8 +323,9 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
     batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     rows = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     start_time = time.perf_counter()
-    with progress_bar(total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False,
-                      disable=not progress) as bar:
+    with progress_bar(
+        total=int(lengths[rows].sum()), desc=desc, unit="tok", unit_scale=True, leave=False, disable=not progress
+    ) as bar:
         run = lambda batch: last_token_probs(model, [token_ids[i] for i in batch], out.shape[1], library_head)
         for batch, probs in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             out[batch] = probs.cpu().numpy()
@@ -301,8 +335,9 @@ def next_token_probs(model: torch.nn.Module, token_ids: list[list[int]], out: np
 
 
 @torch.inference_mode()
-def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]],
-                    vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def answer_logprobs(
+    model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher-forced scores of each prefix's answer: (log-likelihood of the whole answer, whether
     every answer token is the model's top-1 given the tokens before it, i.e. greedy decoding writes
     the answer, and whether the first answer token is its top-1). Over the tokenizer's `vocab_size`
@@ -319,9 +354,14 @@ def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_i
     attention_mask = left_padded([[1] * (len(prefix) + len(answer)) for prefix, answer in zip(token_ids, answer_ids)])
     position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
     width = max(map(len, answer_ids))  # the last prefix position predicts the first answer token
-    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                   position_ids=position_ids.to(device), logits_to_keep=width + 1, use_cache=False).logits
-    logprobs = torch.log_softmax(logits[:, -width - 1:-1, :vocab_size].float(), dim=-1)
+    logits = model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
+        logits_to_keep=width + 1,
+        use_cache=False,
+    ).logits
+    logprobs = torch.log_softmax(logits[:, -width - 1 : -1, :vocab_size].float(), dim=-1)
     # Answers right-aligned in `width` columns: column k's logprobs predict column k's token.
     targets = left_padded(answer_ids).to(logprobs.device)
     in_answer = left_padded([[1] * len(answer) for answer in answer_ids]).bool().to(logprobs.device)
@@ -329,13 +369,27 @@ def answer_logprobs(model: torch.nn.Module, token_ids: list[list[int]], answer_i
     hit = (logprobs.argmax(-1) == targets) | ~in_answer
     rows = torch.arange(len(answer_ids), device=logprobs.device)
     first = width - torch.tensor([len(answer) for answer in answer_ids], device=logprobs.device)
-    return (torch.where(in_answer, target_logprobs, 0.0).sum(1).double().cpu().numpy(), hit.all(1).cpu().numpy(),
-            hit[rows, first].cpu().numpy())
+    return (
+        torch.where(in_answer, target_logprobs, 0.0).sum(1).double().cpu().numpy(),
+        hit.all(1).cpu().numpy(),
+        hit[rows, first].cpu().numpy(),
+    )
 
 
-def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids: list[list[int]], vocab_size: int, *,
-                  choice_ids: list[list[int]] | None = None, max_tokens: int | None = None, batch_size: int | None = None,
-                  rank: int = 0, world_size: int = 1, desc: str = "", progress: bool = True) -> dict[str, np.ndarray]:
+def answer_scores(
+    model: torch.nn.Module,
+    token_ids: list[list[int]],
+    answer_ids: list[list[int]],
+    vocab_size: int,
+    *,
+    choice_ids: list[list[int]] | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    desc: str = "",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """`answer_logprobs` over every prefix, batched like `next_token_probs` (sorted by length under a
     token budget, the batches dealt out round-robin under `accelerate launch`, halved when one runs
     out of memory: `halving_on_oom`). Returns arrays over all prefixes: `rows` (this process's), `loglik`,
@@ -346,15 +400,31 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
     `choice_logprobs` (prefixes, choices) holds each choice's whole log-likelihood, and the other
     arrays are the answer's own, its choice's."""
     if choice_ids:
-        per_choice = [answer_scores(model, token_ids, [choice] * len(token_ids), vocab_size, max_tokens=max_tokens,
-                                    batch_size=batch_size, rank=rank, world_size=world_size,
-                                    desc=f"{desc} {k + 1}/{len(choice_ids)}", progress=progress)
-                      for k, choice in enumerate(choice_ids)]
+        per_choice = [
+            answer_scores(
+                model,
+                token_ids,
+                [choice] * len(token_ids),
+                vocab_size,
+                max_tokens=max_tokens,
+                batch_size=batch_size,
+                rank=rank,
+                world_size=world_size,
+                desc=f"{desc} {k + 1}/{len(choice_ids)}",
+                progress=progress,
+            )
+            for k, choice in enumerate(choice_ids)
+        ]
         gold = np.array([choice_ids.index(answer) for answer in answer_ids])
-        scores = {name: np.stack([s[name] for s in per_choice], axis=1)[np.arange(len(gold)), gold]
-                  for name in ("loglik", "greedy", "first_top1")}
-        return {**scores, "choice_logprobs": np.stack([s["loglik"] for s in per_choice], axis=1),
-                "rows": per_choice[0]["rows"]}
+        scores = {
+            name: np.stack([s[name] for s in per_choice], axis=1)[np.arange(len(gold)), gold]
+            for name in ("loglik", "greedy", "first_top1")
+        }
+        return {
+            **scores,
+            "choice_logprobs": np.stack([s["loglik"] for s in per_choice], axis=1),
+            "rows": per_choice[0]["rows"],
+        }
     device = model.get_input_embeddings().weight.device
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.type == "cuda" else "cpu"]
@@ -363,20 +433,36 @@ def answer_scores(model: torch.nn.Module, token_ids: list[list[int]], answer_ids
     batches = length_sorted_batches(lengths, max_tokens, batch_size)[rank::world_size]
     n = len(token_ids)
     scores = {"loglik": np.full(n, np.nan), "greedy": np.zeros(n, dtype=bool), "first_top1": np.zeros(n, dtype=bool)}
-    with progress_bar(total=int(sum(lengths[b].sum() for b in batches)), desc=desc, unit="tok", unit_scale=True,
-                      leave=False, disable=not progress) as bar:
-        run = lambda batch: answer_logprobs(model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch],
-                                            vocab_size)
+    with progress_bar(
+        total=int(sum(lengths[b].sum() for b in batches)),
+        desc=desc,
+        unit="tok",
+        unit_scale=True,
+        leave=False,
+        disable=not progress,
+    ) as bar:
+        run = lambda batch: answer_logprobs(
+            model, [token_ids[i] for i in batch], [answer_ids[i] for i in batch], vocab_size
+        )
         for batch, result in halving_on_oom(run, batches, lengths, max_tokens, batch_size, bar, desc):
             scores["loglik"][batch], scores["greedy"][batch], scores["first_top1"][batch] = result
     scores["rows"] = np.sort(np.concatenate(batches)) if batches else np.zeros(0, dtype=np.int64)
     return scores
 
 
-def ceiling_scores(spec: ModelSpec, token_ids: list[list[int]], target_probs: np.ndarray, scratch: Path, *,
-                   device: str | None = None, dtype: str | torch.dtype = "auto", cache_dir: Path | None = None,
-                   max_tokens: int | None = None, batch_size: int | None = None,
-                   progress: bool = True) -> dict | None:
+def ceiling_scores(
+    spec: ModelSpec,
+    token_ids: list[list[int]],
+    target_probs: np.ndarray,
+    scratch: Path,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    cache_dir: Path | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> dict | None:
     """The noise ceiling: `spec`, another seed of the target (same size, data and recipe), run like
     the suite's models into `scratch` (a float16 file, removed after), then scored against the
     target's rows (`target_probs`, the dataset's column) prefix by prefix: its top-1 id, KL(target
@@ -394,18 +480,27 @@ def ceiling_scores(spec: ModelSpec, token_ids: list[list[int]], target_probs: np
     state.wait_for_everyone()
     try:
         probs = np.lib.format.open_memmap(scratch, mode="r+")
-        _, summary = run_suite([spec], token_ids, target_probs.shape[1], device=device, dtype=dtype,
-                               cache_dir=cache_dir, max_tokens=max_tokens, batch_size=batch_size, progress=progress,
-                               out=probs)
+        _, summary = run_suite(
+            [spec],
+            token_ids,
+            target_probs.shape[1],
+            device=device,
+            dtype=dtype,
+            cache_dir=cache_dir,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            out=probs,
+        )
         probs.flush()
         state.wait_for_everyone()
         if not state.is_main_process:
             return None
         scores: dict[str, list] = {"top1": [], "kl": [], "alpha": []}
         for start in range(0, len(token_ids), 256):  # 256 rows at a time: memory stays flat
-            target_block = np.asarray(target_probs[start:start + 256])
+            target_block = np.asarray(target_probs[start : start + 256])
             target = target_rows(target_block, top1(target_block))
-            block = np.asarray(probs[start:start + 256, 0])
+            block = np.asarray(probs[start : start + 256, 0])
             metrics = distribution_metrics(block, target)
             scores["top1"] += top1(block).tolist()
             scores["kl"] += metrics["kl"].tolist()
@@ -420,7 +515,7 @@ def ceiling_scores(spec: ModelSpec, token_ids: list[list[int]], target_probs: np
 
 def fit_answers(token_ids: list[list[int]], answer_ids: list[list[int]], context: int) -> list[list[int]]:
     """Each prefix cut from the left so that it and its answer fit the model's context."""
-    return [prefix[-max(1, context - len(answer)):] for prefix, answer in zip(token_ids, answer_ids)]
+    return [prefix[-max(1, context - len(answer)) :] for prefix, answer in zip(token_ids, answer_ids)]
 
 
 def gathered_answer_scores(state: PartialState, scores: dict[str, np.ndarray]) -> dict[str, list]:
@@ -444,12 +539,22 @@ def free_memory() -> None:
     release_freed_heap()
 
 
-def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: int, *, device: str | None = None,
-              dtype: str | torch.dtype = "auto", cache_dir: Path | None = None, max_tokens: int | None = None,
-              batch_size: int | None = None, progress: bool = True,
-              load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
-              out: np.ndarray | None = None, answer_ids: list[list[int]] | None = None,
-              choice_ids: list[list[int]] | None = None) -> tuple[np.ndarray, list[dict]]:
+def run_suite(
+    specs: list[ModelSpec],
+    token_ids: list[list[int]],
+    vocab_size: int,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    cache_dir: Path | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    load: Callable[[ModelSpec, str, torch.dtype], torch.nn.Module] | None = None,
+    out: np.ndarray | None = None,
+    answer_ids: list[list[int]] | None = None,
+    choice_ids: list[list[int]] | None = None,
+) -> tuple[np.ndarray, list[dict]]:
     """Every model's next-token distribution after every prefix, models in the order given.
 
     Fills `out`, the (prefixes, models, vocab_size) float16 array (default: a new one in memory;
@@ -488,7 +593,9 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         answers = None if answer_ids is None else [answer_ids, choice_ids]
         key = cache_key(spec, token_ids, model_dtype, vocab_size, answers) if cache_dir is not None else None
         cached = read_cached_slice(cache_dir, key, (len(token_ids), vocab_size)) if key else None
-        if cached is not None and (answer_ids is None or "answers" in cached[1]):  # every process sees the same cache: none is written while they look
+        if cached is not None and (
+            answer_ids is None or "answers" in cached[1]
+        ):  # every process sees the same cache: none is written while they look
             if state.is_main_process:
                 copy_rows(probs[:, j], cached[0])
             # The cache holds measurements (sizes, timings); names and paths are this run's.
@@ -500,18 +607,43 @@ def run_suite(specs: list[ModelSpec], token_ids: list[list[int]], vocab_size: in
         context = context_length(model)
         truncated = left_truncate(token_ids, context, spec.name, warn=context not in contexts_seen)
         contexts_seen.add(context)  # one warning per context length, not one per model (8 for 2-shot RTE)
-        stats = next_token_probs(model, truncated, probs[:, j],
-                                 max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
-                                 world_size=state.num_processes, desc=short_name(spec.name), progress=progress)
+        stats = next_token_probs(
+            model,
+            truncated,
+            probs[:, j],
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            rank=state.process_index,
+            world_size=state.num_processes,
+            desc=short_name(spec.name),
+            progress=progress,
+        )
         if answer_ids is not None:
             answer_start = time.perf_counter()
-            row["answers"] = gathered_answer_scores(state, answer_scores(
-                model, fit_answers(token_ids, longest_continuations, context_length(model)), answer_ids, vocab_size,
-                choice_ids=choice_ids,
-                max_tokens=max_tokens, batch_size=batch_size, rank=state.process_index,
-                world_size=state.num_processes, desc=short_name(spec.name) + " answers", progress=progress))
-        row.update(**param_counts(model), load_seconds=round(load_seconds, 3), seconds=round(stats["seconds"], 3),
-                   tokens=stats["tokens"], tokens_per_second=round(stats["tokens_per_second"], 1), from_cache=False)
+            row["answers"] = gathered_answer_scores(
+                state,
+                answer_scores(
+                    model,
+                    fit_answers(token_ids, longest_continuations, context_length(model)),
+                    answer_ids,
+                    vocab_size,
+                    choice_ids=choice_ids,
+                    max_tokens=max_tokens,
+                    batch_size=batch_size,
+                    rank=state.process_index,
+                    world_size=state.num_processes,
+                    desc=short_name(spec.name) + " answers",
+                    progress=progress,
+                ),
+            )
+        row.update(
+            **param_counts(model),
+            load_seconds=round(load_seconds, 3),
+            seconds=round(stats["seconds"], 3),
+            tokens=stats["tokens"],
+            tokens_per_second=round(stats["tokens_per_second"], 1),
+            from_cache=False,
+        )
         if answer_ids is not None:
             row["answer_seconds"] = round(time.perf_counter() - answer_start, 3)
         del model

@@ -53,7 +53,7 @@ def write_cached_slice(cache_dir: Path, key: str, probs: np.ndarray, summary: di
     def write(f: BinaryIO) -> None:
         np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(probs))
         for start in range(0, len(probs), rows):
-            f.write(np.ascontiguousarray(probs[start:start + rows]).data)
+            f.write(np.ascontiguousarray(probs[start : start + rows]).data)
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(cache_dir / f"{key}.json", lambda f: json.dump(summary, f), mode="w")
@@ -67,7 +67,9 @@ def model_fingerprint(spec: ModelSpec) -> list:
     cache's ref, or, offline, the ref is the one the cached files came from)."""
     directory = Path(spec.name)
     if directory.is_dir():
-        files = sorted(p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json"))
+        files = sorted(
+            p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json")
+        )
         return [[p.name, p.stat().st_size, p.stat().st_mtime_ns, _sampled_sha256(p)] for p in files]
     return [hub_commit(spec)]
 
@@ -101,8 +103,9 @@ def hub_commit(spec: ModelSpec) -> str | None:
         return None
 
 
-def cache_key(spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int,
-              answers: list | None = None) -> str:
+def cache_key(
+    spec: ModelSpec, token_ids: list[list[int]], dtype: torch.dtype, vocab_size: int, answers: list | None = None
+) -> str:
     """What a cached slice depends on: the model (name, revision and weights), the token ids (the
     prefixes and the tokenizer), the dtype and the vocabulary; and, for a dataset with answers, the
     answers' and choices' ids, whose scores are cached in the slice's summary row."""

@@ -26,6 +26,7 @@ PYTHIA = [f"EleutherAI/pythia-{size}" for size in ("70m", "160m", "410m", "1b", 
 @dataclass(frozen=True)
 class ModelSpec:
     """One model a command names: where it loads from, its revision, and the name datasets store."""
+
     name: str  # a hub id or a local directory: where the model loads from
     revision: str | None = None  # e.g. Pythia's "step143000"
     label: str | None = None  # the name datasets store, if not `name` (the bundled suite's short names)
@@ -35,19 +36,22 @@ class ModelSpec:
         return self.label or self.name
 
 
-
 def suite_sizes() -> list[Path]:
     """The bundled suite's sizes (suite/models), smallest first."""
     # one vocabulary: bytes order by size
-    return sorted((d for d in SUITE_MODELS.glob("*/") if (d / "model.safetensors").is_file()),
-                  key=lambda d: (d / "model.safetensors").stat().st_size)
+    return sorted(
+        (d for d in SUITE_MODELS.glob("*/") if (d / "model.safetensors").is_file()),
+        key=lambda d: (d / "model.safetensors").stat().st_size,
+    )
 
 
 def suite_checkpoints() -> dict[str, Path]:
     """The committed checkpoints (suite/checkpoints/<model>/step<N>), by the name a command gives them:
     `suite-1.5m@step2880`."""
     root = SUITE_MODELS.parent / "checkpoints"
-    return {f"{d.parent.name}@{d.name}": d for d in sorted(root.glob("*/step*/")) if (d / "model.safetensors").is_file()}
+    return {
+        f"{d.parent.name}@{d.name}": d for d in sorted(root.glob("*/step*/")) if (d / "model.safetensors").is_file()
+    }
 
 
 def ladder_losses() -> dict[str, float]:
@@ -73,14 +77,18 @@ def ladder(ceiling_apart: bool = True) -> tuple[list[str], list[str]]:
     if not sizes:
         raise InputError(f"--models ladder: no models in {SUITE_MODELS} (see README.md, 'The bundled suite')")
     target = sizes[-1].name
-    seeds = [d for d in (SUITE_MODELS.parent / "seeds").glob("*/")
-             if (d / "model.safetensors").is_file() and not (ceiling_apart and d.name.startswith(f"{target}-seed"))]
+    seeds = [
+        d
+        for d in (SUITE_MODELS.parent / "seeds").glob("*/")
+        if (d / "model.safetensors").is_file() and not (ceiling_apart and d.name.startswith(f"{target}-seed"))
+    ]
     points = {d.name: d for d in sizes + seeds} | suite_checkpoints()
     losses = ladder_losses()
     unknown = sorted(set(points) - set(losses))
     if unknown:
-        raise InputError(f"--models ladder: {SUITE_MODELS.parent / 'suite.json'} has no validation loss for "
-                         f"{', '.join(unknown)}")
+        raise InputError(
+            f"--models ladder: {SUITE_MODELS.parent / 'suite.json'} has no validation loss for {', '.join(unknown)}"
+        )
     names = sorted(points, key=lambda name: (-losses[name], name))
     return [str(points[name]) for name in names], names
 
@@ -106,8 +114,10 @@ def bundled_suite(models: list[str], ceiling_apart: bool = True) -> tuple[list[s
         base = name.partition("@")[0]
         if not short and "@" in name and base in by_name and not Path(name).exists():
             steps = sorted((n.partition("@")[2] for n in by_name if n.startswith(base + "@")), key=lambda s: int(s[4:]))
-            raise InputError(f"{name}: no such checkpoint of {base} in {SUITE_MODELS.parent / 'checkpoints'} "
-                             f"(committed: {', '.join(steps) or 'none'})")
+            raise InputError(
+                f"{name}: no such checkpoint of {base} in {SUITE_MODELS.parent / 'checkpoints'} "
+                f"(committed: {', '.join(steps) or 'none'})"
+            )
         paths.append(str(by_name[name]) if short else name)
         labels.append(name if short else None)
     return paths, labels
@@ -166,8 +176,14 @@ def hub_reachable() -> bool:
     return bool(answered)
 
 
-def check_sources(models: list[str], revisions: list[str | None], dataset: str, dataset_path: str | None,
-                  option: str = "--models", dataset_option: str = "--dataset") -> None:
+def check_sources(
+    models: list[str],
+    revisions: list[str | None],
+    dataset: str,
+    dataset_path: str | None,
+    option: str = "--models",
+    dataset_option: str = "--dataset",
+) -> None:
     """Fail in seconds, before torch loads: local model directories must exist, and hub models and
     datasets need the network or, offline, the local Hugging Face cache."""
     from huggingface_hub import constants, try_to_load_from_cache
@@ -200,8 +216,12 @@ def check_sources(models: list[str], revisions: list[str | None], dataset: str, 
         constants.HF_HUB_OFFLINE = True
     for name, revision in hub_models:
         if not isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
-            raise InputError(f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
-                             f"connect to the network, or pass {option} with local model directories")
+            raise InputError(
+                f"{name}: no such directory, and not in the local Hugging Face cache ({reason}): "
+                f"connect to the network, or pass {option} with local model directories"
+            )
     if dataset in FROM_SOURCE and dataset_path is None:
-        raise InputError(f"{dataset_option} {dataset} streams from the hub ({reason}): connect to the network, "
-                         "or pass --dataset-path with a local copy")
+        raise InputError(
+            f"{dataset_option} {dataset} streams from the hub ({reason}): connect to the network, "
+            "or pass --dataset-path with a local copy"
+        )

@@ -103,40 +103,43 @@ def folds_for(settings: Settings, n: int) -> int:
     if settings.folds is not None:
         return settings.folds
     if n < 2:
-        raise InputError(f"a learned strategy needs at least 2 prefixes to cross-validate on (this dataset has {n}); "
-                         "or pass --train")
+        raise InputError(
+            f"a learned strategy needs at least 2 prefixes to cross-validate on (this dataset has {n}); or pass --train"
+        )
     return min(DEFAULT_FOLDS, n)
 
 
 @dataclass(frozen=True)
 class Settings:
     """How to score: everything `challenge.py`'s flags say, in one place."""
-    target: str | None = None        # the model whose top-1 is predicted (default: the last)
-    num_samples: int | None = None   # the first N prefixes only
-    seed: int = 0                    # seeds each strategy's random/numpy.random, the folds, the bootstrap
-    folds: int | None = None         # K of learned strategies' cross-validation, without `train` (None: the
-                                     # default, DEFAULT_FOLDS, shrunk to the dataset's prefixes where it has fewer)
-    train: Path | None = None        # learned strategies fit on this file instead
-    references: tuple[Strategy, ...] = ()           # the heuristics the reference is the best of
-    comparisons: tuple[tuple[str, str], ...] = ()   # pairs of strategy names to compare
-    chunk_size: int | None = None    # prefixes per strategy call (default: `chunk_prefixes`, ~128 MB)
-    pictures: bool = False           # also compute what `--report` draws (`PictureData`)
-    progress: bool = True            # a progress bar on stderr, when it is a terminal
-    debug: bool = False              # print a failing strategy's full traceback
+
+    target: str | None = None  # the model whose top-1 is predicted (default: the last)
+    num_samples: int | None = None  # the first N prefixes only
+    seed: int = 0  # seeds each strategy's random/numpy.random, the folds, the bootstrap
+    folds: int | None = None  # K of learned strategies' cross-validation, without `train` (None: the
+    # default, DEFAULT_FOLDS, shrunk to the dataset's prefixes where it has fewer)
+    train: Path | None = None  # learned strategies fit on this file instead
+    references: tuple[Strategy, ...] = ()  # the heuristics the reference is the best of
+    comparisons: tuple[tuple[str, str], ...] = ()  # pairs of strategy names to compare
+    chunk_size: int | None = None  # prefixes per strategy call (default: `chunk_prefixes`, ~128 MB)
+    pictures: bool = False  # also compute what `--report` draws (`PictureData`)
+    progress: bool = True  # a progress bar on stderr, when it is a terminal
+    debug: bool = False  # print a failing strategy's full traceback
 
 
 @dataclass
 class DatasetView:
     """One dataset as the engine reads it: which models are inputs, which is the target, and the
     whole (N, M, V) array, read chunk by chunk and never written."""
+
     path: Path
-    sentences: list[str]           # the first n prefixes (`num_samples`)
-    probs: np.ndarray              # every prefix of the file: read-only to the engine
-    input_names: list[ModelName]   # each with its size from the sidecar
+    sentences: list[str]  # the first n prefixes (`num_samples`)
+    probs: np.ndarray  # every prefix of the file: read-only to the engine
+    input_names: list[ModelName]  # each with its size from the sidecar
     input_columns: np.ndarray
-    target_column: int | None      # None in a blind test's public file: every model is an input
-    target: str                    # the target's name as strategies receive it (HIDDEN_TARGET if hidden)
-    model_names: list[str]         # every model, in the file's order
+    target_column: int | None  # None in a blind test's public file: every model is an input
+    target: str  # the target's name as strategies receive it (HIDDEN_TARGET if hidden)
+    model_names: list[str]  # every model, in the file's order
     model_sizes: list[int | None]  # each one's non-embedding parameters (the sidecar's; None: unknown)
     answers: AnswerScores | None = None  # the answer pass's scores of a prefix set with answers (to score)
     ceiling: NoiseCeiling | None = None  # another seed of the target, scored against it (to score the last model)
@@ -168,29 +171,45 @@ def open_dataset(path: Path, settings: Settings, purpose: str = "score") -> Data
     metadata = read_sidecar(path, verify_hash=False)
     public = is_public(metadata)
     if public and purpose == "score":
-        raise InputError(f"{path}: a blind test's public file (its target is hidden): nothing to score; "
-                         "run it with --predict-only --predictions FILE")
+        raise InputError(
+            f"{path}: a blind test's public file (its target is hidden): nothing to score; "
+            "run it with --predict-only --predictions FILE"
+        )
     if public and purpose == "train":
         raise InputError(f"{path}: a blind test's public file has no target: it cannot be a --train file")
     t = None if public else len(names) - 1 if settings.target is None else find_model(names, settings.target, path)
     if purpose == "predict" and metadata is None and settings.target is None:  # a --target leaves no doubt
-        print(f"warning: {path}: no valid sidecar, so it is not known to be a blind test's public file: its model "
-              f"{names[t]} is taken as the target and left out", file=sys.stderr)
+        print(
+            f"warning: {path}: no valid sidecar, so it is not known to be a blind test's public file: its model "
+            f"{names[t]} is taken as the target and left out",
+            file=sys.stderr,
+        )
     num_samples = settings.num_samples if purpose != "train" else None
     n = min(num_samples or len(dataset.sentences), len(dataset.sentences))
     if num_samples is not None and num_samples > n:
-        print(f"warning: {path}: --num-prefixes {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
-              f"scoring {n}", file=sys.stderr)
+        print(
+            f"warning: {path}: --num-prefixes {num_samples}, but it has only {n} {plural(n, 'prefix', 'prefixes')}; "
+            f"scoring {n}",
+            file=sys.stderr,
+        )
     sizes = model_sizes(names, metadata)
     columns = np.array([j for j in range(len(names)) if j != t])
-    return DatasetView(path, dataset.sentences[:n], dataset.probs,
-                       [ModelName(names[j], **sizes.get(names[j], {})) for j in columns], columns, t,
-                       HIDDEN_TARGET if t is None else names[t], names,
-                       [sizes.get(name, {}).get("non_embedding_params") for name in names],
-                       sidecar_answer_scores(dataset, metadata) if purpose == "score" else None,
-                       sidecar_noise_ceiling(dataset, metadata) if purpose == "score" and t == len(names) - 1 else None,
-                       model_costs([names[j] for j in columns], names[t], metadata.get("models"))
-                       if purpose == "score" and t is not None and isinstance(metadata, dict) else None)
+    return DatasetView(
+        path,
+        dataset.sentences[:n],
+        dataset.probs,
+        [ModelName(names[j], **sizes.get(names[j], {})) for j in columns],
+        columns,
+        t,
+        HIDDEN_TARGET if t is None else names[t],
+        names,
+        [sizes.get(name, {}).get("non_embedding_params") for name in names],
+        sidecar_answer_scores(dataset, metadata) if purpose == "score" else None,
+        sidecar_noise_ceiling(dataset, metadata) if purpose == "score" and t == len(names) - 1 else None,
+        model_costs([names[j] for j in columns], names[t], metadata.get("models"))
+        if purpose == "score" and t is not None and isinstance(metadata, dict)
+        else None,
+    )
 
 
 def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
@@ -200,32 +219,46 @@ def open_training(data: DatasetView, settings: Settings) -> TrainingSplit:
     path = settings.train
     train = open_dataset(path, settings, purpose="train")
     if list(train.input_names) != list(data.input_names) or train.vocab_size != data.vocab_size:
-        raise InputError(f"{path}: its models ({', '.join(train.input_names)} -> {train.target}, vocabulary "
-                         f"{train.vocab_size}) differ from {data.path}'s ({', '.join(data.input_names)} -> "
-                         f"{data.target}, vocabulary {data.vocab_size})")
+        raise InputError(
+            f"{path}: its models ({', '.join(train.input_names)} -> {train.target}, vocabulary "
+            f"{train.vocab_size}) differ from {data.path}'s ({', '.join(data.input_names)} -> "
+            f"{data.target}, vocabulary {data.vocab_size})"
+        )
     check_disjoint(path, train.sentences, data.path, data.sentences)
     view = target_view(train.probs, train.target_column, settings.chunk_size)
-    return TrainingSplit(train.sentences, data.input_names, data.target, train.probs, np.arange(train.n),
-                         train.input_columns, train.target_column, view.target_top1, settings.chunk_size)
+    return TrainingSplit(
+        train.sentences,
+        data.input_names,
+        data.target,
+        train.probs,
+        np.arange(train.n),
+        train.input_columns,
+        train.target_column,
+        view.target_top1,
+        settings.chunk_size,
+    )
 
 
 @dataclass
 class Fitted:
     """A learned strategy's fits: a predictor per fold, and the fold predicting each prefix."""
+
     predictors: list[Callable]
     fold: np.ndarray  # (n,) index into predictors
-    how: str          # how it was fitted, for the leaderboard
+    how: str  # how it was fitted, for the leaderboard
 
-    def __call__(self, data: DatasetView, start: int, stop: int,
-                 inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(
+        self, data: DatasetView, start: int, stop: int, inputs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(guesses, distributions or None) for prefixes [start, stop), each from its fold's predictor."""
         folds = self.fold[start:stop]
         outputs = []
         for k in np.unique(folds):
             mine = np.flatnonzero(folds == k)
             chunk = inputs.view() if len(mine) == len(folds) else read_only(inputs[mine])
-            returned = self.predictors[k]([data.sentences[start + i] for i in mine], list(data.input_names),
-                                          data.target, chunk)
+            returned = self.predictors[k](
+                [data.sentences[start + i] for i in mine], list(data.input_names), data.target, chunk
+            )
             outputs.append((mine, *check_output(returned, len(mine), data.vocab_size, rows=start + mine)))
         if len({distribution is None for _, _, distribution in outputs}) > 1:
             raise StrategyError("returned token ids for some folds and distributions for others")
@@ -240,31 +273,49 @@ class Fitted:
         return guesses, distributions
 
 
-def fit_learned(strategy: Strategy, data: DatasetView, settings: Settings, view: TargetView | None,
-                train: TrainingSplit | None) -> Fitted:
+def fit_learned(
+    strategy: Strategy, data: DatasetView, settings: Settings, view: TargetView | None, train: TrainingSplit | None
+) -> Fitted:
     """Every fit a learned strategy needs before predicting `data` (see the module's docstring)."""
     if train is not None:
-        return Fitted([fit_strategy(strategy.fn, train)], np.zeros(data.n, dtype=np.int64),
-                      f"fit on {short_path(str(settings.train))}")
+        return Fitted(
+            [fit_strategy(strategy.fn, train)],
+            np.zeros(data.n, dtype=np.int64),
+            f"fit on {short_path(str(settings.train))}",
+        )
     if view is None:  # predicting only: this file's target is never read
-        raise InputError("a learned strategy needs --train under --predict-only (a file with the target "
-                         "and the same input models)")
+        raise InputError(
+            "a learned strategy needs --train under --predict-only (a file with the target and the same input models)"
+        )
     fold, predictors = np.empty(data.n, dtype=np.int64), []
     folds = folds_for(settings, data.n)
     for k, held_out in enumerate(fold_indices(data.n, folds, settings.seed)):
         fold[held_out] = k
         rows = np.setdiff1d(np.arange(data.n), held_out, assume_unique=True)
-        split = TrainingSplit([data.sentences[i] for i in rows], data.input_names, data.target, data.probs, rows,
-                              data.input_columns, data.target_column, view.target_top1[rows], settings.chunk_size)
+        split = TrainingSplit(
+            [data.sentences[i] for i in rows],
+            data.input_names,
+            data.target,
+            data.probs,
+            rows,
+            data.input_columns,
+            data.target_column,
+            view.target_top1[rows],
+            settings.chunk_size,
+        )
         predictors.append(fit_strategy(strategy.fn, split))
-    shrunk = f", the default {DEFAULT_FOLDS} shrunk to the {data.n} prefixes" if folds < DEFAULT_FOLDS \
-        and settings.folds is None else ""
+    shrunk = (
+        f", the default {DEFAULT_FOLDS} shrunk to the {data.n} prefixes"
+        if folds < DEFAULT_FOLDS and settings.folds is None
+        else ""
+    )
     return Fitted(predictors, fold, f"{folds}-fold cross-validation by prefix{shrunk}")
 
 
 @dataclass
 class StrategyRun:
     """One strategy's guesses on one dataset, or the one-line error in its row."""
+
     name: str
     guesses: np.ndarray | None = None
     error: str | None = None
@@ -277,8 +328,14 @@ class StrategyRun:
 
 def progress_bar(settings: Settings, data: DatasetView):
     """Prefixes per second on stderr (tqdm), when it is a terminal and `settings.progress`."""
-    return progress(total=data.n, unit="prefix", desc=data.path.name, leave=False, file=sys.stderr,
-                    disable=not (settings.progress and sys.stderr.isatty()))
+    return progress(
+        total=data.n,
+        unit="prefix",
+        desc=data.path.name,
+        leave=False,
+        file=sys.stderr,
+        disable=not (settings.progress and sys.stderr.isatty()),
+    )
 
 
 def new_metrics(n: int) -> dict[str, np.ndarray]:
@@ -289,28 +346,37 @@ class StrategyRunner:
     """The state of one `run_strategies` pass: each strategy's run, its fitted predictors, its random
     state and its last returned distribution, and the target's rows of the chunk being scored."""
 
-    def __init__(self, data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
-                 keep: int | None):
+    def __init__(
+        self,
+        data: DatasetView,
+        strategies: list[Strategy],
+        settings: Settings,
+        view: TargetView | None,
+        keep: int | None,
+    ):
         self.data, self.strategies, self.settings, self.view, self.keep = data, strategies, settings, view, keep
         self.runs = [StrategyRun(s.name, np.empty(data.n, dtype=np.int64)) for s in strategies]
         self.calls, self.states, self.outputs = {}, {}, {}
         self.model_metrics = None if view is None else [new_metrics(data.n) for _ in data.input_names]
         self.targets = {}  # the target's rows of the current chunk, read once for every distribution scored on them
-        self.size = settings.chunk_size or chunk_prefixes(data.probs.shape[1], data.vocab_size,
-                                                          data.probs.dtype.itemsize)
+        self.size = settings.chunk_size or chunk_prefixes(
+            data.probs.shape[1], data.vocab_size, data.probs.dtype.itemsize
+        )
 
     def target_at(self, start: int, stop: int) -> TargetRows:
         if (start, stop) not in self.targets:
             self.targets.clear()
-            self.targets[start, stop] = target_rows(self.data.probs[start:stop, self.data.target_column],
-                                                    self.view.target_top1[start:stop])
+            self.targets[start, stop] = target_rows(
+                self.data.probs[start:stop, self.data.target_column], self.view.target_top1[start:stop]
+            )
         return self.targets[start, stop]
 
     def fail(self, run: StrategyRun, strategy: Strategy, error: Exception) -> None:
         run.guesses = run.metrics = None
         # InputError: e.g. too few prefixes for --folds
-        run.error = str(error) if isinstance(error, (StrategyError, InputError)) else describe_exception(error,
-                                                                                                      strategy.fn)
+        run.error = (
+            str(error) if isinstance(error, (StrategyError, InputError)) else describe_exception(error, strategy.fn)
+        )
         if self.settings.debug and not isinstance(error, (StrategyError, InputError)):
             print(f"{strategy.name} on {self.data.path}:", file=sys.stderr)
             traceback.print_exception(error)
@@ -333,14 +399,14 @@ class StrategyRunner:
             guesses, distribution = self.calls[run.name](data, start, stop, inputs)
         else:
             # Each call gets its own lists and its own view: nothing a strategy changes reaches the next.
-            returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target,
-                                   inputs.view())
+            returned = strategy.fn(list(data.sentences[start:stop]), list(data.input_names), data.target, inputs.view())
             guesses, distribution = check_output(returned, stop - start, data.vocab_size, rows=range(start, stop))
         returns = "ids" if distribution is None else "distribution"
         if run.returns not in (None, returns):
             kinds = {"ids": "token ids", "distribution": "distributions"}
-            raise StrategyError(f"returned {kinds[returns]} for prefixes {start}-{stop - 1} but {kinds[run.returns]} "
-                                "before them")
+            raise StrategyError(
+                f"returned {kinds[returns]} for prefixes {start}-{stop - 1} but {kinds[run.returns]} before them"
+            )
         run.returns = returns
         run.guesses[start:stop] = guesses
         self.outputs[run.name] = distribution
@@ -359,8 +425,9 @@ class StrategyRunner:
         step = min(stop - start, self.size)  # a whole-array strategy's: chunk by chunk
         for begin in range(start, stop, step):
             end = min(stop, begin + step)
-            for name, values in distribution_metrics(distribution[begin - start:end - start],
-                                                     self.target_at(begin, end)).items():
+            for name, values in distribution_metrics(
+                distribution[begin - start : end - start], self.target_at(begin, end)
+            ).items():
                 run.metrics[name][begin:end] = values
 
     def fit(self, train: TrainingSplit | None, bar) -> None:
@@ -371,8 +438,9 @@ class StrategyRunner:
             self.states[run.name] = random.getstate(), np.random.get_state()
             if strategy.is_learned:
                 bar.set_postfix_str(f"fitting {strategy.name}")
-                fitted = lambda run=run, strategy=strategy: self.calls.update({run.name: fit_learned(
-                    strategy, self.data, self.settings, self.view, train)})
+                fitted = lambda run=run, strategy=strategy: self.calls.update(
+                    {run.name: fit_learned(strategy, self.data, self.settings, self.view, train)}
+                )
                 self.timed(run, strategy, fitted)
                 run.fit = self.calls[run.name].how if run.name in self.calls else None
         bar.set_postfix_str("")
@@ -403,14 +471,21 @@ class StrategyRunner:
         """The strategies registered `whole_array`: every prefix in one call."""
         for run, strategy in zip(self.runs, self.strategies):
             if strategy.needs_whole_array and run.error is None:
-                self.timed(run, strategy, lambda: self.predict(run, strategy, 0, self.data.n,
-                                                               self.data.inputs(0, self.data.n)))
+                self.timed(
+                    run, strategy, lambda: self.predict(run, strategy, 0, self.data.n, self.data.inputs(0, self.data.n))
+                )
                 self.score(run, 0, self.data.n)
 
 
-def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Settings, view: TargetView | None,
-                   train: TrainingSplit | None, on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
-                   keep: int | None = None) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
+def run_strategies(
+    data: DatasetView,
+    strategies: list[Strategy],
+    settings: Settings,
+    view: TargetView | None,
+    train: TrainingSplit | None,
+    on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+    keep: int | None = None,
+) -> tuple[list[StrategyRun], list[dict[str, np.ndarray]] | None]:
     """Every strategy's guesses on `data`, chunk by chunk (see the module's docstring), and with a
     target `view`, the metrics of every distribution returned and of every input model (`harness.scoring.metrics`),
     per prefix. `on_chunk` sees each chunk's input copy too, in the same pass; `keep`: the prefix whose
@@ -426,22 +501,23 @@ def run_strategies(data: DatasetView, strategies: list[Strategy], settings: Sett
 @dataclass
 class DatasetResult:
     """One scored dataset: what the leaderboard, --json and --report show."""
+
     path: Path
     target: str
     inputs: list[ModelName]
     vocab_size: int
-    train: Path | None            # the file learned strategies fitted on
-    folds: int | None             # else their K-fold cross-validation
+    train: Path | None  # the file learned strategies fitted on
+    folds: int | None  # else their K-fold cross-validation
     strategies: list[StrategyScore | StrategyFailure]  # as asked for, in order
     reference: StrategyScore | None  # the best built-in heuristic (`REFERENCE_HEURISTICS`) here
-    comparisons: list[dict]       # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
+    comparisons: list[dict]  # `Settings.comparisons`: a `paired_comparison` (a, b) or its error
     input_model_reach: dict
-    model_summaries: list[dict]   # each input model's metrics against the target (`harness.scoring.metrics.summary`)
-    model_names: list[str]        # every model, in the file's order
-    task: TaskCurve | None        # task accuracy against scale, for a prefix set with answers
-    noise_ceiling: dict | None    # another seed of the target against it: top-1 agreement, KL and alpha
-    kl_floor: dict | None         # the KL no prediction can go below, and each predictor's share above it removed
-    drafting: dict | None         # priced speculative-decoding speedups (`drafting`)
+    model_summaries: list[dict]  # each input model's metrics against the target (`harness.scoring.metrics.summary`)
+    model_names: list[str]  # every model, in the file's order
+    task: TaskCurve | None  # task accuracy against scale, for a prefix set with answers
+    noise_ceiling: dict | None  # another seed of the target against it: top-1 agreement, KL and alpha
+    kl_floor: dict | None  # the KL no prediction can go below, and each predictor's share above it removed
+    drafting: dict | None  # priced speculative-decoding speedups (`drafting`)
     # Not in the JSON: per prefix.
     sentences: list[str] = field(repr=False)
     view: TargetView = field(repr=False)
@@ -477,8 +553,15 @@ class DatasetResult:
     def emergence_curve(self) -> list[dict]:
         """Each input model's top-1 agreement with the target, and its other metrics, smallest first."""
         agreement = self.input_model_reach["per_input_model"]
-        return [{"model": self.inputs[j], "non_embedding_params": self.inputs[j].non_embedding_params,
-                 "agreement": agreement[j], "metrics": self.model_summaries[j]} for j in self.by_size()]
+        return [
+            {
+                "model": self.inputs[j],
+                "non_embedding_params": self.inputs[j].non_embedding_params,
+                "agreement": agreement[j],
+                "metrics": self.model_summaries[j],
+            }
+            for j in self.by_size()
+        ]
 
     def near_ties(self) -> dict:
         """How many prefixes have a near-tied target (`harness.scoring.metrics.near_tied`), and how many of the
@@ -487,10 +570,13 @@ class DatasetResult:
         out = {"threshold": NEAR_TIE, "prefixes": int(tied.sum())}
         if self.reference is not None:
             misses = ~self.reference.hits
-            out.update(reference=self.reference.name, reference_misses=int(misses.sum()),
-                       misses_on_near_tied=int((misses & tied).sum()),
-                       reference_top1_near_tied=float(self.reference.hits[tied].mean()) if tied.any() else None,
-                       reference_top1_rest=float(self.reference.hits[~tied].mean()) if (~tied).any() else None)
+            out.update(
+                reference=self.reference.name,
+                reference_misses=int(misses.sum()),
+                misses_on_near_tied=int((misses & tied).sum()),
+                reference_top1_near_tied=float(self.reference.hits[tied].mean()) if tied.any() else None,
+                reference_top1_rest=float(self.reference.hits[~tied].mean()) if (~tied).any() else None,
+            )
         return out
 
     def hardest(self, count: int = 10) -> list[dict]:
@@ -499,29 +585,52 @@ class DatasetResult:
         if difficulty is None:
             return []
         order = np.argsort(-difficulty, kind="stable")[:count]
-        return [{"index": int(i), "sentence": self.sentences[i], "kl": float(difficulty[i]),
-                 "target_top1": int(self.view.target_top1[i]), "second_ratio": float(self.view.second_ratio[i])}
-                for i in order]
+        return [
+            {
+                "index": int(i),
+                "sentence": self.sentences[i],
+                "kl": float(difficulty[i]),
+                "target_top1": int(self.view.target_top1[i]),
+                "second_ratio": float(self.view.second_ratio[i]),
+            }
+            for i in order
+        ]
 
     def to_json(self) -> dict:
         reference = self.reference
-        return {"path": str(self.path), "target": self.target, "inputs": list(self.inputs), "n": self.n,
-                "vocab_size": self.vocab_size,
-                "input_model_sizes": [name.non_embedding_params for name in self.inputs],
-                "train": None if self.train is None else str(self.train), "folds": self.folds,
-                "input_model_reach": self.input_model_reach, "tied_targets": self.view.tied_targets,
-                "emergence_curve": self.emergence_curve(), "emergent": self.emergent,
-                "near_ties": self.near_ties(), "floor": FLOOR, "gamma": GAMMA,
-                "reference": None if reference is None else
-                {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
-                "hardest": self.hardest(), "task": None if self.task is None else self.task.to_json(),
-                "noise_ceiling": self.noise_ceiling, "kl_floor": self.kl_floor, "drafting": self.drafting,
-                "comparisons": self.comparisons, "strategies": [row.to_json() for row in self.strategies]}
+        return {
+            "path": str(self.path),
+            "target": self.target,
+            "inputs": list(self.inputs),
+            "n": self.n,
+            "vocab_size": self.vocab_size,
+            "input_model_sizes": [name.non_embedding_params for name in self.inputs],
+            "train": None if self.train is None else str(self.train),
+            "folds": self.folds,
+            "input_model_reach": self.input_model_reach,
+            "tied_targets": self.view.tied_targets,
+            "emergence_curve": self.emergence_curve(),
+            "emergent": self.emergent,
+            "near_ties": self.near_ties(),
+            "floor": FLOOR,
+            "gamma": GAMMA,
+            "reference": None
+            if reference is None
+            else {"name": reference.name, "accuracy": reference.accuracy, "correct": reference.correct},
+            "hardest": self.hardest(),
+            "task": None if self.task is None else self.task.to_json(),
+            "noise_ceiling": self.noise_ceiling,
+            "kl_floor": self.kl_floor,
+            "drafting": self.drafting,
+            "comparisons": self.comparisons,
+            "strategies": [row.to_json() for row in self.strategies],
+        }
 
 
 @dataclass
 class DatasetPredictions:
     """One dataset's guesses under --predict-only: nothing scored, the target never read."""
+
     path: Path
     target: str
     inputs: list[ModelName]
@@ -539,17 +648,29 @@ class DatasetPredictions:
         return any(run.error is not None for run in self.runs)
 
     def to_json(self) -> dict:
-        return {"path": str(self.path), "target": self.target, "inputs": list(self.inputs), "n": self.n,
-                "vocab_size": self.vocab_size,
-                "input_model_sizes": [name.non_embedding_params for name in self.inputs],
-                "train": None if self.train is None else str(self.train), "folds": None, "predict_only": True,
-                "strategies": [{"name": run.name, "error": run.error} if run.error else
-                               {"name": run.name, "guesses": self.n, "fit": run.fit} for run in self.runs]}
+        return {
+            "path": str(self.path),
+            "target": self.target,
+            "inputs": list(self.inputs),
+            "n": self.n,
+            "vocab_size": self.vocab_size,
+            "input_model_sizes": [name.non_embedding_params for name in self.inputs],
+            "train": None if self.train is None else str(self.train),
+            "folds": None,
+            "predict_only": True,
+            "strategies": [
+                {"name": run.name, "error": run.error}
+                if run.error
+                else {"name": run.name, "guesses": self.n, "fit": run.fit}
+                for run in self.runs
+            ],
+        }
 
 
 @dataclass
 class DatasetFailure:
     """A dataset that could not be scored (or predicted): its one-line error."""
+
     path: Path
     error: str
     failed = True
@@ -571,7 +692,7 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     with the best of `settings.references`, which are run for that even when not in `strategies`;
     `settings.comparisons` are pairs of strategy names compared the same way."""
     data = open_dataset(path, settings)
-    view = target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
+    view = target_view(data.probs[: data.n], data.target_column, settings.chunk_size)
     any_learned = any(strategy.is_learned for strategy in strategies)
     train = open_training(data, settings) if any_learned and settings.train is not None else None
     listed = {strategy.name for strategy in strategies}
@@ -581,33 +702,51 @@ def score_dataset(path: Path, strategies: list[Strategy], settings: Settings) ->
     def rank_targets(start: int, stop: int, inputs: np.ndarray) -> None:
         ranks[start:stop] = target_ranks(inputs, view.target_top1[start:stop])
 
-    runs, model_metrics = run_strategies(data, strategies + references_only, settings, view, train,
-                                         rank_targets if settings.pictures else None)
+    runs, model_metrics = run_strategies(
+        data, strategies + references_only, settings, view, train, rank_targets if settings.pictures else None
+    )
     scored = [run for run in runs if run.error is None]
     # Every metric of every predictor over the same bootstrap resamples: any two compare paired.
-    resampled = resample_metrics({**{run.name: run.metrics for run in scored if run.metrics is not None},
-                                  **{j: metrics for j, metrics in enumerate(model_metrics)}}, settings.seed)
+    resampled = resample_metrics(
+        {
+            **{run.name: run.metrics for run in scored if run.metrics is not None},
+            **{j: metrics for j, metrics in enumerate(model_metrics)},
+        },
+        settings.seed,
+    )
     scores = strategy_scores(scored, view, resampled, settings.seed)
     reference = scores.get(best_reference({name: score.correct for name, score in scores.items()}))
-    listed_runs = runs[:len(strategies)]
+    listed_runs = runs[: len(strategies)]
     comparisons = [comparison(scores, resampled, a, b) for a, b in settings.comparisons]
     model_summaries = input_model_summaries(view, model_metrics, resampled, settings.seed)
-    return DatasetResult(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
-                         folds_for(settings, data.n) if any_learned and train is None and data.n >= 2 else None,
-                         leaderboard_rows(listed_runs, scores, resampled, reference), reference, comparisons,
-                         input_model_reach(view.input_top1, view.target_top1), model_summaries, data.model_names,
-                         dataset_task(data, listed_runs, settings.seed),
-                         noise_ceiling(data.ceiling, view.target_top1, settings.seed),
-                         kl_floor(data.ceiling, reference, scores, data.input_names, model_metrics, resampled,
-                                  settings.seed),
-                         drafting(data, scores, strategies + references_only, model_summaries),
-                         data.sentences, view,
-                         {run.name: run.guesses for run in listed_runs if run.error is None},
-                         model_metrics, picture_data(data, view, ranks) if settings.pictures else None)
+    return DatasetResult(
+        path,
+        data.target,
+        data.input_names,
+        data.vocab_size,
+        settings.train if train else None,
+        folds_for(settings, data.n) if any_learned and train is None and data.n >= 2 else None,
+        leaderboard_rows(listed_runs, scores, resampled, reference),
+        reference,
+        comparisons,
+        input_model_reach(view.input_top1, view.target_top1),
+        model_summaries,
+        data.model_names,
+        dataset_task(data, listed_runs, settings.seed),
+        noise_ceiling(data.ceiling, view.target_top1, settings.seed),
+        kl_floor(data.ceiling, reference, scores, data.input_names, model_metrics, resampled, settings.seed),
+        drafting(data, scores, strategies + references_only, model_summaries),
+        data.sentences,
+        view,
+        {run.name: run.guesses for run in listed_runs if run.error is None},
+        model_metrics,
+        picture_data(data, view, ranks) if settings.pictures else None,
+    )
 
 
-def strategy_scores(scored: list[StrategyRun], view: TargetView, resampled: dict,
-                    seed: int) -> dict[str, StrategyScore]:
+def strategy_scores(
+    scored: list[StrategyRun], view: TargetView, resampled: dict, seed: int
+) -> dict[str, StrategyScore]:
     """Each run's top-1 score, and where it returned distributions, its other metrics' summaries."""
     scores = {}
     for run in scored:
@@ -630,12 +769,16 @@ def versus(scores: dict[str, StrategyScore], resampled: dict, a: str, b: str) ->
 def comparison(scores: dict[str, StrategyScore], resampled: dict, a: str, b: str) -> dict:
     """--compare A B: `versus`, or which of them failed."""
     failed = [name for name in (a, b) if name not in scores]
-    return {"a": a, "b": b, "error": f"{' and '.join(failed)} failed"} if failed else \
-        {"a": a, "b": b, **versus(scores, resampled, a, b)}
+    return (
+        {"a": a, "b": b, "error": f"{' and '.join(failed)} failed"}
+        if failed
+        else {"a": a, "b": b, **versus(scores, resampled, a, b)}
+    )
 
 
-def leaderboard_rows(runs: list[StrategyRun], scores: dict[str, StrategyScore], resampled: dict,
-                     reference: StrategyScore | None) -> list[StrategyScore | StrategyFailure]:
+def leaderboard_rows(
+    runs: list[StrategyRun], scores: dict[str, StrategyScore], resampled: dict, reference: StrategyScore | None
+) -> list[StrategyScore | StrategyFailure]:
     """The listed strategies' rows, in order: each score compared with the reference, or its failure."""
     rows = []
     for run in runs:
@@ -649,12 +792,15 @@ def leaderboard_rows(runs: list[StrategyRun], scores: dict[str, StrategyScore], 
     return rows
 
 
-def input_model_summaries(view: TargetView, model_metrics: list[dict[str, np.ndarray]], resampled: dict,
-                          seed: int) -> list[dict]:
+def input_model_summaries(
+    view: TargetView, model_metrics: list[dict[str, np.ndarray]], resampled: dict, seed: int
+) -> list[dict]:
     """Each input model's top-1 agreement with the target and the summaries of its other metrics."""
     agreement = view.input_top1 == view.target_top1[:, None]
-    return [summary(metrics, resampled[j], (float(agreement[:, j].mean()), bootstrap_ci(agreement[:, j], seed=seed)))
-            for j, metrics in enumerate(model_metrics)]
+    return [
+        summary(metrics, resampled[j], (float(agreement[:, j].mean()), bootstrap_ci(agreement[:, j], seed=seed)))
+        for j, metrics in enumerate(model_metrics)
+    ]
 
 
 def dataset_task(data: DatasetView, runs: list[StrategyRun], seed: int) -> TaskCurve | None:
@@ -662,8 +808,9 @@ def dataset_task(data: DatasetView, runs: list[StrategyRun], seed: int) -> TaskC
     if data.answers is None:
         return None
     task = task_curve(data.answers, data.model_names, data.n, seed)
-    task.strategies = {run.name: strategy_task_accuracy(run.guesses, data.answers, seed)
-                       for run in runs if run.error is None}
+    task.strategies = {
+        run.name: strategy_task_accuracy(run.guesses, data.answers, seed) for run in runs if run.error is None
+    }
     return task
 
 
@@ -675,13 +822,24 @@ def noise_ceiling(ceiling: NoiseCeiling | None, target_top1: np.ndarray, seed: i
     n = len(target_top1)
     agree = ceiling.top1[:n] == target_top1
     resampled = bootstrap_means(np.stack([ceiling.kl[:n], ceiling.alpha[:n]], axis=1), seed)
-    return {"model": ceiling.model, "top1": float(agree.mean()), "ci95": list(bootstrap_ci(agree, seed=seed)),
-            "kl": {"mean": float(ceiling.kl[:n].mean()), "ci95": list(percentile_ci(resampled[:, 0]))},
-            "alpha": {"mean": float(ceiling.alpha[:n].mean()), "ci95": list(percentile_ci(resampled[:, 1]))}}
+    return {
+        "model": ceiling.model,
+        "top1": float(agree.mean()),
+        "ci95": list(bootstrap_ci(agree, seed=seed)),
+        "kl": {"mean": float(ceiling.kl[:n].mean()), "ci95": list(percentile_ci(resampled[:, 0]))},
+        "alpha": {"mean": float(ceiling.alpha[:n].mean()), "ci95": list(percentile_ci(resampled[:, 1]))},
+    }
 
 
-def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scores: dict[str, StrategyScore],
-             input_names: list[str], model_metrics: list[dict], resampled: dict, seed: int) -> dict | None:
+def kl_floor(
+    ceiling: NoiseCeiling | None,
+    reference: StrategyScore | None,
+    scores: dict[str, StrategyScore],
+    input_names: list[str],
+    model_metrics: list[dict],
+    resampled: dict,
+    seed: int,
+) -> dict | None:
     """The KL floor (`harness.scoring.metrics.twin_floor`, from another seed of the target) with its 95%
     interval, and for every strategy that returned distributions and every input model, the share of
     the reference's KL above the floor that it removes (`removed_share`), with its interval.
@@ -696,16 +854,27 @@ def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scor
     floor_resampled = bootstrap_means(floor[:, None], seed)[:, 0]
     floor_mean, reference_kl = float(floor.mean()), float(reference.per_prefix["kl"].mean())
     reference_resampled = resampled[reference.name]["kl"]
-    out = {"method": "half of KL(target || another seed of the target), per prefix: the quadratic approximation",
-           "model": ceiling.model, "mean": floor_mean, "ci95": list(percentile_ci(floor_resampled)),
-           "reference": reference.name, "reference_kl": reference_kl, "above_floor": reference_kl - floor_mean,
-           "removed": {}}
+    out = {
+        "method": "half of KL(target || another seed of the target), per prefix: the quadratic approximation",
+        "model": ceiling.model,
+        "mean": floor_mean,
+        "ci95": list(percentile_ci(floor_resampled)),
+        "reference": reference.name,
+        "reference_kl": reference_kl,
+        "above_floor": reference_kl - floor_mean,
+        "removed": {},
+    }
     if reference_kl <= floor_mean:  # nothing left to remove: no share is defined
         return out
-    predictors = [(name, score.per_prefix["kl"], resampled[name]["kl"]) for name, score in scores.items()
-                  if score.per_prefix is not None]
-    predictors += [(str(model), metrics["kl"], resampled[j]["kl"]) for j, (model, metrics)
-                   in enumerate(zip(input_names, model_metrics))]
+    predictors = [
+        (name, score.per_prefix["kl"], resampled[name]["kl"])
+        for name, score in scores.items()
+        if score.per_prefix is not None
+    ]
+    predictors += [
+        (str(model), metrics["kl"], resampled[j]["kl"])
+        for j, (model, metrics) in enumerate(zip(input_names, model_metrics))
+    ]
     for name, kl, kl_resampled in predictors:
         share = removed_share(float(kl.mean()), reference_kl, floor_mean)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -714,8 +883,9 @@ def kl_floor(ceiling: NoiseCeiling | None, reference: StrategyScore | None, scor
     return out
 
 
-def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: list[Strategy],
-             model_summaries: list[dict]) -> dict | None:
+def drafting(
+    data: DatasetView, scores: dict[str, StrategyScore], strategies: list[Strategy], model_summaries: list[dict]
+) -> dict | None:
     """Each input model's and each scored strategy's priced speculative-decoding speedup
     (`harness.drafting.pricing`), greedy from top-1 agreement and sampling from alpha, and the best
     of each kind; None where the sidecar gives neither speeds nor sizes."""
@@ -723,8 +893,10 @@ def drafting(data: DatasetView, scores: dict[str, StrategyScore], strategies: li
         return None
     costs, source = data.costs
     names = [str(name) for name in data.input_names]
-    models = {name: priced(summary["top1"]["mean"], summary["alpha"]["mean"], costs[name])
-              for name, summary in zip(names, model_summaries)}
+    models = {
+        name: priced(summary["top1"]["mean"], summary["alpha"]["mean"], costs[name])
+        for name, summary in zip(names, model_summaries)
+    }
     by_name = {strategy.name: strategy for strategy in strategies}
     scored = {}
     for name, score in scores.items():
@@ -750,25 +922,26 @@ def target_ranks(probs: np.ndarray, tokens: np.ndarray, rows_per_chunk: int = 64
     values = orderable(probs)
     ranks = np.empty(probs.shape[:2], dtype=np.int64)
     for start in range(0, len(tokens), rows_per_chunk):
-        chunk = values[start:start + rows_per_chunk]
+        chunk = values[start : start + rows_per_chunk]
         rows = np.arange(len(chunk))
-        own = chunk[rows, :, tokens[start:start + rows_per_chunk]]  # (rows, models)
-        ranks[start:start + len(chunk)] = (chunk > own[:, :, None]).sum(axis=2) + 1
+        own = chunk[rows, :, tokens[start : start + rows_per_chunk]]  # (rows, models)
+        ranks[start : start + len(chunk)] = (chunk > own[:, :, None]).sum(axis=2) + 1
     return ranks
 
 
 @dataclass
 class PictureData:
     """What the per-dataset pictures need, per prefix (computed with `Settings.pictures`)."""
-    model_names: list[str]        # all models, the target included, in the dataset's order
+
+    model_names: list[str]  # all models, the target included, in the dataset's order
     target_index: int
-    sizes: list[int] | None       # non-embedding parameters per model, None if any is unknown
-    agreement: np.ndarray         # (n, inputs) input top-1 == target top-1
-    emergent_probs: np.ndarray    # (emergent prefixes, models) float32: the target's top-1 under every model
-    emergent_tokens: np.ndarray   # that token's id per emergent prefix
-    emergent_index: np.ndarray    # each emergent prefix's row in the dataset
+    sizes: list[int] | None  # non-embedding parameters per model, None if any is unknown
+    agreement: np.ndarray  # (n, inputs) input top-1 == target top-1
+    emergent_probs: np.ndarray  # (emergent prefixes, models) float32: the target's top-1 under every model
+    emergent_tokens: np.ndarray  # that token's id per emergent prefix
+    emergent_index: np.ndarray  # each emergent prefix's row in the dataset
     emergent_sentences: list[str]
-    ranks: np.ndarray             # (n, inputs) the target's top-1's rank under each input model
+    ranks: np.ndarray  # (n, inputs) the target's top-1's rank under each input model
     vocab_size: int
 
     @property
@@ -787,12 +960,18 @@ def picture_data(data: DatasetView, view: TargetView, ranks: np.ndarray) -> Pict
     models = np.arange(len(data.model_names))
     # The emergent prefixes' target token under every model: a small gather, not a pass over the data.
     emergent_probs = data.probs[emergent[:, None], models[None, :], tokens[:, None]].astype(np.float32)
-    return PictureData(model_names=data.model_names, target_index=data.target_column,
-                       sizes=None if None in data.model_sizes else data.model_sizes,
-                       agreement=view.input_top1 == view.target_top1[:, None], emergent_probs=emergent_probs,
-                       emergent_tokens=tokens, emergent_index=emergent,
-                       emergent_sentences=[data.sentences[i] for i in emergent], ranks=ranks,
-                       vocab_size=data.vocab_size)
+    return PictureData(
+        model_names=data.model_names,
+        target_index=data.target_column,
+        sizes=None if None in data.model_sizes else data.model_sizes,
+        agreement=view.input_top1 == view.target_top1[:, None],
+        emergent_probs=emergent_probs,
+        emergent_tokens=tokens,
+        emergent_index=emergent,
+        emergent_sentences=[data.sentences[i] for i in emergent],
+        ranks=ranks,
+        vocab_size=data.vocab_size,
+    )
 
 
 def predict_dataset(path: Path, strategies: list[Strategy], settings: Settings) -> DatasetPredictions:
@@ -802,33 +981,38 @@ def predict_dataset(path: Path, strategies: list[Strategy], settings: Settings) 
     any_learned = any(strategy.is_learned for strategy in strategies)
     train = open_training(data, settings) if any_learned and settings.train is not None else None
     runs, _ = run_strategies(data, strategies, settings, None, train)
-    return DatasetPredictions(path, data.target, data.input_names, data.vocab_size, settings.train if train else None,
-                              runs, data.sentences)
+    return DatasetPredictions(
+        path, data.target, data.input_names, data.vocab_size, settings.train if train else None, runs, data.sentences
+    )
 
 
 @dataclass
 class ShownPrefix:
     """One prefix as `--show` prints it: every model's distribution and every strategy's guess."""
+
     path: Path
     index: int
     n: int
     sentence: str
     target: str
     models: list[tuple[str, np.ndarray]]  # (name, float32 probabilities), the target's last if read
-    answer: int | None                    # the target's top-1 (None: predicting only)
-    runs: list[StrategyRun]               # at this prefix: `run.guesses[index]`, `run.shown`, `run.metrics`
-    difficulty: tuple[str, float] | None = None  # (the reference, its KL from the target here): `DatasetResult.difficulty`
+    answer: int | None  # the target's top-1 (None: predicting only)
+    runs: list[StrategyRun]  # at this prefix: `run.guesses[index]`, `run.shown`, `run.metrics`
+    difficulty: tuple[str, float] | None = (
+        None  # (the reference, its KL from the target here): `DatasetResult.difficulty`
+    )
 
 
-def show_prefix(path: Path, index: int, strategies: list[Strategy], settings: Settings,
-                predicting: bool = False) -> ShownPrefix:
+def show_prefix(
+    path: Path, index: int, strategies: list[Strategy], settings: Settings, predicting: bool = False
+) -> ShownPrefix:
     """Prefix `index`: every model's distribution and each strategy's guess (and distribution, when it
     returned one), learned ones fitted as for the leaderboard (so every strategy runs on the whole
     dataset, as when scored, and so do the references, which give the prefix's difficulty)."""
     data = open_dataset(path, settings, purpose="predict" if predicting else "score")
     if not 0 <= index < data.n:
         raise InputError(f"{path}: --show {index}: prefixes are numbered 0 to {data.n - 1}")
-    view = None if predicting else target_view(data.probs[:data.n], data.target_column, settings.chunk_size)
+    view = None if predicting else target_view(data.probs[: data.n], data.target_column, settings.chunk_size)
     any_learned = any(strategy.is_learned for strategy in strategies)
     train = open_training(data, settings) if any_learned and settings.train is not None else None
     listed = {strategy.name for strategy in strategies}
@@ -837,15 +1021,25 @@ def show_prefix(path: Path, index: int, strategies: list[Strategy], settings: Se
     difficulty = None
     if view is not None:
         scored = {run.name: run for run in runs if run.error is None}
-        best = scored.get(best_reference({name: int((run.guesses == view.target_top1).sum())
-                                          for name, run in scored.items()}))
+        best = scored.get(
+            best_reference({name: int((run.guesses == view.target_top1).sum()) for name, run in scored.items()})
+        )
         if best is not None and best.metrics is not None:
             difficulty = best.name, float(best.metrics["kl"][index])
     models = [(name, data.probs[index, j].astype(np.float32)) for name, j in zip(data.input_names, data.input_columns)]
     if view is not None:
         models.append((f"{data.target} (target)", data.probs[index, data.target_column].astype(np.float32)))
-    return ShownPrefix(path, index, data.n, data.sentences[index], data.target, models,
-                       None if view is None else int(view.target_top1[index]), runs[:len(strategies)], difficulty)
+    return ShownPrefix(
+        path,
+        index,
+        data.n,
+        data.sentences[index],
+        data.target,
+        models,
+        None if view is None else int(view.target_top1[index]),
+        runs[: len(strategies)],
+        difficulty,
+    )
 
 
 def default_datasets(data_dir: Path) -> list[tuple[Path, Path | None]]:
@@ -854,9 +1048,10 @@ def default_datasets(data_dir: Path) -> list[tuple[Path, Path | None]]:
     found = [path for path in sorted(data_dir.glob("*.pkl")) if not path.stem.endswith("-train")]
     if not found:
         missing = " and ".join(str(data_dir / name) for name in ("wikipedia.pkl", "glue-rte.pkl"))
-        raise InputError(f"no dataset: {missing} are missing. Build one with `python preprocess_train.py "
-                         "--dataset wikipedia --out data/wikipedia.pkl` (see README.md), or copy the original "
-                         "challenge's wikipedia.pkl / glue-rte.pkl into data/")
+        raise InputError(
+            f"no dataset: {missing} are missing. Build one with `python preprocess_train.py "
+            "--dataset wikipedia --out data/wikipedia.pkl` (see README.md), or copy the original "
+            "challenge's wikipedia.pkl / glue-rte.pkl into data/"
+        )
     paired = lambda path: path.with_name(path.stem.removesuffix("-test") + "-train.pkl")
-    return [(path, paired(path) if path.stem.endswith("-test") and paired(path).exists() else None)
-            for path in found]
+    return [(path, paired(path) if path.stem.endswith("-test") and paired(path).exists() else None) for path in found]

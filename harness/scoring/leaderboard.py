@@ -22,9 +22,21 @@ from harness.scoring.metrics import GAMMA, HIGHER_IS_BETTER, LABELS
 from harness.scoring.stats import NUM_RESAMPLES, describe_comparison, describe_difference, format_p_value
 from harness.scoring.top1 import StrategyScore, short_path, tie_note
 
-PREDICTION_COLUMNS = ["dataset", "strategy", "index", "sentence", "guess", "guess_token", "target_top1", "target_token",
-                      "correct", "log_loss", "kl", "alpha"]  # under --predict-only, the first six; the last three
-                                                              # only for a strategy that returned distributions
+PREDICTION_COLUMNS = [
+    "dataset",
+    "strategy",
+    "index",
+    "sentence",
+    "guess",
+    "guess_token",
+    "target_top1",
+    "target_token",
+    "correct",
+    "log_loss",
+    "kl",
+    "alpha",
+]  # under --predict-only, the first six; the last three
+# only for a strategy that returned distributions
 
 
 def human_size(count: int) -> str:
@@ -43,9 +55,9 @@ def size_labels(curve: list[dict]) -> tuple[list[str], str]:
         return [human_size(point["non_embedding_params"]) for point in curve], ""
     labels = [short_name(point["model"]) for point in curve]
     shared = os.path.commonprefix(labels) if len(labels) > 1 else ""
-    shared = shared[:shared.rfind("-") + 1]
+    shared = shared[: shared.rfind("-") + 1]
     if shared:
-        return [label[len(shared):] for label in labels], f" ({shared}*)"
+        return [label[len(shared) :] for label in labels], f" ({shared}*)"
     return labels, ""
 
 
@@ -56,13 +68,19 @@ def emergence_line(curve: list[dict], metric: str = "top1") -> str:
     if metric == "top1":
         points = " · ".join(f"{label}{NO_BREAK}{point['agreement']:.1%}" for label, point in zip(labels, curve))
         return f"agreement with the target{note}: {points}"
-    points = " · ".join(f"{label}{NO_BREAK}{point['metrics'][metric]['mean']:.3f}" for label, point in zip(labels, curve))
+    points = " · ".join(
+        f"{label}{NO_BREAK}{point['metrics'][metric]['mean']:.3f}" for label, point in zip(labels, curve)
+    )
     return f"{METRIC_LINES[metric]}{note}: {points}"
 
 
-METRIC_LINES = {"top5": "the target's top-1 in the model's top 5", "log_loss": "log-loss of the target's top-1",
-                "kl": "KL(target || model), nats", "alpha": "alpha = 1 - TV(target, model)",
-                "tokens_per_pass": f"tokens per target pass drafting {GAMMA}"}
+METRIC_LINES = {
+    "top5": "the target's top-1 in the model's top 5",
+    "log_loss": "log-loss of the target's top-1",
+    "kl": "KL(target || model), nats",
+    "alpha": "alpha = 1 - TV(target, model)",
+    "tokens_per_pass": f"tokens per target pass drafting {GAMMA}",
+}
 
 
 def task_lines(result: DatasetResult) -> list[str]:
@@ -79,10 +97,12 @@ def task_lines(result: DatasetResult) -> list[str]:
     accuracy = " · ".join(f"{label}{NO_BREAK}{task.accuracy[j]:.1%}" for label, j in zip(labels, order))
     loglik = " · ".join(f"{label}{NO_BREAK}{task.loglik[j]:.2f}" for label, j in zip(labels, order))
     ll_low, ll_high = task.loglik_ci95[target]
-    return [f"task accuracy ({rule}{chance}){note}: {accuracy} -> target {task.accuracy[target]:.1%} "
-            f"[{low:.1%}, {high:.1%}]",
-            f"answer log-likelihood (nats){note}: {loglik} -> target {task.loglik[target]:.2f} "
-            f"[{ll_low:.2f}, {ll_high:.2f}]"]
+    return [
+        f"task accuracy ({rule}{chance}){note}: {accuracy} -> target {task.accuracy[target]:.1%} "
+        f"[{low:.1%}, {high:.1%}]",
+        f"answer log-likelihood (nats){note}: {loglik} -> target {task.loglik[target]:.2f} "
+        f"[{ll_low:.2f}, {ll_high:.2f}]",
+    ]
 
 
 def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
@@ -92,8 +112,10 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
     head = f"KL floor (half the KL to that seed): {floor['mean']:.3f} [{low:.3f}, {high:.3f}]"
     removed = floor["removed"]
     if not removed:  # the reference is at or below the floor: the twin is too far for the approximation
-        return (f"{head}, above {floor['reference']}'s {floor['reference_kl']:.3f}: the two seeds differ too much "
-                "here for the floor's quadratic approximation")
+        return (
+            f"{head}, above {floor['reference']}'s {floor['reference_kl']:.3f}: the two seeds differ too much "
+            "here for the floor's quadratic approximation"
+        )
     line = f"{head}; {floor['reference']} is {floor['above_floor']:.3f} above it"
     strategies = [name for name in order if name in removed and name != floor["reference"]]
     labels, _ = size_labels(curve)
@@ -101,12 +123,20 @@ def kl_floor_line(floor: dict, order: list[str], curve: list[dict]) -> str:
     def share(name: str) -> str:
         low, high = removed[name]["ci95"]
         return f"{removed[name]['share']:.0%} [{low:.0%}, {high:.0%}]"
+
     below = [name for name in removed if removed[name]["share"] > 1]
-    return (line + ", and of that " + ", ".join(f"{name} removes {share(name)}" for name in strategies)
-            + "; the input models: " + " · ".join(f"{label}{NO_BREAK}{removed[point['model']]['share']:.0%}"
-                                                   for label, point in zip(labels, curve))
-            + (f"; over 100% ({', '.join(below)}): below the estimate, which the approximation puts too high here"
-               if below else ""))
+    return (
+        line
+        + ", and of that "
+        + ", ".join(f"{name} removes {share(name)}" for name in strategies)
+        + "; the input models: "
+        + " · ".join(f"{label}{NO_BREAK}{removed[point['model']]['share']:.0%}" for label, point in zip(labels, curve))
+        + (
+            f"; over 100% ({', '.join(below)}): below the estimate, which the approximation puts too high here"
+            if below
+            else ""
+        )
+    )
 
 
 def drafting_line(drafting: dict, curve: list[dict]) -> str:
@@ -121,16 +151,21 @@ def drafting_line(drafting: dict, curve: list[dict]) -> str:
         best = drafting["best_strategy"].get(mode)
         if best is not None:
             chosen = drafting["strategies"][best]
-            text += f", {best} {chosen[mode]['speedup']:.2f}x (gamma {chosen[mode]['gamma']}, reads {len(chosen['reads'])})"
+            text += (
+                f", {best} {chosen[mode]['speedup']:.2f}x (gamma {chosen[mode]['gamma']}, reads {len(chosen['reads'])})"
+            )
         parts.append(text)
     return f"drafting for the target, wall-time speedup priced by cost from {source}: " + "; ".join(parts)
 
 
 def header(result: DatasetResult | DatasetPredictions) -> str:
     n, num_inputs = result.n, len(result.inputs)
-    return "\n" + wrapped(f"{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} "
-                          f"input {plural(num_inputs, 'model', 'models')}, target {result.target}, vocabulary "
-                          f"{result.vocab_size}", indent="")
+    return "\n" + wrapped(
+        f"{short_path(str(result.path))}: {n} {plural(n, 'prefix', 'prefixes')}, {num_inputs} "
+        f"input {plural(num_inputs, 'model', 'models')}, target {result.target}, vocabulary "
+        f"{result.vocab_size}",
+        indent="",
+    )
 
 
 def print_predictions(result: DatasetPredictions) -> None:
@@ -138,8 +173,14 @@ def print_predictions(result: DatasetPredictions) -> None:
     print(header(result))
     width = max(len(run.name) for run in result.runs)
     for run in result.runs:
-        note(f"{run.name:<{width}}  " + (f"error: {run.error}" if run.error else f"{result.n} guesses written" +
-                                         (f" (learned: {run.fit})" if run.fit else "")))
+        note(
+            f"{run.name:<{width}}  "
+            + (
+                f"error: {run.error}"
+                if run.error
+                else f"{result.n} guesses written" + (f" (learned: {run.fit})" if run.fit else "")
+            )
+        )
 
 
 def note(text: str) -> None:
@@ -151,8 +192,7 @@ def ranked(rows: list, metric: str) -> list[StrategyScore]:
     """The scored rows, best first by `metric`; those without it (token ids) after, by top-1."""
     scores = [row for row in rows if isinstance(row, StrategyScore)]
     sign = -1 if HIGHER_IS_BETTER[metric] else 1
-    return sorted(scores, key=lambda row: (row.metric(metric) is None, sign * (row.metric(metric) or 0),
-                                           -row.accuracy))
+    return sorted(scores, key=lambda row: (row.metric(metric) is None, sign * (row.metric(metric) or 0), -row.accuracy))
 
 
 def print_leaderboard(result: DatasetResult, metric: str = "top1") -> None:
@@ -178,9 +218,11 @@ def context_lines(result: DatasetResult, second: str, scored: list[StrategyScore
     ceiling = result.noise_ceiling
     if ceiling is not None:
         low, high = ceiling["ci95"]
-        lines.append(f"noise ceiling: another seed of the target ({short_name(ceiling['model'])}) agrees with it on "
-                     f"{ceiling['top1']:.1%} [{low:.1%}, {high:.1%}]; KL {ceiling['kl']['mean']:.3f}, "
-                     f"alpha {ceiling['alpha']['mean']:.3f}")
+        lines.append(
+            f"noise ceiling: another seed of the target ({short_name(ceiling['model'])}) agrees with it on "
+            f"{ceiling['top1']:.1%} [{low:.1%}, {high:.1%}]; KL {ceiling['kl']['mean']:.3f}, "
+            f"alpha {ceiling['alpha']['mean']:.3f}"
+        )
     if result.kl_floor is not None:
         lines.append(kl_floor_line(result.kl_floor, [row.name for row in scored], result.emergence_curve()))
     return lines
@@ -220,21 +262,24 @@ def leaderboard_columns(result: DatasetResult, scored: list[StrategyScore], seco
     width = name_width(result)
     label = LABELS[second] if second != "tokens_per_pass" else "tok/pass"
     # Where the terminal is narrow, the columns of highest fold move to a second part below.
-    columns = [Column("strategy", [row.name.ljust(width) for row, _, _ in table]),
-               Column("top-1", [top[0] for _, top, _ in table], right=True),
-               Column("95% CI", [top[1] for _, top, _ in table], fold=2, folded_title="top-1 95% CI"),
-               Column("vs ref", [top[2] if reference else "" for _, top, _ in table], fold=1,
-                      folded_title="top-1 vs ref"),
-               Column(label, [other[0] for _, _, other in table], right=True),
-               Column("95% CI", [other[1] for _, _, other in table], fold=2, folded_title=f"{label} 95% CI"),
-               Column("vs ref", [other[2] if reference else "" for _, _, other in table], fold=1,
-                      folded_title=f"{label} vs ref"),
-               Column("seconds", [f"{row.seconds:.2f}" for row, _, _ in table], right=True, fold=4),
-               Column("emergent", [f"{row.emergent_correct}/{emergent}" for row, _, _ in table], right=True, fold=3)]
+    columns = [
+        Column("strategy", [row.name.ljust(width) for row, _, _ in table]),
+        Column("top-1", [top[0] for _, top, _ in table], right=True),
+        Column("95% CI", [top[1] for _, top, _ in table], fold=2, folded_title="top-1 95% CI"),
+        Column("vs ref", [top[2] if reference else "" for _, top, _ in table], fold=1, folded_title="top-1 vs ref"),
+        Column(label, [other[0] for _, _, other in table], right=True),
+        Column("95% CI", [other[1] for _, _, other in table], fold=2, folded_title=f"{label} 95% CI"),
+        Column(
+            "vs ref", [other[2] if reference else "" for _, _, other in table], fold=1, folded_title=f"{label} vs ref"
+        ),
+        Column("seconds", [f"{row.seconds:.2f}" for row, _, _ in table], right=True, fold=4),
+        Column("emergent", [f"{row.emergent_correct}/{emergent}" for row, _, _ in table], right=True, fold=3),
+    ]
     tasks = task_accuracies(result)
     if tasks is not None:
-        columns.append(Column("task", [f"{tasks[row.name]['accuracy']:.1%}" for row, _, _ in table], right=True,
-                              fold=3))
+        columns.append(
+            Column("task", [f"{tasks[row.name]['accuracy']:.1%}" for row, _, _ in table], right=True, fold=3)
+        )
     return columns
 
 
@@ -269,33 +314,44 @@ def column_notes(result: DatasetResult, second: str) -> list[str]:
     lines = []
     if reference:
         shown = any(row.name == reference.name for row in result.strategies)
-        lines.append(f"reference: {reference.name}" + ("" if shown else f" (top-1 {reference.accuracy:.3f})") +
-                     f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}")
-        lines.append(f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the "
-                     f"reverse, exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired "
-                     f"bootstrap p")
-    lines.append(f"emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
-                 f"model's top-1 is the target's (the column: how many each got right)")
+        lines.append(
+            f"reference: {reference.name}"
+            + ("" if shown else f" (top-1 {reference.accuracy:.3f})")
+            + f", the best here of the built-in heuristics {', '.join(REFERENCE_HEURISTICS)}"
+        )
+        lines.append(
+            f"vs ref: top-1 +a/-b, prefixes a strategy gets right that the reference misses and the "
+            f"reverse, exact McNemar p; {LABELS[second]}: the mean difference from the reference, paired "
+            f"bootstrap p"
+        )
+    lines.append(
+        f"emergent: {emergent} of {n} {plural(n, 'prefix', 'prefixes')} ({emergent / n:.1%}): no input "
+        f"model's top-1 is the target's (the column: how many each got right)"
+    )
     if task_accuracies(result) is not None:
-        lines.append("task: how often a strategy's top-1 is the answer's first token (the models' line above: "
-                     + ("their likelier choice" if result.task.rule == "choice" else
-                        "greedy decoding of the whole answer") + ")")
+        lines.append(
+            "task: how often a strategy's top-1 is the answer's first token (the models' line above: "
+            + ("their likelier choice" if result.task.rule == "choice" else "greedy decoding of the whole answer")
+            + ")"
+        )
     return lines
 
 
 def near_ties_line(ties: dict, reference: str) -> str:
     """How many targets are near-tied, and how many of the reference's misses fall on them."""
     rest = ties["reference_top1_rest"]
-    return (f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
-            f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
-            f"{reference}'s {ties['reference_misses']} {plural(ties['reference_misses'], 'miss', 'misses')} "
-            f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
-            f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest")
-            + ")")
+    return (
+        f"near-tied targets (the second token has at least {ties['threshold']:.0%} of the top-1's probability): "
+        f"{ties['prefixes']} {plural(ties['prefixes'], 'prefix', 'prefixes')}; {ties['misses_on_near_tied']} of "
+        f"{reference}'s {ties['reference_misses']} {plural(ties['reference_misses'], 'miss', 'misses')} "
+        f"{plural(ties['misses_on_near_tied'], 'falls', 'fall')} on them (it is right on "
+        f"{ties['reference_top1_near_tied']:.1%} of them" + ("" if rest is None else f", {rest:.1%} of the rest") + ")"
+    )
 
 
 def print_harder_here(rows: list[dict]) -> None:
-    """"Is prediction harder here?": the datasets side by side (`harness.scoring.tasks.harder_here`)."""
+    """ "Is prediction harder here?": the datasets side by side (`harness.scoring.tasks.harder_here`)."""
+
     def pct(value, ci=None) -> str:
         return "—" if value is None else f"{value:.1%}" + ("" if ci is None else f" [{ci[0]:.1%}, {ci[1]:.1%}]")
 
@@ -307,33 +363,57 @@ def print_harder_here(rows: list[dict]) -> None:
         return f"{diff} p={format_p_value(test['p_value'])}"
 
     names = [short_path(row["path"]) for row in rows]
-    print("\n" + wrapped(f"is prediction harder here? each dataset against the baseline (unpaired: permutation "
-                        f"test, {NUM_RESAMPLES:,} permutations)", indent=""))
+    print(
+        "\n"
+        + wrapped(
+            f"is prediction harder here? each dataset against the baseline (unpaired: permutation "
+            f"test, {NUM_RESAMPLES:,} permutations)",
+            indent="",
+        )
+    )
     tasks = [row["task"] for row in rows]
-    columns = [Column("dataset", names), Column("n", [str(row["n"]) for row in rows], right=True, fold=1),
-               Column("target task acc", ["—" if t is None else pct(t["target_accuracy"], t["target_accuracy_ci95"])
-                                          for t in tasks], fold=2),
-               Column("rise", ["—" if t is None else f"{t['rise'] * 100:+.1f}" for t in tasks], right=True, fold=3),
-               Column("steepest", ["—" if t is None else f"{t['steepest_step'] * 100:+.1f}" for t in tasks],
-                      right=True, fold=4),
-               Column("best heuristic top-1", [pct(row["reference_top1"], row["reference_top1_ci95"]) for row in rows]),
-               Column("vs baseline", [versus(row, "top1", "pts") for row in rows], folded_title="top-1 vs baseline"),
-               Column("its KL", ["—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}"
-                                 for row in rows], right=True, fold=1, folded_title="best heuristic KL"),
-               Column("vs baseline", [versus(row, "kl", "nats") for row in rows], fold=1,
-                      folded_title="KL vs baseline"),
-               Column("emergent", [f"{row['emergent']:.1%}" for row in rows], right=True, fold=2),
-               Column("noise ceiling", ["—" if row["noise_ceiling"] is None else
-                                        pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"]) for row in rows],
-                      fold=3)]
+    columns = [
+        Column("dataset", names),
+        Column("n", [str(row["n"]) for row in rows], right=True, fold=1),
+        Column(
+            "target task acc",
+            ["—" if t is None else pct(t["target_accuracy"], t["target_accuracy_ci95"]) for t in tasks],
+            fold=2,
+        ),
+        Column("rise", ["—" if t is None else f"{t['rise'] * 100:+.1f}" for t in tasks], right=True, fold=3),
+        Column(
+            "steepest", ["—" if t is None else f"{t['steepest_step'] * 100:+.1f}" for t in tasks], right=True, fold=4
+        ),
+        Column("best heuristic top-1", [pct(row["reference_top1"], row["reference_top1_ci95"]) for row in rows]),
+        Column("vs baseline", [versus(row, "top1", "pts") for row in rows], folded_title="top-1 vs baseline"),
+        Column(
+            "its KL",
+            ["—" if row["reference_kl"] is None else f"{row['reference_kl']['mean']:.3f}" for row in rows],
+            right=True,
+            fold=1,
+            folded_title="best heuristic KL",
+        ),
+        Column("vs baseline", [versus(row, "kl", "nats") for row in rows], fold=1, folded_title="KL vs baseline"),
+        Column("emergent", [f"{row['emergent']:.1%}" for row in rows], right=True, fold=2),
+        Column(
+            "noise ceiling",
+            [
+                "—" if row["noise_ceiling"] is None else pct(row["noise_ceiling"]["top1"], row["noise_ceiling"]["ci95"])
+                for row in rows
+            ],
+            fold=3,
+        ),
+    ]
     for line in fitted_table(columns):
         print(line)
-    note("target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
-         "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
-         f"(best of {', '.join(REFERENCE_HEURISTICS)}) on that dataset, its top-1 agreement with the target and its "
-         "KL; vs baseline: the difference from the baseline (plain text: the first Wikipedia set without answers, or "
-         "--baseline) (negative top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed "
-         "of the target's top-1 agreement with it, where the dataset has one")
+    note(
+        "target task acc: the target's task accuracy; rise: task accuracy of the largest input minus the smallest's, "
+        "in points; steepest: the largest rise between inputs of neighbouring size; best heuristic: the reference "
+        f"(best of {', '.join(REFERENCE_HEURISTICS)}) on that dataset, its top-1 agreement with the target and its "
+        "KL; vs baseline: the difference from the baseline (plain text: the first Wikipedia set without answers, or "
+        "--baseline) (negative top-1, positive KL: harder here), with its two-sided p; noise ceiling: another seed "
+        "of the target's top-1 agreement with it, where the dataset has one"
+    )
 
 
 def dataset_tokenizer(target: str, input_names: list[str]) -> tuple[tokenizers.Tokenizer | None, str | None]:  # noqa: F821
@@ -345,8 +425,11 @@ def prediction_rows(result: DatasetResult | DatasetPredictions) -> list[dict]:
     """The predictions CSV's rows, strategy by strategy, with the guessed (and target) tokens decoded."""
     if isinstance(result, DatasetResult):
         guessed, target_top1 = result.guesses, result.view.target_top1
-        per_prefix = {row.name: row.per_prefix for row in result.strategies
-                      if isinstance(row, StrategyScore) and row.per_prefix is not None}
+        per_prefix = {
+            row.name: row.per_prefix
+            for row in result.strategies
+            if isinstance(row, StrategyScore) and row.per_prefix is not None
+        }
     else:
         guessed, target_top1, per_prefix = {run.name: run.guesses for run in result.runs if run.error is None}, None, {}
     if not guessed:
@@ -357,17 +440,28 @@ def prediction_rows(result: DatasetResult | DatasetPredictions) -> list[dict]:
     guesses = np.stack(list(guessed.values()))
     ids = np.concatenate([guesses.ravel(), [] if target_top1 is None else target_top1]).astype(np.int64)
     texts = decode_ids(tokenizer, ids)
-    guess_texts, target_texts = texts[:guesses.size].reshape(guesses.shape), texts[guesses.size:]
+    guess_texts, target_texts = texts[: guesses.size].reshape(guesses.shape), texts[guesses.size :]
     rows = []
     for s, name in enumerate(guessed):
         for i in range(result.n):
-            row = {"dataset": str(result.path), "strategy": name, "index": i, "sentence": result.sentences[i],
-                   "guess": int(guesses[s, i]), "guess_token": guess_texts[s, i]}
+            row = {
+                "dataset": str(result.path),
+                "strategy": name,
+                "index": i,
+                "sentence": result.sentences[i],
+                "guess": int(guesses[s, i]),
+                "guess_token": guess_texts[s, i],
+            }
             if target_top1 is not None:
-                row.update(target_top1=int(target_top1[i]), target_token=target_texts[i],
-                           correct=bool(guesses[s, i] == target_top1[i]))
+                row.update(
+                    target_top1=int(target_top1[i]),
+                    target_token=target_texts[i],
+                    correct=bool(guesses[s, i] == target_top1[i]),
+                )
                 if name in per_prefix:
-                    row.update({metric: round(float(per_prefix[name][metric][i]), 6) for metric in ("log_loss", "kl", "alpha")})
+                    row.update(
+                        {metric: round(float(per_prefix[name][metric][i]), 6) for metric in ("log_loss", "kl", "alpha")}
+                    )
             rows.append(row)
     return rows
 
@@ -380,7 +474,7 @@ def print_shown(shown: ShownPrefix, top_k: int) -> None:
     top = np.argsort(-table, axis=1, kind="stable")[:, :top_k]  # ties: the lower id first, as top-1 scoring does
     answer = shown.answer
     guesses = {run.name: int(run.guesses[shown.index]) for run in shown.runs if run.error is None}
-    input_names = [name for name, _ in shown.models[:len(shown.models) - (answer is not None)]]
+    input_names = [name for name, _ in shown.models[: len(shown.models) - (answer is not None)]]
     tokenizer, reason = dataset_tokenizer(shown.target, input_names)
     ids = np.concatenate([top.ravel(), list(guesses.values()), [] if answer is None else [answer]]).astype(np.int64)
     text = dict(zip(ids.tolist(), decode_ids(tokenizer, ids)))

@@ -17,8 +17,8 @@ another.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,10 +29,11 @@ from harness.scoring.top1 import CHUNK_BYTES, StrategyError, chunk_prefixes  # n
 @dataclass(frozen=True)
 class TrainingChunk:
     """Consecutive training prefixes: what `TrainingSplit.chunks()` yields (every array read-only)."""
+
     sentences: tuple[str, ...]
     probs_per_sentences: np.ndarray  # (C, M-1, V) float16, the input models
-    target_probs: np.ndarray         # (C, V) float16, the target model
-    target_top1: np.ndarray          # (C,) int64, the target's top-1 token
+    target_probs: np.ndarray  # (C, V) float16, the target model
+    target_top1: np.ndarray  # (C,) int64, the target's top-1 token
 
 
 class TrainingSplit:
@@ -50,9 +51,18 @@ class TrainingSplit:
     at Pythia's vocabulary), so use them on small datasets only.
     """
 
-    def __init__(self, sentences: Sequence[str], model_names: Sequence[str], target_model_name: str,
-                 probs: np.ndarray, rows: np.ndarray, input_columns: Sequence[int], target_column: int,
-                 target_top1: np.ndarray, chunk_size: int | None = None):
+    def __init__(
+        self,
+        sentences: Sequence[str],
+        model_names: Sequence[str],
+        target_model_name: str,
+        probs: np.ndarray,
+        rows: np.ndarray,
+        input_columns: Sequence[int],
+        target_column: int,
+        target_top1: np.ndarray,
+        chunk_size: int | None = None,
+    ):
         """`probs` (any N' x M x V array, e.g. a memory-mapped dataset) holds the training prefixes at
         `rows` (sorted), the input models at `input_columns` and the target at `target_column`."""
         self.sentences = tuple(sentences)
@@ -66,14 +76,30 @@ class TrainingSplit:
             raise ValueError("a training split needs one sentence, row and target top-1 per prefix")
 
     @classmethod
-    def from_arrays(cls, sentences: Sequence[str], model_names: Sequence[str], target_model_name: str,
-                    inputs: np.ndarray, target_probs: np.ndarray, target_top1: np.ndarray,
-                    chunk_size: int | None = None) -> "TrainingSplit":
+    def from_arrays(
+        cls,
+        sentences: Sequence[str],
+        model_names: Sequence[str],
+        target_model_name: str,
+        inputs: np.ndarray,
+        target_probs: np.ndarray,
+        target_top1: np.ndarray,
+        chunk_size: int | None = None,
+    ) -> TrainingSplit:
         """A training split of in-memory arrays: inputs (N, M-1, V) and the target's (N, V)."""
         probs = np.concatenate([inputs, np.asarray(target_probs)[:, None]], axis=1)
         m = probs.shape[1]
-        return cls(sentences, model_names, target_model_name, probs, np.arange(len(probs)), range(m - 1), m - 1,
-                   target_top1, chunk_size)
+        return cls(
+            sentences,
+            model_names,
+            target_model_name,
+            probs,
+            np.arange(len(probs)),
+            range(m - 1),
+            m - 1,
+            target_top1,
+            chunk_size,
+        )
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -81,21 +107,31 @@ class TrainingSplit:
     def chunks(self) -> Iterator[TrainingChunk]:
         """The training prefixes in order, `chunk_size` at a time, each chunk a fresh read-only copy."""
         for start in range(0, len(self._rows), self.chunk_size):
-            rows = self._rows[start:start + self.chunk_size]
-            yield TrainingChunk(self.sentences[start:start + len(rows)],
-                                read_only(self._probs[rows[:, None], self._inputs[None, :]]),
-                                read_only(self._probs[rows, self._target]),
-                                self.target_top1[start:start + len(rows)])
+            rows = self._rows[start : start + self.chunk_size]
+            yield TrainingChunk(
+                self.sentences[start : start + len(rows)],
+                read_only(self._probs[rows[:, None], self._inputs[None, :]]),
+                read_only(self._probs[rows, self._target]),
+                self.target_top1[start : start + len(rows)],
+            )
 
-    def sample(self, count: int, seed: int = 0) -> "TrainingSplit":
+    def sample(self, count: int, seed: int = 0) -> TrainingSplit:
         """A split of `count` of these prefixes drawn at random without replacement, in their order
         (this split itself when it has no more than `count`): its chunks read only those prefixes."""
         if len(self) <= count:
             return self
         keep = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return TrainingSplit([self.sentences[i] for i in keep], self.model_names, self.target_model_name,
-                             self._probs, self._rows[keep], self._inputs, self._target, self.target_top1[keep],
-                             self.chunk_size)
+        return TrainingSplit(
+            [self.sentences[i] for i in keep],
+            self.model_names,
+            self.target_model_name,
+            self._probs,
+            self._rows[keep],
+            self._inputs,
+            self._target,
+            self.target_top1[keep],
+            self.chunk_size,
+        )
 
     @property
     def probs_per_sentences(self) -> np.ndarray:
@@ -144,11 +180,14 @@ def fold_indices(num_sentences: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(fold) for fold in np.array_split(order, folds)]
 
 
-def check_disjoint(train_path: object, train_sentences: Sequence[str], test_path: object,
-                   test_sentences: Sequence[str]) -> None:
+def check_disjoint(
+    train_path: object, train_sentences: Sequence[str], test_path: object, test_sentences: Sequence[str]
+) -> None:
     """Refuse a training file that shares any prefix with the test file."""
     shared = set(train_sentences).intersection(test_sentences)
     if shared:
         example = min(shared)
-        raise InputError(f"{train_path}: shares {len(shared)} {plural(len(shared), 'prefix', 'prefixes')} with {test_path} "
-                         f"(e.g. {example[:60]!r}); a learned strategy must be scored on prefixes it never saw")
+        raise InputError(
+            f"{train_path}: shares {len(shared)} {plural(len(shared), 'prefix', 'prefixes')} with {test_path} "
+            f"(e.g. {example[:60]!r}); a learned strategy must be scored on prefixes it never saw"
+        )

@@ -26,20 +26,25 @@ import numpy as np
 
 from harness.scoring.stats import NUM_RESAMPLES, bootstrap_means, paired_bootstrap, paired_comparison, percentile_ci
 
-FLOOR = 2.0 ** -24
-GAMMA = 4           # draft tokens per target pass in `tokens_per_pass`
-TOP_K = 5           # top-5
-NEAR_TIE = 0.8      # a target is near-tied when its second token has at least this share of its top-1's probability
+FLOOR = 2.0**-24
+GAMMA = 4  # draft tokens per target pass in `tokens_per_pass`
+TOP_K = 5  # top-5
+NEAR_TIE = 0.8  # a target is near-tied when its second token has at least this share of its top-1's probability
 PER_PREFIX = ("top5", "log_loss", "kl", "alpha")  # what `distribution_metrics` returns per prefix
 CONTINUOUS = ("log_loss", "kl", "alpha")
 METRICS = ("top1", "top5", "log_loss", "kl", "alpha", "tokens_per_pass")  # what a dataset's scores carry
-HIGHER_IS_BETTER = {"top1": True, "top5": True, "log_loss": False, "kl": False, "alpha": True,
-                    "tokens_per_pass": True}
-LABELS = {"top1": "top-1", "top5": "top-5", "log_loss": "log-loss", "kl": "KL", "alpha": "alpha",
-          "tokens_per_pass": f"tokens/pass (gamma={GAMMA})"}
-BLOCK_ELEMENTS = 2 ** 16  # float32 temporaries per block: 256 KB (a prefix at Pythia's vocabulary) stay in cache
+HIGHER_IS_BETTER = {"top1": True, "top5": True, "log_loss": False, "kl": False, "alpha": True, "tokens_per_pass": True}
+LABELS = {
+    "top1": "top-1",
+    "top5": "top-5",
+    "log_loss": "log-loss",
+    "kl": "KL",
+    "alpha": "alpha",
+    "tokens_per_pass": f"tokens/pass (gamma={GAMMA})",
+}
+BLOCK_ELEMENTS = 2**16  # float32 temporaries per block: 256 KB (a prefix at Pythia's vocabulary) stay in cache
 # float32 of every float16 bit pattern: indexing it converts ~3x faster than numpy's astype (2-core CPU).
-FLOAT16_TABLE = np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+FLOAT16_TABLE = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
 FLOAT16_TABLE.flags.writeable = False
 
 
@@ -53,9 +58,10 @@ def as_float32(probs: np.ndarray) -> np.ndarray:
 @dataclass
 class TargetRows:
     """The target's side of some prefixes, computed once and shared by every prediction scored on them."""
-    probs: np.ndarray        # (rows, V) float32, each row divided by its sum
+
+    probs: np.ndarray  # (rows, V) float32, each row divided by its sum
     neg_entropy: np.ndarray  # (rows,) sum_x p log p
-    top1: np.ndarray         # (rows,) the target's top-1 token
+    top1: np.ndarray  # (rows,) the target's top-1 token
 
     def __len__(self) -> int:
         return len(self.top1)
@@ -123,8 +129,9 @@ def near_tied(second_ratio: np.ndarray) -> np.ndarray:
     return second_ratio >= NEAR_TIE
 
 
-def resample_metrics(per_prefix: dict[object, dict[str, np.ndarray]], seed: int,
-                     num_resamples: int = NUM_RESAMPLES) -> dict[object, dict[str, np.ndarray]]:
+def resample_metrics(
+    per_prefix: dict[object, dict[str, np.ndarray]], seed: int, num_resamples: int = NUM_RESAMPLES
+) -> dict[object, dict[str, np.ndarray]]:
     """Each predictor's (`per_prefix`: by any key, each `distribution_metrics` over the same prefixes)
     means of every metric over the same bootstrap resamples (`bootstrap_means`), tokens per pass too."""
     keys = list(per_prefix)
@@ -152,33 +159,44 @@ def twin_floor(twin_kl: np.ndarray) -> np.ndarray:
     return np.asarray(twin_kl, dtype=np.float64) / 2
 
 
-def removed_share(kl: float | np.ndarray, reference_kl: float | np.ndarray,
-                  floor: float | np.ndarray) -> float | np.ndarray:
+def removed_share(
+    kl: float | np.ndarray, reference_kl: float | np.ndarray, floor: float | np.ndarray
+) -> float | np.ndarray:
     """The share of the reference's KL above the floor that a predictor removes:
     (reference - predictor) / (reference - floor); 1 at the floor, 0 at the reference, negative when worse."""
     return (reference_kl - kl) / (reference_kl - floor)
 
 
-def summary(per_prefix: dict[str, np.ndarray], resampled: dict[str, np.ndarray],
-            top1: tuple[float, tuple[float, float]]) -> dict[str, dict]:
+def summary(
+    per_prefix: dict[str, np.ndarray], resampled: dict[str, np.ndarray], top1: tuple[float, tuple[float, float]]
+) -> dict[str, dict]:
     """Every metric's mean and 95% percentile interval for one predictor (`resampled`: its
     `resample_metrics`), given top-1's (accuracy, interval) as the leaderboard computes it."""
     out = {"top1": {"mean": top1[0], "ci95": list(top1[1])}}
     for name in PER_PREFIX:
         out[name] = {"mean": float(per_prefix[name].mean()), "ci95": list(percentile_ci(resampled[name]))}
-    out["tokens_per_pass"] = {"mean": tokens_per_pass(out["alpha"]["mean"]),
-                              "ci95": list(percentile_ci(resampled["tokens_per_pass"]))}
+    out["tokens_per_pass"] = {
+        "mean": tokens_per_pass(out["alpha"]["mean"]),
+        "ci95": list(percentile_ci(resampled["tokens_per_pass"])),
+    }
     return out
 
 
-def compare(a: dict[str, np.ndarray], resampled_a: dict[str, np.ndarray], b: dict[str, np.ndarray],
-            resampled_b: dict[str, np.ndarray]) -> dict[str, dict]:
+def compare(
+    a: dict[str, np.ndarray],
+    resampled_a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    resampled_b: dict[str, np.ndarray],
+) -> dict[str, dict]:
     """A against B on the same prefixes, beyond top-1: top-5 by the exact McNemar test (it is binary,
     as top-1), every continuous metric by the paired bootstrap (`paired_bootstrap`)."""
     out = {"top5": paired_comparison(a["top5"], b["top5"])}
     for name in CONTINUOUS:
         out[name] = paired_bootstrap(resampled_a[name], resampled_b[name], float(a[name].mean()), float(b[name].mean()))
-    out["tokens_per_pass"] = paired_bootstrap(resampled_a["tokens_per_pass"], resampled_b["tokens_per_pass"],
-                                              tokens_per_pass(float(a["alpha"].mean())),
-                                              tokens_per_pass(float(b["alpha"].mean())))
+    out["tokens_per_pass"] = paired_bootstrap(
+        resampled_a["tokens_per_pass"],
+        resampled_b["tokens_per_pass"],
+        tokens_per_pass(float(a["alpha"].mean())),
+        tokens_per_pass(float(b["alpha"].mean())),
+    )
     return out

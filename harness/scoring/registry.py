@@ -22,10 +22,10 @@ import functools
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class ModelName(str):
 
         [name.non_embedding_params for name in model_names]
     """
+
     non_embedding_params: int | None
     total_params: int | None
 
@@ -95,9 +96,14 @@ def where(fn: Callable) -> str:
     return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
 
 
-def register(name: str, description: str | None = None, learned: bool = False,
-             whole_array: bool = False, requires: Sequence[str] = (),
-             reads: Sequence[int] | None = None) -> Callable[[StrategyFn], StrategyFn]:
+def register(
+    name: str,
+    description: str | None = None,
+    learned: bool = False,
+    whole_array: bool = False,
+    requires: Sequence[str] = (),
+    reads: Sequence[int] | None = None,
+) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator adding a strategy to the registry; the description defaults to its docstring's first line.
 
     `learned=True` (or `@learned` below it) marks a fit function,
@@ -112,6 +118,7 @@ def register(name: str, description: str | None = None, learned: bool = False,
     finding a strategy) naming both: silently keeping one would score a strategy other than the
     one its author thinks.
     """
+
     def decorate(fn: StrategyFn) -> StrategyFn:
         if learned:
             fn.learned = True  # the function's own mark is the one record, as `@learned` sets it
@@ -127,6 +134,7 @@ def register(name: str, description: str | None = None, learned: bool = False,
         doc = (fn.__doc__ or "").strip().splitlines()
         REGISTRY[name] = Strategy(name, fn, description or (doc[0] if doc else ""))
         return fn
+
     return decorate
 
 
@@ -190,6 +198,7 @@ def resolve(requested: list[str] | None) -> list[Strategy]:
                 raise InputError(needs(REGISTRY[name]))
             chosen.append(REGISTRY[name])
         else:
-            raise InputError(f"unknown strategy {name!r} (registered: {', '.join(REGISTRY)}; "
-                             "or give path/to/file.py:function)")
+            raise InputError(
+                f"unknown strategy {name!r} (registered: {', '.join(REGISTRY)}; or give path/to/file.py:function)"
+            )
     return list({strategy.name: strategy for strategy in chosen}.values())

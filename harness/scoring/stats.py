@@ -14,11 +14,12 @@ import math
 import numpy as np
 
 NUM_RESAMPLES = 10_000
-RESAMPLE_BLOCK = 2 ** 22  # resample counts per block of `bootstrap_means`: 32 MB of int64
+RESAMPLE_BLOCK = 2**22  # resample counts per block of `bootstrap_means`: 32 MB of int64
 
 
-def bootstrap_ci(correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    correct: np.ndarray, num_resamples: int = 10_000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the accuracy.
 
     Resampling n outcomes with replacement draws Binomial(n, accuracy) correct ones, so the
@@ -42,7 +43,9 @@ def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """
     correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if correct_a.shape != correct_b.shape:
-        raise ValueError(f"paired comparison of {correct_a.shape} and {correct_b.shape} outcomes: not the same prefixes")
+        raise ValueError(
+            f"paired comparison of {correct_a.shape} and {correct_b.shape} outcomes: not the same prefixes"
+        )
     a_only, b_only = int((correct_a & ~correct_b).sum()), int((correct_b & ~correct_a).sum())
     return {"a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact_p(a_only, b_only)}
 
@@ -88,7 +91,7 @@ def bootstrap_means(values: np.ndarray, seed: int, num_resamples: int = NUM_RESA
         b = min(step, num_resamples - start)
         draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
         counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
-        means[start:start + b] = counts @ values / n
+        means[start : start + b] = counts @ values / n
     return means
 
 
@@ -105,8 +108,11 @@ def paired_bootstrap(resampled_a: np.ndarray, resampled_b: np.ndarray, mean_a: f
     difference = mean_a - mean_b
     resampled = resampled_a - resampled_b
     extreme = int((np.abs(resampled - difference) >= abs(difference)).sum())
-    return {"difference": difference, "ci95": list(percentile_ci(resampled)),
-            "p_value": (1 + extreme) / (1 + len(resampled))}
+    return {
+        "difference": difference,
+        "ci95": list(percentile_ci(resampled)),
+        "p_value": (1 + extreme) / (1 + len(resampled)),
+    }
 
 
 def describe_difference(comparison: dict) -> str:

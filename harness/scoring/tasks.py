@@ -34,8 +34,9 @@ class TaskCurve:
     `--target` put it): `accuracy` and `loglik` (mean answer log-likelihood, nats), each with its 95%
     percentile bootstrap interval, and `first_top1`. `strategies`: each scored strategy's task
     accuracy (its top-1 is the answer's first token) with its interval."""
-    rule: str                      # "choice": the likelier of the choices; "greedy": greedy decoding writes it
-    chance: float | None           # a choice task's chance level (1 / choices)
+
+    rule: str  # "choice": the likelier of the choices; "greedy": greedy decoding writes it
+    chance: float | None  # a choice task's chance level (1 / choices)
     models: list[str]
     accuracy: list[float]
     accuracy_ci95: list[tuple[float, float]]
@@ -45,12 +46,24 @@ class TaskCurve:
     strategies: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"rule": self.rule, "chance": self.chance,
-                "models": [{"name": name, "accuracy": acc, "ci95": list(ci), "answer_loglik": ll,
-                            "answer_loglik_ci95": list(ll_ci), "first_token_top1": first}
-                           for name, acc, ci, ll, ll_ci, first in zip(self.models, self.accuracy, self.accuracy_ci95,
-                                                                      self.loglik, self.loglik_ci95, self.first_top1)],
-                "strategies": self.strategies}
+        return {
+            "rule": self.rule,
+            "chance": self.chance,
+            "models": [
+                {
+                    "name": name,
+                    "accuracy": acc,
+                    "ci95": list(ci),
+                    "answer_loglik": ll,
+                    "answer_loglik_ci95": list(ll_ci),
+                    "first_token_top1": first,
+                }
+                for name, acc, ci, ll, ll_ci, first in zip(
+                    self.models, self.accuracy, self.accuracy_ci95, self.loglik, self.loglik_ci95, self.first_top1
+                )
+            ],
+            "strategies": self.strategies,
+        }
 
 
 def task_curve(scores: AnswerScores, models: list[str], n: int, seed: int = 0) -> TaskCurve:
@@ -58,18 +71,21 @@ def task_curve(scores: AnswerScores, models: list[str], n: int, seed: int = 0) -
     correct = scores.correct[:, :n]
     loglik = scores.loglik[:, :n]
     resampled = bootstrap_means(loglik.T, seed)  # (resamples, models): one set of resamples for every model
-    return TaskCurve(rule="greedy" if scores.choices is None else "choice",
-                     chance=None if scores.choices is None else 1 / len(scores.choices), models=list(models),
-                     accuracy=[float(c.mean()) for c in correct],
-                     accuracy_ci95=[bootstrap_ci(c, seed=seed) for c in correct],
-                     loglik=[float(ll.mean()) for ll in loglik],
-                     loglik_ci95=[percentile_ci(resampled[:, j]) for j in range(len(models))],
-                     first_top1=[float(f.mean()) for f in scores.first_top1[:, :n]])
+    return TaskCurve(
+        rule="greedy" if scores.choices is None else "choice",
+        chance=None if scores.choices is None else 1 / len(scores.choices),
+        models=list(models),
+        accuracy=[float(c.mean()) for c in correct],
+        accuracy_ci95=[bootstrap_ci(c, seed=seed) for c in correct],
+        loglik=[float(ll.mean()) for ll in loglik],
+        loglik_ci95=[percentile_ci(resampled[:, j]) for j in range(len(models))],
+        first_top1=[float(f.mean()) for f in scores.first_top1[:, :n]],
+    )
 
 
 def strategy_task_accuracy(guesses: np.ndarray, scores: AnswerScores, seed: int = 0) -> dict:
     """A strategy's task accuracy: how often its top-1 guess is the answer's first token."""
-    right = guesses == scores.first_ids[:len(guesses)]
+    right = guesses == scores.first_ids[: len(guesses)]
     return {"accuracy": float(right.mean()), "ci95": list(bootstrap_ci(right, seed=seed))}
 
 
@@ -79,8 +95,11 @@ def steepest_rise(accuracy: list[float], order: list[int]) -> dict:
     values = np.array([accuracy[j] for j in order])
     steps = np.diff(values)
     at = int(np.argmax(steps)) if len(steps) else 0
-    return {"rise": float(values[-1] - values[0]), "steepest_step": float(steps[at]) if len(steps) else 0.0,
-            "steepest_between": [order[at], order[at + 1]] if len(steps) else None}
+    return {
+        "rise": float(values[-1] - values[0]),
+        "steepest_step": float(steps[at]) if len(steps) else 0.0,
+        "steepest_between": [order[at], order[at + 1]] if len(steps) else None,
+    }
 
 
 def unpaired_test(first: np.ndarray, other: np.ndarray, seed: int = 0, permutations: int = NUM_RESAMPLES) -> dict:
@@ -99,8 +118,12 @@ def unpaired_test(first: np.ndarray, other: np.ndarray, seed: int = 0, permutati
         shuffled = rng.permuted(np.broadcast_to(pooled, (count, len(pooled))), axis=1)
         gap = shuffled[:, n_first:].mean(axis=1) - shuffled[:, :n_first].mean(axis=1)
         extreme += int((np.abs(gap) >= abs(difference) - 1e-12).sum())
-    return {"difference": difference, "ci95": list(percentile_ci(resampled)),
-            "p_value": (1 + extreme) / (1 + permutations), "permutations": permutations}
+    return {
+        "difference": difference,
+        "ci95": list(percentile_ci(resampled)),
+        "p_value": (1 + extreme) / (1 + permutations),
+        "permutations": permutations,
+    }
 
 
 def names_dataset(name: str, path: str | Path) -> bool:
@@ -129,15 +152,28 @@ def harder_here(results: list, seed: int = 0, baseline_name: str | None = None) 
     (`pick_baseline`; unpaired: different prefixes)."""
     rows = []
     baseline = pick_baseline(results, baseline_name)
-    first = None if baseline is None else (baseline.reference.hits, None if baseline.reference.per_prefix is None
-                                           else baseline.reference.per_prefix["kl"])
+    first = (
+        None
+        if baseline is None
+        else (
+            baseline.reference.hits,
+            None if baseline.reference.per_prefix is None else baseline.reference.per_prefix["kl"],
+        )
+    )
     for result in results:
         reference = result.reference
-        row = {"path": str(result.path), "n": result.n, "reference": None if reference is None else reference.name,
-               "reference_top1": None if reference is None else reference.accuracy,
-               "reference_top1_ci95": None if reference is None else list(reference.ci95),
-               "reference_kl": None, "emergent": result.emergent / result.n, "task": None,
-               "noise_ceiling": result.noise_ceiling, "baseline": result is baseline}
+        row = {
+            "path": str(result.path),
+            "n": result.n,
+            "reference": None if reference is None else reference.name,
+            "reference_top1": None if reference is None else reference.accuracy,
+            "reference_top1_ci95": None if reference is None else list(reference.ci95),
+            "reference_kl": None,
+            "emergent": result.emergent / result.n,
+            "task": None,
+            "noise_ceiling": result.noise_ceiling,
+            "baseline": result is baseline,
+        }
         kl = None if reference is None or reference.per_prefix is None else reference.per_prefix["kl"]
         if kl is not None:
             row["reference_kl"] = reference.summary["kl"]
@@ -146,9 +182,13 @@ def harder_here(results: list, seed: int = 0, baseline_name: str | None = None) 
             target = result.model_names.index(result.target)
             inputs = [result.model_names.index(name) for name in result.inputs]
             order = [inputs[j] for j in result.by_size()]
-            row["task"] = {"rule": task.rule, "chance": task.chance, "target_accuracy": task.accuracy[target],
-                           "target_accuracy_ci95": list(task.accuracy_ci95[target]),
-                           **steepest_rise(task.accuracy, order)}
+            row["task"] = {
+                "rule": task.rule,
+                "chance": task.chance,
+                "target_accuracy": task.accuracy[target],
+                "target_accuracy_ci95": list(task.accuracy_ci95[target]),
+                **steepest_rise(task.accuracy, order),
+            }
             if row["task"]["steepest_between"] is not None:
                 row["task"]["steepest_between"] = [task.models[j] for j in row["task"]["steepest_between"]]
         if reference is not None and result is not baseline:

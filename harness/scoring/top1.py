@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from harness.scoring.stats import bootstrap_ci
 # Datasets are read a chunk of prefixes at a time: this many bytes of probabilities per chunk
 # bounds memory by the chunk, not by N (about 190 prefixes of 7 models at Pythia's vocabulary of
 # 50,277; a whole 1,000-prefix dataset of the bundled suite's 4,000).
-CHUNK_BYTES = 128 * 2 ** 20
+CHUNK_BYTES = 128 * 2**20
 
 
 def chunk_prefixes(num_models: int, vocab_size: int, itemsize: int = 2) -> int:
@@ -52,8 +52,9 @@ def top1(probs: np.ndarray) -> np.ndarray:
     return orderable(probs).argmax(axis=-1)
 
 
-def check_guesses(guesses: object, num_sentences: int, vocab_size: int,
-                  rows: Sequence[int] | None = None) -> np.ndarray:
+def check_guesses(
+    guesses: object, num_sentences: int, vocab_size: int, rows: Sequence[int] | None = None
+) -> np.ndarray:
     """The guesses as an int64 array, or a StrategyError saying what is wrong with them.
 
     `rows`: the dataset's index of each sentence of this call (a chunk's), so that an error names
@@ -64,8 +65,9 @@ def check_guesses(guesses: object, num_sentences: int, vocab_size: int,
     return guesses
 
 
-def check_output(returned: object, num_sentences: int, vocab_size: int,
-                 rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def check_output(
+    returned: object, num_sentences: int, vocab_size: int, rows: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(guesses, distribution) of what a strategy returned: N token ids (distribution None), or an
     (N, V) array of probabilities, one distribution per sentence, whose top-1s are the guesses
     (argmax, the first on ties). A StrategyError says what is wrong with anything else."""
@@ -82,8 +84,10 @@ def check_output(returned: object, num_sentences: int, vocab_size: int,
             raise StrategyError(f"returned an array of {output.dtype}: a distribution holds floats (float16, 32 or 64)")
         return check_distribution(output, index)
     if output.ndim != 1:
-        raise StrategyError(f"returned an array of shape {output.shape}, expected one token id per sentence "
-                            f"({num_sentences},) or one distribution per sentence ({num_sentences}, {vocab_size})")
+        raise StrategyError(
+            f"returned an array of shape {output.shape}, expected one token id per sentence "
+            f"({num_sentences},) or one distribution per sentence ({num_sentences}, {vocab_size})"
+        )
     if len(output) != num_sentences:
         raise StrategyError(f"returned {len(output)} guesses for {num_sentences} sentences")
     if output.dtype.kind not in "iu":
@@ -115,8 +119,10 @@ def check_distribution(probs: np.ndarray, index) -> tuple[np.ndarray, np.ndarray
     off = np.abs(sums - 1) > ROW_SUM_TOLERANCE
     if off.any():
         i = int(np.argmax(off))
-        raise StrategyError(f"returned a distribution summing to {sums[i]:.4g} for sentence {index(i)} "
-                            f"(each row must sum to 1 within {ROW_SUM_TOLERANCE})")
+        raise StrategyError(
+            f"returned a distribution summing to {sums[i]:.4g} for sentence {index(i)} "
+            f"(each row must sum to 1 within {ROW_SUM_TOLERANCE})"
+        )
     top = top1(probs)
     if probs.dtype == np.float16:  # -0.0's bits order above every positive float16: such rows by value
         negative_zero = probs.view(np.uint16)[np.arange(len(top)), top] == 0x8000
@@ -138,8 +144,10 @@ def describe_exception(error: BaseException, fn: object) -> str:
     if own:
         return f"raised {type(error).__name__}: {message} (at {short_path(own[-1].filename)}:{own[-1].lineno})"
     if code is not None:
-        return (f"raised {type(error).__name__}: {message} "
-                f"(defined at {short_path(code.co_filename)}:{code.co_firstlineno})")
+        return (
+            f"raised {type(error).__name__}: {message} "
+            f"(defined at {short_path(code.co_filename)}:{code.co_firstlineno})"
+        )
     if frames:
         return f"raised {type(error).__name__}: {message} (at {short_path(frames[-1].filename)}:{frames[-1].lineno})"
     return f"raised {type(error).__name__}: {message}"
@@ -170,10 +178,11 @@ def top1_ties(probs: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarra
 @dataclass
 class TargetView:
     """What the target says about each prefix: what every guess is scored against."""
+
     model_top1: np.ndarray  # (n, models) every model's top-1 token, the target's included
-    target: int             # the target's column
-    emergent: np.ndarray    # (n,) bool: the target's top-1 is no input model's top-1 (`emergent_prefixes`)
-    tie_rows: np.ndarray    # with tie_tokens: each (prefix, token) tying the target's top-1 in float16,
+    target: int  # the target's column
+    emergent: np.ndarray  # (n,) bool: the target's top-1 is no input model's top-1 (`emergent_prefixes`)
+    tie_rows: np.ndarray  # with tie_tokens: each (prefix, token) tying the target's top-1 in float16,
     tie_tokens: np.ndarray  # other than that top-1 itself (rows in order)
     second_ratio: np.ndarray | None = None  # (n,) the target's second probability / its top-1's (1: a tie)
 
@@ -200,13 +209,13 @@ def target_view(probs: np.ndarray, target: int, rows_per_chunk: int | None = Non
     tie_rows, tie_tokens = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     second_ratio = np.empty(n, dtype=np.float32)
     for start in range(0, n, rows_per_chunk):
-        block = probs[start:start + rows_per_chunk]
+        block = probs[start : start + rows_per_chunk]
         top = top1(block)
-        model_top1[start:start + len(block)] = top
+        model_top1[start : start + len(block)] = top
         rows, tokens = top1_ties(block[:, target], top[:, target])
         tie_rows.append(rows + start)
         tie_tokens.append(tokens)
-        second_ratio[start:start + len(block)] = top_two_ratio(block[:, target])
+        second_ratio[start : start + len(block)] = top_two_ratio(block[:, target])
     emergent = emergent_prefixes(np.delete(model_top1, target, axis=1), model_top1[:, target])
     return TargetView(model_top1, target, emergent, np.concatenate(tie_rows), np.concatenate(tie_tokens), second_ratio)
 
@@ -223,17 +232,22 @@ def top_two_ratio(probs: np.ndarray) -> np.ndarray:
 @dataclass
 class StrategyScore:
     """One strategy's guesses on one dataset, scored against its target view (`score_guesses`)."""
+
     name: str
-    hits: np.ndarray        # (n,) bool: the guess is the target's top-1 (not in the JSON)
+    hits: np.ndarray  # (n,) bool: the guess is the target's top-1 (not in the JSON)
     ci95: tuple[float, float]
-    tied_misses: int        # guesses of a token tying the target's top-1 in float16, scored wrong
-    emergent_correct: int   # right on the emergent prefixes
+    tied_misses: int  # guesses of a token tying the target's top-1 in float16, scored wrong
+    emergent_correct: int  # right on the emergent prefixes
     seconds: float = 0.0
     fit: str | None = None  # how a learned strategy was fitted (None: not learned)
     versus: dict | None = None  # a paired comparison with the reference (`paired_comparison`, + its name;
-                                # with distributions, one per metric: `harness.scoring.metrics.compare`)
-    per_prefix: dict[str, np.ndarray] | None = None  # `harness.scoring.metrics.PER_PREFIX`: when it returned distributions
-    summary: dict[str, dict] | None = None  # each metric's mean and ci95 (`harness.scoring.metrics.summary`), top-1's too
+    # with distributions, one per metric: `harness.scoring.metrics.compare`)
+    per_prefix: dict[str, np.ndarray] | None = (
+        None  # `harness.scoring.metrics.PER_PREFIX`: when it returned distributions
+    )
+    summary: dict[str, dict] | None = (
+        None  # each metric's mean and ci95 (`harness.scoring.metrics.summary`), top-1's too
+    )
 
     def metric(self, name: str) -> float | None:
         """A metric's mean over the prefixes (None: it needs a distribution, and this strategy returned ids)."""
@@ -254,15 +268,25 @@ class StrategyScore:
         return len(self.hits)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "accuracy": self.accuracy, "correct": self.correct, "n": self.n,
-                "ci95": list(self.ci95), "seconds": self.seconds, "fit": self.fit, "tied_misses": self.tied_misses,
-                "emergent_correct": self.emergent_correct, "vs_reference": self.versus,
-                "metrics": self.summary or {"top1": {"mean": self.accuracy, "ci95": list(self.ci95)}}}
+        return {
+            "name": self.name,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "n": self.n,
+            "ci95": list(self.ci95),
+            "seconds": self.seconds,
+            "fit": self.fit,
+            "tied_misses": self.tied_misses,
+            "emergent_correct": self.emergent_correct,
+            "vs_reference": self.versus,
+            "metrics": self.summary or {"top1": {"mean": self.accuracy, "ci95": list(self.ci95)}},
+        }
 
 
 @dataclass
 class StrategyFailure:
     """A strategy that could not be scored: its one-line error, in its row."""
+
     name: str
     error: str
 
@@ -273,9 +297,14 @@ class StrategyFailure:
 def score_guesses(name: str, guesses: np.ndarray, view: TargetView, seed: int, **run: object) -> StrategyScore:
     """`guesses` (n,) scored against `view`; `run`: seconds and fit, as the engine measured them."""
     hits = guesses == view.target_top1
-    return StrategyScore(name, hits, bootstrap_ci(hits, seed=seed),
-                         tied_misses=int((guesses[view.tie_rows] == view.tie_tokens).sum()),
-                         emergent_correct=int(hits[view.emergent].sum()), **run)
+    return StrategyScore(
+        name,
+        hits,
+        bootstrap_ci(hits, seed=seed),
+        tied_misses=int((guesses[view.tie_rows] == view.tie_tokens).sum()),
+        emergent_correct=int(hits[view.emergent].sum()),
+        **run,
+    )
 
 
 def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[str, float]:
@@ -286,8 +315,11 @@ def input_model_reach(input_top1: np.ndarray, target_top1: np.ndarray) -> dict[s
     """
     matches = input_top1 == target_top1[:, None]
     some = float(matches.any(axis=1).mean())
-    return {"some_input_model": some, "no_input_model": 1.0 - some,
-            "per_input_model": [float(m) for m in matches.mean(axis=0)]}
+    return {
+        "some_input_model": some,
+        "no_input_model": 1.0 - some,
+        "per_input_model": [float(m) for m in matches.mean(axis=0)],
+    }
 
 
 def emergent_prefixes(input_top1: np.ndarray, target_top1: np.ndarray) -> np.ndarray:
@@ -302,7 +334,7 @@ def emergent_prefixes(input_top1: np.ndarray, target_top1: np.ndarray) -> np.nda
 def tie_note(tied: int, scores: list[tuple[str, int]]) -> str:
     """The leaderboard's line on float16 ties of the target's top-1 (`scores`: each (name, tied misses))."""
     misses = [f"{name} {count}" for name, count in scores if count]
-    return (f"the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first tied "
-            f"token counts as its top-1; guesses of another tied token, scored wrong: {', '.join(misses) or 'none'}")
-
-
+    return (
+        f"the target's top-1 is a float16 tie for {tied} {plural(tied, 'prefix', 'prefixes')}: the first tied "
+        f"token counts as its top-1; guesses of another tied token, scored wrong: {', '.join(misses) or 'none'}"
+    )
