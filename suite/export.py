@@ -69,6 +69,30 @@ def committed_records(suite: dict, source: Path, folder: Path) -> list[dict]:
     return [r for r in models if r["name"] == folder.name]
 
 
+def merge_training_record(suite: dict, folder: Path) -> bool:
+    """A model trained into `folder` (its record.json) joins suite.json: one already there (retrained
+    with checkpoints) keeps its entry and its committed weights, and gains its checkpoints, with
+    whether the retrained weights are the recorded ones bit for bit; another seed is added to the
+    seed variants. Whether the model is new (to be exported)."""
+    record = json.loads((folder / "record.json").read_text())
+    record["weights_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    record.pop("dir", None)  # where training ran, not where the model is
+    entries = suite["models"] + suite.setdefault("seed_variants", [])
+    known = [r for r in entries if r["name"] == record["name"]]
+    if not known:
+        suite["seed_variants" if "-seed" in record["name"] else "models"].append(record)
+        return True
+    entry = known[0]
+    entry["checkpoints"] = record["checkpoints"]
+    entry["retrained"] = {
+        "train_wall_s": record["train_wall_s"],
+        "weights_sha256": record["weights_sha256"],
+        "bit_identical": record["weights_sha256"] == entry["weights_sha256"],
+        "val_loss": record["val_loss"],
+    }
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a folder of trained model folders")
@@ -78,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="record each copy's weights hash and what float16 "
         "changes next to its model's entry in this suite.json (suite/rebuild.sh: suite/suite.json)",
+    )
+    parser.add_argument(
+        "--merge-records",
+        action="store_true",
+        help="also merge each model's record.json (checkpoints, training time) into --suite-json: a "
+        "retrained model keeps its entry and gains its checkpoints, another seed is added",
     )
     parser.add_argument(
         "--only",
@@ -92,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         help="what float16 changes is measured on (one prefix per line)",
     )
     args = parser.parse_args(argv)
+    if args.merge_records and args.suite_json is None:
+        parser.error("--merge-records needs --suite-json")
     prefixes = [line for line in args.prefixes.read_text(encoding="utf-8").splitlines() if line.strip()]
     suite = json.loads(args.suite_json.read_text()) if args.suite_json else None
     folders = sorted(p for p in args.source.iterdir() if (p / "model.safetensors").is_file())
@@ -101,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.source}: no trained model folder {', '.join(missing)} (--only)")
         folders = [f for f in folders if f.name in args.only]
     for folder in folders:
+        if suite is not None and args.merge_records and not merge_training_record(suite, folder):
+            print(f"{folder}: retrained, its checkpoints recorded; the committed weights stay")
+            continue
         copy = args.destination / folder.name
         export(folder, copy)
         change = float16_change(folder, copy, prefixes)
