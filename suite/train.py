@@ -1009,7 +1009,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for size in args.sizes:
             train_size(size, tokenizer, train, schedule, val_batches, args)
 
-    # ---- reports over every model in --out
+    # ---- reports over every model in --out (another seed trained alone has no sizes to sit beside)
+    if not args.report_only and not any((out / "models").glob("*/record.json")):
+        print(f"[done] no sizes in {out / 'models'} to report on; the model is in {out / 'seeds'}")
+        return
     write_reports(args, corpus_meta, tokenizer, len(train), len(val), steps, n_eval, time.perf_counter() - t_start)
 
 

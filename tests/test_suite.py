@@ -458,3 +458,11 @@ def test_the_ladder_is_every_point_on_the_loss_axis_and_a_checkpoint_is_name_at_
     ):
         suites.bundled_suite(["suite-l@step24"])
     assert suites.bundled_suite(["EleutherAI/pythia-70m"]) == (["EleutherAI/pythia-70m"], [None])  # passes through
+
+
+def test_another_seed_trained_alone_into_a_fresh_out_ends_without_a_report(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    result = train("--corpus", corpus, "--out", tmp_path / "build", "--sizes", "16x1x1", *TINY[2:], "--init-seed", "7")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no sizes in" in result.stdout and (tmp_path / "build" / "seeds" / "suite-0.0033m-seed7").is_dir()
+    assert not (tmp_path / "build" / "suite.json").exists()
