@@ -159,6 +159,36 @@ def write_markdown(results: list[dict], agree: dict[str, float], tolerance: floa
     return lines
 
 
+def runs_table(suite_json: Path) -> list[str]:
+    """What each training run cost and what of it is committed: the sizes, the other seeds, and the
+    checkpoints kept in suite/checkpoints (suite.json; disk is the committed float16 weights)."""
+    suite = json.loads(suite_json.read_text())
+    root = suite_json.parent
+    lines = [
+        "| run | non-embedding params | steps | training (min, 1 thread) | checkpoints saved | committed "
+        "checkpoints | disk (MB) |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    total_minutes = total_mb = 0.0
+    for record in suite["models"] + suite.get("seed_variants", []):
+        name = record["name"]
+        folder = root / ("seeds" if "-seed" in name else "models") / name
+        committed = sorted(
+            (d for d in (root / "checkpoints" / name).glob("step*/") if (d / "model.safetensors").is_file()),
+            key=lambda d: int(d.name[4:]),
+        )
+        mb = sum((d / "model.safetensors").stat().st_size for d in [folder, *committed] if d.is_dir()) / 1e6
+        minutes = record.get("retrained", record)["train_wall_s"] / 60
+        total_minutes += minutes
+        total_mb += mb
+        lines.append(
+            f"| {name} | {record['non_embedding_params']:,} | {record['steps']:,} | {minutes:.0f} "
+            f"| {len(record.get('checkpoints', []))} | {', '.join(d.name for d in committed) or '—'} | {mb:.1f} |"
+        )
+    lines.append(f"| all | | | {total_minutes:.0f} | | | {total_mb:.1f} |")
+    return lines
+
+
 def kind(point: str) -> str:
     return "checkpoint" if "@" in point else "seed" if "-seed" in point else "size"
 
@@ -216,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         help="nats within which two losses are equal (default: 0.02)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "suite")
+    parser.add_argument("--suite-json", type=Path, default=ROOT / "suite" / "suite.json")
     args = parser.parse_args(argv)
 
     tables = zero_shot(read_results(args.results))
@@ -224,6 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     agree = agreement(args.agreement)
     lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md")
+    runs = [
+        "",
+        "## The runs",
+        "",
+        "Training time is the last run's (a retrained model's, where it was retrained "
+        "with checkpoints), on a shared 2-core machine.",
+        "",
+        *runs_table(args.suite_json),
+    ]
+    with (args.out / "ladder.md").open("a") as fh:
+        fh.write("\n".join(runs) + "\n")
     (args.out / "ladder.json").write_text(
         json.dumps({"results": results, "agreement": agree}, indent=1, default=lambda a: a.tolist()) + "\n"
     )
