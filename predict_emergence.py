@@ -46,6 +46,7 @@ from harness.models.suites import PYTHIA, bundled_suite, check_sources, model_re
 
 ROOT = Path(__file__).resolve().parent
 BUNDLED_RESULTS = ROOT / "data" / "emergence" / "suite-addition.jsonl"  # the bundled study, committed
+LADDER_RESULTS = ROOT / "data" / "emergence" / "suite-ladder.jsonl"  # every ladder point's 0-shot runs, committed
 LOSS_TEXT = ROOT / "data" / "prefixes" / "wikipedia-test.jsonl"  # Wikipedia openings no suite model trained on
 
 
@@ -135,7 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--results",
         type=Path,
         help=f"the results file, appended run by run (default: {BUNDLED_RESULTS.relative_to(ROOT)} for "
-        "the bundled study, else emergence.jsonl)",
+        f"the bundled study, {LADDER_RESULTS.relative_to(ROOT)} for --models ladder, else emergence.jsonl)",
     )
     parser.add_argument(
         "--from-results", type=Path, metavar="FILE", help="refit and report from FILE only: no runs, no torch"
@@ -154,6 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.models == ["pythia"]:
         args.models = PYTHIA
     args.bundled = args.models in (["suite"], ["ladder"])
+    args.ladder = args.models == ["ladder"]
     args.models, args.labels = bundled_suite(args.models, ceiling_apart=False)  # every seed is a point
     if len(args.models) < 3:
         parser.error("--models needs at least three models: the law is fitted on three or more")
@@ -163,7 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.digits is None:
         args.digits = [2, 1] if args.bundled and args.task == "arithmetic" else [2]
     if args.results is None:
-        args.results = BUNDLED_RESULTS if args.bundled and args.task == "arithmetic" else Path("emergence.jsonl")
+        bundled = LADDER_RESULTS if args.ladder else BUNDLED_RESULTS
+        args.results = bundled if args.bundled and args.task == "arithmetic" else Path("emergence.jsonl")
     return args
 
 
@@ -292,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) != 0:
             return 0  # under accelerate launch, the main process reports
     records = read_results(args.from_results or args.results)
+    if not any(int(r["data_size"]) > 0 for r in records):  # 0-shot runs only (--data-sizes 0): nothing to fit
+        points = len({(r["model"], r.get("revision")) for r in records})
+        print(
+            f"{args.from_results or args.results}: 0-shot runs of {points} models, no finetuned runs to fit the law on"
+        )
+        return 0
     results = forecasts(records, args.fit_up_to, args.resamples, args.seed)
     for result in results:
         print("\n".join(format_forecast(result, harness.cli.terminal_width())))

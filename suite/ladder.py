@@ -2,7 +2,7 @@
 pretraining loss, for every size, checkpoint and seed. Does an ability appear at a loss, whatever
 the size or step that reaches it (Du et al. 2024)?
 
-    python3 predict_emergence.py --models ladder --data-sizes 0     # every point's 0-shot runs, appended
+    python3 predict_emergence.py --models ladder --data-sizes 0     # every point's 0-shot runs (suite-ladder.jsonl)
     python3 preprocess_train.py --models ladder --dataset data/prefixes/wikipedia-test.jsonl \\
         --out data/ladder-wikipedia-test.pkl                        # every point's next-token distributions
     python3 -m suite.ladder                                         # writes suite/ladder.{md,json,png}
@@ -31,7 +31,7 @@ from harness.scoring.stats import bootstrap_ci, format_p_value, paired_compariso
 from harness.scoring.top1 import top1
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "data" / "emergence" / "suite-addition.jsonl"
+RESULTS = ROOT / "data" / "emergence" / "suite-ladder.jsonl"
 AGREEMENT = ROOT / "data" / "ladder-wikipedia-test.pkl"
 LOSS_WINDOW = (4.45, 4.70)  # where the bundled suite's abilities appear (issue 31's window)
 
@@ -111,7 +111,7 @@ def summary(task: str, points: dict[str, dict], pairs: list[dict]) -> dict:
     }
 
 
-def write_markdown(results: list[dict], agree: dict[str, float], tolerance: float, path: Path) -> list[str]:
+def write_markdown(results: list[dict], agree: dict[str, float], tolerance: float, path: Path, steps: int) -> list[str]:
     window = [r for r in results[0]["points"] if LOSS_WINDOW[0] <= r["loss"] <= LOSS_WINDOW[1]] if results else []
     lines = [
         "# The ladder: accuracy and agreement against pretraining loss",
@@ -139,6 +139,14 @@ def write_markdown(results: list[dict], agree: dict[str, float], tolerance: floa
             + " | ".join(cells)
             + f" | {'—' if share is None else f'{share:.1%}'} |"
         )
+    lines += ["", f"## Each run's final accuracy, by size (a retrained run's final is its @step{steps})", ""]
+    for r in results:
+        finals = [row for row in r["points"] if "@" not in row["point"] or row["point"].endswith(f"@step{steps}")]
+        by_size: dict[str, list[str]] = {}
+        for row in finals:
+            size = row["point"].split("-seed")[0].split("@")[0]
+            by_size.setdefault(size, []).append(f"{row['point']} {row['accuracy']:.1%}")
+        lines.append(f"- {r['task']}: " + "; ".join(", ".join(v) for v in by_size.values()) + ".")
     lines += ["", f"## Points of equal loss (within {tolerance} nats, from different runs)", ""]
     for r in results:
         if not r["pairs"]:
@@ -254,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         summary(task, points, equal_loss_pairs(points, args.tolerance)) for task, points in sorted(tables.items())
     ]
     agree = agreement(args.agreement)
-    lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md")
+    steps = json.loads(args.suite_json.read_text())["steps"]
+    lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md", steps)
     runs = [
         "",
         "## The runs",

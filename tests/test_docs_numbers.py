@@ -388,3 +388,20 @@ def test_logged_numbers_match_benchmarks_results_md():
         "docs/benchmarks.md",
         f"(about {write} s per 1,000 prefixes to write the file and {run} s per 1,000 for each run",
     )
+
+
+# ---- docs/bundled-suite.md, the ladder (suite/suite.json; suite/ladder.json, which suite/ladder.py writes)
+
+
+def test_the_ladder_section_quotes_its_sources():
+    ladder = load("suite/ladder.json")
+    one_digit = next(r for r in ladder["results"] if r["task"] == "addition-1digit")
+    in_window = [row for row in one_digit["points"] if 4.45 <= row["loss"] <= 4.70]
+    says("docs/bundled-suite.md", f"{len(in_window)} points in [4.45, 4.70] where there were 4")
+    retrained = {r["name"]: r["retrained"]["vs_committed"] for r in SUITE["models"] if "retrained" in r}
+    big, small = retrained["suite-1.5m"], retrained["suite-0.34m"]
+    says(
+        "docs/bundled-suite.md",
+        f"differ from the committed one's by up to {big['max_abs_difference']:.2f} and its top-1 is the same on "
+        f"{pct(big['same_top1'])} of them (336K: {small['max_abs_difference']:.2f} and {pct(small['same_top1'])};",
+    )
