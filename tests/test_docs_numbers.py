@@ -399,9 +399,33 @@ def test_the_ladder_section_quotes_its_sources():
     in_window = [row for row in one_digit["points"] if 4.45 <= row["loss"] <= 4.70]
     says("docs/bundled-suite.md", f"{len(in_window)} points in [4.45, 4.70] where there were 4")
     retrained = {r["name"]: r["retrained"]["vs_committed"] for r in SUITE["models"] if "retrained" in r}
-    big, small = retrained["suite-1.5m"], retrained["suite-0.34m"]
+    big, mid, small = retrained["suite-1.5m"], retrained["suite-0.79m"], retrained["suite-0.34m"]
     says(
         "docs/bundled-suite.md",
         f"differ from the committed one's by up to {big['max_abs_difference']:.2f} and its top-1 is the same on "
-        f"{pct(big['same_top1'])} of them (336K: {small['max_abs_difference']:.2f} and {pct(small['same_top1'])};",
+        f"{pct(big['same_top1'])} of them (793K: {mid['max_abs_difference']:.2f} and {pct(mid['same_top1'])}; "
+        f"336K: {small['max_abs_difference']:.2f} and {pct(small['same_top1'])};",
+    )
+
+
+def test_the_ladder_section_quotes_the_runs_spread():
+    ladder = load("suite/ladder.json")
+    one_digit = next(r for r in ladder["results"] if r["task"] == "addition-1digit")
+    finals = {
+        row["point"]: row
+        for row in one_digit["points"]
+        if "@" not in row["point"] or row["point"].endswith("@step3840")
+    }
+    runs = {
+        size: [row for name, row in finals.items() if name.split("-seed")[0].split("@")[0] == size]
+        for size in ("suite-0.79m", "suite-1.5m")
+    }
+    assert len(runs["suite-0.79m"]) == 3 and len(runs["suite-1.5m"]) == 3
+    accuracy = {size: [row["accuracy"] for row in rows] for size, rows in runs.items()}
+    losses = [row["loss"] for row in runs["suite-0.79m"]]
+    assert max(losses) - min(losses) <= 0.04  # "within 0.04 nats of each other"
+    says(
+        "docs/bundled-suite.md",
+        f"end at {min(accuracy['suite-0.79m']) * 100:.1f}-{pct(max(accuracy['suite-0.79m']))} 0-shot 1-digit accuracy",
+        f"the three 1.5M runs at {min(accuracy['suite-1.5m']) * 100:.1f}-{pct(max(accuracy['suite-1.5m']))}.",
     )
