@@ -295,3 +295,16 @@ def test_a_floor_above_the_reference_gives_no_shares_and_says_why(tmp_path, caps
         "KL floor (half the KL to that seed): 1.000 [1.000, 1.000], above largest's 0.144: the two seeds "
         "differ too much here for the floor's quadratic approximation"
     ) in out
+
+
+def test_input_models_are_labelled_by_size_only_where_sizes_tell_them_apart():
+    from harness.scoring.leaderboard import size_labels
+
+    curve = [
+        {"model": "suite-0.34m", "non_embedding_params": 335_712},
+        {"model": "suite-0.79m", "non_embedding_params": 793_344},
+    ]
+    assert size_labels(curve) == (["336K", "793K"], "")
+    # a ladder: a checkpoint shares its model's size, so the short names (less "suite-") say which is which
+    curve.insert(1, {"model": "suite-0.79m@step2880", "non_embedding_params": 793_344})
+    assert size_labels(curve) == (["0.34m", "0.79m@step2880", "0.79m"], " (suite-*)")

@@ -49,10 +49,13 @@ def human_size(count: int) -> str:
 
 
 def size_labels(curve: list[dict]) -> tuple[list[str], str]:
-    """The input models' labels, smallest first: their sizes where every size is known, else their
-    short names less a prefix they share (and a note naming it: ` (pythia-*)`)."""
+    """The input models' labels, smallest first: their sizes where every size is known and tells them
+    apart, else their short names less a prefix they share (and a note naming it: ` (pythia-*)`):
+    a ladder's seeds and checkpoints share a size."""
     if all(point["non_embedding_params"] is not None for point in curve):
-        return [human_size(point["non_embedding_params"]) for point in curve], ""
+        sizes = [human_size(point["non_embedding_params"]) for point in curve]
+        if len(set(sizes)) == len(sizes):
+            return sizes, ""
     labels = [short_name(point["model"]) for point in curve]
     shared = os.path.commonprefix(labels) if len(labels) > 1 else ""
     shared = shared[: shared.rfind("-") + 1]
