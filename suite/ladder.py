@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         summary(task, points, equal_loss_pairs(points, args.tolerance)) for task, points in sorted(tables.items())
     ]
     agree = agreement(args.agreement)
+    if not agree:
+        print(f"note: no {args.agreement}: agreement left out (bash suite/build_ladder.sh builds it)", file=sys.stderr)
     steps = json.loads(args.suite_json.read_text())["steps"]
     lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md", steps)
     runs = [
