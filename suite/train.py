@@ -496,6 +496,23 @@ def save_checkpoint(model, tokenizer, folder: Path, record: dict) -> None:
     tmp.replace(folder)
 
 
+def resume(path: Path, key: dict | None, model, opt: torch.optim.Optimizer) -> dict | None:
+    """The training state a killed run saved at `path`, loaded into `model` and `opt` (None where
+    there is none); refused where it was saved with other settings, which would end elsewhere."""
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=True)
+    if state["key"] != key:
+        raise InputError(
+            f"{path}: saved by a run with other settings ({state['key']}); delete it to train from the start"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    print(f"[train] {key['name'] if key else path.stem}: resuming at step {state['step']} from {path}", flush=True)
+    return state
+
+
 def train_one(
     model,
     name: str,
@@ -521,22 +538,10 @@ def train_one(
     saving = tokenizer is not None
     saves = set(checkpoint_steps(steps)) if saving else set()
     resume_path = Path(args.out) / "resume" / f"{name}.pt"
-    curve: list[tuple[int, float]] = []
-    checkpoints: list[dict] = []
-    ema, start, wall_before = None, 0, 0.0
-    if saving and resume_path.exists():
-        state = torch.load(resume_path, weights_only=True)
-        if state["key"] != key:
-            raise InputError(
-                f"{resume_path}: saved by a run with other settings ({state['key']}); "
-                f"delete it to train {name} from the start"
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start, ema, wall_before = state["step"], state["ema"], state["wall_s"]
-        curve, checkpoints = [tuple(c) for c in state["curve"]], state["checkpoints"]
-        print(f"[train] {name}: resuming at step {start} from {resume_path}", flush=True)
+    state = resume(resume_path, key, model, opt) if saving else None
+    start, ema, wall_before = (state["step"], state["ema"], state["wall_s"]) if state else (0, None, 0.0)
+    curve: list[tuple[int, float]] = [tuple(c) for c in state["curve"]] if state else []
+    checkpoints: list[dict] = state["checkpoints"] if state else []
     bar = tqdm(total=steps, initial=start, desc=name, unit="step", mininterval=2.0, dynamic_ncols=False, ncols=110)
     t0 = time.perf_counter()
 

@@ -227,6 +227,9 @@ def test_resume_after_crash_gives_byte_identical_pickle(tmp_path, suite, prefix_
             "prefixes.jsonl:1: JSON nested too deeply",
         ),
     ],
+    # short ids: pytest puts the test's id in the children's environment (PYTEST_CURRENT_TEST), and a
+    # 200 KB one is past Linux's limit on one variable, so the script would not even start
+    ids=["blank", "empty-prefix", "lone-surrogate", "nested-too-deeply"],
 )
 def test_bad_prefix_file_is_one_line_before_any_model_loads(tmp_path, suite, name, content, message):
     path = tmp_path / name

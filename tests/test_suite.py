@@ -402,6 +402,11 @@ def test_a_killed_training_run_resumes_to_the_weights_of_one_never_killed(tmp_pa
     c = load_file(last / "model.safetensors")
     assert all(a[k].equal(c[k]) for k in a)
     assert json.loads((last / "record.json").read_text())["tokens"] == 40 * 2 * 32
+    # a resume with other settings would end elsewhere: refused, naming the state file
+    from harness import InputError
+
+    with pytest.raises(InputError, match=r"suite-0\.0033m\.pt: saved by a run with other settings"):
+        train_module.main([*options, "--out", str(tmp_path / "killed"), "--grad-clip", "0.5"])
 
 
 def fake_suite(root: Path) -> Path:
