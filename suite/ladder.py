@@ -202,7 +202,7 @@ def kind(point: str) -> str:
     return "checkpoint" if "@" in point else "seed" if "-seed" in point else "size"
 
 
-def draw(results: list[dict], agree: dict[str, float], path: Path) -> None:
+def draw(results: list[dict], agree: dict[str, float], path: Path, steps: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,7 +217,12 @@ def draw(results: list[dict], agree: dict[str, float], path: Path) -> None:
         columns.append(("agreement with the target", {p: (losses[p], a) for p, a in agree.items() if p in losses}))
     for ax, (title, values) in zip(axes[0], columns):
         for run in sorted({run_of(p) for p in values}):  # each run's checkpoints joined, in training order
-            chain = sorted((v for p, v in values.items() if run_of(p) == run), key=lambda v: -v[0])
+            # a retrained run (its final committed as @step<last>) is not the committed model of that name
+            retrained = f"{run}@step{steps}" in values
+            chain = sorted(
+                (v for p, v in values.items() if run_of(p) == run and not (retrained and p == run)),
+                key=lambda v: -v[0],
+            )
             ax.plot([x for x, _ in chain], [100 * y for _, y in chain], "-", color="0.8", lw=1, zorder=1)
         for point_kind, (marker, size) in markers.items():
             chosen = [v for p, v in values.items() if kind(p) == point_kind]
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "ladder.json").write_text(
         json.dumps({"results": results, "agreement": agree}, indent=1, default=lambda a: a.tolist()) + "\n"
     )
-    draw(results, agree, args.out / "ladder.png")
+    draw(results, agree, args.out / "ladder.png", steps)
     print("\n".join(lines[4:]))
     return 0
 
