@@ -460,10 +460,12 @@ def save_atomic(obj, path: Path) -> None:
     tmp.replace(path)
 
 
-def resume_key(name: str, size: Size, peak_lr: float, steps: int, args: argparse.Namespace) -> dict:
-    """What a resumed run must share with the run that saved the state, or its weights would differ."""
+def resume_key(name: str, size: Size, peak_lr: float, steps: int, args: argparse.Namespace, train: np.ndarray) -> dict:
+    """What a resumed run must share with the run that saved the state, or its weights would differ:
+    the settings, and the training tokens themselves (another corpus, tokenizer or worksheet count)."""
     return {
         "name": name,
+        "train_tokens_sha256": hashlib.sha256(train.tobytes()).hexdigest(),
         "size": [size.hidden, size.layers, size.heads],
         "peak_lr": peak_lr,
         "steps": steps,
@@ -622,7 +624,7 @@ def train_size(
         f"total {total:,}, peak lr {peak_lr:.2e}",
         flush=True,
     )
-    key = resume_key(name, size, peak_lr, len(schedule), args)
+    key = resume_key(name, size, peak_lr, len(schedule), args, train)
     stats = train_one(model, name, train, schedule, args, peak_lr, tokenizer, val_batches, key)
     t0 = time.perf_counter()
     val_loss = evaluate(model, val_batches)

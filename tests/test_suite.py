@@ -407,6 +407,8 @@ def test_a_killed_training_run_resumes_to_the_weights_of_one_never_killed(tmp_pa
 
     with pytest.raises(InputError, match=r"suite-0\.0033m\.pt: saved by a run with other settings"):
         train_module.main([*options, "--out", str(tmp_path / "killed"), "--grad-clip", "0.5"])
+    with pytest.raises(InputError, match=r"suite-0\.0033m\.pt: saved by a run with other settings"):
+        train_module.main([*options, "--out", str(tmp_path / "killed"), "--arithmetic-docs", "5"])  # other tokens
 
 
 def fake_suite(root: Path) -> Path:
