@@ -112,7 +112,7 @@ def summary(task: str, points: dict[str, dict], pairs: list[dict]) -> dict:
     }
 
 
-def write_markdown(results: list[dict], agree: dict[str, float], tolerance: float, path: Path, steps: int) -> list[str]:
+def markdown(results: list[dict], agree: dict[str, float], tolerance: float, steps: int) -> list[str]:
     window = [r for r in results[0]["points"] if LOSS_WINDOW[0] <= r["loss"] <= LOSS_WINDOW[1]] if results else []
     lines = [
         "# The ladder: accuracy and agreement against pretraining loss",
@@ -164,7 +164,6 @@ def write_markdown(results: list[dict], agree: dict[str, float], tolerance: floa
             f"{widest['accuracy_b']:.1%} ({widest['loss_gap']:.3f} nats apart, McNemar "
             f"p={format_p_value(widest['p_value'])})."
         )
-    path.write_text("\n".join(lines) + "\n")
     return lines
 
 
@@ -271,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if not agree:
         print(f"note: no {args.agreement}: agreement left out (bash suite/build_ladder.sh builds it)", file=sys.stderr)
     steps = json.loads(args.suite_json.read_text())["steps"]
-    lines = write_markdown(results, agree, args.tolerance, args.out / "ladder.md", steps)
+    lines = markdown(results, agree, args.tolerance, steps)
     runs = [
         "",
         "## The runs",
@@ -281,8 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *runs_table(args.suite_json),
     ]
-    with (args.out / "ladder.md").open("a") as fh:
-        fh.write("\n".join(runs) + "\n")
+    (args.out / "ladder.md").write_text("\n".join(lines + runs) + "\n")
     (args.out / "ladder.json").write_text(
         json.dumps({"results": results, "agreement": agree}, indent=1, default=lambda a: a.tolist()) + "\n"
     )

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import re
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -485,15 +486,11 @@ def save_checkpoint(model, tokenizer, folder: Path, record: dict) -> None:
     """One checkpoint, a folder that from_pretrained loads like a final model, with its record.json."""
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "record.json").write_text(json.dumps(record))
     if folder.exists():  # written by a run killed after the rename of its checkpoint but before its resume state
-        import shutil
-
         shutil.rmtree(folder)
     tmp.replace(folder)
 

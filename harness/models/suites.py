@@ -45,6 +45,11 @@ def suite_sizes() -> list[Path]:
     )
 
 
+def suite_seeds() -> list[Path]:
+    """The other seeds of the bundled suite's sizes (suite/seeds), by name."""
+    return sorted(d for d in (SUITE_MODELS.parent / "seeds").glob("*/") if (d / "model.safetensors").is_file())
+
+
 def suite_checkpoints() -> dict[str, Path]:
     """The committed checkpoints (suite/checkpoints/<model>/step<N>), by the name a command gives them:
     `suite-1.5m@step2880`."""
@@ -77,11 +82,7 @@ def ladder(ceiling_apart: bool = True) -> tuple[list[str], list[str]]:
     if not sizes:
         raise InputError(f"--models ladder: no models in {SUITE_MODELS} (see README.md, 'The bundled suite')")
     target = sizes[-1].name
-    seeds = [
-        d
-        for d in (SUITE_MODELS.parent / "seeds").glob("*/")
-        if (d / "model.safetensors").is_file() and not (ceiling_apart and d.name.startswith(f"{target}-seed"))
-    ]
+    seeds = [d for d in suite_seeds() if not (ceiling_apart and d.name.startswith(f"{target}-seed"))]
     points = {d.name: d for d in sizes + seeds} | suite_checkpoints()
     losses = ladder_losses()
     unknown = sorted(set(points) - set(losses))
@@ -106,8 +107,7 @@ def bundled_suite(models: list[str], ceiling_apart: bool = True) -> tuple[list[s
         return [str(d) for d in members], [d.name for d in members]
     if models == ["ladder"] and not (Path("ladder") / "config.json").exists():
         return ladder(ceiling_apart)
-    seeds = [d for d in (SUITE_MODELS.parent / "seeds").glob("*/") if (d / "model.safetensors").is_file()]
-    by_name = {d.name: d for d in members + seeds} | suite_checkpoints()
+    by_name = {d.name: d for d in members + suite_seeds()} | suite_checkpoints()
     paths, labels = [], []
     for name in models:
         short = name in by_name and not Path(name).exists()
